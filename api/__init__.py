@@ -1,0 +1,57 @@
+"""The JSON API under /api/v1 and its OpenAPI document."""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+from api import problems
+from broker.errors import BrokerError
+
+
+class BrokerApi(Api):
+    """flask-smorest's Api, answering errors as RFC 9457 problem details."""
+
+    def handle_http_exception(self, error):
+        if not _is_api_request():
+            return error  # pages keep Flask's own error pages
+        return problems.from_http_exception(error)
+
+
+def _is_api_request() -> bool:
+    return request.path.startswith(("/api/", "/webhooks/"))
+
+
+def init_api(app: Flask) -> Api:
+    app.config.setdefault("API_TITLE", "Broker")
+    app.config.setdefault("API_VERSION", "v1")
+    app.config.setdefault("OPENAPI_VERSION", "3.0.3")
+    app.config.setdefault("OPENAPI_URL_PREFIX", "/api/v1")
+    app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
+    app.config.setdefault("API_SPEC_OPTIONS", {
+        "info": {"description": "Broker's public API. Errors are RFC 9457 problem details; lists are "
+                                "paginated with `page` and `page_size` and an `X-Pagination` header."},
+        "security": [{"bearer": []}],
+    })
+    api = BrokerApi(app)
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    api.spec.components.security_scheme("accessToken", {"type": "apiKey", "in": "header", "name": "X-Access-Token"})
+
+    from api import accounts, board, catalog, fulfilment, orders, settlement
+
+    for module in (accounts, catalog, orders, board, fulfilment, settlement):
+        api.register_blueprint(module.blp)
+
+    app.register_error_handler(BrokerError, problems.from_broker_error)
+    app.extensions["broker_api"] = api
+
+    @app.errorhandler(Exception)
+    def _unhandled(error):
+        if isinstance(error, HTTPException):
+            return api.handle_http_exception(error)
+        if _is_api_request():
+            return problems.internal_error(error)
+        raise error
+
+    return api

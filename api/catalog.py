@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api import schemas as s
+from api.auth import broker_context, current_actor
+from api.paging import page_request
+from broker.catalog import services
+
+blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Products and storefront catalogs")
+
+
+def _product(p, currency=None):
+    return {"sku": p.sku, "name": p.name, "price": p.price, "currency": currency, "description": p.description,
+            "image_url": p.image_url, "active": p.active}
+
+
+@blp.route("/products")
+class Products(MethodView):
+    @blp.response(200, s.ProductOut(many=True))
+    @blp.paginate()
+    def get(self, pagination_parameters):
+        """The calling manufacturer's products, active or not."""
+        found = services.list_products(broker_context(), current_actor(), page_request(pagination_parameters))
+        pagination_parameters.item_count = found.total
+        return [_product(p) for p in found.items]
+
+    @blp.arguments(s.ProductIn)
+    @blp.response(201, s.ProductOut)
+    def post(self, cmd):
+        """Add a product. `price` is in minor units of the store's currency. :raise 409: SKU exists."""
+        return _product(services.add_product(broker_context(), current_actor(), cmd))
+
+
+@blp.route("/products/<string:sku>")
+class ProductBySku(MethodView):
+    @blp.arguments(s.ProductPatch)
+    @blp.response(200, s.ProductOut)
+    def patch(self, changes, sku):
+        """Edit a product (`active: false` takes it off sale). :raise 404: not yours."""
+        return _product(services.update_product(broker_context(), current_actor(), sku, changes))
+
+
+@blp.route("/storefronts/<string:slug>/products")
+class StorefrontProducts(MethodView):
+    @blp.response(200, s.ProductOut(many=True))
+    @blp.paginate()
+    def get(self, slug, pagination_parameters):
+        """A storefront's catalog: its active products, for anyone. :raise 404: no such store."""
+        catalog = services.storefront_catalog(broker_context(), slug, page_request(pagination_parameters))
+        pagination_parameters.item_count = catalog.products.total
+        return [_product(p, catalog.manufacturer.currency) for p in catalog.products.items]

@@ -1,0 +1,79 @@
+"""Turning the services' views into the dicts the response schemas dump.
+
+Each function decides field by field what a party is shown; nothing personal is
+added unless the view says that party may see it.
+"""
+
+from __future__ import annotations
+
+from broker.board.services import BoardItem
+from broker.fulfilment.models import Assignment
+from broker.fulfilment.services import AssignmentView
+from broker.orders.models import Order
+from broker.orders.services import OrderView
+
+
+def lines(order: Order) -> list[dict]:
+    return [
+        {"sku": l.sku, "name": l.name, "quantity": l.quantity, "unit_price": l.unit_price, "line_total": l.line_total}
+        for l in order.lines
+    ]
+
+
+def ship_to(order: Order) -> dict:
+    return {
+        "name": order.customer_name, "line1": order.ship_line1, "line2": order.ship_line2,
+        "city": order.ship_city, "postal_code": order.ship_postal_code, "country": order.ship_country,
+    }
+
+
+def fulfilment(a: Assignment | None) -> dict | None:
+    if a is None:
+        return None
+    return {
+        "assignment_id": a.id, "fulfiller": a.fulfiller_kind, "status": a.status, "due_at": a.due_at,
+        "shipped_at": a.shipped_at, "carrier": a.carrier, "tracking_number": a.tracking_number,
+    }
+
+
+def order(view: OrderView) -> dict:
+    o = view.order
+    out = {
+        "id": o.id, "status": o.status, "total": o.total, "currency": o.currency, "delivery": o.delivery,
+        "area": o.area, "created_at": o.created_at, "items": lines(o),
+        "customer": None, "ship_to": None, "fulfilment": fulfilment(view.assignment), "payment": None,
+    }
+    if view.show_customer:
+        out["customer"] = {"name": o.customer_name}
+        if view.show_email:
+            out["customer"]["email"] = o.customer_email
+        out["ship_to"] = ship_to(o)
+    if view.payment is not None:
+        p = view.payment
+        out["payment"] = {"provider": p.provider, "status": p.status, "test_mode": p.test_mode, "amount": p.amount}
+    return out
+
+
+def board_item(item: BoardItem) -> dict:
+    listing = item.listing
+    bid = item.my_bid
+    return {
+        "id": listing.id, "kind": listing.kind,
+        "items": [{"sku": l.sku, "name": l.name, "quantity": l.quantity} for l in item.items],
+        "price": listing.price, "currency": listing.currency, "distance_km": item.distance_km,
+        "store_id": item.store_id, "area": listing.area, "closes_at": item.closes_at,
+        "my_bid": None if bid is None else {
+            "id": bid.id, "store_id": bid.store_id, "distance_km": bid.distance_km, "price": bid.price,
+            "created_at": bid.created_at,
+        },
+    }
+
+
+def assignment(view: AssignmentView) -> dict:
+    a, o = view.assignment, view.order
+    return {
+        "id": a.id, "order_id": o.id, "status": a.status, "fulfiller": a.fulfiller_kind, "store_id": a.store_id,
+        "assigned_at": a.assigned_at, "due_at": a.due_at, "shipped_at": a.shipped_at, "carrier": a.carrier,
+        "tracking_number": a.tracking_number, "total": o.total, "currency": o.currency, "items": lines(o),
+        "ship_to": ship_to(o),
+    }

@@ -1,0 +1,351 @@
+"""marshmallow schemas: requests load into plain commands, responses dump views.
+
+No schema is bound to the ORM: the domain's dataclasses are the commands.
+"""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import fields as f
+from marshmallow import validate as v
+
+from broker.accounts.services import NewManufacturer, NewRetailer, NewStore, StoreChanges
+from broker.catalog.services import NewProduct, ProductChanges
+from broker.geo.geocoding import LocationQuery
+from broker.orders.models import Delivery, OrderStatus
+from broker.orders.services import Address, Customer, Item, PlaceOrder
+
+Str = lambda **kw: f.String(validate=v.Length(max=kw.pop("max", 200)), **kw)  # noqa: E731
+Money = lambda **kw: f.Integer(strict=True, validate=v.Range(min=1), **kw)  # noqa: E731
+
+
+class LocationSchema(ma.Schema):
+    postal_code = Str(max=20)
+    country = Str(max=2)
+    lat = f.Float(allow_none=False)
+    lon = f.Float(allow_none=False)
+
+    @ma.post_load
+    def make(self, data, **_):
+        return LocationQuery(**data)
+
+
+# --- accounts ---------------------------------------------------------------
+
+class ManufacturerIn(ma.Schema):
+    name = Str(required=True)
+    slug = Str(required=True, max=64)
+    currency = Str(required=True, max=3)
+    location = f.Nested(LocationSchema, required=True)
+
+    @ma.post_load
+    def make(self, data, **_):
+        return NewManufacturer(**data)
+
+
+class ManufacturerCreated(ma.Schema):
+    id = f.Integer()
+    slug = f.String()
+    api_key = f.String(metadata={"description": "Shown once: store it now."})
+
+
+class RetailerIn(ma.Schema):
+    name = Str(required=True)
+    email = f.Email(required=True, validate=v.Length(max=254))
+    location = f.Nested(LocationSchema, required=True)
+    service_radius_km = f.Float(required=True)
+
+    @ma.post_load
+    def make(self, data, **_):
+        return NewRetailer(**data)
+
+
+class RetailerCreated(ma.Schema):
+    id = f.Integer()
+    store_id = f.Integer()
+    api_key = f.String(metadata={"description": "Shown once: store it now."})
+
+
+class StoreIn(ma.Schema):
+    name = Str(required=True)
+    location = f.Nested(LocationSchema, required=True)
+    service_radius_km = f.Float(required=True)
+
+    @ma.post_load
+    def make(self, data, **_):
+        return NewStore(**data)
+
+
+class StorePatch(ma.Schema):
+    name = Str()
+    service_radius_km = f.Float()
+    is_open = f.Boolean()
+    location = f.Nested(LocationSchema)
+
+    @ma.post_load
+    def make(self, data, **_):
+        return StoreChanges(**data)
+
+
+class StoreOut(ma.Schema):
+    id = f.Integer()
+    name = f.String()
+    lat = f.Float()
+    lon = f.Float()
+    area = f.String()
+    service_radius_km = f.Float()
+    is_open = f.Boolean()
+
+
+class DealerIn(ma.Schema):
+    retailer_id = f.Integer(required=True, strict=True)
+
+
+class DealerOut(ma.Schema):
+    retailer_id = f.Integer()
+    name = f.String()
+    authorised_at = f.AwareDateTime()
+
+
+# --- catalog ----------------------------------------------------------------
+
+class ProductIn(ma.Schema):
+    sku = Str(required=True, max=64)
+    name = Str(required=True)
+    price = Money(required=True, metadata={"description": "Minor units (cents) of the store's currency."})
+    description = f.String(validate=v.Length(max=5000))
+    image_url = f.String(validate=v.Length(max=500), allow_none=True)
+
+    @ma.post_load
+    def make(self, data, **_):
+        return NewProduct(**data)
+
+
+class ProductPatch(ma.Schema):
+    name = Str()
+    price = Money()
+    description = f.String(validate=v.Length(max=5000))
+    image_url = f.String(validate=v.Length(max=500))
+    active = f.Boolean()
+
+    @ma.post_load
+    def make(self, data, **_):
+        return ProductChanges(**data)
+
+
+class ProductOut(ma.Schema):
+    sku = f.String()
+    name = f.String()
+    price = f.Integer()
+    currency = f.String()
+    description = f.String()
+    image_url = f.String(allow_none=True)
+    active = f.Boolean()
+
+
+# --- orders -----------------------------------------------------------------
+
+class ItemIn(ma.Schema):
+    sku = Str(required=True, max=64)
+    quantity = f.Integer(required=True, strict=True)
+
+    @ma.post_load
+    def make(self, data, **_):
+        return Item(**data)
+
+
+class CustomerIn(ma.Schema):
+    name = Str(required=True)
+    email = f.Email(required=True, validate=v.Length(max=254))
+
+    @ma.post_load
+    def make(self, data, **_):
+        return Customer(**data)
+
+
+class AddressIn(ma.Schema):
+    line1 = Str(required=True)
+    line2 = Str()
+    city = Str(required=True, max=120)
+    postal_code = Str(required=True, max=20)
+    country = Str(required=True, max=2)
+    lat = f.Float()
+    lon = f.Float()
+
+    @ma.post_load
+    def make(self, data, **_):
+        return Address(**data)
+
+
+class OrderIn(ma.Schema):
+    items = f.List(f.Nested(ItemIn), required=True)
+    customer = f.Nested(CustomerIn, required=True)
+    ship_to = f.Nested(AddressIn, required=True)
+    delivery = f.Enum(Delivery, by_value=True, load_default=Delivery.SHIP,
+                      validate=v.OneOf([Delivery.SHIP], error="only \"ship\" is supported for now"))
+
+    @ma.post_load
+    def make(self, data, **_):
+        return PlaceOrder(**data)
+
+
+class PaymentOut(ma.Schema):
+    provider = f.String()
+    status = f.String()
+    test_mode = f.Boolean()
+    amount = f.Integer()
+    client_secret = f.String(allow_none=True)
+
+
+class OrderCreated(ma.Schema):
+    id = f.Integer()
+    status = f.String()
+    total = f.Integer()
+    currency = f.String()
+    access_token = f.String(metadata={"description": "The customer's key to this order; shown once."})
+    payment = f.Nested(PaymentOut)
+
+
+class LineOut(ma.Schema):
+    sku = f.String()
+    name = f.String()
+    quantity = f.Integer()
+    unit_price = f.Integer()
+    line_total = f.Integer()
+
+
+class CustomerOut(ma.Schema):
+    name = f.String()
+    email = f.String(metadata={"description": "Absent for the fulfiller."})
+
+
+class ShipToOut(ma.Schema):
+    name = f.String()
+    line1 = f.String()
+    line2 = f.String()
+    city = f.String()
+    postal_code = f.String()
+    country = f.String()
+
+
+class FulfilmentOut(ma.Schema):
+    assignment_id = f.Integer()
+    fulfiller = f.String(metadata={"description": "retailer or manufacturer"})
+    status = f.String()
+    due_at = f.AwareDateTime()
+    shipped_at = f.AwareDateTime(allow_none=True)
+    carrier = f.String(allow_none=True)
+    tracking_number = f.String(allow_none=True)
+
+
+class OrderOut(ma.Schema):
+    id = f.Integer()
+    status = f.String()
+    total = f.Integer()
+    currency = f.String()
+    delivery = f.String()
+    area = f.String()
+    created_at = f.AwareDateTime()
+    items = f.List(f.Nested(LineOut))
+    customer = f.Nested(CustomerOut, allow_none=True)
+    ship_to = f.Nested(ShipToOut, allow_none=True)
+    fulfilment = f.Nested(FulfilmentOut, allow_none=True)
+    payment = f.Nested(PaymentOut, allow_none=True)
+
+
+class OrderQuery(ma.Schema):
+    status = f.Enum(OrderStatus, by_value=True)
+    fulfiller = f.String(metadata={"description": "manufacturer, retailer, or a retailer id"})
+
+
+# --- board ------------------------------------------------------------------
+
+class BoardQuery(ma.Schema):
+    kind = f.String(validate=v.OneOf(["order", "request"]))
+    max_distance_km = f.Float()
+
+
+class BoardLineOut(ma.Schema):
+    sku = f.String()
+    name = f.String()
+    quantity = f.Integer()
+
+
+class MyBidOut(ma.Schema):
+    id = f.Integer()
+    store_id = f.Integer()
+    distance_km = f.Float()
+    price = f.Integer(allow_none=True)
+    created_at = f.AwareDateTime()
+
+
+class BoardItemOut(ma.Schema):
+    id = f.Integer()
+    kind = f.String()
+    items = f.List(f.Nested(BoardLineOut))
+    price = f.Integer()
+    currency = f.String()
+    distance_km = f.Float(metadata={"description": "From your nearest store that covers it."})
+    store_id = f.Integer()
+    area = f.String(metadata={"description": "City and postal prefix; never a street."})
+    closes_at = f.AwareDateTime()
+    my_bid = f.Nested(MyBidOut, allow_none=True)
+
+
+class BidIn(ma.Schema):
+    store_id = f.Integer(strict=True)
+    price = Money()
+
+
+class BidOut(ma.Schema):
+    id = f.Integer()
+    listing_id = f.Integer()
+    store_id = f.Integer()
+    distance_km = f.Float()
+    price = f.Integer(allow_none=True)
+    status = f.String()
+    created_at = f.AwareDateTime()
+
+
+# --- fulfilment -------------------------------------------------------------
+
+class AssignmentQuery(ma.Schema):
+    status = f.String(validate=v.OneOf(["active", "shipped"]))
+
+
+class AssignmentOut(ma.Schema):
+    id = f.Integer()
+    order_id = f.Integer()
+    status = f.String()
+    fulfiller = f.String()
+    store_id = f.Integer(allow_none=True)
+    assigned_at = f.AwareDateTime()
+    due_at = f.AwareDateTime()
+    shipped_at = f.AwareDateTime(allow_none=True)
+    carrier = f.String(allow_none=True)
+    tracking_number = f.String(allow_none=True)
+    total = f.Integer()
+    currency = f.String()
+    items = f.List(f.Nested(LineOut))
+    ship_to = f.Nested(ShipToOut)
+
+
+class ShipmentIn(ma.Schema):
+    carrier = Str(required=True, max=60)
+    tracking_number = Str(required=True, max=100)
+
+
+# --- settlement -------------------------------------------------------------
+
+class SettleIn(ma.Schema):
+    as_of = f.AwareDateTime(metadata={"description": "Settle as at this moment (default: now)."})
+
+
+class SettlementOut(ma.Schema):
+    id = f.Integer()
+    as_of = f.AwareDateTime()
+    settled = f.Integer()
+    to_retailers = f.Integer()
+    to_manufacturer = f.Integer()
+    by_rule = f.Dict(keys=f.String(), values=f.Integer())
+    seconds = f.Float()

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Boolean, Float, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from broker.db import Base, BigId, UTCDateTime
+
+
+class Manufacturer(Base):
+    __tablename__ = "manufacturers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    area: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Retailer(Base):
+    __tablename__ = "retailers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    stores: Mapped[list[Store]] = relationship(back_populates="retailer", order_by="Store.id")
+
+
+class Store(Base):
+    """A place a retailer ships from. A retailer has one or more."""
+
+    __tablename__ = "stores"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    retailer_id: Mapped[int] = mapped_column(ForeignKey("retailers.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    area: Mapped[str] = mapped_column(String(120))
+    service_radius_km: Mapped[float] = mapped_column(Float)
+    is_open: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    retailer: Mapped[Retailer] = relationship(back_populates="stores")
+
+
+class DealerAuthorisation(Base):
+    """A manufacturer authorises a retailer as a dealer; revoking keeps the row."""
+
+    __tablename__ = "dealer_authorisations"
+    __table_args__ = (UniqueConstraint("manufacturer_id", "retailer_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    manufacturer_id: Mapped[int] = mapped_column(ForeignKey("manufacturers.id"))
+    retailer_id: Mapped[int] = mapped_column(ForeignKey("retailers.id"), index=True)
+    authorised_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Role(enum.StrEnum):
+    MANUFACTURER = "manufacturer"
+    RETAILER = "retailer"
+
+
+class ApiKey(Base):
+    """An API key, stored only as its SHA-256 (the key itself is shown once)."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_owner", "role", "manufacturer_id", "retailer_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    role: Mapped[Role] = mapped_column(String(16))
+    manufacturer_id: Mapped[int | None] = mapped_column(ForeignKey("manufacturers.id"), default=None)
+    retailer_id: Mapped[int | None] = mapped_column(ForeignKey("retailers.id"), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

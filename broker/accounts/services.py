@@ -1,0 +1,242 @@
+"""Manufacturers, retailers and their stores, dealer authorisations, API keys."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from broker.accounts.models import ApiKey, DealerAuthorisation, Manufacturer, Retailer, Role, Store
+from broker.auth import ANONYMOUS, Actor, ActorKind, digest, new_secret, require, same
+from broker.context import Context
+from broker.errors import Conflict, Invalid, NotFound, Unauthenticated
+from broker.geo.geocoding import LocationQuery, resolve_location
+from broker.money import CURRENCIES
+from broker.pagination import Page, PageRequest, paginate
+
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+MAX_RADIUS_KM = 2000.0
+
+
+@dataclasses.dataclass(frozen=True)
+class NewManufacturer:
+    name: str
+    slug: str
+    currency: str
+    location: LocationQuery
+
+
+@dataclasses.dataclass(frozen=True)
+class NewStore:
+    name: str
+    location: LocationQuery
+    service_radius_km: float
+
+
+@dataclasses.dataclass(frozen=True)
+class NewRetailer:
+    name: str
+    email: str
+    location: LocationQuery
+    service_radius_km: float
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreChanges:
+    name: str | None = None
+    service_radius_km: float | None = None
+    is_open: bool | None = None
+    location: LocationQuery | None = None
+
+
+def authenticate(ctx: Context, bearer: str | None) -> Actor:
+    """The actor behind an `Authorization: Bearer` value (None: anonymous)."""
+    if not bearer:
+        return ANONYMOUS
+    token = ctx.settings.admin_token
+    if token and same(bearer, token):
+        return Actor(ActorKind.OPERATOR)
+    with ctx.uow() as uow:
+        key = uow.session.scalar(select(ApiKey).where(ApiKey.key_hash == digest(bearer)))
+        if key is None or key.revoked_at is not None or not same(key.key_hash, digest(bearer)):
+            raise Unauthenticated("the API key is not valid (unknown or revoked)")
+        if key.role == Role.MANUFACTURER:
+            return Actor(ActorKind.MANUFACTURER, key.manufacturer_id)
+        retailer = uow.session.get(Retailer, key.retailer_id)
+        if retailer is None or not retailer.active:
+            raise Unauthenticated("this retailer account is not active")
+        return Actor(ActorKind.RETAILER, key.retailer_id)
+
+
+def _issue_key(session: Session, ctx: Context, role: Role, *, manufacturer_id=None, retailer_id=None) -> str:
+    secret = new_secret("bk_m_" if role == Role.MANUFACTURER else "bk_r_")
+    session.add(
+        ApiKey(
+            key_hash=digest(secret),
+            prefix=secret[:10],
+            role=role,
+            manufacturer_id=manufacturer_id,
+            retailer_id=retailer_id,
+            created_at=ctx.now(),
+        )
+    )
+    return secret
+
+
+def _clean_name(value: str, field: str = "name") -> str:
+    value = (value or "").strip()
+    if not value:
+        raise Invalid.field(field, "must not be blank")
+    return value
+
+
+def _check_radius(radius: float) -> float:
+    if not (0 < radius <= MAX_RADIUS_KM):
+        raise Invalid.field("service_radius_km", f"must be more than 0 and at most {MAX_RADIUS_KM:g}")
+    return float(radius)
+
+
+def create_manufacturer(ctx: Context, actor: Actor, cmd: NewManufacturer) -> tuple[Manufacturer, str]:
+    """:raise 401/403: not the operator. :raise 409: the slug is taken. :raise 422: bad input."""
+    require(actor, ActorKind.OPERATOR)
+    name = _clean_name(cmd.name)
+    slug = cmd.slug.strip().lower()
+    if not SLUG.match(slug):
+        raise Invalid.field("slug", "use 1 to 64 lowercase letters, digits and inner hyphens")
+    currency = cmd.currency.strip().upper()
+    if currency not in CURRENCIES:
+        raise Invalid.field("currency", f"{cmd.currency!r} is not a supported ISO 4217 currency")
+    place = resolve_location(ctx.geocoder, cmd.location)
+    with ctx.uow() as uow:
+        if uow.session.scalar(select(Manufacturer.id).where(Manufacturer.slug == slug)) is not None:
+            raise Conflict(f"the slug {slug!r} is taken", errors={"slug": ["already taken"]})
+        maker = Manufacturer(name=name, slug=slug, currency=currency, lat=place.lat, lon=place.lon,
+                             area=place.area, created_at=ctx.now())
+        uow.session.add(maker)
+        uow.session.flush()
+        key = _issue_key(uow.session, ctx, Role.MANUFACTURER, manufacturer_id=maker.id)
+        uow.commit()
+        return maker, key
+
+
+def create_retailer(ctx: Context, actor: Actor, cmd: NewRetailer) -> tuple[Retailer, Store, str]:
+    """A retailer with its first store. :raise 401/403: not the operator. :raise 422: bad input."""
+    require(actor, ActorKind.OPERATOR)
+    name = _clean_name(cmd.name)
+    email = (cmd.email or "").strip()
+    if "@" not in email:
+        raise Invalid.field("email", "must be an email address")
+    radius = _check_radius(cmd.service_radius_km)
+    place = resolve_location(ctx.geocoder, cmd.location)
+    with ctx.uow() as uow:
+        now = ctx.now()
+        retailer = Retailer(name=name, email=email, active=True, created_at=now)
+        uow.session.add(retailer)
+        uow.session.flush()
+        store = Store(retailer_id=retailer.id, name=name, lat=place.lat, lon=place.lon, area=place.area,
+                      service_radius_km=radius, is_open=True, created_at=now)
+        uow.session.add(store)
+        key = _issue_key(uow.session, ctx, Role.RETAILER, retailer_id=retailer.id)
+        uow.commit()
+        return retailer, store, key
+
+
+def add_store(ctx: Context, actor: Actor, cmd: NewStore) -> Store:
+    require(actor, ActorKind.RETAILER)
+    name = _clean_name(cmd.name)
+    radius = _check_radius(cmd.service_radius_km)
+    place = resolve_location(ctx.geocoder, cmd.location)
+    with ctx.uow() as uow:
+        store = Store(retailer_id=actor.id, name=name, lat=place.lat, lon=place.lon, area=place.area,
+                      service_radius_km=radius, is_open=True, created_at=ctx.now())
+        uow.session.add(store)
+        uow.commit()
+        return store
+
+
+def list_stores(ctx: Context, actor: Actor, page: PageRequest) -> Page[Store]:
+    require(actor, ActorKind.RETAILER)
+    with ctx.uow() as uow:
+        return paginate(uow.session, select(Store).where(Store.retailer_id == actor.id).order_by(Store.id), page)
+
+
+def update_store(ctx: Context, actor: Actor, store_id: int, changes: StoreChanges) -> Store:
+    """:raise 404: not one of the caller's stores."""
+    require(actor, ActorKind.RETAILER)
+    place = resolve_location(ctx.geocoder, changes.location) if changes.location is not None else None
+    with ctx.uow() as uow:
+        store = uow.session.get(Store, store_id)
+        if store is None or store.retailer_id != actor.id:
+            raise NotFound(f"no store {store_id}")
+        if changes.name is not None:
+            store.name = _clean_name(changes.name)
+        if changes.service_radius_km is not None:
+            store.service_radius_km = _check_radius(changes.service_radius_km)
+        if changes.is_open is not None:
+            store.is_open = changes.is_open
+        if place is not None:
+            store.lat, store.lon, store.area = place.lat, place.lon, place.area
+        uow.commit()
+        return store
+
+
+@dataclasses.dataclass(frozen=True)
+class DealerView:
+    retailer_id: int
+    name: str
+    authorised_at: object
+    active: bool
+
+
+def authorise_dealer(ctx: Context, actor: Actor, retailer_id: int) -> DealerView:
+    """Authorise (or re-authorise) a retailer. :raise 422: no such retailer."""
+    require(actor, ActorKind.MANUFACTURER)
+    with ctx.uow() as uow:
+        retailer = uow.session.get(Retailer, retailer_id)
+        if retailer is None:
+            raise Invalid.field("retailer_id", f"no retailer {retailer_id}")
+        dealer = uow.session.scalar(
+            select(DealerAuthorisation).where(
+                DealerAuthorisation.manufacturer_id == actor.id, DealerAuthorisation.retailer_id == retailer_id
+            )
+        )
+        if dealer is None:
+            dealer = DealerAuthorisation(manufacturer_id=actor.id, retailer_id=retailer_id, authorised_at=ctx.now())
+            uow.session.add(dealer)
+        elif dealer.revoked_at is not None:
+            dealer.revoked_at = None
+            dealer.authorised_at = ctx.now()
+        uow.commit()
+        return DealerView(retailer.id, retailer.name, dealer.authorised_at, True)
+
+
+def list_dealers(ctx: Context, actor: Actor, page: PageRequest) -> Page[DealerView]:
+    require(actor, ActorKind.MANUFACTURER)
+    with ctx.uow() as uow:
+        stmt = (
+            select(DealerAuthorisation, Retailer.name)
+            .join(Retailer, Retailer.id == DealerAuthorisation.retailer_id)
+            .where(DealerAuthorisation.manufacturer_id == actor.id, DealerAuthorisation.revoked_at.is_(None))
+            .order_by(DealerAuthorisation.retailer_id)
+        )
+        found = paginate(uow.session, stmt, page, rows=True)
+        return Page([DealerView(d.retailer_id, name, d.authorised_at, True) for d, name in found.items], found.total)
+
+
+def revoke_dealer(ctx: Context, actor: Actor, retailer_id: int) -> None:
+    """:raise 404: the retailer is not one of the caller's dealers."""
+    require(actor, ActorKind.MANUFACTURER)
+    with ctx.uow() as uow:
+        dealer = uow.session.scalar(
+            select(DealerAuthorisation).where(
+                DealerAuthorisation.manufacturer_id == actor.id,
+                DealerAuthorisation.retailer_id == retailer_id,
+                DealerAuthorisation.revoked_at.is_(None),
+            )
+        )
+        if dealer is None:
+            raise NotFound(f"retailer {retailer_id} is not an authorised dealer")
+        dealer.revoked_at = ctx.now()
+        uow.commit()

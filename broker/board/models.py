@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from broker.db import Base, BigId, UTCDateTime
+
+
+class ListingKind(enum.StrEnum):
+    ORDER = "order"
+    REQUEST = "request"
+
+
+class ListingStatus(enum.StrEnum):
+    OPEN = "open"
+    AWARDED = "awarded"
+    CLOSED = "closed"  # taken off the board without an award (order cancelled)
+
+
+class Listing(Base):
+    """What retailers see on the board: where (coarse), what, and for how much.
+
+    It carries the ship-to coordinates (needed for distances) but no name, email
+    or street: the board is built from this table alone.
+    """
+
+    __tablename__ = "listings"
+    __table_args__ = (
+        # The board: open listings near a store (bounding box on lat, then lon).
+        Index("ix_listings_status_lat_lon", "status", "lat", "lon"),
+        # Settlement: open listings that have been on the board long enough.
+        Index("ix_listings_status_listed_at", "status", "listed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[ListingKind] = mapped_column(String(10))
+    manufacturer_id: Mapped[int] = mapped_column(ForeignKey("manufacturers.id"), index=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), unique=True, default=None)
+    status: Mapped[ListingStatus] = mapped_column(String(10))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    area: Mapped[str] = mapped_column(String(120))
+    price: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    listed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    settlement_run_id: Mapped[int | None] = mapped_column(ForeignKey("settlement_runs.id"), default=None)
+
+
+class BidStatus(enum.StrEnum):
+    ACTIVE = "active"
+    WITHDRAWN = "withdrawn"
+
+
+class Bid(Base):
+    """A retailer's "in stock, will ship": one per retailer and listing.
+
+    The distance is from the bidding store, measured when the bid is placed and
+    measured again at settlement (a store may have moved or closed since).
+    """
+
+    __tablename__ = "bids"
+    __table_args__ = (
+        UniqueConstraint("listing_id", "retailer_id"),
+        Index("ix_bids_retailer_id_status", "retailer_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id"))
+    retailer_id: Mapped[int] = mapped_column(ForeignKey("retailers.id"))
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"))
+    distance_km: Mapped[float] = mapped_column(Float)
+    price: Mapped[int | None] = mapped_column(Integer, default=None)
+    status: Mapped[BidStatus] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -1,0 +1,99 @@
+"""One Settings object, read from the environment.
+
+Every setting has a default that is safe for the one-machine mode (`broker run`
+on SQLite). Production overrides them through environment variables; the README
+lists each one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class ConfigError(ValueError):
+    """A setting has a value Broker cannot use."""
+
+
+def _default_database_url() -> str:
+    return "sqlite:///" + os.path.join(os.getcwd(), "broker.db")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    database_url: str = dataclasses.field(default_factory=_default_database_url)
+    # Empty means "no operator token": operator endpoints refuse every call.
+    admin_token: str = ""
+    secret_key: str = dataclasses.field(default_factory=lambda: secrets.token_hex(32))
+    min_board_hours: float = 12.0
+    ship_within_hours: float = 48.0
+    settle_cron: str = "0 2 * * *"
+    timezone: str = "UTC"
+    # "offline" resolves US ZIP codes from the bundled `zipcodes` data; any other
+    # value names a geopy geocoder ("nominatim", "googlev3", ...).
+    geocoder: str = "offline"
+    geocoder_options: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    settle_batch_size: int = 500
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+
+        def text(name: str, field: str) -> None:
+            if env.get(name):
+                values[field] = env[name]
+
+        def number(name: str, field: str, kind=float) -> None:
+            raw = env.get(name)
+            if raw:
+                try:
+                    values[field] = kind(raw)
+                except ValueError:
+                    raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+        text("DATABASE_URL", "database_url")
+        text("BROKER_ADMIN_TOKEN", "admin_token")
+        text("BROKER_SECRET_KEY", "secret_key")
+        number("BROKER_MIN_BOARD_HOURS", "min_board_hours")
+        number("BROKER_SHIP_WITHIN_HOURS", "ship_within_hours")
+        text("BROKER_SETTLE_CRON", "settle_cron")
+        text("BROKER_TIMEZONE", "timezone")
+        text("BROKER_GEOCODER", "geocoder")
+        number("BROKER_SETTLE_BATCH_SIZE", "settle_batch_size", int)
+        text("STRIPE_SECRET_KEY", "stripe_secret_key")
+        text("STRIPE_WEBHOOK_SECRET", "stripe_webhook_secret")
+        options = {
+            key[len("BROKER_GEOCODER_"):].lower(): value
+            for key, value in env.items()
+            if key.startswith("BROKER_GEOCODER_") and value
+        }
+        if options:
+            values["geocoder_options"] = options
+        values.update(overrides)
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"BROKER_TIMEZONE {self.timezone!r} is not a known time zone") from None
+        if self.min_board_hours < 0 or self.ship_within_hours <= 0:
+            raise ConfigError("BROKER_MIN_BOARD_HOURS must be >= 0 and BROKER_SHIP_WITHIN_HOURS > 0")
+        if self.settle_batch_size < 1:
+            raise ConfigError("BROKER_SETTLE_BATCH_SIZE must be at least 1")
+        if len(self.settle_cron.split()) != 5:
+            raise ConfigError(
+                f"BROKER_SETTLE_CRON must have five fields (minute hour day month weekday), got {self.settle_cron!r}"
+            )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,49 @@
+"""The composition root: settings, database, and the external systems' adapters.
+
+Built once per process by whoever runs Broker (the app factory, the CLI, the
+scheduler, a test) and handed to every service. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
+
+import broker.models  # noqa: F401  (every mapper is configured before any session flushes)
+from broker.clock import Clock, utcnow
+from broker.config import Settings
+from broker.db import make_engine, make_session_factory
+from broker.geo.geocoding import Geocoder, make_geocoder
+from broker.payments.provider import PaymentProvider, make_payment_provider
+from broker.uow import UnitOfWork
+
+
+@dataclasses.dataclass
+class Context:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker
+    geocoder: Geocoder
+    payments: PaymentProvider
+    clock: Clock = utcnow
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, engine: Engine | None = None, **overrides) -> "Context":
+        engine = engine or make_engine(settings.database_url)
+        values = dict(
+            settings=settings,
+            engine=engine,
+            session_factory=overrides.pop("session_factory", None) or make_session_factory(engine),
+            geocoder=overrides.pop("geocoder", None) or make_geocoder(settings.geocoder, dict(settings.geocoder_options)),
+            payments=overrides.pop("payments", None) or make_payment_provider(settings),
+        )
+        values.update(overrides)
+        return cls(**values)
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.session_factory)
+
+    def now(self):
+        return self.clock()

@@ -1,0 +1,40 @@
+"""Geodesic distances, and the bounding box that prefilters them."""
+
+from __future__ import annotations
+
+import math
+
+from geopy.distance import geodesic
+
+# A degree of latitude is at least 110.57 km anywhere on the WGS-84 ellipsoid.
+_MIN_KM_PER_DEGREE_LAT = 110.5
+_EARTH_EQUATORIAL_KM = 6378.137
+
+
+def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Geodesic distance in kilometres, rounded to the metre.
+
+    Rounding makes ties real ties: two stores at the same point must compare
+    equal, not differ in the fifteenth digit.
+    """
+    return round(geodesic((lat1, lon1), (lat2, lon2)).km, 3)
+
+
+def bounding_box(lat: float, lon: float, radius_km: float) -> tuple[float, float, float, float]:
+    """(min_lat, max_lat, min_lon, max_lon) that contains every point within radius_km.
+
+    It is generous on purpose (it is a prefilter for an indexed range scan; the
+    exact geodesic check follows). Near the poles or across the antimeridian the
+    longitude range becomes the whole circle.
+    """
+    dlat = radius_km / _MIN_KM_PER_DEGREE_LAT
+    min_lat, max_lat = lat - dlat, lat + dlat
+    if min_lat <= -90 or max_lat >= 90:
+        return max(min_lat, -90.0), min(max_lat, 90.0), -180.0, 180.0
+    # The parallel nearest the pole inside the box has the shortest degree of longitude.
+    widest_lat = max(abs(min_lat), abs(max_lat))
+    km_per_degree_lon = (math.pi / 180) * _EARTH_EQUATORIAL_KM * math.cos(math.radians(widest_lat))
+    dlon = radius_km / (km_per_degree_lon * 0.99)
+    if dlon >= 180 or lon - dlon < -180 or lon + dlon > 180:
+        return min_lat, max_lat, -180.0, 180.0
+    return min_lat, max_lat, lon - dlon, lon + dlon

@@ -1,0 +1,26 @@
+"""Every model, imported once so that `Base.metadata` knows all tables (Alembic, tests)."""
+
+from broker.accounts.models import ApiKey, DealerAuthorisation, Manufacturer, Retailer, Role, Store
+from broker.board.models import Bid, BidStatus, Listing, ListingKind, ListingStatus
+from broker.catalog.models import Product
+from broker.db import Base
+from broker.fulfilment.models import Assignment, AssignmentStatus
+from broker.orders.models import Delivery, Order, OrderLine, OrderStatus
+from broker.payments.models import OfflineCharge, Payment, PaymentStatus
+from broker.privacy.models import Disclosure
+from broker.settlement.models import (
+    Cause,
+    FulfillerKind,
+    Rule,
+    RunStatus,
+    SettlementDecision,
+    SettlementRun,
+)
+
+__all__ = [
+    "ApiKey", "Assignment", "AssignmentStatus", "Base", "Bid", "BidStatus", "Cause",
+    "DealerAuthorisation", "Delivery", "Disclosure", "FulfillerKind", "Listing", "ListingKind",
+    "ListingStatus", "Manufacturer", "OfflineCharge", "Order", "OrderLine", "OrderStatus",
+    "Payment", "PaymentStatus", "Product", "Retailer", "Role", "Rule", "RunStatus",
+    "SettlementDecision", "SettlementRun", "Store",
+]

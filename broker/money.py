@@ -1,0 +1,31 @@
+"""Money is an integer number of minor units and an ISO 4217 currency."""
+
+from __future__ import annotations
+
+# Minor-unit exponents of the currencies Broker accepts (ISO 4217).
+_EXPONENTS: dict[str, int] = {
+    **dict.fromkeys(
+        "AED ARS AUD BRL CAD CHF CNY COP CZK DKK EGP EUR GBP HKD HUF IDR ILS INR MAD MXN "
+        "MYR NOK NZD PEN PHP PLN QAR RON RUB SAR SEK SGD THB TRY TWD UAH USD ZAR".split(),
+        2,
+    ),
+    **dict.fromkeys("CLP ISK JPY KRW VND XAF XOF".split(), 0),
+    **dict.fromkeys("BHD JOD KWD OMR TND".split(), 3),
+}
+
+CURRENCIES = frozenset(_EXPONENTS)
+MAX_AMOUNT = 100_000_000_00  # a sanity ceiling: one hundred million in major units
+
+
+def exponent(currency: str) -> int:
+    return _EXPONENTS[currency]
+
+
+def format_amount(amount: int, currency: str) -> str:
+    """`1999, "USD"` → `"19.99 USD"` (locale-aware formatting belongs to the storefront)."""
+    exp = _EXPONENTS.get(currency, 2)
+    if exp == 0:
+        return f"{amount} {currency}"
+    sign = "-" if amount < 0 else ""
+    major, minor = divmod(abs(amount), 10**exp)
+    return f"{sign}{major}.{minor:0{exp}d} {currency}"

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Float, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from broker.db import Base, BigId, UTCDateTime
+
+
+class OrderStatus(enum.StrEnum):
+    AWAITING_PAYMENT = "awaiting_payment"
+    OPEN = "open"
+    AWARDED = "awarded"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+    PAYMENT_FAILED = "payment_failed"
+    REFUNDED = "refunded"
+
+
+class Delivery(enum.StrEnum):
+    SHIP = "ship"
+    PICKUP = "pickup"
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (Index("ix_orders_manufacturer_id_status", "manufacturer_id", "status"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    manufacturer_id: Mapped[int] = mapped_column(ForeignKey("manufacturers.id"))
+    status: Mapped[OrderStatus] = mapped_column(String(20))
+    currency: Mapped[str] = mapped_column(String(3))
+    total: Mapped[int] = mapped_column(Integer)
+    delivery: Mapped[Delivery] = mapped_column(String(10), default=Delivery.SHIP)
+    # The customer's personal data: shown only to the customer, the manufacturer
+    # and the fulfiller (and each showing is written to the disclosure log).
+    customer_name: Mapped[str] = mapped_column(String(200))
+    customer_email: Mapped[str] = mapped_column(String(254))
+    ship_line1: Mapped[str] = mapped_column(String(200))
+    ship_line2: Mapped[str] = mapped_column(String(200), default="")
+    ship_city: Mapped[str] = mapped_column(String(120))
+    ship_postal_code: Mapped[str] = mapped_column(String(20))
+    ship_country: Mapped[str] = mapped_column(String(2))
+    ship_lat: Mapped[float] = mapped_column(Float)
+    ship_lon: Mapped[float] = mapped_column(Float)
+    area: Mapped[str] = mapped_column(String(120))
+    access_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    lines: Mapped[list[OrderLine]] = relationship(
+        back_populates="order", order_by="OrderLine.id", cascade="all, delete-orphan"
+    )
+
+
+class OrderLine(Base):
+    __tablename__ = "order_lines"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    sku: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    unit_price: Mapped[int] = mapped_column(Integer)
+    quantity: Mapped[int] = mapped_column(Integer)
+
+    order: Mapped[Order] = relationship(back_populates="lines")
+
+    @property
+    def line_total(self) -> int:
+        return self.unit_price * self.quantity

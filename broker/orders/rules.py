@@ -1,0 +1,32 @@
+"""Order states move only forward."""
+
+from __future__ import annotations
+
+from broker.errors import Conflict
+from broker.orders.models import Order, OrderStatus
+
+S = OrderStatus
+FORWARD: dict[OrderStatus, frozenset[OrderStatus]] = {
+    S.AWAITING_PAYMENT: frozenset({S.OPEN, S.PAYMENT_FAILED, S.CANCELLED}),
+    S.OPEN: frozenset({S.AWARDED, S.CANCELLED}),
+    S.AWARDED: frozenset({S.SHIPPED, S.CANCELLED}),
+    S.SHIPPED: frozenset({S.DELIVERED, S.REFUNDED}),
+    S.DELIVERED: frozenset({S.REFUNDED}),
+    S.CANCELLED: frozenset(),
+    S.PAYMENT_FAILED: frozenset(),
+    S.REFUNDED: frozenset(),
+}
+
+CANCELLABLE = frozenset({S.AWAITING_PAYMENT, S.OPEN, S.AWARDED})
+
+
+def can_move(current: OrderStatus, target: OrderStatus) -> bool:
+    return target in FORWARD[OrderStatus(current)]
+
+
+def move(order: Order, target: OrderStatus, now) -> None:
+    """:raise Conflict: the move would not be forward from where the order is."""
+    if not can_move(order.status, target):
+        raise Conflict(f"order {order.id} is {order.status}; it cannot become {target}")
+    order.status = target
+    order.updated_at = now

@@ -1,0 +1,300 @@
+"""Placing, reading, listing and cancelling orders."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from broker.accounts.models import Manufacturer
+from broker.auth import Actor, ActorKind, digest, require, same
+from broker.board.models import Listing, ListingKind, ListingStatus
+from broker.catalog.models import Product
+from broker.context import Context
+from broker.errors import Conflict, Invalid, NotFound, Unauthenticated
+from broker.fulfilment.models import Assignment, AssignmentStatus
+from broker.geo.geocoding import LocationQuery, resolve_location
+from broker.orders.models import Delivery, Order, OrderLine, OrderStatus
+from broker.orders.rules import CANCELLABLE, move
+from broker.pagination import Page, PageRequest, paginate
+from broker.payments.models import Payment, PaymentStatus
+from broker.privacy.services import disclose
+
+MAX_QUANTITY = 999
+MAX_LINES = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+    sku: str
+    quantity: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Customer:
+    name: str
+    email: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Address:
+    line1: str
+    city: str
+    postal_code: str
+    country: str
+    line2: str = ""
+    lat: float | None = None
+    lon: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PlaceOrder:
+    items: list[Item]
+    customer: Customer
+    ship_to: Address
+    delivery: Delivery = Delivery.SHIP
+
+
+@dataclasses.dataclass(frozen=True)
+class PlacedOrder:
+    order: Order
+    access_token: str
+    payment: Payment
+    client_secret: str | None
+
+
+def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
+    """Price the cart from the catalog, authorise the payment, and (once it is
+    authorised) put the order on the board.
+
+    :raise 404: no such storefront. :raise 422: empty cart, unknown or inactive
+        SKU, bad quantity, bad address or location.
+    """
+    if not cmd.items:
+        raise Invalid.field("items", "the cart is empty")
+    if len(cmd.items) > MAX_LINES:
+        raise Invalid.field("items", f"at most {MAX_LINES} lines")
+    quantities: dict[str, int] = {}
+    for i, item in enumerate(cmd.items):
+        if not (1 <= item.quantity <= MAX_QUANTITY):
+            raise Invalid.field(f"items.{i}.quantity", f"must be between 1 and {MAX_QUANTITY}")
+        quantities[item.sku] = quantities.get(item.sku, 0) + item.quantity
+    name = cmd.customer.name.strip()
+    if not name:
+        raise Invalid.field("customer.name", "must not be blank")
+    email = cmd.customer.email.strip()
+    if "@" not in email or len(email) > 254:
+        raise Invalid.field("customer.email", "must be an email address")
+    to = cmd.ship_to
+    for field in ("line1", "city", "postal_code", "country"):
+        if not getattr(to, field).strip():
+            raise Invalid.field(f"ship_to.{field}", "must not be blank")
+    if len(to.country.strip()) != 2:
+        raise Invalid.field("ship_to.country", "use the two-letter ISO 3166 country code")
+    place = resolve_location(
+        ctx.geocoder, LocationQuery(to.postal_code, to.country, to.lat, to.lon), field="ship_to"
+    )
+    with ctx.uow() as uow:
+        session = uow.session
+        maker = session.scalar(select(Manufacturer).where(Manufacturer.slug == slug))
+        if maker is None:
+            raise NotFound(f"no storefront {slug!r}")
+        products = {
+            p.sku: p
+            for p in session.scalars(
+                select(Product).where(Product.manufacturer_id == maker.id, Product.sku.in_(list(quantities)))
+            )
+        }
+        for i, item in enumerate(cmd.items):
+            product = products.get(item.sku)
+            if product is None or not product.active:
+                raise Invalid.field(f"items.{i}.sku", f"{item.sku!r} is not for sale in this store")
+        now = ctx.now()
+        token = secrets.token_urlsafe(32)
+        order = Order(
+            manufacturer_id=maker.id, status=OrderStatus.AWAITING_PAYMENT, currency=maker.currency, total=0,
+            delivery=cmd.delivery, customer_name=name, customer_email=email,
+            ship_line1=to.line1.strip(), ship_line2=(to.line2 or "").strip(), ship_city=to.city.strip(),
+            ship_postal_code=to.postal_code.strip(), ship_country=to.country.strip().upper(),
+            ship_lat=place.lat, ship_lon=place.lon, area=place.area,
+            access_token_hash=digest(token), created_at=now, updated_at=now,
+        )
+        for sku, quantity in quantities.items():
+            product = products[sku]
+            order.lines.append(OrderLine(product_id=product.id, sku=sku, name=product.name,
+                                         unit_price=product.price, quantity=quantity))
+        order.total = sum(line.line_total for line in order.lines)
+        session.add(order)
+        session.flush()
+        auth = ctx.payments.authorize(
+            session, amount=order.total, currency=order.currency,
+            idempotency_key=f"order-{order.id}-authorize", description=f"{maker.name} order {order.id}",
+        )
+        payment = Payment(
+            order_id=order.id, provider=ctx.payments.name, provider_ref=auth.ref, test_mode=ctx.payments.test_mode,
+            status=PaymentStatus.PENDING, amount=order.total, currency=order.currency, created_at=now,
+        )
+        session.add(payment)
+        if auth.authorized:
+            mark_authorized(session, order, payment, now)
+        uow.commit()
+        return PlacedOrder(order, token, payment, auth.client_secret)
+
+
+def mark_authorized(session: Session, order: Order, payment: Payment, now: datetime) -> None:
+    """The hold is in place: the order goes on the board (caller's transaction)."""
+    payment.status = PaymentStatus.AUTHORIZED
+    payment.authorized_at = now
+    move(order, OrderStatus.OPEN, now)
+    session.add(
+        Listing(kind=ListingKind.ORDER, manufacturer_id=order.manufacturer_id, order_id=order.id,
+                status=ListingStatus.OPEN, lat=order.ship_lat, lon=order.ship_lon, area=order.area,
+                price=order.total, currency=order.currency, listed_at=now)
+    )
+
+
+class Party:
+    CUSTOMER = "customer"
+    MANUFACTURER = "manufacturer"
+    FULFILLER = "fulfiller"
+
+
+@dataclasses.dataclass(frozen=True)
+class OrderView:
+    """An order as one party may see it: `customer` and `ship_to` are None where
+    that party may not see them."""
+
+    order: Order
+    party: str
+    payment: Payment | None
+    assignment: Assignment | None
+    show_customer: bool
+    show_email: bool
+
+
+def _find_order(session: Session, order_id: int) -> Order | None:
+    return session.scalar(select(Order).where(Order.id == order_id).options(selectinload(Order.lines)))
+
+
+def _customer_may(order: Order | None, access_token: str | None) -> bool:
+    return bool(order is not None and access_token and same(order.access_token_hash, digest(access_token)))
+
+
+def get_order(ctx: Context, actor: Actor, order_id: int, access_token: str | None = None) -> OrderView:
+    """The order for the customer (by token), its manufacturer or its current or past
+    fulfiller. :raise 401: no credentials at all. :raise 404: anyone else."""
+    if actor.kind is ActorKind.ANONYMOUS and not access_token:
+        raise Unauthenticated("give the order's X-Access-Token, or an API key")
+    with ctx.uow() as uow:
+        session = uow.session
+        order = _find_order(session, order_id)
+        if order is None:
+            raise NotFound(f"no order {order_id}")
+        current = session.scalar(
+            select(Assignment).where(Assignment.order_id == order.id).order_by(Assignment.id.desc()).limit(1)
+        )
+        payment = session.scalar(select(Payment).where(Payment.order_id == order.id))
+        now = ctx.now()
+        if _customer_may(order, access_token):
+            return OrderView(order, Party.CUSTOMER, payment, current, True, True)
+        if actor.kind is ActorKind.MANUFACTURER and order.manufacturer_id == actor.id:
+            disclose(session, order_id=order.id, party_kind="manufacturer", party_id=actor.id,
+                     fields=["name", "email", "address"], purpose="manufacturer opened the order", now=now)
+            uow.commit()
+            return OrderView(order, Party.MANUFACTURER, payment, current, True, True)
+        if (
+            actor.kind is ActorKind.RETAILER
+            and current is not None
+            and current.retailer_id == actor.id
+            and current.status in (AssignmentStatus.ACTIVE, AssignmentStatus.SHIPPED)
+        ):
+            disclose(session, order_id=order.id, party_kind="retailer", party_id=actor.id,
+                     fields=["name", "address"], purpose="fulfiller opened the order to ship it", now=now)
+            uow.commit()
+            return OrderView(order, Party.FULFILLER, None, current, True, False)
+        raise NotFound(f"no order {order_id}")
+
+
+@dataclasses.dataclass(frozen=True)
+class OrderFilter:
+    status: OrderStatus | None = None
+    # "retailer", "manufacturer", or a retailer id as text
+    fulfiller: str | None = None
+
+
+def list_orders(ctx: Context, actor: Actor, filters: OrderFilter, page: PageRequest) -> Page[OrderView]:
+    """The manufacturer's own orders. Personal data is in each, so each listing is disclosed."""
+    require(actor, ActorKind.MANUFACTURER)
+    with ctx.uow() as uow:
+        session = uow.session
+        stmt = select(Order).where(Order.manufacturer_id == actor.id).options(selectinload(Order.lines))
+        if filters.status:
+            stmt = stmt.where(Order.status == filters.status)
+        if filters.fulfiller:
+            active = select(Assignment.order_id).where(
+                Assignment.status.in_([AssignmentStatus.ACTIVE, AssignmentStatus.SHIPPED])
+            )
+            if filters.fulfiller == "manufacturer":
+                active = active.where(Assignment.fulfiller_kind == "manufacturer")
+            elif filters.fulfiller == "retailer":
+                active = active.where(Assignment.fulfiller_kind == "retailer")
+            elif filters.fulfiller.isdigit():
+                active = active.where(Assignment.retailer_id == int(filters.fulfiller))
+            else:
+                raise Invalid.field("fulfiller", "use manufacturer, retailer, or a retailer id")
+            stmt = stmt.where(Order.id.in_(active))
+        found = paginate(session, stmt.order_by(Order.id.desc()), page)
+        ids = [o.id for o in found.items]
+        payments = {p.order_id: p for p in session.scalars(select(Payment).where(Payment.order_id.in_(ids)))}
+        assignments: dict[int, Assignment] = {}
+        for a in session.scalars(select(Assignment).where(Assignment.order_id.in_(ids)).order_by(Assignment.id)):
+            assignments[a.order_id] = a  # the latest wins
+        now = ctx.now()
+        for order in found.items:
+            disclose(session, order_id=order.id, party_kind="manufacturer", party_id=actor.id,
+                     fields=["name", "email", "address"], purpose="manufacturer listed its orders", now=now)
+        uow.commit()
+        views = [OrderView(o, Party.MANUFACTURER, payments.get(o.id), assignments.get(o.id), True, True)
+                 for o in found.items]
+        return Page(views, found.total)
+
+
+def cancel_order(ctx: Context, order_id: int, access_token: str | None) -> OrderView:
+    """The customer cancels before shipment; the hold is released.
+
+    :raise 401: no token. :raise 404: wrong token. :raise 409: already shipped or closed.
+    """
+    if not access_token:
+        raise Unauthenticated("give the order's X-Access-Token")
+    with ctx.uow() as uow:
+        session = uow.session
+        # Lock order: listing, order, assignment, payment (as every writer does).
+        listing = session.scalar(select(Listing).where(Listing.order_id == order_id).with_for_update())
+        order = session.scalar(
+            select(Order).where(Order.id == order_id).options(selectinload(Order.lines)).with_for_update()
+        )
+        if not _customer_may(order, access_token):
+            raise NotFound(f"no order {order_id}")
+        if order.status not in CANCELLABLE:
+            raise Conflict(f"the order is {order.status} and can no longer be cancelled")
+        now = ctx.now()
+        move(order, OrderStatus.CANCELLED, now)
+        order.cancelled_at = now
+        if listing is not None and listing.status == ListingStatus.OPEN:
+            listing.status = ListingStatus.CLOSED
+            listing.closed_at = now
+        for assignment in session.scalars(
+            select(Assignment).where(Assignment.order_id == order.id, Assignment.status == AssignmentStatus.ACTIVE)
+        ):
+            assignment.status = AssignmentStatus.CANCELLED
+            assignment.ended_at = now
+        payment = session.scalar(select(Payment).where(Payment.order_id == order.id))
+        if payment is not None and payment.status in (PaymentStatus.PENDING, PaymentStatus.AUTHORIZED):
+            ctx.payments.release(session, payment.provider_ref, idempotency_key=f"order-{order.id}-release")
+            payment.status = PaymentStatus.RELEASED
+            payment.released_at = now
+        uow.commit()
+        return OrderView(order, Party.CUSTOMER, payment, None, True, True)

@@ -1,0 +1,103 @@
+"""Who wins a listing. Pure functions: no database, no clock.
+
+The winner is the eligible bidder nearest to the ship-to point. Ties go to the
+better fulfilment score, then the earlier bid, then the lower retailer id, so the
+outcome never depends on the order rows come back in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from broker.settlement.models import Rule
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    bid_id: int
+    retailer_id: int
+    store_id: int
+    distance_km: float
+    score: float
+    bid_at: datetime
+    eligible: bool
+    # Why a candidate is not eligible ("", when it is).
+    reason: str = ""
+    price: int | None = None
+
+    def as_record(self) -> dict:
+        return {
+            "bid_id": self.bid_id,
+            "retailer_id": self.retailer_id,
+            "store_id": self.store_id,
+            "distance_km": self.distance_km,
+            "score": round(self.score, 4),
+            "bid_at": self.bid_at.isoformat(),
+            "eligible": self.eligible,
+            "reason": self.reason,
+            "price": self.price,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    winner: Candidate | None
+    rule: Rule
+    ranked: tuple[Candidate, ...]  # eligible candidates, best first
+    ineligible: tuple[Candidate, ...] = ()  # kept with their reasons, to explain the outcome
+
+    @property
+    def candidates(self) -> tuple[Candidate, ...]:
+        return self.ranked + self.ineligible
+
+
+def eligibility(*, retailer_active: bool, authorised: bool, store_open: bool, distance_km: float,
+                radius_km: float) -> str:
+    """The reason a bid cannot win, or "" if it can."""
+    if not retailer_active:
+        return "retailer_inactive"
+    if not authorised:
+        return "not_authorised"
+    if not store_open:
+        return "store_closed"
+    if distance_km > radius_km:
+        return "outside_service_radius"
+    return ""
+
+
+def _nearest_key(c: Candidate):
+    return (c.distance_km, -c.score, c.bid_at, c.retailer_id)
+
+
+_NEAREST_RULES = (Rule.NEAREST, Rule.FULFILMENT_SCORE, Rule.EARLIEST_BID, Rule.LOWEST_RETAILER_ID)
+
+
+def choose(candidates: Iterable[Candidate]) -> Choice:
+    """The nearest eligible candidate, and the rule that set it apart from the runner-up."""
+    everyone = list(candidates)
+    ranked = tuple(sorted((c for c in everyone if c.eligible), key=_nearest_key))
+    ineligible = tuple(sorted((c for c in everyone if not c.eligible), key=_nearest_key))
+    if not ranked:
+        return Choice(None, Rule.NO_BIDS if not everyone else Rule.NO_ELIGIBLE_BIDS, (), ineligible)
+    if len(ranked) == 1:
+        return Choice(ranked[0], Rule.ONLY_ELIGIBLE_BID, ranked, ineligible)
+    rule = _deciding_rule(_nearest_key(ranked[0]), _nearest_key(ranked[1]))
+    return Choice(ranked[0], rule, ranked, ineligible)
+
+
+def _deciding_rule(best: Sequence, runner_up: Sequence) -> Rule:
+    for rule, a, b in zip(_NEAREST_RULES, best, runner_up):
+        if a != b:
+            return rule
+    return Rule.LOWEST_RETAILER_ID  # identical keys cannot happen: retailer ids are unique
+
+
+def distance_band(distance_km: float) -> str:
+    """A coarse band, for telling a losing bidder how near the winner was without
+    telling it who won."""
+    for limit in (1, 5, 10, 25, 50, 100, 250, 500):
+        if distance_km < limit:
+            return f"under {limit} km"
+    return "500 km or more"

@@ -1,0 +1,305 @@
+"""Settlement: every due listing goes to its nearest eligible bidder, or to the
+manufacturer; and re-routing when a winner gives an order back.
+
+Work is claimed in the database, never in process memory, so any number of
+processes may settle at once:
+
+* Listings are settled in batches, each batch one transaction that locks its
+  listings, decides them, and commits decisions, assignments and the listings'
+  new status together. A process killed mid-batch leaves that batch untouched.
+* On PostgreSQL a batch is claimed with `FOR UPDATE SKIP LOCKED`, so concurrent
+  runs take disjoint batches; a last pass without SKIP LOCKED waits for rows that
+  another transaction held (a bid being placed, another run's batch) so nothing
+  due is left behind. On SQLite every transaction takes the single write lock.
+* Whatever the locking, a listing is only awarded while it is still `open` and a
+  decision is unique per (listing, round): no listing is awarded twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from broker.accounts.models import DealerAuthorisation, Retailer, Store
+from broker.board.models import Bid, BidStatus, Listing, ListingStatus
+from broker.clock import as_utc
+from broker.context import Context
+from broker.fulfilment.models import Assignment, AssignmentStatus
+from broker.geo.distance import distance_km
+from broker.orders.models import Order, OrderStatus
+from broker.orders.rules import move
+from broker.reputation.services import fulfilment_scores
+from broker.settlement.models import (
+    Cause,
+    FulfillerKind,
+    RunStatus,
+    SettlementDecision,
+    SettlementRun,
+)
+from broker.settlement.rules import Candidate, Choice, choose, eligibility
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class SettlementReport:
+    run_id: int | None
+    as_of: datetime
+    dry_run: bool
+    settled: int = 0
+    to_retailers: int = 0
+    to_manufacturer: int = 0
+    by_rule: dict[str, int] = dataclasses.field(default_factory=dict)
+    seconds: float = 0.0
+    decisions: list[dict] = dataclasses.field(default_factory=list)
+
+    def count(self, choice: Choice) -> None:
+        self.settled += 1
+        if choice.winner is None:
+            self.to_manufacturer += 1
+        else:
+            self.to_retailers += 1
+        self.by_rule[choice.rule.value] = self.by_rule.get(choice.rule.value, 0) + 1
+
+
+def candidates_for(session: Session, listings: Sequence[Listing],
+                   exclude: dict[int, set[int]] | None = None) -> dict[int, list[Candidate]]:
+    """Every active bid on these listings as a candidate, eligible or not, with
+    eligibility judged now (a store may have closed, a dealer been revoked).
+
+    A fixed number of queries whatever the batch size.
+    """
+    exclude = exclude or {}
+    by_listing: dict[int, list[Candidate]] = {listing.id: [] for listing in listings}
+    if not listings:
+        return by_listing
+    ids = list(by_listing)
+    bids = list(session.scalars(select(Bid).where(Bid.listing_id.in_(ids), Bid.status == BidStatus.ACTIVE)))
+    if not bids:
+        return by_listing
+    store_ids = {b.store_id for b in bids}
+    retailer_ids = {b.retailer_id for b in bids}
+    stores = {s.id: s for s in session.scalars(select(Store).where(Store.id.in_(store_ids)))}
+    active = {r.id: r.active for r in session.scalars(select(Retailer).where(Retailer.id.in_(retailer_ids)))}
+    maker_ids = {listing.manufacturer_id for listing in listings}
+    authorised = set(
+        session.execute(
+            select(DealerAuthorisation.manufacturer_id, DealerAuthorisation.retailer_id).where(
+                DealerAuthorisation.manufacturer_id.in_(maker_ids),
+                DealerAuthorisation.retailer_id.in_(retailer_ids),
+                DealerAuthorisation.revoked_at.is_(None),
+            )
+        ).tuples()
+    )
+    scores = fulfilment_scores(session, retailer_ids)
+    listing_by_id = {listing.id: listing for listing in listings}
+    for bid in bids:
+        if bid.retailer_id in exclude.get(bid.listing_id, ()):
+            continue
+        listing = listing_by_id[bid.listing_id]
+        store = stores[bid.store_id]
+        km = distance_km(store.lat, store.lon, listing.lat, listing.lon)
+        reason = eligibility(
+            retailer_active=active.get(bid.retailer_id, False),
+            authorised=(listing.manufacturer_id, bid.retailer_id) in authorised,
+            store_open=store.is_open and store.retailer_id == bid.retailer_id,
+            distance_km=km,
+            radius_km=store.service_radius_km,
+        )
+        by_listing[bid.listing_id].append(
+            Candidate(
+                bid_id=bid.id, retailer_id=bid.retailer_id, store_id=bid.store_id, distance_km=km,
+                score=scores[bid.retailer_id], bid_at=bid.created_at, eligible=not reason,
+                reason=reason, price=bid.price,
+            )
+        )
+    return by_listing
+
+
+def award(session: Session, ctx: Context, listing: Listing, choice: Choice, *, round: int, cause: Cause,
+          now: datetime, run_id: int | None = None) -> SettlementDecision:
+    """Record the decision and hand the order to its fulfiller (in the caller's transaction)."""
+    winner = choice.winner
+    decision = SettlementDecision(
+        listing_id=listing.id,
+        round=round,
+        run_id=run_id,
+        cause=cause,
+        rule=choice.rule,
+        fulfiller_kind=FulfillerKind.RETAILER if winner else FulfillerKind.MANUFACTURER,
+        winner_retailer_id=winner.retailer_id if winner else None,
+        winner_store_id=winner.store_id if winner else None,
+        winner_distance_km=winner.distance_km if winner else None,
+        candidates=[c.as_record() for c in choice.candidates],
+        decided_at=now,
+    )
+    session.add(decision)
+    session.flush()
+    session.add(
+        Assignment(
+            order_id=listing.order_id,
+            decision_id=decision.id,
+            manufacturer_id=listing.manufacturer_id,
+            fulfiller_kind=decision.fulfiller_kind,
+            retailer_id=decision.winner_retailer_id,
+            store_id=decision.winner_store_id,
+            status=AssignmentStatus.ACTIVE,
+            assigned_at=now,
+            due_at=now + timedelta(hours=ctx.settings.ship_within_hours),
+        )
+    )
+    return decision
+
+
+def settle(ctx: Context, *, as_of: datetime | None = None, trigger: str = "manual", dry_run: bool = False,
+           progress: Callable[[SettlementReport], None] | None = None) -> SettlementReport:
+    """Settle every listing due at `as_of` (default: now). Safe to run concurrently
+    and to run again: a listing already settled is never settled twice."""
+    started = time.perf_counter()
+    as_of = as_utc(as_of) if as_of is not None else ctx.now()
+    cutoff = as_of - timedelta(hours=ctx.settings.min_board_hours)
+    report = SettlementReport(run_id=None, as_of=as_of, dry_run=dry_run)
+    if dry_run:
+        _plan(ctx, cutoff, report)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    run_id = _open_run(ctx, as_of, trigger)
+    report.run_id = run_id
+    try:
+        # First pass skips rows other transactions hold, so concurrent runs share
+        # the work; the second waits for them, so nothing due is left behind.
+        for skip_locked in (True, False):
+            while _settle_batch(ctx, cutoff, run_id, report, skip_locked=skip_locked):
+                if progress:
+                    progress(report)
+    except Exception as exc:
+        report.seconds = time.perf_counter() - started
+        _close_run(ctx, run_id, report, error=f"{type(exc).__name__}: {exc}")
+        log.exception("settlement run %s failed", run_id)
+        raise
+    report.seconds = time.perf_counter() - started
+    _close_run(ctx, run_id, report)
+    log.info(
+        "settlement run %s as of %s: %s settled, %s to retailers, %s to manufacturers in %.2fs",
+        run_id, as_of.isoformat(), report.settled, report.to_retailers, report.to_manufacturer, report.seconds,
+    )
+    return report
+
+
+def _due(cutoff: datetime):
+    return (
+        select(Listing)
+        .where(Listing.status == ListingStatus.OPEN, Listing.listed_at <= cutoff)
+        .order_by(Listing.id)
+    )
+
+
+def _settle_batch(ctx: Context, cutoff: datetime, run_id: int, report: SettlementReport, *,
+                  skip_locked: bool) -> bool:
+    with ctx.uow() as uow:
+        session = uow.session
+        stmt = _due(cutoff).limit(ctx.settings.settle_batch_size).with_for_update(skip_locked=skip_locked)
+        listings = list(session.scalars(stmt))
+        if not listings:
+            return False
+        now = ctx.now()
+        orders = {o.id: o for o in session.scalars(
+            select(Order).where(Order.id.in_([l.order_id for l in listings])).with_for_update()
+        )}
+        candidates = candidates_for(session, listings)
+        for listing in listings:
+            choice = choose(candidates[listing.id])
+            award(session, ctx, listing, choice, round=0, cause=Cause.SETTLEMENT, now=now, run_id=run_id)
+            listing.status = ListingStatus.AWARDED
+            listing.closed_at = now
+            listing.settlement_run_id = run_id
+            move(orders[listing.order_id], OrderStatus.AWARDED, now)
+            report.count(choice)
+        uow.commit()
+        return True
+
+
+def _plan(ctx: Context, cutoff: datetime, report: SettlementReport) -> None:
+    """What a run would decide now, without writing anything."""
+    with ctx.uow() as uow:
+        listings = list(uow.session.scalars(_due(cutoff)))
+        for start in range(0, len(listings), ctx.settings.settle_batch_size):
+            chunk = listings[start:start + ctx.settings.settle_batch_size]
+            candidates = candidates_for(uow.session, chunk)
+            for listing in chunk:
+                choice = choose(candidates[listing.id])
+                report.count(choice)
+                report.decisions.append({
+                    "listing_id": listing.id,
+                    "fulfiller": "retailer" if choice.winner else "manufacturer",
+                    "retailer_id": choice.winner.retailer_id if choice.winner else None,
+                    "distance_km": choice.winner.distance_km if choice.winner else None,
+                    "rule": choice.rule.value,
+                })
+
+
+def _open_run(ctx: Context, as_of: datetime, trigger: str) -> int:
+    with ctx.uow() as uow:
+        run = SettlementRun(as_of=as_of, trigger=trigger, status=RunStatus.RUNNING, started_at=ctx.now())
+        uow.session.add(run)
+        uow.commit()
+        return run.id
+
+
+def _close_run(ctx: Context, run_id: int, report: SettlementReport, error: str | None = None) -> None:
+    with ctx.uow() as uow:
+        run = uow.session.get(SettlementRun, run_id)
+        run.status = RunStatus.FAILED if error else RunStatus.COMPLETED
+        run.error = error
+        run.finished_at = ctx.now()
+        run.settled = report.settled
+        run.to_retailers = report.to_retailers
+        run.to_manufacturer = report.to_manufacturer
+        uow.commit()
+
+
+def reroute(session: Session, ctx: Context, listing: Listing, *, cause: Cause, now: datetime) -> SettlementDecision:
+    """Give an order whose winner let it go to the next-nearest eligible bidder
+    that has not held it yet, else to the manufacturer (caller's transaction)."""
+    held = set(
+        session.scalars(
+            select(Assignment.retailer_id).where(
+                Assignment.order_id == listing.order_id, Assignment.retailer_id.is_not(None)
+            )
+        )
+    )
+    candidates = candidates_for(session, [listing], exclude={listing.id: held})[listing.id]
+    last_round = session.scalar(
+        select(func.max(SettlementDecision.round)).where(SettlementDecision.listing_id == listing.id)
+    )
+    return award(session, ctx, listing, choose(candidates), round=(last_round or 0) + 1,
+                 cause=cause, now=now)
+
+
+def settle_as(ctx: Context, actor, *, as_of: datetime | None = None) -> SettlementReport:
+    """`settle` for an API caller: only the operator may trigger it."""
+    from broker.auth import ActorKind, require
+
+    require(actor, ActorKind.OPERATOR)
+    return settle(ctx, as_of=as_of, trigger="api")
+
+
+def missed_settlement(ctx: Context, now: datetime) -> datetime | None:
+    """The last scheduled settlement time, if no run has completed since it."""
+    from broker.settlement.schedule import previous_fire
+
+    due = previous_fire(now, cron=ctx.settings.settle_cron, timezone=ctx.settings.timezone)
+    if due is None:
+        return None
+    with ctx.uow() as uow:
+        done = uow.session.scalar(
+            select(func.count()).where(SettlementRun.status == RunStatus.COMPLETED, SettlementRun.as_of >= due)
+        )
+    return None if done else due

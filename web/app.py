@@ -1,0 +1,34 @@
+"""The app factory. It wires a Context into Flask; it never migrates the database
+and never starts a scheduler (those are `broker db upgrade` and `broker scheduler`)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from broker.config import Settings
+from broker.context import Context
+
+
+def create_app(settings: Settings | None = None, *, context: Context | None = None,
+               test_config: dict | None = None) -> Flask:
+    if context is None:
+        context = Context.from_settings(settings or Settings.from_env())
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=context.settings.secret_key,
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    if test_config:
+        app.config.update(test_config)
+    app.extensions["broker"] = context
+    logging.getLogger("broker").setLevel(logging.INFO)
+
+    from api import init_api
+    from web import pages
+
+    init_api(app)
+    app.register_blueprint(pages.bp)
+    return app

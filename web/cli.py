@@ -1,0 +1,250 @@
+"""The `broker` command: the operator's way in.
+
+    broker db upgrade          apply the migrations
+    broker serve               web and API processes (gunicorn), for production
+    broker scheduler           the scheduler process, for production
+    broker run                 everything in one process on SQLite, with demo data
+    broker settle              settle now and print the report
+    broker demo                add the demo data
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import sys
+from datetime import datetime
+
+import click
+
+from broker.clock import as_utc
+from broker.config import ConfigError, Settings
+from broker.context import Context
+
+
+def _settings(**overrides) -> Settings:
+    try:
+        return Settings.from_env(**overrides)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _context(settings: Settings | None = None, *, migrated: bool = True) -> Context:
+    ctx = Context.from_settings(settings or _settings())
+    if migrated:
+        from broker.migrate import pending
+
+        problem = pending(ctx.engine)
+        if problem:
+            raise click.ClickException(problem)
+    return ctx
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@click.group()
+def main() -> None:
+    """Broker: a reverse-marketplace order broker."""
+
+
+@main.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply the Alembic migrations."""
+    from broker.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url, revision)
+    click.echo(f"database at {_safe_url(settings.database_url)} is at {revision}")
+
+
+@db.command("check")
+def db_check() -> None:
+    """Fail if the models and the migrations disagree, or the migrations have several heads."""
+    from broker.migrate import check, heads
+
+    found = heads()
+    if len(found) != 1:
+        raise click.ClickException(f"the migrations have {len(found)} heads: {', '.join(found)}")
+    check(_settings().database_url)
+    click.echo("models and migrations agree; one head")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")), type=int,
+              help="gunicorn worker processes  [default: $WEB_CONCURRENCY or 2]")
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the web pages and the API with gunicorn (no scheduler: run `broker scheduler`)."""
+    from gunicorn.app.base import BaseApplication
+
+    settings = _settings()
+    _context(settings).engine.dispose()  # refuse to start on an unmigrated database
+
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("accesslog", "-")
+
+        def load(self):
+            # Each worker builds its own app and connection pool after the fork.
+            from web.app import create_app
+
+            return create_app(settings)
+
+    Server().run()
+
+
+@main.command()
+def scheduler() -> None:
+    """Run the scheduled jobs (settlement, ...) in this process until stopped.
+
+    Safe to run on more than one host: each job claims its work in the database.
+    """
+    from jobs.scheduler import build_scheduler, catch_up
+
+    _logging()
+    ctx = _context()
+    catch_up(ctx)
+    sched = build_scheduler(ctx, background=False)
+    for job in sched.get_jobs():
+        click.echo(f"job {job.id}: {job.trigger}")
+    try:
+        sched.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+
+
+@main.command()
+@click.option("--as-of", "as_of", help="settle as at this ISO 8601 time (default: now)")
+@click.option("--dry-run", is_flag=True, help="print what would be decided; write nothing")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+def settle(as_of: str | None, dry_run: bool, as_json: bool) -> None:
+    """Settle every due listing now and print the report."""
+    from broker.settlement.services import settle as run_settle
+
+    moment = _parse_time(as_of) if as_of else None
+    ctx = _context()
+
+    def progress(report) -> None:
+        click.echo(f"  ... {report.settled} listings settled", err=True)
+
+    report = run_settle(ctx, as_of=moment, trigger="manual", dry_run=dry_run, progress=progress)
+    summary = {
+        "run_id": report.run_id, "dry_run": report.dry_run, "as_of": report.as_of.isoformat(),
+        "settled": report.settled, "to_retailers": report.to_retailers, "to_manufacturer": report.to_manufacturer,
+        "by_rule": report.by_rule, "seconds": round(report.seconds, 3),
+    }
+    if dry_run:
+        summary["plan"] = report.decisions
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    title = "Settlement plan (dry run, nothing written)" if dry_run else f"Settlement run {report.run_id}"
+    click.echo(f"{title} as of {summary['as_of']}")
+    click.echo(f"  settled {report.settled}: {report.to_retailers} to retailers, "
+               f"{report.to_manufacturer} to manufacturers, in {summary['seconds']}s")
+    for rule, count in sorted(report.by_rule.items()):
+        click.echo(f"  {rule}: {count}")
+    for d in report.decisions:
+        who = f"retailer {d['retailer_id']} at {d['distance_km']} km" if d["retailer_id"] else "the manufacturer"
+        click.echo(f"  listing {d['listing_id']} -> {who} ({d['rule']})")
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        return as_utc(datetime.fromisoformat(text))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 time, e.g. 2026-01-31T02:00:00Z") from None
+
+
+@main.command()
+def demo() -> None:
+    """Add the demo manufacturer, retailers and orders (once)."""
+    from broker.demo import describe, seed
+
+    keys = seed(_context())
+    if keys is None:
+        click.echo("the demo data is there already")
+        return
+    _save_demo_keys(describe(keys))
+    click.echo(describe(keys))
+
+
+def _save_demo_keys(text: str) -> None:
+    with open("broker-demo.txt", "w", encoding="utf-8") as fh:
+        fh.write(text + "\n")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def run(host: str, port: int) -> None:
+    """Everything in one process for trying Broker on one machine: the database
+    (SQLite unless DATABASE_URL says otherwise), demo data the first time, the web
+    pages and API, and the daily settlement."""
+    from werkzeug.serving import make_server
+
+    from broker.demo import describe, seed
+    from broker.migrate import upgrade
+    from jobs.scheduler import build_scheduler, catch_up
+    from web.app import create_app
+
+    _logging()
+    generated_token = not os.environ.get("BROKER_ADMIN_TOKEN")
+    settings = _settings(**({"admin_token": secrets.token_urlsafe(24)} if generated_token else {}))
+    click.echo(f"Database: {_safe_url(settings.database_url)}")
+    with click.progressbar(length=2, label="Preparing the database") as bar:
+        upgrade(settings.database_url)
+        bar.update(1)
+        ctx = _context(settings)
+        keys = seed(ctx, say=lambda _msg: None)
+        bar.update(1)
+    if keys is not None:
+        _save_demo_keys(describe(keys))
+        click.echo(describe(keys))
+    else:
+        click.echo("Demo data: already there (keys in broker-demo.txt)")
+    catch_up(ctx)
+    sched = build_scheduler(ctx, background=True)
+    sched.start()
+    app = create_app(context=ctx)
+    server = make_server(host, port, app, threaded=True)
+    base = f"http://{host}:{port}"
+    click.echo("")
+    click.echo(f"Broker is running at {base}/")
+    click.echo(f"  demo storefront  {base}/s/northwind/")
+    click.echo(f"  API reference    {base}/api/v1/docs")
+    if generated_token:
+        click.echo(f"  operator token   {settings.admin_token}  (set BROKER_ADMIN_TOKEN to choose your own)")
+    click.echo(f"  settlement       daily at '{settings.settle_cron}' ({settings.timezone}); "
+               "run `broker settle` to settle now")
+    click.echo("Press Ctrl+C to stop.")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sched.shutdown(wait=False)
+        click.echo("stopped")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
