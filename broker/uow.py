@@ -24,10 +24,10 @@ class UnitOfWork:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        try:
-            self.session.rollback()
-        finally:
-            self.session.close()
+        # close() rolls back whatever was not committed and detaches the objects
+        # without expiring them (rollback() would expire them), so a service can
+        # return what it read for the caller to serialise.
+        self.session.close()
 
     def commit(self) -> None:
         self.session.commit()

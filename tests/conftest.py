@@ -1,0 +1,121 @@
+"""Test fixtures.
+
+The suite runs against SQLite by default and against PostgreSQL when
+BROKER_TEST_DATABASE_URL points at a server (CI runs both). Either way the
+database is new, built by `alembic upgrade head`, and dropped at the end; each
+test runs inside a transaction that is rolled back afterwards, so services may
+commit as they do in production without leaving anything behind.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import sessionmaker
+
+from broker.clock import FrozenClock
+from broker.config import Settings
+from broker.context import Context
+from broker.db import make_engine
+from broker.geo.geocoding import OfflineZipGeocoder
+from broker.migrate import upgrade
+from broker.payments.offline import OfflineProvider
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+ADMIN_TOKEN = "operator-test-token"
+
+
+def _server_url() -> str | None:
+    return os.environ.get("BROKER_TEST_DATABASE_URL") or None
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    server = _server_url()
+    if server is None:
+        path = tmp_path_factory.mktemp("db") / "broker-test.db"
+        url = f"sqlite:///{path}"
+        upgrade(url)
+        yield url
+        return
+    yield from _fresh_postgres(server)
+
+
+def _fresh_postgres(server: str):
+    base = make_url(server)
+    name = f"broker_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def engine(database_url):
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def clock():
+    return FrozenClock(START)
+
+
+def make_settings(database_url: str, **overrides) -> Settings:
+    values = dict(database_url=database_url, admin_token=ADMIN_TOKEN, secret_key="test-secret",
+                  min_board_hours=12, ship_within_hours=48, settle_cron="0 2 * * *", timezone="UTC")
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(database_url):
+    return make_settings(database_url)
+
+
+@pytest.fixture
+def connection(engine):
+    with engine.connect() as connection:
+        outer = connection.begin()
+        yield connection
+        if outer.is_active:
+            outer.rollback()
+
+
+@pytest.fixture
+def ctx(settings, engine, connection, clock):
+    factory = sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    return Context(settings=settings, engine=engine, session_factory=factory, geocoder=OfflineZipGeocoder(),
+                   payments=OfflineProvider(), clock=clock)
+
+
+@pytest.fixture
+def app(ctx):
+    from web.app import create_app
+
+    return create_app(context=ctx, test_config={"TESTING": True})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def session(ctx):
+    """A session for assertions, in the same rolled-back transaction."""
+    with ctx.uow() as uow:
+        yield uow.session
