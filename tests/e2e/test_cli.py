@@ -1,0 +1,97 @@
+"""The `broker` command as an operator runs it: real processes, a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+BROKER = [sys.executable, "-m", "web.cli"]
+
+
+def _env(tmp_path, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BROKER_", "DATABASE_URL", "STRIPE_"))}
+    env["PYTHONPATH"] = os.getcwd() + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def broker(tmp_path, *args, **env):
+    return subprocess.run(BROKER + list(args), cwd=tmp_path, env=_env(tmp_path, **env), capture_output=True,
+                          text=True, timeout=120)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_commands_refuse_an_unmigrated_database(tmp_path):
+    result = broker(tmp_path, "settle")
+    assert result.returncode != 0
+    assert "broker db upgrade" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_upgrade_demo_and_settle(tmp_path):
+    assert broker(tmp_path, "db", "upgrade").returncode == 0
+    demo = broker(tmp_path, "demo")
+    assert demo.returncode == 0, demo.stderr
+    assert "bk_m_" in demo.stdout and (tmp_path / "broker-demo.txt").exists()
+    assert "there already" in broker(tmp_path, "demo").stdout
+
+    plan = broker(tmp_path, "settle", "--dry-run", "--json")
+    assert plan.returncode == 0, plan.stderr
+    planned = json.loads(plan.stdout)
+    assert planned["dry_run"] and planned["settled"] == 4
+    assert (planned["to_retailers"], planned["to_manufacturer"]) == (3, 1)
+
+    real = json.loads(broker(tmp_path, "settle", "--json").stdout)
+    assert [d for d in planned["plan"]] and real["settled"] == 4 and real["run_id"]
+    assert json.loads(broker(tmp_path, "settle", "--json").stdout)["settled"] == 0
+
+    assert broker(tmp_path, "db", "check").returncode == 0
+
+
+def test_bad_settle_time_is_a_usage_error(tmp_path):
+    broker(tmp_path, "db", "upgrade")
+    result = broker(tmp_path, "settle", "--as-of", "yesterday")
+    assert result.returncode == 2 and "ISO 8601" in result.stderr
+
+
+def test_run_starts_everything_with_demo_data(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen(BROKER + ["run", "--port", str(port)], cwd=tmp_path, env=_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        home = _wait_for(base + "/", proc)
+        assert "Northwind Cycles" in home
+        store = urllib.request.urlopen(base + "/s/northwind/", timeout=5).read().decode()
+        assert "Aero road bike" in store and "1899.00 USD" in store
+        spec = json.load(urllib.request.urlopen(base + "/api/v1/openapi.json", timeout=5))
+        assert "/api/v1/board" in spec["paths"]
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=20)[0]
+    assert "demo storefront" in output and "operator token" in output
+    assert (tmp_path / "broker.db").exists()
+
+
+def _wait_for(url: str, proc: subprocess.Popen, seconds: float = 60) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"broker run exited early:\n{proc.stdout.read()}")
+        try:
+            return urllib.request.urlopen(url, timeout=2).read().decode()
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"{url} did not answer within {seconds}s")
