@@ -16,6 +16,7 @@ from broker.accounts import services as accounts
 from broker.accounts.models import Manufacturer
 from broker.auth import OPERATOR, Actor, ActorKind
 from broker.board import services as board
+from broker.board.models import Listing
 from broker.catalog import services as catalog
 from broker.clock import FrozenClock
 from broker.context import Context
@@ -102,8 +103,6 @@ def seed(ctx: Context, *, say=print) -> DemoKeys | None:
 
 
 def _listing_of(ctx: Context, order_id: int) -> int:
-    from broker.board.models import Listing
-
     with ctx.uow() as uow:
         return uow.session.scalar(select(Listing.id).where(Listing.order_id == order_id))
 

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from broker.accounts.models import DealerAuthorisation, Retailer, Store
+from broker.auth import Actor, ActorKind, require
 from broker.board.models import Bid, BidStatus, Listing, ListingStatus
 from broker.clock import as_utc
 from broker.context import Context
@@ -43,6 +44,7 @@ from broker.settlement.models import (
     SettlementRun,
 )
 from broker.settlement.rules import Candidate, Choice, choose, eligibility
+from broker.settlement.schedule import previous_fire
 
 log = logging.getLogger(__name__)
 
@@ -283,18 +285,14 @@ def reroute(session: Session, ctx: Context, listing: Listing, *, cause: Cause, n
                  cause=cause, now=now)
 
 
-def settle_as(ctx: Context, actor, *, as_of: datetime | None = None) -> SettlementReport:
+def settle_as(ctx: Context, actor: Actor, *, as_of: datetime | None = None) -> SettlementReport:
     """`settle` for an API caller: only the operator may trigger it."""
-    from broker.auth import ActorKind, require
-
     require(actor, ActorKind.OPERATOR)
     return settle(ctx, as_of=as_of, trigger="api")
 
 
 def missed_settlement(ctx: Context, now: datetime) -> datetime | None:
     """The last scheduled settlement time, if no run has completed since it."""
-    from broker.settlement.schedule import previous_fire
-
     due = previous_fire(now, cron=ctx.settings.settle_cron, timezone=ctx.settings.timezone)
     if due is None:
         return None
