@@ -31,8 +31,9 @@ def init_api(app: Flask) -> Api:
     app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
     app.config.setdefault("API_SPEC_OPTIONS", {
         "info": {"description": "Broker's public API. Errors are RFC 9457 problem details; lists are "
-                                "paginated with `page` and `page_size` and an `X-Pagination` header."},
-        "security": [{"bearer": []}],
+                                "paginated with `page` and `page_size` and an `X-Pagination` header. "
+                                "Operations that need a key say so in `security` and list the roles "
+                                "that may call them in `x-roles`."},
     })
     api = BrokerApi(app)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})

@@ -4,8 +4,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api import schemas as s
-from api.auth import broker_context, current_actor
+from api.auth import allow, broker_context, current_actor
 from api.paging import page_request
+from broker.auth import ActorKind
 from broker.accounts import services
 
 blp = Blueprint("accounts", __name__, url_prefix="/api/v1", description="Manufacturers, retailers, stores, dealers")
@@ -13,6 +14,7 @@ blp = Blueprint("accounts", __name__, url_prefix="/api/v1", description="Manufac
 
 @blp.route("/manufacturers")
 class Manufacturers(MethodView):
+    @allow(ActorKind.OPERATOR)
     @blp.arguments(s.ManufacturerIn)
     @blp.response(201, s.ManufacturerCreated)
     def post(self, cmd):
@@ -26,6 +28,7 @@ class Manufacturers(MethodView):
 
 @blp.route("/retailers")
 class Retailers(MethodView):
+    @allow(ActorKind.OPERATOR)
     @blp.arguments(s.RetailerIn)
     @blp.response(201, s.RetailerCreated)
     def post(self, cmd):
@@ -39,6 +42,7 @@ class Retailers(MethodView):
 
 @blp.route("/stores")
 class Stores(MethodView):
+    @allow(ActorKind.RETAILER)
     @blp.response(200, s.StoreOut(many=True))
     @blp.paginate()
     def get(self, pagination_parameters):
@@ -47,6 +51,7 @@ class Stores(MethodView):
         pagination_parameters.item_count = found.total
         return found.items
 
+    @allow(ActorKind.RETAILER)
     @blp.arguments(s.StoreIn)
     @blp.response(201, s.StoreOut)
     def post(self, cmd):
@@ -56,6 +61,7 @@ class Stores(MethodView):
 
 @blp.route("/stores/<int:store_id>")
 class StoreById(MethodView):
+    @allow(ActorKind.RETAILER)
     @blp.arguments(s.StorePatch)
     @blp.response(200, s.StoreOut)
     def patch(self, changes, store_id):
@@ -65,6 +71,7 @@ class StoreById(MethodView):
 
 @blp.route("/dealers")
 class Dealers(MethodView):
+    @allow(ActorKind.MANUFACTURER)
     @blp.response(200, s.DealerOut(many=True))
     @blp.paginate()
     def get(self, pagination_parameters):
@@ -73,6 +80,7 @@ class Dealers(MethodView):
         pagination_parameters.item_count = found.total
         return found.items
 
+    @allow(ActorKind.MANUFACTURER)
     @blp.arguments(s.DealerIn)
     @blp.response(201, s.DealerOut)
     def post(self, data):
@@ -82,6 +90,7 @@ class Dealers(MethodView):
 
 @blp.route("/dealers/<int:retailer_id>")
 class DealerById(MethodView):
+    @allow(ActorKind.MANUFACTURER)
     @blp.response(204)
     def delete(self, retailer_id):
         """Revoke a dealer. Its open bids on this manufacturer's orders stop counting."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+import functools
+
 from flask import current_app, g, request
 
 from broker.accounts.services import authenticate
-from broker.auth import Actor
+from broker.auth import Actor, ActorKind, require
 from broker.errors import Unauthenticated
 
 
@@ -28,3 +31,28 @@ def current_actor() -> Actor:
 
 def access_token() -> str | None:
     return request.headers.get("X-Access-Token") or None
+
+
+def allow(*kinds: ActorKind):
+    """Who may call an endpoint.
+
+    Checked before the request body is parsed, so a caller without the right key
+    gets 401/403, never a validation error that describes the schema. The roles
+    also go into the OpenAPI document (`security` and `x-roles`). The service
+    checks again: this is the door, the service is the lock.
+    """
+
+    def decorator(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            require(current_actor(), *kinds)
+            return fn(*args, **kwargs)
+
+        apidoc = copy.deepcopy(getattr(fn, "_apidoc", {}))
+        manual = apidoc.setdefault("manual_doc", {})
+        manual["security"] = [{"bearer": []}]
+        manual["x-roles"] = [kind.value for kind in kinds]
+        wrapper._apidoc = apidoc
+        return wrapper
+
+    return decorator

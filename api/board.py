@@ -5,8 +5,9 @@ from flask_smorest import Blueprint
 
 from api import present
 from api import schemas as s
-from api.auth import broker_context, current_actor
+from api.auth import allow, broker_context, current_actor
 from api.paging import page_request
+from broker.auth import ActorKind
 from broker.board import services
 from broker.board.models import ListingKind
 
@@ -15,6 +16,7 @@ blp = Blueprint("board", __name__, url_prefix="/api/v1", description="The board 
 
 @blp.route("/board")
 class Board(MethodView):
+    @allow(ActorKind.RETAILER)
     @blp.arguments(s.BoardQuery, location="query")
     @blp.response(200, s.BoardItemOut(many=True))
     @blp.paginate()
@@ -31,6 +33,7 @@ class Board(MethodView):
 
 @blp.route("/board/<int:listing_id>/bids")
 class Bids(MethodView):
+    @allow(ActorKind.RETAILER)
     @blp.arguments(s.BidIn)
     @blp.response(201, s.BidOut)
     @blp.alt_response(200, schema=s.BidOut, description="You had already bid: the same bid.")
@@ -44,6 +47,7 @@ class Bids(MethodView):
                                           services.PlaceBid(listing_id=listing_id, **data))
         return bid, (201 if created else 200)
 
+    @allow(ActorKind.RETAILER)
     @blp.response(204)
     def delete(self, listing_id):
         """Withdraw your bid while the listing is open."""

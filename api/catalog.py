@@ -4,8 +4,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api import schemas as s
-from api.auth import broker_context, current_actor
+from api.auth import allow, broker_context, current_actor
 from api.paging import page_request
+from broker.auth import ActorKind
 from broker.catalog import services
 
 blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Products and storefront catalogs")
@@ -18,6 +19,7 @@ def _product(p, currency=None):
 
 @blp.route("/products")
 class Products(MethodView):
+    @allow(ActorKind.MANUFACTURER)
     @blp.response(200, s.ProductOut(many=True))
     @blp.paginate()
     def get(self, pagination_parameters):
@@ -26,6 +28,7 @@ class Products(MethodView):
         pagination_parameters.item_count = found.total
         return [_product(p) for p in found.items]
 
+    @allow(ActorKind.MANUFACTURER)
     @blp.arguments(s.ProductIn)
     @blp.response(201, s.ProductOut)
     def post(self, cmd):
@@ -33,8 +36,10 @@ class Products(MethodView):
         return _product(services.add_product(broker_context(), current_actor(), cmd))
 
 
-@blp.route("/products/<string:sku>")
+# `path`, not `string`: a SKU may contain "/" (e.g. "BOX/2").
+@blp.route("/products/<path:sku>")
 class ProductBySku(MethodView):
+    @allow(ActorKind.MANUFACTURER)
     @blp.arguments(s.ProductPatch)
     @blp.response(200, s.ProductOut)
     def patch(self, changes, sku):

@@ -5,8 +5,9 @@ from flask_smorest import Blueprint
 
 from api import present
 from api import schemas as s
-from api.auth import broker_context, current_actor
+from api.auth import allow, broker_context, current_actor
 from api.paging import page_request
+from broker.auth import ActorKind
 from broker.fulfilment import services
 from broker.fulfilment.models import AssignmentStatus
 
@@ -15,6 +16,7 @@ blp = Blueprint("fulfilment", __name__, url_prefix="/api/v1", description="What 
 
 @blp.route("/assignments")
 class Assignments(MethodView):
+    @allow(ActorKind.RETAILER, ActorKind.MANUFACTURER)
     @blp.arguments(s.AssignmentQuery, location="query")
     @blp.response(200, s.AssignmentOut(many=True))
     @blp.paginate()
@@ -29,6 +31,7 @@ class Assignments(MethodView):
 
 @blp.route("/assignments/<int:assignment_id>/shipment")
 class Shipment(MethodView):
+    @allow(ActorKind.RETAILER, ActorKind.MANUFACTURER)
     @blp.arguments(s.ShipmentIn)
     @blp.response(200, s.AssignmentOut)
     def post(self, data, assignment_id):
@@ -40,6 +43,7 @@ class Shipment(MethodView):
 
 @blp.route("/assignments/<int:assignment_id>/release")
 class Release(MethodView):
+    @allow(ActorKind.RETAILER, ActorKind.MANUFACTURER)
     @blp.response(200, s.AssignmentOut)
     def post(self, assignment_id):
         """Give the order back: it goes to the next-nearest eligible bidder, else the manufacturer."""

@@ -5,8 +5,9 @@ from flask_smorest import Blueprint
 
 from api import present
 from api import schemas as s
-from api.auth import access_token, broker_context, current_actor
+from api.auth import access_token, allow, broker_context, current_actor
 from api.paging import page_request
+from broker.auth import ActorKind
 from broker.orders import services
 
 blp = Blueprint("orders", __name__, url_prefix="/api/v1", description="Orders")
@@ -35,6 +36,7 @@ class StorefrontOrders(MethodView):
 
 @blp.route("/orders")
 class Orders(MethodView):
+    @allow(ActorKind.MANUFACTURER)
     @blp.arguments(s.OrderQuery, location="query")
     @blp.response(200, s.OrderOut(many=True))
     @blp.paginate()

@@ -12,11 +12,13 @@ from marshmallow import validate as v
 from broker.accounts.services import NewManufacturer, NewRetailer, NewStore, StoreChanges
 from broker.catalog.services import NewProduct, ProductChanges
 from broker.geo.geocoding import LocationQuery
+from broker.money import MAX_AMOUNT
 from broker.orders.models import Delivery, OrderStatus
 from broker.orders.services import Address, Customer, Item, PlaceOrder
 
 Str = lambda **kw: f.String(validate=v.Length(max=kw.pop("max", 200)), **kw)  # noqa: E731
-Money = lambda **kw: f.Integer(strict=True, validate=v.Range(min=1), **kw)  # noqa: E731
+Money = lambda **kw: f.Integer(strict=True, validate=v.Range(min=1, max=MAX_AMOUNT), **kw)  # noqa: E731
+Id = lambda **kw: f.Integer(strict=True, validate=v.Range(min=1, max=2**63 - 1), **kw)  # noqa: E731
 
 
 class LocationSchema(ma.Schema):
@@ -98,7 +100,7 @@ class StoreOut(ma.Schema):
 
 
 class DealerIn(ma.Schema):
-    retailer_id = f.Integer(required=True, strict=True)
+    retailer_id = Id(required=True)
 
 
 class DealerOut(ma.Schema):
@@ -293,7 +295,7 @@ class BoardItemOut(ma.Schema):
 
 
 class BidIn(ma.Schema):
-    store_id = f.Integer(strict=True)
+    store_id = Id()
     price = Money()
 
 
@@ -349,3 +351,47 @@ class SettlementOut(ma.Schema):
     to_manufacturer = f.Integer()
     by_rule = f.Dict(keys=f.String(), values=f.Integer())
     seconds = f.Float()
+
+
+class BidOutcomeOut(ma.Schema):
+    listing_id = f.Integer()
+    kind = f.String()
+    area = f.String()
+    price = f.Integer()
+    currency = f.String()
+    bid_at = f.AwareDateTime()
+    my_distance_km = f.Float()
+    outcome = f.String(metadata={"description": "pending, withdrawn, won, lost or cancelled"})
+    decided_at = f.AwareDateTime(allow_none=True)
+    rule = f.String(allow_none=True, metadata={"description": "The rule that decided the listing."})
+    winner = f.String(allow_none=True, metadata={"description": "you, another retailer, or the manufacturer"})
+    winner_distance_band = f.String(allow_none=True, metadata={"description": "e.g. 'under 5 km'"})
+    my_eligibility = f.String(allow_none=True, metadata={
+        "description": "Empty when your bid was eligible; else why not (e.g. outside_service_radius)."})
+    won_round = f.Integer(allow_none=True, metadata={"description": "0 at settlement; more when re-routed to you."})
+
+
+class RunOut(ma.Schema):
+    id = f.Integer()
+    as_of = f.AwareDateTime()
+    trigger = f.String()
+    status = f.String()
+    started_at = f.AwareDateTime()
+    finished_at = f.AwareDateTime(allow_none=True)
+    seconds = f.Float(allow_none=True)
+    settled = f.Integer(metadata={"description": "Listings settled (of yours, for a manufacturer)."})
+    to_retailers = f.Integer()
+    to_manufacturer = f.Integer()
+    error = f.String(allow_none=True)
+
+
+class RetailerShareOut(ma.Schema):
+    retailer_id = f.Integer()
+    name = f.String()
+    listings = f.Integer()
+    average_distance_km = f.Float()
+
+
+class RunReportOut(RunOut):
+    by_rule = f.Dict(keys=f.String(), values=f.Integer())
+    retailers = f.List(f.Nested(RetailerShareOut))

@@ -1,17 +1,39 @@
 from __future__ import annotations
 
+import dataclasses
+
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api import schemas as s
-from api.auth import broker_context, current_actor
-from broker.settlement import services
+from api.auth import allow, broker_context, current_actor
+from api.paging import page_request
+from broker.auth import ActorKind
+from broker.settlement import reports, services
 
 blp = Blueprint("settlement", __name__, url_prefix="/api/v1", description="Settlement")
 
 
+def _run(summary: reports.RunSummary) -> dict:
+    run = summary.run
+    return {"id": run.id, "as_of": run.as_of, "trigger": run.trigger, "status": run.status,
+            "started_at": run.started_at, "finished_at": run.finished_at, "seconds": summary.seconds,
+            "settled": summary.settled, "to_retailers": summary.to_retailers,
+            "to_manufacturer": summary.to_manufacturer, "error": run.error}
+
+
 @blp.route("/settlements")
 class Settlements(MethodView):
+    @allow(ActorKind.MANUFACTURER, ActorKind.OPERATOR)
+    @blp.response(200, s.RunOut(many=True))
+    @blp.paginate()
+    def get(self, pagination_parameters):
+        """Settlement runs, newest first (manufacturer: counted over its own listings; operator: all)."""
+        found = reports.list_runs(broker_context(), current_actor(), page_request(pagination_parameters))
+        pagination_parameters.item_count = found.total
+        return [_run(summary) for summary in found.items]
+
+    @allow(ActorKind.OPERATOR)
     @blp.arguments(s.SettleIn)
     @blp.response(201, s.SettlementOut)
     def post(self, data):
@@ -20,3 +42,31 @@ class Settlements(MethodView):
         return {"id": report.run_id, "as_of": report.as_of, "settled": report.settled,
                 "to_retailers": report.to_retailers, "to_manufacturer": report.to_manufacturer,
                 "by_rule": report.by_rule, "seconds": report.seconds}
+
+
+@blp.route("/settlements/<int:run_id>")
+class SettlementById(MethodView):
+    @allow(ActorKind.MANUFACTURER, ActorKind.OPERATOR)
+    @blp.response(200, s.RunReportOut)
+    def get(self, run_id):
+        """One run's report: how many listings, to whom, by which rule, how long it took. :raise 404:"""
+        report = reports.run_report(broker_context(), current_actor(), run_id)
+        out = _run(report.summary)
+        out["by_rule"] = report.by_rule
+        out["retailers"] = [dataclasses.asdict(share) for share in report.retailers]
+        return out
+
+
+@blp.route("/bids")
+class BidOutcomes(MethodView):
+    @allow(ActorKind.RETAILER)
+    @blp.response(200, s.BidOutcomeOut(many=True))
+    @blp.paginate()
+    def get(self, pagination_parameters):
+        """What became of each of your bids: won, lost (and why), pending or withdrawn.
+
+        A lost bid names the rule that decided and the winner's distance band, never the winner.
+        """
+        found = reports.bid_outcomes(broker_context(), current_actor(), page_request(pagination_parameters))
+        pagination_parameters.item_count = found.total
+        return [dataclasses.asdict(outcome) for outcome in found.items]

@@ -6,9 +6,19 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from broker.config import Settings
 from broker.context import Context
+
+
+MAX_ID = 2**63 - 1
+
+
+class BoundedIntConverter(IntegerConverter):
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
 
 
 def create_app(settings: Settings | None = None, *, context: Context | None = None,
@@ -24,6 +34,9 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     if test_config:
         app.config.update(test_config)
     app.extensions["broker"] = context
+    # Ids are 64-bit: a larger number in a path is no route at all (404), not an
+    # overflow in the database driver.
+    app.url_map.converters["int"] = BoundedIntConverter
     logging.getLogger("broker").setLevel(logging.INFO)
 
     from api import init_api

@@ -79,9 +79,10 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
         raise Invalid.field("items", f"at most {MAX_LINES} lines")
     quantities: dict[str, int] = {}
     for i, item in enumerate(cmd.items):
-        if not (1 <= item.quantity <= MAX_QUANTITY):
-            raise Invalid.field(f"items.{i}.quantity", f"must be between 1 and {MAX_QUANTITY}")
         quantities[item.sku] = quantities.get(item.sku, 0) + item.quantity
+        # Checked on the running total: the same SKU on two lines is one line.
+        if not (1 <= item.quantity and quantities[item.sku] <= MAX_QUANTITY):
+            raise Invalid.field(f"items.{i}.quantity", f"must be between 1 and {MAX_QUANTITY} per product")
     name = cmd.customer.name.strip()
     if not name:
         raise Invalid.field("customer.name", "must not be blank")
@@ -241,7 +242,7 @@ def list_orders(ctx: Context, actor: Actor, filters: OrderFilter, page: PageRequ
                 active = active.where(Assignment.fulfiller_kind == "manufacturer")
             elif filters.fulfiller == "retailer":
                 active = active.where(Assignment.fulfiller_kind == "retailer")
-            elif filters.fulfiller.isdigit():
+            elif filters.fulfiller.isdigit() and len(filters.fulfiller) <= 18:
                 active = active.where(Assignment.retailer_id == int(filters.fulfiller))
             else:
                 raise Invalid.field("fulfiller", "use manufacturer, retailer, or a retailer id")
