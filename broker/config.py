@@ -37,6 +37,13 @@ class Settings:
     geocoder: str = "offline"
     geocoder_options: Mapping[str, str] = dataclasses.field(default_factory=dict)
     settle_batch_size: int = 500
+    # A pause between settlement batches, to spare a busy database (0: none).
+    settle_batch_pause_ms: int = 0
+    # Retry a failed scheduled job this many minutes later (up to three times).
+    job_retry_minutes: float = 10.0
+    # Warn a winner this many hours before its shipping window closes.
+    lapse_warning_hours: float = 6.0
+    log_format: str = "text"  # or "json": one object per line, for a log pipeline
     stripe_secret_key: str = ""
     stripe_webhook_secret: str = ""
 
@@ -66,6 +73,10 @@ class Settings:
         text("BROKER_TIMEZONE", "timezone")
         text("BROKER_GEOCODER", "geocoder")
         number("BROKER_SETTLE_BATCH_SIZE", "settle_batch_size", int)
+        number("BROKER_SETTLE_BATCH_PAUSE_MS", "settle_batch_pause_ms", int)
+        number("BROKER_JOB_RETRY_MINUTES", "job_retry_minutes")
+        number("BROKER_LAPSE_WARNING_HOURS", "lapse_warning_hours")
+        text("BROKER_LOG_FORMAT", "log_format")
         text("STRIPE_SECRET_KEY", "stripe_secret_key")
         text("STRIPE_WEBHOOK_SECRET", "stripe_webhook_secret")
         options = {
@@ -87,6 +98,8 @@ class Settings:
             raise ConfigError(f"BROKER_TIMEZONE {self.timezone!r} is not a known time zone") from None
         if self.min_board_hours < 0 or self.ship_within_hours <= 0:
             raise ConfigError("BROKER_MIN_BOARD_HOURS must be >= 0 and BROKER_SHIP_WITHIN_HOURS > 0")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError("BROKER_LOG_FORMAT must be text or json")
         if self.settle_batch_size < 1:
             raise ConfigError("BROKER_SETTLE_BATCH_SIZE must be at least 1")
         if len(self.settle_cron.split()) != 5:

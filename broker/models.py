@@ -6,6 +6,7 @@ from broker.catalog.models import Product
 from broker.db import Base
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.orders.models import Delivery, Order, OrderLine, OrderStatus
+from broker.outbox.models import OutboxMessage
 from broker.payments.models import OfflineCharge, Payment, PaymentStatus
 from broker.privacy.models import Disclosure
 from broker.settlement.models import (
@@ -20,7 +21,7 @@ from broker.settlement.models import (
 __all__ = [
     "ApiKey", "Assignment", "AssignmentStatus", "Base", "Bid", "BidStatus", "Cause",
     "DealerAuthorisation", "Delivery", "Disclosure", "FulfillerKind", "Listing", "ListingKind",
-    "ListingStatus", "Manufacturer", "OfflineCharge", "Order", "OrderLine", "OrderStatus",
+    "ListingStatus", "Manufacturer", "OfflineCharge", "Order", "OrderLine", "OrderStatus", "OutboxMessage",
     "Payment", "PaymentStatus", "Product", "Retailer", "Role", "Rule", "RunStatus",
     "SettlementDecision", "SettlementRun", "Store",
 ]

@@ -1,36 +1,42 @@
 """The jobs, as data. Each has a stable id, runs at most one instance at a time,
-coalesces missed runs into one, and does its work in its own unit of work."""
+coalesces missed runs into one, and does its work in its own units of work.
+
+Every job is safe to run in two schedulers at once: it claims its work in the
+database (see each service), so two schedulers are redundancy, not double work.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Callable
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from broker.context import Context
+from broker.fulfilment.services import check_deadlines
 from broker.settlement.schedule import settle_trigger
 from broker.settlement.services import missed_settlement, settle
-
-log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
 class JobSpec:
     id: str
     func: Callable[[Context], object]
-    trigger: Callable[[Context], CronTrigger]
+    trigger: Callable[[Context], BaseTrigger]
     # How late a run may start and still run (a scheduler paused, a busy host).
     misfire_grace_seconds: int = 6 * 3600
-    # Run once at start-up if the scheduler missed the last scheduled time.
-    catch_up: Callable[[Context, datetime], datetime | None] | None = None
+    # At start-up: the scheduled time this job missed while no scheduler ran, if any.
+    missed: Callable[[Context, datetime], datetime | None] | None = None
 
 
-def run_settlement(ctx: Context, as_of: datetime | None = None) -> None:
-    settle(ctx, as_of=as_of, trigger="scheduled")
+def run_settlement(ctx: Context) -> None:
+    settle(ctx, trigger="scheduled")
+
+
+def run_deadline_check(ctx: Context) -> None:
+    check_deadlines(ctx)
 
 
 JOBS: tuple[JobSpec, ...] = (
@@ -38,10 +44,14 @@ JOBS: tuple[JobSpec, ...] = (
         id="settlement",
         func=run_settlement,
         trigger=lambda ctx: settle_trigger(ctx.settings.settle_cron, ctx.settings.timezone),
-        catch_up=missed_settlement,
+        missed=missed_settlement,
     ),
+    JobSpec(
+        id="deadlines",
+        func=run_deadline_check,
+        # Hourly, a few minutes past the hour (away from the settlement minute).
+        trigger=lambda ctx: CronTrigger(minute=7, timezone=ctx.settings.timezone),
+        misfire_grace_seconds=3600,
+    ),
+    # Later jobs (request expiry, payouts, retention purge) join this list.
 )
-
-
-def timezone_of(ctx: Context) -> ZoneInfo:
-    return ZoneInfo(ctx.settings.timezone)

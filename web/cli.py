@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import secrets
 import sys
@@ -42,8 +41,10 @@ def _context(settings: Settings | None = None, *, migrated: bool = True) -> Cont
     return ctx
 
 
-def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _logging(settings: Settings | None = None) -> None:
+    from broker.logs import configure
+
+    configure((settings or _settings()).log_format)
 
 
 @click.group()

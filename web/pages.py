@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template
+from flask import Blueprint, abort, current_app, jsonify, render_template
 
 from broker.catalog.services import storefront_catalog
 from broker.errors import NotFound
 from broker.money import format_amount
 from broker.pagination import PageRequest
 from broker.reports import home_summary
+from broker.settlement.reports import health
 
 bp = Blueprint("pages", __name__, template_folder="templates")
 
@@ -32,6 +33,22 @@ def storefront(slug: str):
     except NotFound:
         abort(404)
     return render_template("storefront.html", catalog=catalog)
+
+
+@bp.get("/healthz")
+def healthz():
+    """Up (200) when the database answers; says when settlement last completed and failed."""
+    ctx = current_app.extensions["broker"]
+    found = health(ctx)
+
+    def run(r):
+        return None if r is None else {"id": r.id, "as_of": r.as_of.isoformat(),
+                                       "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                                       "error": r.error}
+
+    body = {"status": "ok" if found.database else "unavailable", "database": "ok" if found.database else "down",
+            "last_settlement": run(found.last_completed), "last_failed_settlement": run(found.last_failed)}
+    return jsonify(body), 200 if found.database else 503
 
 
 @bp.get("/api/v1/docs")

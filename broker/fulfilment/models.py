@@ -39,5 +39,6 @@ class Assignment(Base):
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     carrier: Mapped[str | None] = mapped_column(String(60), default=None)
     tracking_number: Mapped[str | None] = mapped_column(String(100), default=None)

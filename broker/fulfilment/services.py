@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -14,12 +16,14 @@ from broker.errors import Conflict, Invalid, NotFound
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.orders.models import Order, OrderStatus
 from broker.orders.rules import move
+from broker.outbox.services import enqueue
 from broker.pagination import Page, PageRequest, paginate
 from broker.payments.models import Payment, PaymentStatus
 from broker.privacy.services import disclose
 from broker.settlement.models import Cause
 from broker.settlement.services import reroute
 
+log = logging.getLogger(__name__)
 VISIBLE = (AssignmentStatus.ACTIVE, AssignmentStatus.SHIPPED)
 
 
@@ -137,3 +141,84 @@ def release_assignment(ctx: Context, actor: Actor, assignment_id: int) -> Assign
         reroute(session, ctx, listing, cause=Cause.RELEASE, now=now)
         uow.commit()
         return AssignmentView(assignment, order)
+
+
+@dataclasses.dataclass
+class LapseReport:
+    warned: int = 0
+    lapsed: int = 0
+    to_retailers: int = 0
+    to_manufacturer: int = 0
+
+
+def check_deadlines(ctx: Context) -> LapseReport:
+    """The hourly job: warn winners whose window closes soon, and take orders
+    from winners whose window has closed (they go to the next-nearest eligible
+    bidder, else the manufacturer). Safe to run in several schedulers at once."""
+    report = LapseReport()
+    report.warned = _warn_due_soon(ctx)
+    now = ctx.now()
+    with ctx.uow() as uow:
+        overdue = list(uow.session.scalars(
+            select(Assignment.id)
+            .where(Assignment.status == AssignmentStatus.ACTIVE, Assignment.fulfiller_kind == "retailer",
+                   Assignment.due_at < now)
+            .order_by(Assignment.id)
+        ))
+    for assignment_id in overdue:
+        _lapse_one(ctx, assignment_id, report)
+    return report
+
+
+def _lapse_one(ctx: Context, assignment_id: int, report: LapseReport) -> None:
+    # One transaction per assignment: a crash loses at most the one in hand, and
+    # a second scheduler doing the same finds it no longer active and moves on.
+    with ctx.uow() as uow:
+        session = uow.session
+        order_id = session.scalar(select(Assignment.order_id).where(Assignment.id == assignment_id))
+        listing = session.scalar(select(Listing).where(Listing.order_id == order_id).with_for_update())
+        session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+        assignment = session.scalar(select(Assignment).where(Assignment.id == assignment_id).with_for_update())
+        now = ctx.now()
+        if assignment.status != AssignmentStatus.ACTIVE or assignment.due_at >= now:
+            return
+        assignment.status = AssignmentStatus.LAPSED
+        assignment.ended_at = now
+        session.flush()
+        decision = reroute(session, ctx, listing, cause=Cause.LAPSE, now=now)
+        enqueue(session, topic="assignment.lapsed", dedupe_key=f"assignment-{assignment.id}",
+                recipient_kind="retailer", recipient_id=assignment.retailer_id,
+                payload={"assignment_id": assignment.id, "order_id": order_id, "due_at": assignment.due_at.isoformat()},
+                now=now)
+        uow.commit()
+        report.lapsed += 1
+        if decision.winner_retailer_id is None:
+            report.to_manufacturer += 1
+        else:
+            report.to_retailers += 1
+        log.info("assignment %s lapsed; order %s re-routed by %s", assignment.id, order_id, decision.rule,
+                 extra={"event": "assignment.lapsed", "assignment_id": assignment.id, "order_id": order_id,
+                        "rule": str(decision.rule)})
+
+
+def _warn_due_soon(ctx: Context) -> int:
+    now = ctx.now()
+    horizon = now + timedelta(hours=ctx.settings.lapse_warning_hours)
+    with ctx.uow() as uow:
+        session = uow.session
+        due = list(session.scalars(
+            select(Assignment)
+            .where(Assignment.status == AssignmentStatus.ACTIVE, Assignment.fulfiller_kind == "retailer",
+                   Assignment.warned_at.is_(None), Assignment.due_at <= horizon, Assignment.due_at >= now)
+            .order_by(Assignment.id)
+            .with_for_update(skip_locked=True)
+        ))
+        for assignment in due:
+            assignment.warned_at = now
+            enqueue(session, topic="assignment.deadline_warning", dedupe_key=f"assignment-{assignment.id}",
+                    recipient_kind="retailer", recipient_id=assignment.retailer_id,
+                    payload={"assignment_id": assignment.id, "order_id": assignment.order_id,
+                             "due_at": assignment.due_at.isoformat()},
+                    now=now)
+        uow.commit()
+        return len(due)

@@ -25,6 +25,10 @@ class SettlementRun(Base):
     status: Mapped[RunStatus] = mapped_column(String(10))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Moved forward by every batch, in the batch's own transaction: a run whose
+    # heartbeat stops was killed, and its counts are exactly what it committed.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    worker: Mapped[str] = mapped_column(String(120), default="", server_default="")
     settled: Mapped[int] = mapped_column(Integer, default=0)
     to_retailers: Mapped[int] = mapped_column(Integer, default=0)
     to_manufacturer: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,12 +1,20 @@
-"""When the board closes: the settlement cron, in the operator's time zone."""
+"""When the board closes: the settlement cron, in the operator's time zone.
+
+Every time leaves this module in UTC. The cron's own times are wall-clock times
+in its zone, and around a daylight-saving change one of them can fall in the gap
+(02:00 on the spring-forward day in Los Angeles); such a datetime never compares
+equal to one in another zone (PEP 495), so it must not escape.
+"""
 
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone as _tz
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
+
+UTC = _tz.utc
 
 
 @functools.lru_cache(maxsize=8)
@@ -19,7 +27,7 @@ def closes_at(listed_at: datetime, *, cron: str, timezone: str, min_board_hours:
     earliest = listed_at + timedelta(hours=min_board_hours)
     trigger = settle_trigger(cron, timezone)
     fire = trigger.get_next_fire_time(None, earliest)
-    return fire if fire is not None else earliest
+    return (fire if fire is not None else earliest).astimezone(UTC)
 
 
 def previous_fire(now: datetime, *, cron: str, timezone: str, horizon_days: int = 8) -> datetime | None:
@@ -30,4 +38,4 @@ def previous_fire(now: datetime, *, cron: str, timezone: str, horizon_days: int 
     while fire is not None and fire <= now:
         last = fire
         fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
-    return last
+    return last.astimezone(UTC) if last is not None else None

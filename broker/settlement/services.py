@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from broker.accounts.models import DealerAuthorisation, Retailer, Store
@@ -31,6 +33,7 @@ from broker.auth import Actor, ActorKind, require
 from broker.board.models import Bid, BidStatus, Listing, ListingStatus
 from broker.clock import as_utc
 from broker.context import Context
+from broker.errors import Invalid
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.geo.distance import distance_km
 from broker.orders.models import Order, OrderStatus
@@ -47,6 +50,10 @@ from broker.settlement.rules import Candidate, Choice, choose, eligibility
 from broker.settlement.schedule import previous_fire
 
 log = logging.getLogger(__name__)
+# The moments settlement accepts: wide enough for any real use, far from the
+# datetime range's edges (subtracting the board time must not overflow).
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9000, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclasses.dataclass
@@ -165,6 +172,8 @@ def settle(ctx: Context, *, as_of: datetime | None = None, trigger: str = "manua
     and to run again: a listing already settled is never settled twice."""
     started = time.perf_counter()
     as_of = as_utc(as_of) if as_of is not None else ctx.now()
+    if not (EARLIEST <= as_of <= LATEST):
+        raise Invalid.field("as_of", f"must be between {EARLIEST.year} and {LATEST.year}")
     cutoff = as_of - timedelta(hours=ctx.settings.min_board_hours)
     report = SettlementReport(run_id=None, as_of=as_of, dry_run=dry_run)
     if dry_run:
@@ -174,6 +183,7 @@ def settle(ctx: Context, *, as_of: datetime | None = None, trigger: str = "manua
 
     run_id = _open_run(ctx, as_of, trigger)
     report.run_id = run_id
+    pause = ctx.settings.settle_batch_pause_ms / 1000
     try:
         # First pass skips rows other transactions hold, so concurrent runs share
         # the work; the second waits for them, so nothing due is left behind.
@@ -181,6 +191,8 @@ def settle(ctx: Context, *, as_of: datetime | None = None, trigger: str = "manua
             while _settle_batch(ctx, cutoff, run_id, report, skip_locked=skip_locked):
                 if progress:
                     progress(report)
+                if pause:
+                    time.sleep(pause)
     except Exception as exc:
         report.seconds = time.perf_counter() - started
         _close_run(ctx, run_id, report, error=f"{type(exc).__name__}: {exc}")
@@ -191,6 +203,10 @@ def settle(ctx: Context, *, as_of: datetime | None = None, trigger: str = "manua
     log.info(
         "settlement run %s as of %s: %s settled, %s to retailers, %s to manufacturers in %.2fs",
         run_id, as_of.isoformat(), report.settled, report.to_retailers, report.to_manufacturer, report.seconds,
+        extra={"event": "settlement.completed", "run_id": run_id, "as_of": as_of.isoformat(),
+               "settled": report.settled, "to_retailers": report.to_retailers,
+               "to_manufacturer": report.to_manufacturer, "by_rule": report.by_rule,
+               "seconds": round(report.seconds, 3)},
     )
     return report
 
@@ -216,6 +232,7 @@ def _settle_batch(ctx: Context, cutoff: datetime, run_id: int, report: Settlemen
             select(Order).where(Order.id.in_([l.order_id for l in listings])).with_for_update()
         )}
         candidates = candidates_for(session, listings)
+        batch = SettlementReport(run_id=run_id, as_of=report.as_of, dry_run=False)
         for listing in listings:
             choice = choose(candidates[listing.id])
             award(session, ctx, listing, choice, round=0, cause=Cause.SETTLEMENT, now=now, run_id=run_id)
@@ -223,8 +240,21 @@ def _settle_batch(ctx: Context, cutoff: datetime, run_id: int, report: Settlemen
             listing.closed_at = now
             listing.settlement_run_id = run_id
             move(orders[listing.order_id], OrderStatus.AWARDED, now)
-            report.count(choice)
+            batch.count(choice)
+        session.execute(
+            update(SettlementRun)
+            .where(SettlementRun.id == run_id)
+            .values(settled=SettlementRun.settled + batch.settled,
+                    to_retailers=SettlementRun.to_retailers + batch.to_retailers,
+                    to_manufacturer=SettlementRun.to_manufacturer + batch.to_manufacturer,
+                    heartbeat_at=now)
+        )
         uow.commit()
+        report.settled += batch.settled
+        report.to_retailers += batch.to_retailers
+        report.to_manufacturer += batch.to_manufacturer
+        for rule, n in batch.by_rule.items():
+            report.by_rule[rule] = report.by_rule.get(rule, 0) + n
         return True
 
 
@@ -247,9 +277,25 @@ def _plan(ctx: Context, cutoff: datetime, report: SettlementReport) -> None:
                 })
 
 
+# A run that has not finished a batch for this long is taken to have died.
+ABANDONED_AFTER = timedelta(minutes=15)
+
+
 def _open_run(ctx: Context, as_of: datetime, trigger: str) -> int:
     with ctx.uow() as uow:
-        run = SettlementRun(as_of=as_of, trigger=trigger, status=RunStatus.RUNNING, started_at=ctx.now())
+        now = ctx.now()
+        # Runs killed mid-way stay "running" with a stale heartbeat: say so, so that
+        # a failure is visible rather than a run that seems to go on for ever.
+        stale = now - ABANDONED_AFTER
+        uow.session.execute(
+            update(SettlementRun)
+            .where(SettlementRun.status == RunStatus.RUNNING,
+                   func.coalesce(SettlementRun.heartbeat_at, SettlementRun.started_at) < stale)
+            .values(status=RunStatus.FAILED, finished_at=now,
+                    error="abandoned: the process stopped before finishing (its committed batches stand)")
+        )
+        run = SettlementRun(as_of=as_of, trigger=trigger, status=RunStatus.RUNNING, started_at=now,
+                            heartbeat_at=now, worker=f"{socket.gethostname()}:{os.getpid()}")
         uow.session.add(run)
         uow.commit()
         return run.id
@@ -261,9 +307,6 @@ def _close_run(ctx: Context, run_id: int, report: SettlementReport, error: str |
         run.status = RunStatus.FAILED if error else RunStatus.COMPLETED
         run.error = error
         run.finished_at = ctx.now()
-        run.settled = report.settled
-        run.to_retailers = report.to_retailers
-        run.to_manufacturer = report.to_manufacturer
         uow.commit()
 
 

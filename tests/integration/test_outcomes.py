@@ -1,0 +1,143 @@
+"""Explaining settlement: retailers' bid outcomes, run reports, and /healthz."""
+
+from datetime import timedelta
+
+import pytest
+
+from tests.conftest import ADMIN_TOKEN, START
+from tests.factories import HERE, World, north_of
+
+LATER = START + timedelta(hours=13)
+OPERATOR = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def auth(key):
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def scene(ctx, client):
+    """Two makers; A's order is contested by a near and a far retailer, a second A
+    order has one bid, from a store that has since shrunk its radius; B's order
+    has no bids."""
+    world = World(ctx)
+    a, b = world.manufacturer(), world.manufacturer()
+    near = world.retailer(north_of(HERE, 2), dealer_of=[a], name="Near Shop")
+    far = world.retailer(north_of(HERE, 30), radius=40, dealer_of=[a], name="Far Shop")
+    contested = world.order(a, name="Zelda Customer", email="zelda@secret.example")
+    world.bid(near, contested.order.id)
+    world.bid(far, contested.order.id)
+    shrinker = world.retailer(north_of(HERE, 20), radius=40, dealer_of=[a], name="Shrinking Shop")
+    edge = world.order(a, to=north_of(HERE, 5))
+    world.bid(shrinker, edge.order.id)
+    from broker.accounts.services import StoreChanges, update_store
+
+    update_store(ctx, shrinker.actor, shrinker.store_id, StoreChanges(service_radius_km=10))  # now out of range
+    lonely = world.order(b)
+    run = client.post("/api/v1/settlements", headers=OPERATOR, json={"as_of": LATER.isoformat()}).get_json()
+    return dict(a=a, b=b, near=near, far=far, shrinker=shrinker, contested=contested, edge=edge, lonely=lonely,
+                run=run)
+
+
+class TestBidOutcomes:
+    def test_winner_sees_it_won(self, scene, client):
+        [outcome] = client.get("/api/v1/bids", headers=auth(scene["near"].key)).get_json()
+        assert outcome["outcome"] == "won" and outcome["winner"] == "you" and outcome["won_round"] == 0
+
+    def test_loser_sees_the_rule_and_the_winners_band_but_not_who(self, scene, client):
+        response = client.get("/api/v1/bids", headers=auth(scene["far"].key))
+        [contested] = response.get_json()
+        assert contested["outcome"] == "lost"
+        assert contested["rule"] == "nearest"
+        assert contested["winner"] == "another retailer"
+        assert contested["winner_distance_band"] == "under 5 km"
+        assert contested["my_eligibility"] == ""
+        assert set(contested) == {"listing_id", "kind", "area", "price", "currency", "bid_at", "my_distance_km",
+                                  "outcome", "decided_at", "rule", "winner", "winner_distance_band",
+                                  "my_eligibility", "won_round"}  # no field says who won or who bought
+        text = response.get_data(as_text=True)
+        for secret in ("Near Shop", "Zelda", "zelda@secret.example", "Secret Lane"):
+            assert secret not in text
+
+    def test_loser_learns_its_own_bid_was_ineligible(self, scene, client):
+        [edge] = client.get("/api/v1/bids", headers=auth(scene["shrinker"].key)).get_json()
+        assert edge["outcome"] == "lost"
+        assert edge["winner"] == "the manufacturer" and edge["winner_distance_band"] is None
+        assert edge["my_eligibility"] == "outside_service_radius"
+        assert edge["rule"] == "no_eligible_bids"
+
+    def test_open_and_withdrawn_bids(self, ctx, client):
+        from broker.board.services import withdraw_bid
+
+        world = World(ctx)
+        maker = world.manufacturer()
+        shop = world.retailer(north_of(HERE, 2), dealer_of=[maker])
+        kept, dropped = world.order(maker), world.order(maker)
+        world.bid(shop, kept.order.id)
+        world.bid(shop, dropped.order.id)
+        withdraw_bid(ctx, shop.actor, world.listing_id(dropped.order.id))
+        outcomes = {o["listing_id"]: o["outcome"] for o in client.get("/api/v1/bids", headers=auth(shop.key)).get_json()}
+        assert outcomes == {world.listing_id(kept.order.id): "pending", world.listing_id(dropped.order.id): "withdrawn"}
+
+
+class TestRunReports:
+    def test_operator_sees_the_whole_run(self, scene, client):
+        assert scene["run"]["settled"] == 3
+        [run] = client.get("/api/v1/settlements", headers=OPERATOR).get_json()
+        assert (run["id"], run["status"], run["trigger"]) == (scene["run"]["id"], "completed", "api")
+        assert (run["settled"], run["to_retailers"], run["to_manufacturer"]) == (3, 1, 2)
+        assert run["seconds"] is not None and run["seconds"] >= 0
+
+    def test_manufacturer_sees_only_its_own_listings_of_the_run(self, scene, client):
+        report = client.get(f"/api/v1/settlements/{scene['run']['id']}", headers=auth(scene["a"].key)).get_json()
+        assert (report["settled"], report["to_retailers"], report["to_manufacturer"]) == (2, 1, 1)
+        assert report["by_rule"] == {"nearest": 1, "no_eligible_bids": 1}
+        assert report["retailers"] == [{"retailer_id": scene["near"].id, "name": "Near Shop", "listings": 1,
+                                         "average_distance_km": pytest.approx(2, abs=0.05)}]
+        other = client.get(f"/api/v1/settlements/{scene['run']['id']}", headers=auth(scene["b"].key)).get_json()
+        assert (other["settled"], other["to_manufacturer"], other["retailers"]) == (1, 1, [])
+
+    def test_retailers_cannot_read_run_reports(self, scene, client):
+        assert client.get("/api/v1/settlements", headers=auth(scene["near"].key)).status_code == 403
+        assert client.get(f"/api/v1/settlements/{scene['run']['id']}",
+                          headers=auth(scene["near"].key)).status_code == 403
+
+    def test_unknown_run_is_404(self, scene, client):
+        assert client.get("/api/v1/settlements/999999", headers=OPERATOR).status_code == 404
+
+
+class TestHealth:
+    def test_reports_database_and_last_settlement(self, scene, client):
+        body = client.get("/healthz").get_json()
+        assert body["status"] == "ok" and body["database"] == "ok"
+        assert body["last_settlement"]["id"] == scene["run"]["id"]
+        assert body["last_failed_settlement"] is None
+
+    def test_a_failed_run_is_visible(self, ctx, client, monkeypatch):
+        import broker.settlement.services as settlement
+
+        World(ctx).order(World(ctx).manufacturer())
+
+        def boom(*args, **kwargs):
+            raise RuntimeError("database fell over")
+
+        monkeypatch.setattr(settlement, "candidates_for", boom)
+        with pytest.raises(RuntimeError):
+            settlement.settle(ctx, as_of=LATER)
+        body = client.get("/healthz").get_json()
+        assert "database fell over" in body["last_failed_settlement"]["error"]
+        runs = client.get("/api/v1/settlements", headers=OPERATOR).get_json()
+        assert runs[0]["status"] == "failed" and runs[0]["settled"] == 0
+
+    def test_database_down_is_503(self, app, client, monkeypatch):
+        from sqlalchemy.exc import OperationalError
+
+        ctx = app.extensions["broker"]
+
+        class Down:
+            def __call__(self):
+                raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+        monkeypatch.setattr(ctx, "session_factory", Down())
+        response = client.get("/healthz")
+        assert response.status_code == 503 and response.get_json()["database"] == "down"
