@@ -39,10 +39,11 @@ def init_api(app: Flask) -> Api:
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.components.security_scheme("accessToken", {"type": "apiKey", "in": "header", "name": "X-Access-Token"})
 
-    from api import accounts, board, catalog, fulfilment, orders, settlement
+    from api import accounts, board, catalog, fulfilment, orders, payments, settlement
 
-    for module in (accounts, catalog, orders, board, fulfilment, settlement):
+    for module in (accounts, catalog, orders, board, fulfilment, settlement, payments):
         api.register_blueprint(module.blp)
+    app.register_blueprint(payments.hooks)
 
     app.register_error_handler(BrokerError, problems.from_broker_error)
     app.extensions["broker_api"] = api

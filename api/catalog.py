@@ -26,14 +26,15 @@ class Products(MethodView):
         """The calling manufacturer's products, active or not."""
         found = services.list_products(broker_context(), current_actor(), page_request(pagination_parameters))
         pagination_parameters.item_count = found.total
-        return [_product(p) for p in found.items]
+        return [_product(v.product, v.currency) for v in found.items]
 
     @allow(ActorKind.MANUFACTURER)
     @blp.arguments(s.ProductIn)
     @blp.response(201, s.ProductOut)
     def post(self, cmd):
         """Add a product. `price` is in minor units of the store's currency. :raise 409: SKU exists."""
-        return _product(services.add_product(broker_context(), current_actor(), cmd))
+        view = services.add_product(broker_context(), current_actor(), cmd)
+        return _product(view.product, view.currency)
 
 
 # `path`, not `string`: a SKU may contain "/" (e.g. "BOX/2").
@@ -44,7 +45,8 @@ class ProductBySku(MethodView):
     @blp.response(200, s.ProductOut)
     def patch(self, changes, sku):
         """Edit a product (`active: false` takes it off sale). :raise 404: not yours."""
-        return _product(services.update_product(broker_context(), current_actor(), sku, changes))
+        view = services.update_product(broker_context(), current_actor(), sku, changes)
+        return _product(view.product, view.currency)
 
 
 @blp.route("/storefronts/<string:slug>/products")

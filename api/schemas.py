@@ -395,3 +395,45 @@ class RetailerShareOut(ma.Schema):
 class RunReportOut(RunOut):
     by_rule = f.Dict(keys=f.String(), values=f.Integer())
     retailers = f.List(f.Nested(RetailerShareOut))
+
+
+class RefundIn(ma.Schema):
+    amount = Money(metadata={"description": "Minor units; default: everything not yet refunded."})
+
+
+class ConnectIn(ma.Schema):
+    email = f.Email(required=True, validate=v.Length(max=254))
+    country = Str(max=2)
+
+
+class ConnectOut(ma.Schema):
+    account_ref = f.String()
+    provider = f.String()
+    ready = f.Boolean()
+    onboarding_url = f.String(allow_none=True)
+
+
+class EarningOut(ma.Schema):
+    id = f.Integer()
+    order_id = f.Integer()
+    kind = f.String(metadata={"description": "sale, or clawback (a refund after payout, netted from the next)"})
+    gross = f.Integer()
+    fee = f.Integer()
+    amount = f.Integer()
+    currency = f.String()
+    status = f.String(metadata={"description": "accrued, frozen (disputed), paid or reversed"})
+    payout_id = f.Integer(allow_none=True)
+    created_at = f.AwareDateTime()
+
+
+class EarningsSummaryOut(ma.Schema):
+    accrued = f.Integer()
+    frozen = f.Integer()
+    paid = f.Integer()
+    account_ready = f.Boolean()
+
+
+class PayoutRunOut(ma.Schema):
+    payouts = f.Integer()
+    amount = f.Dict(keys=f.String(), values=f.Integer())
+    failed = f.Integer()

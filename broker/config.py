@@ -46,6 +46,16 @@ class Settings:
     log_format: str = "text"  # or "json": one object per line, for a log pipeline
     stripe_secret_key: str = ""
     stripe_webhook_secret: str = ""
+    # Another Stripe-compatible server (tests, staging); empty: Stripe itself.
+    stripe_api_base: str = ""
+    # Card holds expire: about 7 days, Visa merchant-initiated after 4 days 18 hours.
+    # Broker captures early rather than let an order outlive its hold.
+    auth_hold_hours: float = 114.0
+    # Platform fee in basis points of the captured amount (1000 = 10%).
+    platform_fee_bps: int = 1000
+    # Where the portal sends a retailer or manufacturer back after Stripe onboarding.
+    public_url: str = "http://127.0.0.1:8000"
+    payout_cron: str = "0 4 * * *"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -79,6 +89,11 @@ class Settings:
         text("BROKER_LOG_FORMAT", "log_format")
         text("STRIPE_SECRET_KEY", "stripe_secret_key")
         text("STRIPE_WEBHOOK_SECRET", "stripe_webhook_secret")
+        text("STRIPE_API_BASE", "stripe_api_base")
+        number("BROKER_AUTH_HOLD_HOURS", "auth_hold_hours")
+        number("BROKER_PLATFORM_FEE_BPS", "platform_fee_bps", int)
+        text("BROKER_PUBLIC_URL", "public_url")
+        text("BROKER_PAYOUT_CRON", "payout_cron")
         options = {
             key[len("BROKER_GEOCODER_"):].lower(): value
             for key, value in env.items()
@@ -98,6 +113,13 @@ class Settings:
             raise ConfigError(f"BROKER_TIMEZONE {self.timezone!r} is not a known time zone") from None
         if self.min_board_hours < 0 or self.ship_within_hours <= 0:
             raise ConfigError("BROKER_MIN_BOARD_HOURS must be >= 0 and BROKER_SHIP_WITHIN_HOURS > 0")
+        if self.stripe_secret_key and not self.stripe_webhook_secret:
+            raise ConfigError("STRIPE_SECRET_KEY is set without STRIPE_WEBHOOK_SECRET: Broker could not verify "
+                              "Stripe's webhooks, and orders would never leave awaiting_payment")
+        if not (0 <= self.platform_fee_bps <= 10_000):
+            raise ConfigError("BROKER_PLATFORM_FEE_BPS must be between 0 and 10000")
+        if self.auth_hold_hours <= 0:
+            raise ConfigError("BROKER_AUTH_HOLD_HOURS must be more than 0")
         if self.log_format not in ("text", "json"):
             raise ConfigError("BROKER_LOG_FORMAT must be text or json")
         if self.settle_batch_size < 1:

@@ -44,3 +44,17 @@ class NotFound(BrokerError):
 class Conflict(BrokerError):
     status = 409
     title = "Conflict"
+
+
+class PaymentRequired(BrokerError):
+    """The payment provider declined."""
+
+    status = 402
+    title = "Payment required"
+
+
+class Unavailable(BrokerError):
+    """A system we depend on (the payment provider) is down; try again later."""
+
+    status = 503
+    title = "Service unavailable"

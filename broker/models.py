@@ -7,7 +7,17 @@ from broker.db import Base
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.orders.models import Delivery, Order, OrderLine, OrderStatus
 from broker.outbox.models import OutboxMessage
-from broker.payments.models import OfflineCharge, Payment, PaymentStatus
+from broker.ledger.models import LedgerEntry, LedgerTransaction
+from broker.payments.models import (
+    OfflineAccount,
+    OfflineCharge,
+    OfflineRefund,
+    OfflineTransfer,
+    Payment,
+    PaymentStatus,
+    WebhookEvent,
+)
+from broker.payouts.models import ConnectedAccount, Earning, EarningStatus, Payout
 from broker.privacy.models import Disclosure
 from broker.settlement.models import (
     Cause,
@@ -19,6 +29,8 @@ from broker.settlement.models import (
 )
 
 __all__ = [
+    "ConnectedAccount", "Earning", "EarningStatus", "LedgerEntry", "LedgerTransaction", "OfflineAccount",
+    "OfflineRefund", "OfflineTransfer", "Payout", "WebhookEvent",
     "ApiKey", "Assignment", "AssignmentStatus", "Base", "Bid", "BidStatus", "Cause",
     "DealerAuthorisation", "Delivery", "Disclosure", "FulfillerKind", "Listing", "ListingKind",
     "ListingStatus", "Manufacturer", "OfflineCharge", "Order", "OrderLine", "OrderStatus", "OutboxMessage",

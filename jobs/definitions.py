@@ -16,6 +16,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from broker.context import Context
 from broker.fulfilment.services import check_deadlines
+from broker.payouts.services import run_payouts
 from broker.settlement.schedule import settle_trigger
 from broker.settlement.services import missed_settlement, settle
 
@@ -39,6 +40,10 @@ def run_deadline_check(ctx: Context) -> None:
     check_deadlines(ctx)
 
 
+def run_payouts_job(ctx: Context) -> None:
+    run_payouts(ctx)
+
+
 JOBS: tuple[JobSpec, ...] = (
     JobSpec(
         id="settlement",
@@ -53,5 +58,10 @@ JOBS: tuple[JobSpec, ...] = (
         trigger=lambda ctx: CronTrigger(minute=7, timezone=ctx.settings.timezone),
         misfire_grace_seconds=3600,
     ),
-    # Later jobs (request expiry, payouts, retention purge) join this list.
+    JobSpec(
+        id="payouts",
+        func=run_payouts_job,
+        trigger=lambda ctx: CronTrigger.from_crontab(ctx.settings.payout_cron, timezone=ctx.settings.timezone),
+    ),
+    # Later jobs (request expiry, retention purge) join this list.
 )

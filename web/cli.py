@@ -176,6 +176,46 @@ def _parse_time(text: str) -> datetime:
         raise click.BadParameter(f"{text!r} is not an ISO 8601 time, e.g. 2026-01-31T02:00:00Z") from None
 
 
+@main.group()
+def ledger() -> None:
+    """The double-entry ledger."""
+
+
+@ledger.command("check")
+def ledger_check() -> None:
+    """Prove the ledger balances and agrees with the recorded payments and payouts."""
+    from broker.ledger.services import check
+
+    ctx = _context()
+    with ctx.uow() as uow:
+        result = check(uow.session)
+    click.echo(f"{result.transactions} transactions, {result.entries} entries")
+    for txn in result.unbalanced_transactions:
+        click.echo(f"  transaction {txn} does not balance")
+    for currency, total in result.unbalanced_currencies.items():
+        click.echo(f"  {currency} entries sum to {total}, not 0")
+    for what, in_ledger, recorded in result.mismatches:
+        click.echo(f"  {what}: ledger says {in_ledger}, payments say {recorded}")
+    if not result.ok:
+        raise click.ClickException("the ledger does not reconcile")
+    click.echo("the ledger balances and reconciles with the payments")
+
+
+@main.group()
+def payouts() -> None:
+    """Paying fulfillers."""
+
+
+@payouts.command("run")
+def payouts_run() -> None:
+    """Pay out every accrued earning whose fulfiller has a ready account."""
+    from broker.payouts.services import run_payouts
+
+    report = run_payouts(_context())
+    amounts = ", ".join(f"{amount} {currency}" for currency, amount in sorted(report.amount.items())) or "nothing"
+    click.echo(f"{report.payouts} payouts: {amounts}; {report.failed} failed (retried next run)")
+
+
 @main.command()
 def demo() -> None:
     """Add the demo manufacturer, retailers and orders (once)."""

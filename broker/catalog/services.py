@@ -49,7 +49,17 @@ def _check_image_url(url: str | None) -> str | None:
     return url
 
 
-def add_product(ctx: Context, actor: Actor, cmd: NewProduct) -> Product:
+@dataclasses.dataclass(frozen=True)
+class ProductView:
+    product: Product
+    currency: str
+
+
+def _currency(session, manufacturer_id: int) -> str:
+    return session.scalar(select(Manufacturer.currency).where(Manufacturer.id == manufacturer_id))
+
+
+def add_product(ctx: Context, actor: Actor, cmd: NewProduct) -> ProductView:
     """:raise 409: the SKU exists. :raise 422: bad input."""
     require(actor, ActorKind.MANUFACTURER)
     sku = cmd.sku.strip()
@@ -71,11 +81,12 @@ def add_product(ctx: Context, actor: Actor, cmd: NewProduct) -> Product:
             active=True, created_at=now, updated_at=now,
         )
         uow.session.add(product)
+        currency = _currency(uow.session, actor.id)
         uow.commit()
-        return product
+        return ProductView(product, currency)
 
 
-def update_product(ctx: Context, actor: Actor, sku: str, changes: ProductChanges) -> Product:
+def update_product(ctx: Context, actor: Actor, sku: str, changes: ProductChanges) -> ProductView:
     """:raise 404: not one of the caller's SKUs."""
     require(actor, ActorKind.MANUFACTURER)
     with ctx.uow() as uow:
@@ -97,15 +108,18 @@ def update_product(ctx: Context, actor: Actor, sku: str, changes: ProductChanges
         if changes.active is not None:
             product.active = changes.active
         product.updated_at = ctx.now()
+        currency = _currency(uow.session, actor.id)
         uow.commit()
-        return product
+        return ProductView(product, currency)
 
 
-def list_products(ctx: Context, actor: Actor, page: PageRequest) -> Page[Product]:
+def list_products(ctx: Context, actor: Actor, page: PageRequest) -> Page[ProductView]:
     require(actor, ActorKind.MANUFACTURER)
     with ctx.uow() as uow:
         stmt = select(Product).where(Product.manufacturer_id == actor.id).order_by(Product.sku)
-        return paginate(uow.session, stmt, page)
+        found = paginate(uow.session, stmt, page)
+        currency = _currency(uow.session, actor.id)
+        return Page([ProductView(p, currency) for p in found.items], found.total)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,9 @@ FORWARD: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.SHIPPED: frozenset({S.DELIVERED, S.REFUNDED}),
     S.DELIVERED: frozenset({S.REFUNDED}),
     S.CANCELLED: frozenset(),
-    S.PAYMENT_FAILED: frozenset(),
+    # A declined card can be retried on the same payment: a later authorisation
+    # still puts the order on the board.
+    S.PAYMENT_FAILED: frozenset({S.OPEN, S.CANCELLED}),
     S.REFUNDED: frozenset(),
 }
 

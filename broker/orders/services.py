@@ -14,13 +14,15 @@ from broker.auth import Actor, ActorKind, digest, require, same
 from broker.board.models import Listing, ListingKind, ListingStatus
 from broker.catalog.models import Product
 from broker.context import Context
-from broker.errors import Conflict, Invalid, NotFound, Unauthenticated
+from broker.errors import Conflict, Invalid, NotFound, PaymentRequired, Unauthenticated, Unavailable
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.geo.geocoding import LocationQuery, resolve_location
 from broker.orders.models import Delivery, Order, OrderLine, OrderStatus
 from broker.orders.rules import CANCELLABLE, move
 from broker.pagination import Page, PageRequest, paginate
+from broker.payments import services as payments
 from broker.payments.models import Payment, PaymentStatus
+from broker.payments.provider import PaymentError
 from broker.privacy.services import disclose
 
 MAX_QUANTITY = 999
@@ -130,25 +132,31 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
         order.total = sum(line.line_total for line in order.lines)
         session.add(order)
         session.flush()
-        auth = ctx.payments.authorize(
-            session, amount=order.total, currency=order.currency,
-            idempotency_key=f"order-{order.id}-authorize", description=f"{maker.name} order {order.id}",
-        )
+        try:
+            auth = ctx.payments.authorize(
+                session, amount=order.total, currency=order.currency,
+                idempotency_key=f"order-{order.id}-authorize", description=f"{maker.name} order {order.id}",
+                metadata={"order_id": str(order.id), "transfer_group": f"order-{order.id}"},
+            )
+        except PaymentError as exc:
+            if exc.retryable:
+                raise Unavailable("the payment provider is not answering; nothing was charged, try again") from None
+            raise PaymentRequired(f"the payment could not be set up: {exc}") from None
         payment = Payment(
             order_id=order.id, provider=ctx.payments.name, provider_ref=auth.ref, test_mode=ctx.payments.test_mode,
             status=PaymentStatus.PENDING, amount=order.total, currency=order.currency, created_at=now,
         )
         session.add(payment)
+        session.flush()
         if auth.authorized:
-            mark_authorized(session, order, payment, now)
+            payments.record_authorized(session, payment, hold_hours=ctx.settings.auth_hold_hours, now=now)
+            put_on_board(session, order, now)
         uow.commit()
         return PlacedOrder(order, token, payment, auth.client_secret)
 
 
-def mark_authorized(session: Session, order: Order, payment: Payment, now: datetime) -> None:
+def put_on_board(session: Session, order: Order, now: datetime) -> None:
     """The hold is in place: the order goes on the board (caller's transaction)."""
-    payment.status = PaymentStatus.AUTHORIZED
-    payment.authorized_at = now
     move(order, OrderStatus.OPEN, now)
     session.add(
         Listing(kind=ListingKind.ORDER, manufacturer_id=order.manufacturer_id, order_id=order.id,
@@ -279,23 +287,88 @@ def cancel_order(ctx: Context, order_id: int, access_token: str | None) -> Order
         )
         if not _customer_may(order, access_token):
             raise NotFound(f"no order {order_id}")
-        if order.status not in CANCELLABLE:
+        if order.status not in CANCELLABLE | {OrderStatus.PAYMENT_FAILED}:
             raise Conflict(f"the order is {order.status} and can no longer be cancelled")
         now = ctx.now()
-        move(order, OrderStatus.CANCELLED, now)
-        order.cancelled_at = now
-        if listing is not None and listing.status == ListingStatus.OPEN:
-            listing.status = ListingStatus.CLOSED
-            listing.closed_at = now
-        for assignment in session.scalars(
-            select(Assignment).where(Assignment.order_id == order.id, Assignment.status == AssignmentStatus.ACTIVE)
-        ):
-            assignment.status = AssignmentStatus.CANCELLED
-            assignment.ended_at = now
-        payment = session.scalar(select(Payment).where(Payment.order_id == order.id))
-        if payment is not None and payment.status in (PaymentStatus.PENDING, PaymentStatus.AUTHORIZED):
-            ctx.payments.release(session, payment.provider_ref, idempotency_key=f"order-{order.id}-release")
-            payment.status = PaymentStatus.RELEASED
-            payment.released_at = now
+        _close(session, order, now)
+        payment = session.scalar(select(Payment).where(Payment.order_id == order.id).with_for_update())
+        if payment is not None:
+            _give_back(session, ctx, payment, now)
         uow.commit()
         return OrderView(order, Party.CUSTOMER, payment, None, True, True)
+
+
+def _give_back(session: Session, ctx: Context, payment: Payment, now: datetime) -> None:
+    """Undo a payment for a cancelled order: release the hold, or refund it all if
+    it was captured early (to keep it from lapsing)."""
+    try:
+        if payment.status in (PaymentStatus.PENDING, PaymentStatus.AUTHORIZED, PaymentStatus.FAILED):
+            payments.release(session, ctx.payments, payment, now=now)
+        elif payment.status == PaymentStatus.CAPTURED:
+            left = payment.captured_amount - payment.refunded_amount
+            ref = ctx.payments.refund(session, payment.provider_ref, amount=left,
+                                      idempotency_key=f"payment-{payment.id}-refund-cancel")
+            payments.record_refunded(session, payment, payment.captured_amount, now=now, reference=ref)
+    except PaymentError as exc:
+        raise Unavailable(f"the payment provider could not release the payment ({exc}); try again") from None
+
+
+def payment_changed(session: Session, ctx: Context, order: Order, payment: Payment, changes: list[str],
+                    now: datetime) -> None:
+    """Move an order after its payment moved (a webhook), forward only (caller's transaction)."""
+    if "authorized" in changes and order.status in (OrderStatus.AWAITING_PAYMENT, OrderStatus.PAYMENT_FAILED):
+        put_on_board(session, order, now)
+    if "failed" in changes and order.status == OrderStatus.AWAITING_PAYMENT:
+        move(order, OrderStatus.PAYMENT_FAILED, now)
+    if "released" in changes and order.status in CANCELLABLE | {OrderStatus.PAYMENT_FAILED}:
+        # The hold was cancelled at the provider (it lapsed, or someone cancelled it
+        # there): the order cannot be paid for any more, so it comes off the board.
+        _close(session, order, now)
+    if payment.status == PaymentStatus.REFUNDED and order.status in (OrderStatus.SHIPPED, OrderStatus.DELIVERED):
+        move(order, OrderStatus.REFUNDED, now)
+
+
+def _close(session: Session, order: Order, now: datetime) -> None:
+    move(order, OrderStatus.CANCELLED, now)
+    order.cancelled_at = now
+    listing = session.scalar(select(Listing).where(Listing.order_id == order.id))
+    if listing is not None and listing.status == ListingStatus.OPEN:
+        listing.status = ListingStatus.CLOSED
+        listing.closed_at = now
+    for assignment in session.scalars(
+        select(Assignment).where(Assignment.order_id == order.id, Assignment.status == AssignmentStatus.ACTIVE)
+    ):
+        assignment.status = AssignmentStatus.CANCELLED
+        assignment.ended_at = now
+
+
+def refund_order(ctx: Context, actor: Actor, order_id: int, amount: int | None = None) -> OrderView:
+    """The manufacturer refunds a shipped order (a return), in full or in part.
+
+    :raise 404: not the caller's order. :raise 409: nothing captured to refund.
+    :raise 422: more than is left to refund.
+    """
+    require(actor, ActorKind.MANUFACTURER)
+    with ctx.uow() as uow:
+        session = uow.session
+        order = session.scalar(select(Order).where(Order.id == order_id, Order.manufacturer_id == actor.id)
+                               .options(selectinload(Order.lines)).with_for_update())
+        if order is None:
+            raise NotFound(f"no order {order_id}")
+        payment = session.scalar(select(Payment).where(Payment.order_id == order.id).with_for_update())
+        if payment is None or payment.status not in (PaymentStatus.CAPTURED,):
+            raise Conflict("only a captured payment can be refunded; cancel an order that has not shipped")
+        left = payment.captured_amount - payment.refunded_amount
+        amount = left if amount is None else amount
+        if not (0 < amount <= left):
+            raise Invalid.field("amount", f"must be between 1 and {left}")
+        now = ctx.now()
+        try:
+            ref = ctx.payments.refund(session, payment.provider_ref, amount=amount,
+                                      idempotency_key=f"payment-{payment.id}-refund-{payment.refunded_amount + amount}")
+        except PaymentError as exc:
+            raise Unavailable(f"the payment provider refused the refund: {exc}") from None
+        payments.record_refunded(session, payment, payment.refunded_amount + amount, now=now, reference=ref)
+        payment_changed(session, ctx, order, payment, ["refunded"], now)
+        uow.commit()
+        return OrderView(order, Party.MANUFACTURER, payment, None, True, True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broker.db import Base, BigId, UTCDateTime
@@ -32,6 +32,11 @@ class Payment(Base):
     amount: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
     captured_amount: Mapped[int] = mapped_column(Integer, default=0)
+    refunded_amount: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    charge_ref: Mapped[str | None] = mapped_column(String(100), default=None)
+    disputed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # When the card hold lapses: the payment must be captured before this.
+    hold_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     authorized_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     captured_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
@@ -53,3 +58,55 @@ class OfflineCharge(Base):
     refunded_amount: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WebhookEvent(Base):
+    """Every provider event received, once (its id is unique), and what it did."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    event_id: Mapped[str] = mapped_column(String(100), unique=True)
+    type: Mapped[str] = mapped_column(String(60))
+    object_ref: Mapped[str | None] = mapped_column(String(100), default=None)
+    payload: Mapped[dict] = mapped_column(JSON)
+    # applied, ignored (a type we do not handle), stale (would move a state backwards)
+    outcome: Mapped[str] = mapped_column(String(20))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OfflineAccount(Base):
+    """The offline provider's connected accounts: ready at once, test mode."""
+
+    __tablename__ = "offline_accounts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ref: Mapped[str] = mapped_column(String(40), unique=True)
+    idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
+    email: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OfflineTransfer(Base):
+    __tablename__ = "offline_transfers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ref: Mapped[str] = mapped_column(String(40), unique=True)
+    idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
+    account_ref: Mapped[str] = mapped_column(String(40))
+    amount: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    transfer_group: Mapped[str] = mapped_column(String(60))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OfflineRefund(Base):
+    __tablename__ = "offline_refunds"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ref: Mapped[str] = mapped_column(String(40), unique=True)
+    idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
+    charge_ref: Mapped[str] = mapped_column(String(40))
+    amount: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

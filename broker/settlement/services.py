@@ -37,6 +37,9 @@ from broker.errors import Invalid
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.geo.distance import distance_km
 from broker.orders.models import Order, OrderStatus
+from broker.payments import services as payments
+from broker.payments.models import Payment, PaymentStatus
+from broker.payments.provider import PaymentError
 from broker.orders.rules import move
 from broker.reputation.services import fulfilment_scores
 from broker.settlement.models import (
@@ -132,9 +135,16 @@ def candidates_for(session: Session, listings: Sequence[Listing],
 
 
 def award(session: Session, ctx: Context, listing: Listing, choice: Choice, *, round: int, cause: Cause,
-          now: datetime, run_id: int | None = None) -> SettlementDecision:
-    """Record the decision and hand the order to its fulfiller (in the caller's transaction)."""
+          now: datetime, run_id: int | None = None, payment: Payment | None = None) -> SettlementDecision:
+    """Record the decision and hand the order to its fulfiller (in the caller's transaction).
+
+    If the fulfiller's shipping window would outlast the card hold, the payment is
+    captured now rather than lost later.
+    """
     winner = choice.winner
+    due_at = now + timedelta(hours=ctx.settings.ship_within_hours)
+    if payment is not None:
+        _capture_if_hold_too_short(session, ctx, payment, due_at, now)
     decision = SettlementDecision(
         listing_id=listing.id,
         round=round,
@@ -160,10 +170,25 @@ def award(session: Session, ctx: Context, listing: Listing, choice: Choice, *, r
             store_id=decision.winner_store_id,
             status=AssignmentStatus.ACTIVE,
             assigned_at=now,
-            due_at=now + timedelta(hours=ctx.settings.ship_within_hours),
+            due_at=due_at,
         )
     )
     return decision
+
+
+def _capture_if_hold_too_short(session: Session, ctx: Context, payment: Payment, due_at: datetime,
+                               now: datetime) -> None:
+    if payment.status != PaymentStatus.AUTHORIZED or payment.hold_expires_at is None:
+        return
+    if payment.hold_expires_at > due_at + payments.HOLD_MARGIN:
+        return
+    try:
+        with session.begin_nested():
+            payments.capture(session, ctx.payments, payment, now=now, reason="hold_expiry")
+    except PaymentError as exc:
+        # The hourly check tries again before the hold lapses; settlement goes on.
+        log.error("early capture of payment %s failed: %s", payment.id, exc,
+                  extra={"event": "payment.early_capture_failed", "payment_id": payment.id})
 
 
 def settle(ctx: Context, *, as_of: datetime | None = None, trigger: str = "manual", dry_run: bool = False,
@@ -232,10 +257,15 @@ def _settle_batch(ctx: Context, cutoff: datetime, run_id: int, report: Settlemen
             select(Order).where(Order.id.in_([l.order_id for l in listings])).with_for_update()
         )}
         candidates = candidates_for(session, listings)
+        held = {p.order_id: p for p in session.scalars(
+            select(Payment).where(Payment.order_id.in_(list(orders)), Payment.status == PaymentStatus.AUTHORIZED)
+            .with_for_update()
+        )}
         batch = SettlementReport(run_id=run_id, as_of=report.as_of, dry_run=False)
         for listing in listings:
             choice = choose(candidates[listing.id])
-            award(session, ctx, listing, choice, round=0, cause=Cause.SETTLEMENT, now=now, run_id=run_id)
+            award(session, ctx, listing, choice, round=0, cause=Cause.SETTLEMENT, now=now, run_id=run_id,
+                  payment=held.get(listing.order_id))
             listing.status = ListingStatus.AWARDED
             listing.closed_at = now
             listing.settlement_run_id = run_id
@@ -324,8 +354,9 @@ def reroute(session: Session, ctx: Context, listing: Listing, *, cause: Cause, n
     last_round = session.scalar(
         select(func.max(SettlementDecision.round)).where(SettlementDecision.listing_id == listing.id)
     )
+    payment = session.scalar(select(Payment).where(Payment.order_id == listing.order_id).with_for_update())
     return award(session, ctx, listing, choose(candidates), round=(last_round or 0) + 1,
-                 cause=cause, now=now)
+                 cause=cause, now=now, payment=payment)
 
 
 def settle_as(ctx: Context, actor: Actor, *, as_of: datetime | None = None) -> SettlementReport:
