@@ -1,0 +1,165 @@
+"""The whole money story with Stripe: the real SDK against a fake Stripe over HTTP,
+with webhooks signed by a test secret and posted to /webhooks/stripe."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import timedelta
+
+import pytest
+import stripe
+from sqlalchemy import func, select
+
+from broker.ledger import services as ledger
+from broker.models import Base
+from broker.payments.stripe_provider import StripeProvider
+from tests.conftest import ADMIN_TOKEN, START
+from tests.factories import HERE, World, north_of
+from tests.fakes.stripe_server import FakeStripe, event, sign
+
+SECRET = "whsec_flow"
+OPERATOR = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture(autouse=True)
+def no_telemetry(monkeypatch):
+    monkeypatch.setattr(stripe, "enable_telemetry", False)
+
+
+@pytest.fixture
+def fake():
+    with FakeStripe() as server:
+        yield server
+
+
+@pytest.fixture
+def stripe_ctx(ctx, fake):
+    settings = dataclasses.replace(ctx.settings, stripe_secret_key="sk_test_flow", stripe_webhook_secret=SECRET,
+                                   stripe_api_base=fake.url)
+    provider = StripeProvider(settings)
+    yield dataclasses.replace(ctx, settings=settings, payments=provider)
+    provider.close()
+
+
+@pytest.fixture
+def client(stripe_ctx):
+    from web.app import create_app
+
+    return create_app(context=stripe_ctx, test_config={"TESTING": True}).test_client()
+
+
+def post_event(client, kind, obj, *, secret=SECRET, timestamp=None, tamper=False):
+    body = json.dumps(event(kind, obj)).encode()
+    signature = sign(body, secret, timestamp)
+    if tamper:
+        body = body.replace(b'"object"', b'"objekt"', 1)
+    return client.post("/webhooks/stripe", data=body, headers={"Stripe-Signature": signature,
+                                                               "Content-Type": "application/json"})
+
+
+def rows(ctx):
+    with ctx.uow() as uow:
+        return {t.name: uow.session.scalar(select(func.count()).select_from(t)) for t in Base.metadata.sorted_tables}
+
+
+def test_checkout_to_payout_with_stripe(stripe_ctx, client, fake, clock):
+    world = World(stripe_ctx)
+    maker = world.manufacturer(products=[("SKU-1", 12500)])
+    shop = world.retailer(north_of(HERE, 2), dealer_of=[maker])
+
+    placed = client.post(f"/api/v1/storefronts/{maker.slug}/orders", json={
+        "items": [{"sku": "SKU-1", "quantity": 2}],
+        "customer": {"name": "Ada", "email": "ada@example.com"},
+        "ship_to": {"line1": "1 Main", "city": "San Francisco", "postal_code": "94103", "country": "US",
+                    "lat": HERE[0], "lon": HERE[1]},
+    }).get_json()
+    # Stripe: the order waits for the customer to confirm the card in the browser.
+    assert placed["status"] == "awaiting_payment"
+    assert placed["payment"]["provider"] == "stripe" and placed["payment"]["client_secret"]
+    [pi] = fake.payment_intents.values()
+    assert (pi["amount"], pi["currency"], pi["capture_method"]) == (25000, "usd", "manual")
+    assert client.get("/api/v1/board", headers={"Authorization": f"Bearer {shop.key}"}).get_json() == []
+
+    fake.authorize(pi["id"])
+    answer = post_event(client, "payment_intent.amount_capturable_updated", {"id": pi["id"], "object": "payment_intent"})
+    assert answer.status_code == 200 and answer.get_json()["outcome"] == "applied"
+    token = {"X-Access-Token": placed["access_token"]}
+    assert client.get(f"/api/v1/orders/{placed['id']}", headers=token).get_json()["status"] == "open"
+
+    # The same event again, and an event type we do not handle: recorded, nothing moves.
+    again = post_event(client, "payment_intent.amount_capturable_updated", {"id": pi["id"]})
+    assert again.get_json()["outcome"] == "no_change"
+    assert post_event(client, "invoice.created", {"id": "in_1"}).get_json()["outcome"] == "ignored"
+
+    listing = client.get("/api/v1/board", headers={"Authorization": f"Bearer {shop.key}"}).get_json()[0]
+    client.post(f"/api/v1/board/{listing['id']}/bids", headers={"Authorization": f"Bearer {shop.key}"}, json={})
+    clock.now = START + timedelta(hours=13)
+    client.post("/api/v1/settlements", headers=OPERATOR, json={})
+    [assignment] = client.get("/api/v1/assignments", headers={"Authorization": f"Bearer {shop.key}"}).get_json()
+    shipped = client.post(f"/api/v1/assignments/{assignment['id']}/shipment",
+                          headers={"Authorization": f"Bearer {shop.key}"}, json={"carrier": "UPS", "tracking_number": "1Z"})
+    assert shipped.status_code == 200
+    assert fake.payment_intents[pi["id"]]["status"] == "succeeded"
+    capture = fake.requests_to(f"/v1/payment_intents/{pi['id']}/capture")[0]
+    assert capture.idempotency_key and capture.stripe_version
+
+    # Connect: onboarding link, then Stripe says the account is ready.
+    shop_auth = {"Authorization": f"Bearer {shop.key}"}
+    connect = client.post("/api/v1/connect", headers=shop_auth, json={"email": "shop@example.com"}).get_json()
+    assert connect["ready"] is False and connect["onboarding_url"].startswith("http")
+    assert client.post("/api/v1/payouts", headers=OPERATOR).get_json()["payouts"] == 0  # not ready: it accrues
+    account = fake.complete_onboarding(connect["account_ref"])
+    assert post_event(client, "account.updated", account).get_json()["outcome"] == "applied"
+    assert client.get("/api/v1/earnings/summary", headers=shop_auth).get_json() == {
+        "accrued": 22500, "frozen": 0, "paid": 0, "account_ready": True}
+
+    run = client.post("/api/v1/payouts", headers=OPERATOR).get_json()
+    assert run == {"payouts": 1, "amount": {"USD": 22500}, "failed": 0}
+    [transfer] = fake.transfers.values()
+    assert (transfer["amount"], transfer["destination"], transfer["transfer_group"]) == \
+        (22500, connect["account_ref"], f"order-{placed['id']}")
+    assert transfer["source_transaction"] == fake.payment_intents[pi["id"]]["latest_charge"]
+
+    # Stripe confirms the capture afterwards; it changes nothing, and the books balance.
+    post_event(client, "payment_intent.succeeded", {"id": pi["id"]})
+    with stripe_ctx.uow() as uow:
+        check = ledger.check(uow.session)
+    assert check.ok, check
+
+
+def test_a_declined_card_then_a_retry_puts_the_order_on_the_board(stripe_ctx, client, fake):
+    maker = World(stripe_ctx).manufacturer()
+    placed = client.post(f"/api/v1/storefronts/{maker.slug}/orders", json={
+        "items": [{"sku": "SKU-1", "quantity": 1}], "customer": {"name": "B", "email": "b@example.com"},
+        "ship_to": {"line1": "2 Main", "city": "SF", "postal_code": "94103", "country": "US"},
+    }).get_json()
+    [pi] = fake.payment_intents
+    fake.decline(pi)
+    post_event(client, "payment_intent.payment_failed", {"id": pi})
+    token = {"X-Access-Token": placed["access_token"]}
+    assert client.get(f"/api/v1/orders/{placed['id']}", headers=token).get_json()["status"] == "payment_failed"
+    fake.authorize(pi)
+    post_event(client, "payment_intent.amount_capturable_updated", {"id": pi})
+    assert client.get(f"/api/v1/orders/{placed['id']}", headers=token).get_json()["status"] == "open"
+
+
+@pytest.mark.parametrize("how", ["missing", "wrong-secret", "stale", "tampered", "not-json"])
+def test_webhooks_without_a_valid_signature_are_refused_and_write_nothing(stripe_ctx, client, how):
+    before = rows(stripe_ctx)
+    obj = {"id": "acct_1", "object": "account"}
+    if how == "missing":
+        response = client.post("/webhooks/stripe", data=json.dumps(event("account.updated", obj)),
+                               content_type="application/json")
+    elif how == "wrong-secret":
+        response = post_event(client, "account.updated", obj, secret="whsec_other")
+    elif how == "stale":
+        response = post_event(client, "account.updated", obj, timestamp=int(START.timestamp()) - 3600 * 24 * 400)
+    elif how == "tampered":
+        response = post_event(client, "account.updated", obj, tamper=True)
+    else:
+        body = b"this is not json"
+        response = client.post("/webhooks/stripe", data=body, headers={"Stripe-Signature": sign(body, SECRET)})
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+    assert rows(stripe_ctx) == before
