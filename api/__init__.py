@@ -39,9 +39,9 @@ def init_api(app: Flask) -> Api:
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.components.security_scheme("accessToken", {"type": "apiKey", "in": "header", "name": "X-Access-Token"})
 
-    from api import accounts, board, catalog, fulfilment, orders, payments, settlement
+    from api import accounts, board, catalog, fulfilment, orders, payments, personal, reputation, settlement
 
-    for module in (accounts, catalog, orders, board, fulfilment, settlement, payments):
+    for module in (accounts, catalog, orders, board, fulfilment, settlement, payments, personal, reputation):
         api.register_blueprint(module.blp)
     app.register_blueprint(payments.hooks)
 

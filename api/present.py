@@ -57,10 +57,15 @@ def order(view: OrderView) -> dict:
 def board_item(item: BoardItem) -> dict:
     listing = item.listing
     bid = item.my_bid
+    what: dict = {"items": [{"sku": l.sku, "name": l.name, "quantity": l.quantity} for l in item.items],
+                  "price": listing.price}
+    if item.request is not None:
+        r = item.request
+        what = {"description": r.description, "quantity": r.quantity, "pseudonym": r.pseudonym,
+                "buyer_score": round(item.buyer_score, 3), "max_price": listing.price}
     return {
-        "id": listing.id, "kind": listing.kind,
-        "items": [{"sku": l.sku, "name": l.name, "quantity": l.quantity} for l in item.items],
-        "price": listing.price, "currency": listing.currency, "distance_km": item.distance_km,
+        "id": listing.id, "kind": listing.kind, **what,
+        "currency": listing.currency, "distance_km": item.distance_km,
         "store_id": item.store_id, "area": listing.area, "closes_at": item.closes_at,
         "my_bid": None if bid is None else {
             "id": bid.id, "store_id": bid.store_id, "distance_km": bid.distance_km, "price": bid.price,
@@ -76,4 +81,18 @@ def assignment(view: AssignmentView) -> dict:
         "assigned_at": a.assigned_at, "due_at": a.due_at, "shipped_at": a.shipped_at, "carrier": a.carrier,
         "tracking_number": a.tracking_number, "total": o.total, "currency": o.currency, "items": lines(o),
         "ship_to": ship_to(o),
+    }
+
+
+def personal_request(view) -> dict:
+    r = view.request
+    p = view.payment
+    return {
+        "id": r.id, "status": r.status, "pseudonym": r.pseudonym, "description": r.description, "sku": r.sku,
+        "quantity": r.quantity, "max_price": r.max_price, "currency": r.currency, "prefer": r.prefer,
+        "area": r.area, "expires_at": r.expires_at, "order_id": r.order_id,
+        "offers": [{"bid_id": o.bid.id, "price": o.bid.price, "distance_km": o.distance_km, "retailer": o.retailer_name,
+                    "rating": o.rating, "offered_at": o.bid.created_at} for o in view.offers],
+        "payment": None if p is None else {"provider": p.provider, "status": p.status, "test_mode": p.test_mode,
+                                           "amount": p.amount},
     }

@@ -282,10 +282,23 @@ class MyBidOut(ma.Schema):
 
 
 class BoardItemOut(ma.Schema):
+    """An order listing has `items` and `price`; a request listing has `description`,
+    `quantity`, `pseudonym`, `buyer_score` and `max_price`."""
+
+    def get_attribute(self, obj, attr, default):
+        # Read dicts by key only: a missing "items" must be left out, not taken
+        # for the dict's own .items method.
+        return obj.get(attr, default)
+
     id = f.Integer()
     kind = f.String()
-    items = f.List(f.Nested(BoardLineOut))
-    price = f.Integer()
+    items = f.List(f.Nested(BoardLineOut), metadata={"description": "An order's items (absent for a request)."})
+    description = f.String(metadata={"description": "A personal request: what is wanted."})
+    quantity = f.Integer(metadata={"description": "A personal request: how many."})
+    pseudonym = f.String(metadata={"description": "A personal request: e.g. 'Customer 7F3A'; never a name."})
+    buyer_score = f.Float(metadata={"description": "A personal request: the buyer's reputation, 0 to 1."})
+    max_price = f.Integer(metadata={"description": "A personal request: the ceiling; offer at or under it."})
+    price = f.Integer(metadata={"description": "An order's fixed price."})
     currency = f.String()
     distance_km = f.Float(metadata={"description": "From your nearest store that covers it."})
     store_id = f.Integer()
@@ -437,3 +450,76 @@ class PayoutRunOut(ma.Schema):
     payouts = f.Integer()
     amount = f.Dict(keys=f.String(), values=f.Integer())
     failed = f.Integer()
+
+
+# --- personal requests ------------------------------------------------------
+
+class ShipToIn(ma.Schema):
+    name = Str(required=True)
+    line1 = Str(required=True)
+    line2 = Str()
+    city = Str(required=True, max=120)
+    postal_code = Str(required=True, max=20)
+    country = Str(required=True, max=2)
+
+
+class RequestIn(ma.Schema):
+    description = f.String(validate=v.Length(max=2000), load_default="")
+    sku = Str(max=64)
+    manufacturer = Str(max=64, metadata={"description": "The storefront slug whose catalog `sku` is from."})
+    quantity = f.Integer(strict=True, load_default=1)
+    max_price = Money(required=True, metadata={"description": "The ceiling for the whole request, minor units."})
+    currency = Str(required=True, max=3)
+    location = f.Nested(LocationSchema, required=True, metadata={
+        "description": "Where it should go; retailers see only a coarse area and a distance."})
+    ship_to = f.Nested(ShipToIn, required=True, metadata={"description": "Shown to the winner only."})
+    prefer = f.String(validate=v.OneOf(["nearest", "lowest_price"]), load_default="nearest")
+    expires_at = f.AwareDateTime()
+    callback_url = f.String(validate=v.Length(max=500))
+    contact = f.Email(validate=v.Length(max=254), metadata={"description": "For notices; never shown to retailers."})
+
+
+class OfferOut(ma.Schema):
+    bid_id = f.Integer()
+    price = f.Integer()
+    distance_km = f.Float()
+    retailer = f.String()
+    rating = f.Float(allow_none=True, metadata={"description": "The retailer's reputation, 1 to 5 stars."})
+    offered_at = f.AwareDateTime()
+
+
+class RequestOut(ma.Schema):
+    id = f.Integer()
+    status = f.String()
+    pseudonym = f.String()
+    description = f.String()
+    sku = f.String(allow_none=True)
+    quantity = f.Integer()
+    max_price = f.Integer()
+    currency = f.String()
+    prefer = f.String()
+    area = f.String()
+    expires_at = f.AwareDateTime()
+    offers = f.List(f.Nested(OfferOut))
+    order_id = f.Integer(allow_none=True)
+    payment = f.Nested(PaymentOut, allow_none=True)
+
+
+class RequestCreated(RequestOut):
+    access_token = f.String(metadata={"description": "The customer's key to this request (X-Access-Token); shown once."})
+
+
+class AcceptIn(ma.Schema):
+    bid_id = Id(required=True)
+
+
+class MessageIn(ma.Schema):
+    body = f.String(required=True, validate=v.Length(min=1, max=2000))
+
+
+class MessageOut(ma.Schema):
+    id = f.Integer()
+    sender = f.String(metadata={"description": "customer or fulfiller"})
+    body = f.String()
+    created_at = f.AwareDateTime()
+    mine = f.Boolean()

@@ -56,6 +56,13 @@ class Settings:
     # Where the portal sends a retailer or manufacturer back after Stripe onboarding.
     public_url: str = "http://127.0.0.1:8000"
     payout_cron: str = "0 4 * * *"
+    # Personal requests: how long they stay open by default, and at most.
+    request_default_hours: float = 168.0
+    request_max_hours: float = 720.0
+    # Callbacks to private or loopback addresses (a LAN agent, tests); off by default.
+    allow_private_callbacks: bool = False
+    # Signs callbacks; default: derived from BROKER_SECRET_KEY (set one of them in production).
+    callback_secret: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -94,6 +101,11 @@ class Settings:
         number("BROKER_PLATFORM_FEE_BPS", "platform_fee_bps", int)
         text("BROKER_PUBLIC_URL", "public_url")
         text("BROKER_PAYOUT_CRON", "payout_cron")
+        number("BROKER_REQUEST_DEFAULT_HOURS", "request_default_hours")
+        number("BROKER_REQUEST_MAX_HOURS", "request_max_hours")
+        text("BROKER_CALLBACK_SECRET", "callback_secret")
+        if env.get("BROKER_ALLOW_PRIVATE_CALLBACKS"):
+            values["allow_private_callbacks"] = env["BROKER_ALLOW_PRIVATE_CALLBACKS"].lower() in ("1", "true", "yes")
         options = {
             key[len("BROKER_GEOCODER_"):].lower(): value
             for key, value in env.items()

@@ -18,6 +18,8 @@ from broker.payments.models import (
     WebhookEvent,
 )
 from broker.payouts.models import ConnectedAccount, Earning, EarningStatus, Payout
+from broker.personal.models import Message, PersonalRequest, Prefer, RequestStatus
+from broker.reputation.models import Review
 from broker.privacy.models import Disclosure
 from broker.settlement.models import (
     Cause,
@@ -29,6 +31,7 @@ from broker.settlement.models import (
 )
 
 __all__ = [
+    "Review", "Message", "PersonalRequest", "Prefer", "RequestStatus",
     "ConnectedAccount", "Earning", "EarningStatus", "LedgerEntry", "LedgerTransaction", "OfflineAccount",
     "OfflineRefund", "OfflineTransfer", "Payout", "WebhookEvent",
     "ApiKey", "Assignment", "AssignmentStatus", "Base", "Bid", "BidStatus", "Cause",

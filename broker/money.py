@@ -29,3 +29,20 @@ def format_amount(amount: int, currency: str) -> str:
     sign = "-" if amount < 0 else ""
     major, minor = divmod(abs(amount), 10**exp)
     return f"{sign}{major}.{minor:0{exp}d} {currency}"
+
+
+def parse_amount(text: str, currency: str) -> int:
+    """`"420.5", "USD"` → `42050`: what a person types, in minor units. :raise ValueError:"""
+    from decimal import Decimal, InvalidOperation
+
+    exp = _EXPONENTS.get(currency, 2)
+    try:
+        value = Decimal(text.strip().replace(",", ""))
+    except (InvalidOperation, AttributeError):
+        raise ValueError(f"{text!r} is not an amount") from None
+    if not value.is_finite() or value <= 0:
+        raise ValueError("must be more than 0")
+    minor = value * (10**exp)
+    if minor != minor.to_integral_value():
+        raise ValueError(f"at most {exp} decimal places in {currency}")
+    return int(minor)

@@ -16,7 +16,9 @@ from apscheduler.triggers.cron import CronTrigger
 
 from broker.context import Context
 from broker.fulfilment.services import check_deadlines
+from broker.outbox.delivery import run_callbacks
 from broker.payouts.services import run_payouts
+from broker.personal.services import expire_requests
 from broker.settlement.schedule import settle_trigger
 from broker.settlement.services import missed_settlement, settle
 
@@ -44,6 +46,10 @@ def run_payouts_job(ctx: Context) -> None:
     run_payouts(ctx)
 
 
+def run_request_expiry(ctx: Context) -> None:
+    expire_requests(ctx)
+
+
 JOBS: tuple[JobSpec, ...] = (
     JobSpec(
         id="settlement",
@@ -63,5 +69,20 @@ JOBS: tuple[JobSpec, ...] = (
         func=run_payouts_job,
         trigger=lambda ctx: CronTrigger.from_crontab(ctx.settings.payout_cron, timezone=ctx.settings.timezone),
     ),
-    # Later jobs (request expiry, retention purge) join this list.
+    JobSpec(
+        id="requests",
+        func=run_request_expiry,
+        # Hourly: a request is awarded, handed to its manufacturer or released
+        # within the hour after it expires.
+        trigger=lambda ctx: CronTrigger(minute=17, timezone=ctx.settings.timezone),
+        misfire_grace_seconds=3600,
+    ),
+    JobSpec(
+        id="callbacks",
+        func=run_callbacks,
+        # Every minute: agents hear of offers quickly; failures back off per message.
+        trigger=lambda ctx: CronTrigger(minute="*", timezone=ctx.settings.timezone),
+        misfire_grace_seconds=300,
+    ),
+    # Later jobs (retention purge) join this list.
 )

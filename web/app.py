@@ -40,8 +40,9 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     logging.getLogger("broker").setLevel(logging.INFO)
 
     from api import init_api
-    from web import pages
+    from web import pages, requests
 
     init_api(app)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(requests.bp)
     return app

@@ -37,8 +37,11 @@ class Listing(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[ListingKind] = mapped_column(String(10))
-    manufacturer_id: Mapped[int] = mapped_column(ForeignKey("manufacturers.id"), index=True)
+    # None for a personal request that names no catalog product: any retailer in
+    # range may offer, not only one manufacturer's dealers.
+    manufacturer_id: Mapped[int | None] = mapped_column(ForeignKey("manufacturers.id"), index=True)
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), unique=True, default=None)
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("personal_requests.id"), unique=True, default=None)
     status: Mapped[ListingStatus] = mapped_column(String(10))
     lat: Mapped[float] = mapped_column(Float)
     lon: Mapped[float] = mapped_column(Float)

@@ -22,6 +22,9 @@ from broker.errors import Conflict, Invalid, NotFound
 from broker.geo.distance import bounding_box, distance_km
 from broker.orders.models import OrderLine
 from broker.pagination import Page, PageRequest
+from broker.personal.models import PersonalRequest
+from broker.reputation.rules import buyer_score
+from broker.reputation.services import buyer_scores
 from broker.settlement.schedule import closes_at
 
 
@@ -33,6 +36,9 @@ class BoardItem:
     closes_at: datetime
     items: list[OrderLine]
     my_bid: Bid | None
+    # For a personal request: what is wanted, under its pseudonym, and the buyer's score.
+    request: PersonalRequest | None = None
+    buyer_score: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +83,7 @@ def board(ctx: Context, actor: Actor, filters: BoardFilter, page: PageRequest) -
         session = uow.session
         stores = _open_stores(session, actor.id)
         makers = _authorising_manufacturers(session, actor.id)
-        if not stores or not makers:
+        if not stores:
             return Page([], 0)
         boxes = []
         for store in stores:
@@ -87,7 +93,11 @@ def board(ctx: Context, actor: Actor, filters: BoardFilter, page: PageRequest) -
             min_lat, max_lat, min_lon, max_lon = bounding_box(store.lat, store.lon, radius)
             boxes.append(and_(Listing.lat.between(min_lat, max_lat), Listing.lon.between(min_lon, max_lon)))
         stmt = select(Listing).where(
-            Listing.status == ListingStatus.OPEN, Listing.manufacturer_id.in_(makers), or_(*boxes)
+            Listing.status == ListingStatus.OPEN,
+            # A manufacturer's listings go to its dealers; a request naming no
+            # catalog product goes to every retailer in range.
+            or_(Listing.manufacturer_id.in_(makers), Listing.manufacturer_id.is_(None)),
+            or_(*boxes),
         )
         if filters.kind is not None:
             stmt = stmt.where(Listing.kind == filters.kind)
@@ -112,6 +122,9 @@ def board(ctx: Context, actor: Actor, filters: BoardFilter, page: PageRequest) -
             select(OrderLine).where(OrderLine.order_id.in_(order_ids)).order_by(OrderLine.id)
         ):
             lines.setdefault(line.order_id, []).append(line)
+        requests = {r.id: r for r in session.scalars(select(PersonalRequest).where(
+            PersonalRequest.id.in_([row[2].request_id for row in window if row[2].request_id is not None])))}
+        scores = buyer_scores(session, {r.buyer_key for r in requests.values() if r.buyer_key})
         settings = ctx.settings
         items = [
             BoardItem(
@@ -122,10 +135,19 @@ def board(ctx: Context, actor: Actor, filters: BoardFilter, page: PageRequest) -
                                     min_board_hours=settings.min_board_hours),
                 items=lines.get(listing.order_id, []),
                 my_bid=bids.get(listing.id),
+                request=requests.get(listing.request_id),
+                buyer_score=_buyer_score(requests.get(listing.request_id), scores),
             )
             for km, _, listing, store in window
         ]
         return Page(items, len(visible))
+
+
+def _buyer_score(request: PersonalRequest | None, scores: dict[str, float]) -> float | None:
+    if request is None:
+        return None
+    # A buyer with no record (or no contact to keep one by) has the prior score.
+    return scores.get(request.buyer_key, buyer_score(0, 0, 0)) if request.buyer_key else buyer_score(0, 0, 0)
 
 
 def _visible_listing(session: Session, actor: Actor, listing_id: int, *, lock: bool) -> Listing:
@@ -133,7 +155,10 @@ def _visible_listing(session: Session, actor: Actor, listing_id: int, *, lock: b
     if lock:
         stmt = stmt.with_for_update()
     listing = session.scalar(stmt)
-    if listing is None or listing.manufacturer_id not in _authorising_manufacturers(session, actor.id):
+    if listing is None or (
+        listing.manufacturer_id is not None
+        and listing.manufacturer_id not in _authorising_manufacturers(session, actor.id)
+    ):
         # Not authorised looks exactly like not there: a retailer learns nothing
         # about another manufacturer's orders.
         raise NotFound(f"no listing {listing_id} on your board")
@@ -177,22 +202,52 @@ def place_bid(ctx: Context, actor: Actor, cmd: PlaceBid) -> tuple[Bid, bool]:
             raise Conflict(f"listing {listing.id} is closed for bids")
         if listing.kind == ListingKind.ORDER and cmd.price is not None:
             raise Invalid.field("price", "an order is bid at its fixed price; send {} without a price")
+        if listing.kind == ListingKind.REQUEST:
+            _check_offer(cmd.price, listing.price)
         store, km = found
         bid = session.scalar(select(Bid).where(Bid.listing_id == listing.id, Bid.retailer_id == actor.id))
         now = ctx.now()
         if bid is not None and bid.status == BidStatus.ACTIVE:
-            if cmd.store_id is None or cmd.store_id == bid.store_id:
-                return bid, False
-            bid.store_id, bid.distance_km = store.id, km
-            uow.commit()
+            changed = False
+            if cmd.store_id is not None and cmd.store_id != bid.store_id:
+                bid.store_id, bid.distance_km, changed = store.id, km, True
+            if listing.kind == ListingKind.REQUEST and cmd.price != bid.price:
+                if cmd.price > bid.price:
+                    raise Invalid.field("price", f"an offer can only be improved: yours is {bid.price}")
+                # The time of an offer is when its price was made: an earlier
+                # offer at the same price keeps its place.
+                bid.price, bid.created_at, changed = cmd.price, now, True
+            if changed:
+                if listing.kind == ListingKind.REQUEST:
+                    offer_made(session, ctx, listing, bid, now)
+                uow.commit()
             return bid, False
         if bid is None:
             bid = Bid(listing_id=listing.id, retailer_id=actor.id)
             session.add(bid)
         bid.store_id, bid.distance_km, bid.price = store.id, km, cmd.price
         bid.status, bid.created_at, bid.withdrawn_at = BidStatus.ACTIVE, now, None
+        if listing.kind == ListingKind.REQUEST:
+            session.flush()
+            offer_made(session, ctx, listing, bid, now)
         uow.commit()
         return bid, True
+
+
+def _check_offer(price: int | None, ceiling: int) -> None:
+    if price is None:
+        raise Invalid.field("price", "an offer on a personal request needs a price")
+    if isinstance(price, bool) or not isinstance(price, int) or price < 1:
+        raise Invalid.field("price", "must be a whole number of minor units, at least 1")
+    if price > ceiling:
+        raise Invalid.field("price", f"must be at most the request's ceiling, {ceiling}")
+
+
+def offer_made(session: Session, ctx: Context, listing: Listing, bid: Bid, now) -> None:
+    """Tell the customer's agent of a new or improved offer (delivered after the commit)."""
+    from broker.personal.services import notify_offer
+
+    notify_offer(session, ctx, listing, bid, now)
 
 
 def withdraw_bid(ctx: Context, actor: Actor, listing_id: int) -> None:

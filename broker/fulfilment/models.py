@@ -30,7 +30,7 @@ class Assignment(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
     decision_id: Mapped[int] = mapped_column(ForeignKey("settlement_decisions.id"), unique=True)
-    manufacturer_id: Mapped[int] = mapped_column(ForeignKey("manufacturers.id"))
+    manufacturer_id: Mapped[int | None] = mapped_column(ForeignKey("manufacturers.id"))
     fulfiller_kind: Mapped[str] = mapped_column(String(12))
     retailer_id: Mapped[int | None] = mapped_column(ForeignKey("retailers.id"), default=None)
     store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"), default=None)

@@ -6,7 +6,7 @@ import dataclasses
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from broker.auth import Actor, ActorKind, require
@@ -21,6 +21,7 @@ from broker.pagination import Page, PageRequest, paginate
 from broker.payments import services as payments
 from broker.payments.models import Payment, PaymentStatus
 from broker.payments.provider import PaymentError
+from broker.personal.models import PersonalRequest, RequestStatus
 from broker.privacy.services import disclose
 from broker.settlement.models import Cause
 from broker.settlement.services import reroute
@@ -112,7 +113,8 @@ def record_shipment(ctx: Context, actor: Actor, assignment_id: int, cmd: RecordS
         payment = session.scalar(select(Payment).where(Payment.order_id == order.id).with_for_update())
         if payment is not None:
             try:
-                payments.capture(session, ctx.payments, payment, now=now)
+                # The order's total: for a personal request, the winning price, not the ceiling.
+                payments.capture(session, ctx.payments, payment, amount=order.total, now=now)
             except PaymentError as exc:
                 raise Unavailable(f"the payment could not be captured ({exc}); the shipment was not recorded, "
                                   "try again") from None
@@ -239,11 +241,19 @@ def capture_expiring_holds(ctx: Context) -> int:
     while its order is still in flight. The order keeps its money; the card is
     charged a little early, never lost."""
     now = ctx.now()
+    in_flight = or_(
+        Order.status.in_([OrderStatus.OPEN, OrderStatus.AWARDED]),
+        # A personal request still collecting offers: its ceiling is captured, and
+        # whatever the winning price leaves is refunded at the award.
+        PersonalRequest.status == RequestStatus.OPEN,
+    )
     with ctx.uow() as uow:
         ids = list(uow.session.scalars(
-            select(Payment.id).join(Order, Order.id == Payment.order_id)
+            select(Payment.id)
+            .outerjoin(Order, Order.id == Payment.order_id)
+            .outerjoin(PersonalRequest, PersonalRequest.id == Payment.request_id)
             .where(Payment.status == PaymentStatus.AUTHORIZED, Payment.hold_expires_at <= now + payments.HOLD_MARGIN,
-                   Order.status.in_([OrderStatus.OPEN, OrderStatus.AWARDED]))
+                   in_flight)
             .order_by(Payment.id)
         ))
     captured = 0

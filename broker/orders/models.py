@@ -30,7 +30,8 @@ class Order(Base):
     __table_args__ = (Index("ix_orders_manufacturer_id_status", "manufacturer_id", "status"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    manufacturer_id: Mapped[int] = mapped_column(ForeignKey("manufacturers.id"))
+    # None for an awarded personal request that named no catalog product.
+    manufacturer_id: Mapped[int | None] = mapped_column(ForeignKey("manufacturers.id"))
     status: Mapped[OrderStatus] = mapped_column(String(20))
     currency: Mapped[str] = mapped_column(String(3))
     total: Mapped[int] = mapped_column(Integer)
@@ -63,14 +64,13 @@ class OrderLine(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
-    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"))
     sku: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     unit_price: Mapped[int] = mapped_column(Integer)
     quantity: Mapped[int] = mapped_column(Integer)
+    # Stored: a personal request's winning price is for the whole line and need
+    # not divide evenly by the quantity.
+    line_total: Mapped[int] = mapped_column(Integer)
 
     order: Mapped[Order] = relationship(back_populates="lines")
-
-    @property
-    def line_total(self) -> int:
-        return self.unit_price * self.quantity

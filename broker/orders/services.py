@@ -128,7 +128,8 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
         for sku, quantity in quantities.items():
             product = products[sku]
             order.lines.append(OrderLine(product_id=product.id, sku=sku, name=product.name,
-                                         unit_price=product.price, quantity=quantity))
+                                         unit_price=product.price, quantity=quantity,
+                                         line_total=product.price * quantity))
         order.total = sum(line.line_total for line in order.lines)
         session.add(order)
         session.flush()
@@ -299,16 +300,8 @@ def cancel_order(ctx: Context, order_id: int, access_token: str | None) -> Order
 
 
 def _give_back(session: Session, ctx: Context, payment: Payment, now: datetime) -> None:
-    """Undo a payment for a cancelled order: release the hold, or refund it all if
-    it was captured early (to keep it from lapsing)."""
     try:
-        if payment.status in (PaymentStatus.PENDING, PaymentStatus.AUTHORIZED, PaymentStatus.FAILED):
-            payments.release(session, ctx.payments, payment, now=now)
-        elif payment.status == PaymentStatus.CAPTURED:
-            left = payment.captured_amount - payment.refunded_amount
-            ref = ctx.payments.refund(session, payment.provider_ref, amount=left,
-                                      idempotency_key=f"payment-{payment.id}-refund-cancel")
-            payments.record_refunded(session, payment, payment.captured_amount, now=now, reference=ref)
+        payments.give_back(session, ctx.payments, payment, now=now)
     except PaymentError as exc:
         raise Unavailable(f"the payment provider could not release the payment ({exc}); try again") from None
 

@@ -24,7 +24,9 @@ class Payment(Base):
     __tablename__ = "payments"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
+    # A personal request's hold is placed before there is an order (set at the award).
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), unique=True)
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("personal_requests.id"), unique=True, default=None)
     provider: Mapped[str] = mapped_column(String(20))
     provider_ref: Mapped[str] = mapped_column(String(100), unique=True)
     test_mode: Mapped[bool] = mapped_column(Boolean)

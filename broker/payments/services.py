@@ -102,6 +102,18 @@ def release(session: Session, provider: PaymentProvider, payment: Payment, *, no
     record_released(session, payment, now=now)
 
 
+def give_back(session: Session, provider: PaymentProvider, payment: Payment, *, now: datetime) -> None:
+    """Undo a payment nothing will be shipped for: release the hold, or refund it
+    all if it was captured early (to keep it from lapsing)."""
+    if payment.status in (PaymentStatus.PENDING, PaymentStatus.AUTHORIZED, PaymentStatus.FAILED):
+        release(session, provider, payment, now=now)
+    elif payment.status == PaymentStatus.CAPTURED:
+        left = payment.captured_amount - payment.refunded_amount
+        ref = provider.refund(session, payment.provider_ref, amount=left,
+                              idempotency_key=f"payment-{payment.id}-refund-all")
+        record_refunded(session, payment, payment.captured_amount, now=now, reference=ref)
+
+
 def fee_bps(session: Session, order: Order, default_bps: int) -> int:
     override = session.scalar(select(Manufacturer.fee_bps).where(Manufacturer.id == order.manufacturer_id))
     return default_bps if override is None else override

@@ -39,12 +39,16 @@ class Cause(enum.StrEnum):
     SETTLEMENT = "settlement"
     RELEASE = "release"
     LAPSE = "lapse"
+    ACCEPTED = "accepted"  # the customer accepted an offer on a personal request
+    EXPIRY = "expiry"      # a personal request reached its expiry
 
 
 class Rule(enum.StrEnum):
     """The rule that decided: the first one that told the candidates apart."""
 
     NEAREST = "nearest"
+    LOWEST_PRICE = "lowest_price"
+    CUSTOMER_CHOICE = "customer_choice"
     FULFILMENT_SCORE = "fulfilment_score"
     EARLIEST_BID = "earliest_bid"
     LOWEST_RETAILER_ID = "lowest_retailer_id"

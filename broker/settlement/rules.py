@@ -71,24 +71,34 @@ def _nearest_key(c: Candidate):
     return (c.distance_km, -c.score, c.bid_at, c.retailer_id)
 
 
-_NEAREST_RULES = (Rule.NEAREST, Rule.FULFILMENT_SCORE, Rule.EARLIEST_BID, Rule.LOWEST_RETAILER_ID)
+def _lowest_price_key(c: Candidate):
+    return (c.price if c.price is not None else float("inf"), c.distance_km, -c.score, c.bid_at, c.retailer_id)
 
 
-def choose(candidates: Iterable[Candidate]) -> Choice:
-    """The nearest eligible candidate, and the rule that set it apart from the runner-up."""
+_ORDERINGS = {
+    "nearest": (_nearest_key, (Rule.NEAREST, Rule.FULFILMENT_SCORE, Rule.EARLIEST_BID, Rule.LOWEST_RETAILER_ID)),
+    # A personal request may prefer the lowest price; equal prices go to the
+    # nearer offer, then as for orders.
+    "lowest_price": (_lowest_price_key, (Rule.LOWEST_PRICE, Rule.NEAREST, Rule.FULFILMENT_SCORE,
+                                         Rule.EARLIEST_BID, Rule.LOWEST_RETAILER_ID)),
+}
+
+
+def choose(candidates: Iterable[Candidate], prefer: str = "nearest") -> Choice:
+    """The best eligible candidate by `prefer`, and the rule that set it apart from the runner-up."""
+    key, rules = _ORDERINGS[str(prefer)]
     everyone = list(candidates)
-    ranked = tuple(sorted((c for c in everyone if c.eligible), key=_nearest_key))
+    ranked = tuple(sorted((c for c in everyone if c.eligible), key=key))
     ineligible = tuple(sorted((c for c in everyone if not c.eligible), key=_nearest_key))
     if not ranked:
         return Choice(None, Rule.NO_BIDS if not everyone else Rule.NO_ELIGIBLE_BIDS, (), ineligible)
     if len(ranked) == 1:
         return Choice(ranked[0], Rule.ONLY_ELIGIBLE_BID, ranked, ineligible)
-    rule = _deciding_rule(_nearest_key(ranked[0]), _nearest_key(ranked[1]))
-    return Choice(ranked[0], rule, ranked, ineligible)
+    return Choice(ranked[0], _deciding_rule(rules, key(ranked[0]), key(ranked[1])), ranked, ineligible)
 
 
-def _deciding_rule(best: Sequence, runner_up: Sequence) -> Rule:
-    for rule, a, b in zip(_NEAREST_RULES, best, runner_up):
+def _deciding_rule(rules: Sequence[Rule], best: Sequence, runner_up: Sequence) -> Rule:
+    for rule, a, b in zip(rules, best, runner_up):
         if a != b:
             return rule
     return Rule.LOWEST_RETAILER_ID  # identical keys cannot happen: retailer ids are unique

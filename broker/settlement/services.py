@@ -25,12 +25,12 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from broker.accounts.models import DealerAuthorisation, Retailer, Store
 from broker.auth import Actor, ActorKind, require
-from broker.board.models import Bid, BidStatus, Listing, ListingStatus
+from broker.board.models import Bid, BidStatus, Listing, ListingKind, ListingStatus
 from broker.clock import as_utc
 from broker.context import Context
 from broker.errors import Invalid
@@ -81,7 +81,8 @@ class SettlementReport:
 
 
 def candidates_for(session: Session, listings: Sequence[Listing],
-                   exclude: dict[int, set[int]] | None = None) -> dict[int, list[Candidate]]:
+                   exclude: dict[int, set[int]] | None = None, *,
+                   now: datetime | None = None) -> dict[int, list[Candidate]]:
     """Every active bid on these listings as a candidate, eligible or not, with
     eligibility judged now (a store may have closed, a dealer been revoked).
 
@@ -109,7 +110,8 @@ def candidates_for(session: Session, listings: Sequence[Listing],
             )
         ).tuples()
     )
-    scores = fulfilment_scores(session, retailer_ids)
+    # Reviews count once revealed, as of the moment being settled.
+    scores = fulfilment_scores(session, retailer_ids, now=now)
     listing_by_id = {listing.id: listing for listing in listings}
     for bid in bids:
         if bid.retailer_id in exclude.get(bid.listing_id, ()):
@@ -119,7 +121,7 @@ def candidates_for(session: Session, listings: Sequence[Listing],
         km = distance_km(store.lat, store.lon, listing.lat, listing.lon)
         reason = eligibility(
             retailer_active=active.get(bid.retailer_id, False),
-            authorised=(listing.manufacturer_id, bid.retailer_id) in authorised,
+            authorised=listing.manufacturer_id is None or (listing.manufacturer_id, bid.retailer_id) in authorised,
             store_open=store.is_open and store.retailer_id == bid.retailer_id,
             distance_km=km,
             radius_km=store.service_radius_km,
@@ -213,7 +215,8 @@ def settle(ctx: Context, *, as_of: datetime | None = None, trigger: str = "manua
         # First pass skips rows other transactions hold, so concurrent runs share
         # the work; the second waits for them, so nothing due is left behind.
         for skip_locked in (True, False):
-            while _settle_batch(ctx, cutoff, run_id, report, skip_locked=skip_locked):
+            after = 0
+            while (after := _settle_batch(ctx, cutoff, run_id, report, skip_locked=skip_locked, after=after)):
                 if progress:
                     progress(report)
                 if pause:
@@ -236,33 +239,40 @@ def settle(ctx: Context, *, as_of: datetime | None = None, trigger: str = "manua
     return report
 
 
-def _due(cutoff: datetime):
+def _due(cutoff: datetime, after: int = 0):
+    """Open listings on the board long enough: every order, and the personal
+    requests that have offers (one without waits for offers until it expires)."""
+    has_offer = exists().where(Bid.listing_id == Listing.id, Bid.status == BidStatus.ACTIVE)
     return (
         select(Listing)
-        .where(Listing.status == ListingStatus.OPEN, Listing.listed_at <= cutoff)
+        .where(Listing.status == ListingStatus.OPEN, Listing.listed_at <= cutoff, Listing.id > after,
+               or_(Listing.kind == ListingKind.ORDER, has_offer))
         .order_by(Listing.id)
     )
 
 
 def _settle_batch(ctx: Context, cutoff: datetime, run_id: int, report: SettlementReport, *,
-                  skip_locked: bool) -> bool:
+                  skip_locked: bool, after: int) -> int:
+    """Settle one batch of listings with ids above `after`; the last id, or 0 when done."""
     with ctx.uow() as uow:
         session = uow.session
-        stmt = _due(cutoff).limit(ctx.settings.settle_batch_size).with_for_update(skip_locked=skip_locked)
-        listings = list(session.scalars(stmt))
+        stmt = _due(cutoff, after).limit(ctx.settings.settle_batch_size)
+        listings = list(session.scalars(stmt.with_for_update(skip_locked=skip_locked, of=Listing)))
         if not listings:
-            return False
+            return 0
         now = ctx.now()
-        orders = {o.id: o for o in session.scalars(
-            select(Order).where(Order.id.in_([l.order_id for l in listings])).with_for_update()
-        )}
-        candidates = candidates_for(session, listings)
+        order_ids = [l.order_id for l in listings if l.order_id is not None]
+        orders = {o.id: o for o in session.scalars(select(Order).where(Order.id.in_(order_ids)).with_for_update())}
+        candidates = candidates_for(session, listings, now=now)
         held = {p.order_id: p for p in session.scalars(
-            select(Payment).where(Payment.order_id.in_(list(orders)), Payment.status == PaymentStatus.AUTHORIZED)
+            select(Payment).where(Payment.order_id.in_(order_ids), Payment.status == PaymentStatus.AUTHORIZED)
             .with_for_update()
         )}
         batch = SettlementReport(run_id=run_id, as_of=report.as_of, dry_run=False)
         for listing in listings:
+            if listing.kind == ListingKind.REQUEST:
+                _settle_request(session, ctx, listing, candidates[listing.id], now, run_id, batch)
+                continue
             choice = choose(candidates[listing.id])
             award(session, ctx, listing, choice, round=0, cause=Cause.SETTLEMENT, now=now, run_id=run_id,
                   payment=held.get(listing.order_id))
@@ -285,18 +295,38 @@ def _settle_batch(ctx: Context, cutoff: datetime, run_id: int, report: Settlemen
         report.to_manufacturer += batch.to_manufacturer
         for rule, n in batch.by_rule.items():
             report.by_rule[rule] = report.by_rule.get(rule, 0) + n
-        return True
+        return listings[-1].id
+
+
+def _settle_request(session: Session, ctx: Context, listing: Listing, candidates: list[Candidate], now: datetime,
+                    run_id: int, batch: SettlementReport) -> bool:
+    """Award a personal request to its best eligible offer by its preference; with
+    none eligible it stays open (its expiry decides). True if awarded."""
+    from broker.personal.models import PersonalRequest
+    from broker.personal.services import award_request
+
+    request = session.scalar(select(PersonalRequest).where(PersonalRequest.id == listing.request_id)
+                             .with_for_update())
+    choice = choose(candidates, request.prefer)
+    if choice.winner is None:
+        return False
+    award_request(session, ctx, listing, request, choice, cause=Cause.SETTLEMENT, now=now, run_id=run_id)
+    batch.count(choice)
+    return True
 
 
 def _plan(ctx: Context, cutoff: datetime, report: SettlementReport) -> None:
     """What a run would decide now, without writing anything."""
     with ctx.uow() as uow:
         listings = list(uow.session.scalars(_due(cutoff)))
+        prefers = _preferences(uow.session, listings)
         for start in range(0, len(listings), ctx.settings.settle_batch_size):
             chunk = listings[start:start + ctx.settings.settle_batch_size]
-            candidates = candidates_for(uow.session, chunk)
+            candidates = candidates_for(uow.session, chunk, now=ctx.now())
             for listing in chunk:
-                choice = choose(candidates[listing.id])
+                choice = choose(candidates[listing.id], prefers.get(listing.id, "nearest"))
+                if listing.kind == ListingKind.REQUEST and choice.winner is None:
+                    continue
                 report.count(choice)
                 report.decisions.append({
                     "listing_id": listing.id,
@@ -309,6 +339,16 @@ def _plan(ctx: Context, cutoff: datetime, report: SettlementReport) -> None:
 
 # A run that has not finished a batch for this long is taken to have died.
 ABANDONED_AFTER = timedelta(minutes=15)
+
+
+def _preferences(session: Session, listings: Sequence[Listing]) -> dict[int, str]:
+    from broker.personal.models import PersonalRequest
+
+    ids = {l.request_id: l.id for l in listings if l.request_id is not None}
+    if not ids:
+        return {}
+    rows = session.execute(select(PersonalRequest.id, PersonalRequest.prefer).where(PersonalRequest.id.in_(list(ids))))
+    return {ids[rid]: prefer for rid, prefer in rows}
 
 
 def _open_run(ctx: Context, as_of: datetime, trigger: str) -> int:
@@ -350,7 +390,7 @@ def reroute(session: Session, ctx: Context, listing: Listing, *, cause: Cause, n
             )
         )
     )
-    candidates = candidates_for(session, [listing], exclude={listing.id: held})[listing.id]
+    candidates = candidates_for(session, [listing], exclude={listing.id: held}, now=now)[listing.id]
     last_round = session.scalar(
         select(func.max(SettlementDecision.round)).where(SettlementDecision.listing_id == listing.id)
     )
@@ -371,6 +411,8 @@ def missed_settlement(ctx: Context, now: datetime) -> datetime | None:
     if due is None:
         return None
     with ctx.uow() as uow:
+        if uow.session.scalar(select(SettlementRun.id).limit(1)) is None:
+            return None  # a new install: no scheduler ever ran, so none missed a run
         done = uow.session.scalar(
             select(func.count()).where(SettlementRun.status == RunStatus.COMPLETED, SettlementRun.as_of >= due)
         )

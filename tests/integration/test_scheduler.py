@@ -22,11 +22,11 @@ def scheduler(ctx):
 class TestDefinitions:
     def test_every_job_has_a_stable_id_one_instance_and_coalescing(self, scheduler):
         jobs = {job.id: job for job in scheduler.get_jobs()}
-        assert set(jobs) == {spec.id for spec in JOBS} == {"settlement", "deadlines", "payouts"}
+        assert set(jobs) == {spec.id for spec in JOBS} == {"settlement", "deadlines", "payouts", "requests", "callbacks"}
         for job in jobs.values():
             assert job.max_instances == 1
             assert job.coalesce is True
-            assert job.misfire_grace_time >= 3600
+            assert job.misfire_grace_time >= 300
 
     def test_settlement_follows_the_configured_cron_and_time_zone(self, ctx):
         import dataclasses
@@ -43,14 +43,22 @@ class TestCatchUp:
         world = World(ctx)
         maker = world.manufacturer()
         shop = world.retailer(north_of(HERE, 2), dealer_of=[maker])
+        from broker.settlement.services import settle
+
+        clock.now = START - timedelta(days=1, hours=7)  # yesterday's 02:00 run
+        settle(ctx, trigger="scheduled")
         placed = world.order(maker, when=START - timedelta(days=1))  # due at today's 02:00
         world.bid(shop, placed.order.id)
         clock.now = START  # 09:00 UTC: 02:00 passed with no scheduler running
 
         assert catch_up(ctx) == ["settlement"]
-        run = session.scalar(select(SettlementRun))
+        run = session.scalar(select(SettlementRun).order_by(SettlementRun.id.desc()))
         assert (run.status, run.trigger, run.settled) == (RunStatus.COMPLETED, "scheduled", 1)
         assert catch_up(ctx) == []  # the missed run is done now
+
+    def test_a_new_install_has_nothing_to_catch_up(self, ctx, clock):
+        clock.now = START
+        assert catch_up(ctx) == []
 
     def test_nothing_to_catch_up_when_the_last_run_completed(self, ctx, clock):
         from broker.settlement.services import settle

@@ -1,0 +1,480 @@
+"""Personal requests: a customer (or an agent acting for one) casts "I want this,
+here, for at most that", anonymously; retailers in range offer; the customer
+accepts one, or the daily settlement awards by the request's preference; with no
+offer by the expiry, a catalog product within the ceiling goes to its
+manufacturer, and anything else expires and the hold is released.
+
+The award becomes an ordinary order (same assignment, shipment, capture, rating),
+whose customer token is the request's token.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+import socket
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from broker.accounts.models import Manufacturer, Retailer
+from broker.auth import Actor, ActorKind, digest, same
+from broker.board.models import Bid, BidStatus, Listing, ListingKind, ListingStatus
+from broker.catalog.models import Product
+from broker.context import Context
+from broker.errors import Conflict, Invalid, NotFound, PaymentRequired, Unauthenticated, Unavailable
+from broker.fulfilment.models import Assignment, AssignmentStatus
+from broker.geo.geocoding import LocationQuery, resolve_location
+from broker.money import CURRENCIES, MAX_AMOUNT
+from broker.orders.models import Order, OrderLine, OrderStatus
+from broker.orders.rules import move
+from broker.outbox.delivery import check_destination
+from broker.outbox.services import enqueue
+from broker.payments import services as payments
+from broker.payments.models import Payment, PaymentStatus
+from broker.payments.provider import PaymentError
+from broker.personal.models import Message, PersonalRequest, Prefer, RequestStatus
+from broker.reputation.rules import buyer_key
+from broker.settlement.models import Cause, Rule, SettlementDecision
+from broker.settlement.rules import Choice, choose
+from broker.settlement.services import award, candidates_for
+
+log = logging.getLogger(__name__)
+
+MAX_QUANTITY = 999
+MAX_MESSAGE = 2000
+
+
+@dataclasses.dataclass(frozen=True)
+class ShipTo:
+    name: str
+    line1: str
+    city: str
+    postal_code: str
+    country: str
+    line2: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class PostRequest:
+    description: str
+    quantity: int
+    max_price: int
+    currency: str
+    location: LocationQuery
+    ship_to: ShipTo
+    sku: str | None = None
+    manufacturer: str | None = None  # the storefront slug whose catalog `sku` is from
+    prefer: Prefer = Prefer.NEAREST
+    expires_at: datetime | None = None
+    callback_url: str | None = None
+    contact: str | None = None  # an email, for notices; never shown to retailers
+
+
+@dataclasses.dataclass(frozen=True)
+class PostedRequest:
+    request: PersonalRequest
+    access_token: str
+    payment: Payment
+    client_secret: str | None
+
+
+def _pseudonym(session: Session) -> str:
+    while True:
+        name = f"Customer {secrets.token_hex(2).upper()}"
+        if session.scalar(select(PersonalRequest.id).where(PersonalRequest.pseudonym == name)) is None:
+            return name
+
+
+def post_request(ctx: Context, cmd: PostRequest) -> PostedRequest:
+    """Post a request: the ceiling is authorised on the card now.
+
+    :raise 422: bad fields, unknown SKU, a SKU whose list price alone exceeds no
+        ceiling is fine; an expiry in the past or too far ahead; a private callback URL.
+    """
+    settings = ctx.settings
+    description = (cmd.description or "").strip()
+    if not description and not cmd.sku:
+        raise Invalid.field("description", "describe what you want, or name a catalog sku")
+    if not (1 <= cmd.quantity <= MAX_QUANTITY):
+        raise Invalid.field("quantity", f"must be between 1 and {MAX_QUANTITY}")
+    if not (1 <= cmd.max_price <= MAX_AMOUNT):
+        raise Invalid.field("max_price", f"must be a whole number of minor units between 1 and {MAX_AMOUNT}")
+    currency = cmd.currency.strip().upper()
+    if currency not in CURRENCIES:
+        raise Invalid.field("currency", f"{cmd.currency!r} is not a supported ISO 4217 currency")
+    now = ctx.now()
+    expires_at = cmd.expires_at or now + timedelta(hours=settings.request_default_hours)
+    if expires_at <= now + timedelta(hours=1):
+        raise Invalid.field("expires_at", "must be at least an hour from now")
+    if expires_at > now + timedelta(hours=settings.request_max_hours):
+        raise Invalid.field("expires_at", f"must be within {settings.request_max_hours:g} hours from now")
+    contact = (cmd.contact or "").strip() or None
+    if contact is not None and ("@" not in contact or len(contact) > 254):
+        raise Invalid.field("contact", "must be an email address")
+    callback = (cmd.callback_url or "").strip() or None
+    if callback is not None:
+        refused = check_destination(callback, allow_private=settings.allow_private_callbacks,
+                                    resolver=_unresolved)
+        if refused:
+            raise Invalid.field("callback_url", refused)
+    to = cmd.ship_to
+    for field in ("name", "line1", "city", "postal_code", "country"):
+        if not getattr(to, field).strip():
+            raise Invalid.field(f"ship_to.{field}", "must not be blank")
+    if len(to.country.strip()) != 2:
+        raise Invalid.field("ship_to.country", "use the two-letter ISO 3166 country code")
+    place = resolve_location(ctx.geocoder, cmd.location)
+    with ctx.uow() as uow:
+        session = uow.session
+        maker_id = product_id = None
+        sku = (cmd.sku or "").strip() or None
+        if sku is not None:
+            if not cmd.manufacturer:
+                raise Invalid.field("manufacturer", "name the storefront (its slug) whose catalog the sku is from")
+            maker = session.scalar(select(Manufacturer).where(Manufacturer.slug == cmd.manufacturer))
+            if maker is None:
+                raise Invalid.field("manufacturer", f"no storefront {cmd.manufacturer!r}")
+            product = session.scalar(select(Product).where(Product.manufacturer_id == maker.id, Product.sku == sku,
+                                                           Product.active.is_(True)))
+            if product is None:
+                raise Invalid.field("sku", f"{sku!r} is not for sale at {maker.slug}")
+            if maker.currency != currency:
+                raise Invalid.field("currency", f"{maker.slug} sells in {maker.currency}")
+            maker_id, product_id = maker.id, product.id
+            description = description or product.name
+        token = secrets.token_urlsafe(32)
+        request = PersonalRequest(
+            pseudonym=_pseudonym(session), description=description, manufacturer_id=maker_id, product_id=product_id,
+            sku=sku, quantity=cmd.quantity, max_price=cmd.max_price, currency=currency, prefer=Prefer(cmd.prefer),
+            status=RequestStatus.AWAITING_PAYMENT, lat=place.lat, lon=place.lon, area=place.area,
+            expires_at=expires_at, access_token_hash=digest(token),
+            buyer_key=_buyer_key(contact), contact_email=contact, callback_url=callback,
+            ship_name=to.name.strip(), ship_line1=to.line1.strip(), ship_line2=(to.line2 or "").strip(),
+            ship_city=to.city.strip(), ship_postal_code=to.postal_code.strip(),
+            ship_country=to.country.strip().upper(), created_at=now,
+        )
+        session.add(request)
+        session.flush()
+        try:
+            auth = ctx.payments.authorize(
+                session, amount=request.max_price, currency=currency,
+                idempotency_key=f"request-{request.id}-authorize", description=f"Personal request {request.id}",
+                metadata={"request_id": str(request.id)},
+            )
+        except PaymentError as exc:
+            if exc.retryable:
+                raise Unavailable("the payment provider is not answering; nothing was charged, try again") from None
+            raise PaymentRequired(f"the payment could not be set up: {exc}") from None
+        payment = Payment(request_id=request.id, provider=ctx.payments.name, provider_ref=auth.ref,
+                          test_mode=ctx.payments.test_mode, status=PaymentStatus.PENDING, amount=request.max_price,
+                          currency=currency, created_at=now)
+        session.add(payment)
+        session.flush()
+        if auth.authorized:
+            payments.record_authorized(session, payment, hold_hours=settings.auth_hold_hours, now=now)
+            put_on_board(session, request, now)
+        uow.commit()
+        return PostedRequest(request, token, payment, auth.client_secret)
+
+
+def _unresolved(host, port, *args, **kwargs):
+    """Posting a request never waits on DNS: a hostname passes here as if public,
+    and delivery resolves it and checks every address right before connecting.
+    Literal addresses and `localhost` are judged here without a lookup."""
+    return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("8.8.8.8", port or 443))]
+
+
+def _buyer_key(contact: str | None) -> str | None:
+    return buyer_key(contact) if contact else None
+
+
+def put_on_board(session: Session, request: PersonalRequest, now: datetime) -> None:
+    request.status = RequestStatus.OPEN
+    session.add(Listing(kind=ListingKind.REQUEST, manufacturer_id=request.manufacturer_id, request_id=request.id,
+                        status=ListingStatus.OPEN, lat=request.lat, lon=request.lon, area=request.area,
+                        price=request.max_price, currency=request.currency, listed_at=now))
+
+
+@dataclasses.dataclass(frozen=True)
+class Offer:
+    bid: Bid
+    retailer_name: str
+    distance_km: float
+    rating: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestView:
+    request: PersonalRequest
+    offers: list[Offer]
+    payment: Payment | None
+    order: Order | None
+
+
+def _mine(session: Session, request_id: int, token: str | None, *, lock: bool = False) -> PersonalRequest:
+    if not token:
+        raise Unauthenticated("give the request's X-Access-Token")
+    stmt = select(PersonalRequest).where(PersonalRequest.id == request_id)
+    request = session.scalar(stmt.with_for_update() if lock else stmt)
+    if request is None or not same(request.access_token_hash, digest(token)):
+        raise NotFound(f"no request {request_id}")
+    return request
+
+
+def _view(session: Session, request: PersonalRequest) -> RequestView:
+    listing = session.scalar(select(Listing).where(Listing.request_id == request.id))
+    offers: list[Offer] = []
+    if listing is not None:
+        rows = session.execute(
+            select(Bid, Retailer.name).join(Retailer, Retailer.id == Bid.retailer_id)
+            .where(Bid.listing_id == listing.id, Bid.status == BidStatus.ACTIVE)
+            .order_by(Bid.price, Bid.distance_km, Bid.id)
+        ).all()
+        ratings = _ratings(session, [bid.retailer_id for bid, _ in rows])
+        offers = [Offer(bid, name, bid.distance_km, ratings.get(bid.retailer_id)) for bid, name in rows]
+    payment = session.scalar(select(Payment).where(Payment.request_id == request.id))
+    order = session.get(Order, request.order_id) if request.order_id else None
+    return RequestView(request, offers, payment, order)
+
+
+def _ratings(session: Session, retailer_ids: list[int]) -> dict[int, float]:
+    """Each retailer's reputation as stars (1-5), as the customer is shown it."""
+    from broker.reputation.services import fulfilment_scores
+
+    return {rid: round(1 + 4 * score, 1) for rid, score in fulfilment_scores(session, set(retailer_ids)).items()}
+
+
+def get_request(ctx: Context, request_id: int, token: str | None) -> RequestView:
+    """The request with its offers (price, distance, retailer and rating). :raise 401/404:"""
+    with ctx.uow() as uow:
+        return _view(uow.session, _mine(uow.session, request_id, token))
+
+
+def _lock_listing(session: Session, request_id: int) -> Listing | None:
+    return session.scalar(select(Listing).where(Listing.request_id == request_id).with_for_update())
+
+
+def accept_offer(ctx: Context, request_id: int, token: str | None, bid_id: int) -> RequestView:
+    """The customer takes an offer now; it becomes an order.
+
+    :raise 404: not this request's offer. :raise 409: the request is closed.
+    :raise 422: the offer can no longer win (its retailer is out of range or inactive).
+    """
+    with ctx.uow() as uow:
+        session = uow.session
+        listing = _lock_listing(session, request_id)
+        request = _mine(session, request_id, token, lock=True)
+        if request.status != RequestStatus.OPEN or listing is None or listing.status != ListingStatus.OPEN:
+            raise Conflict(f"the request is {request.status}; offers can no longer be accepted")
+        bid = session.scalar(select(Bid).where(Bid.id == bid_id, Bid.listing_id == listing.id,
+                                               Bid.status == BidStatus.ACTIVE))
+        if bid is None:
+            raise NotFound(f"no offer {bid_id} on this request")
+        [candidate] = [c for c in candidates_for(session, [listing], now=ctx.now())[listing.id]
+                       if c.bid_id == bid.id]
+        if not candidate.eligible:
+            raise Invalid.field("bid_id", f"this offer can no longer be accepted ({candidate.reason})")
+        choice = Choice(candidate, Rule.CUSTOMER_CHOICE, (candidate,))
+        award_request(session, ctx, listing, request, choice, cause=Cause.ACCEPTED, now=ctx.now())
+        uow.commit()
+        return _view(session, request)
+
+
+def cancel_request(ctx: Context, request_id: int, token: str | None) -> RequestView:
+    """The customer withdraws an open request; the hold is released. :raise 409: awarded or closed."""
+    with ctx.uow() as uow:
+        session = uow.session
+        listing = _lock_listing(session, request_id)
+        request = _mine(session, request_id, token, lock=True)
+        if request.status not in (RequestStatus.OPEN, RequestStatus.AWAITING_PAYMENT):
+            raise Conflict(f"the request is {request.status}; it can no longer be cancelled")
+        _close(session, ctx, request, listing, RequestStatus.CANCELLED, ctx.now())
+        uow.commit()
+        return _view(session, request)
+
+
+def _close(session: Session, ctx: Context, request: PersonalRequest, listing: Listing | None,
+           status: RequestStatus, now: datetime) -> None:
+    request.status = status
+    request.closed_at = now
+    if listing is not None and listing.status == ListingStatus.OPEN:
+        listing.status = ListingStatus.CLOSED
+        listing.closed_at = now
+    payment = session.scalar(select(Payment).where(Payment.request_id == request.id).with_for_update())
+    if payment is not None:
+        try:
+            payments.give_back(session, ctx.payments, payment, now=now)
+        except PaymentError as exc:
+            raise Unavailable(f"the payment provider could not release the hold ({exc}); try again") from None
+    _callback(session, request, "expired" if status == RequestStatus.EXPIRED else "cancelled",
+              {"request_id": request.id, "status": str(status)}, now)
+
+
+def award_request(session: Session, ctx: Context, listing: Listing, request: PersonalRequest, choice: Choice, *,
+                  cause: Cause, now: datetime, run_id: int | None = None) -> SettlementDecision:
+    """Turn the request into an order for the chosen offer (or, with no winner, for
+    its manufacturer at the catalog price), in the caller's transaction."""
+    winner = choice.winner
+    if winner is not None:
+        price = winner.price
+    else:
+        product = session.get(Product, request.product_id)
+        price = product.price * request.quantity
+    order = Order(
+        manufacturer_id=request.manufacturer_id, status=OrderStatus.OPEN, currency=request.currency, total=price,
+        customer_name=request.ship_name, customer_email=request.contact_email or "",
+        ship_line1=request.ship_line1, ship_line2=request.ship_line2, ship_city=request.ship_city,
+        ship_postal_code=request.ship_postal_code, ship_country=request.ship_country, ship_lat=request.lat,
+        ship_lon=request.lon, area=request.area, access_token_hash=request.access_token_hash,
+        created_at=now, updated_at=now,
+    )
+    order.lines.append(OrderLine(product_id=request.product_id, sku=request.sku or "",
+                                 name=request.description[:200], unit_price=price // request.quantity,
+                                 quantity=request.quantity, line_total=price))
+    session.add(order)
+    session.flush()
+    payment = session.scalar(select(Payment).where(Payment.request_id == request.id).with_for_update())
+    payment.order_id = order.id
+    if payment.status == PaymentStatus.CAPTURED and payment.captured_amount > price:
+        # Captured early (the hold was lapsing): give back what the winning price did not use.
+        ref = ctx.payments.refund(session, payment.provider_ref, amount=payment.captured_amount - price,
+                                  idempotency_key=f"payment-{payment.id}-refund-over-ceiling")
+        payments.record_refunded(session, payment, payment.captured_amount - price, now=now, reference=ref)
+    listing.order_id = order.id
+    listing.status = ListingStatus.AWARDED
+    listing.closed_at = now
+    listing.settlement_run_id = run_id
+    decision = award(session, ctx, listing, choice, round=0, cause=cause, now=now, run_id=run_id, payment=payment)
+    move(order, OrderStatus.AWARDED, now)
+    request.status = RequestStatus.AWARDED
+    request.order_id = order.id
+    request.closed_at = now
+    _callback(session, request, "award", {
+        "request_id": request.id, "order_id": order.id, "price": price, "currency": request.currency,
+        "fulfiller": "retailer" if winner else "manufacturer",
+        "distance_km": winner.distance_km if winner else None,
+    }, now)
+    return decision
+
+
+def notify_offer(session: Session, ctx: Context, listing: Listing, bid: Bid, now: datetime) -> None:
+    request = session.get(PersonalRequest, listing.request_id)
+    name = session.scalar(select(Retailer.name).where(Retailer.id == bid.retailer_id))
+    _callback(session, request, "offer", {
+        "request_id": request.id, "offer": {"bid_id": bid.id, "price": bid.price, "currency": listing.currency,
+                                            "distance_km": bid.distance_km, "retailer": name},
+    }, now, dedupe=f"bid-{bid.id}-{bid.price}")
+
+
+def _callback(session: Session, request: PersonalRequest, event: str, body: dict, now: datetime, *,
+              dedupe: str | None = None) -> None:
+    if not request.callback_url:
+        return
+    enqueue(session, topic=f"callback.{event}", dedupe_key=f"request-{request.id}-{dedupe or event}",
+            recipient_kind="agent", recipient_id=request.id,
+            payload={"url": request.callback_url, "body": {"event": event, **body}}, now=now)
+
+
+@dataclasses.dataclass
+class ExpiryReport:
+    awarded: int = 0
+    to_manufacturer: int = 0
+    expired: int = 0
+
+
+def expire_requests(ctx: Context) -> ExpiryReport:
+    """The hourly job: requests past their expiry are awarded (an eligible offer by
+    the request's preference; else a catalog product within the ceiling to its
+    manufacturer) or expire and release the hold. One transaction per request."""
+    report = ExpiryReport()
+    now = ctx.now()
+    with ctx.uow() as uow:
+        due = list(uow.session.scalars(
+            select(PersonalRequest.id).where(PersonalRequest.status == RequestStatus.OPEN,
+                                             PersonalRequest.expires_at <= now).order_by(PersonalRequest.id)))
+    for request_id in due:
+        with ctx.uow() as uow:
+            session = uow.session
+            listing = _lock_listing(session, request_id)
+            request = session.scalar(select(PersonalRequest).where(PersonalRequest.id == request_id)
+                                     .with_for_update())
+            if request.status != RequestStatus.OPEN or listing is None or listing.status != ListingStatus.OPEN:
+                continue
+            choice = choose(candidates_for(session, [listing], now=now)[listing.id], request.prefer)
+            if choice.winner is not None:
+                award_request(session, ctx, listing, request, choice, cause=Cause.EXPIRY, now=now)
+                report.awarded += 1
+            elif _fallback_price(session, request) is not None:
+                award_request(session, ctx, listing, request, choice, cause=Cause.EXPIRY, now=now)
+                report.to_manufacturer += 1
+            else:
+                _close(session, ctx, request, listing, RequestStatus.EXPIRED, now)
+                report.expired += 1
+            uow.commit()
+    return report
+
+
+def _fallback_price(session: Session, request: PersonalRequest) -> int | None:
+    """The catalog price, if the request named a product still for sale within the ceiling."""
+    if request.product_id is None:
+        return None
+    product = session.get(Product, request.product_id)
+    if product is None or not product.active:
+        return None
+    price = product.price * request.quantity
+    return price if price <= request.max_price else None
+
+
+# --- the contact relay ----------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Thread:
+    order_id: int
+    messages: list[Message]
+    me: str
+
+
+def _party(session: Session, order_id: int, actor: Actor, token: str | None) -> tuple[Order, str]:
+    order = session.get(Order, order_id)
+    if order is None:
+        raise NotFound(f"no order {order_id}")
+    if token and same(order.access_token_hash, digest(token)):
+        return order, "customer"
+    if actor.kind in (ActorKind.RETAILER, ActorKind.MANUFACTURER):
+        current = session.scalar(select(Assignment).where(Assignment.order_id == order.id)
+                                 .order_by(Assignment.id.desc()).limit(1))
+        if current is not None and current.status in (AssignmentStatus.ACTIVE, AssignmentStatus.SHIPPED):
+            mine = (current.retailer_id == actor.id) if actor.kind is ActorKind.RETAILER else (
+                current.fulfiller_kind == "manufacturer" and current.manufacturer_id == actor.id)
+            if mine:
+                return order, "fulfiller"
+    if actor.kind is ActorKind.ANONYMOUS and not token:
+        raise Unauthenticated("give the order's X-Access-Token, or the fulfiller's API key")
+    raise NotFound(f"no order {order_id}")
+
+
+def messages(ctx: Context, order_id: int, *, actor: Actor, token: str | None) -> Thread:
+    """The thread between the customer and the fulfiller. :raise 404: anyone else."""
+    with ctx.uow() as uow:
+        order, me = _party(uow.session, order_id, actor, token)
+        found = list(uow.session.scalars(select(Message).where(Message.order_id == order.id).order_by(Message.id)))
+        return Thread(order.id, found, me)
+
+
+def send_message(ctx: Context, order_id: int, body: str, *, actor: Actor, token: str | None) -> Message:
+    """Write to the other side, through Broker. :raise 422: empty or too long."""
+    text = (body or "").strip()
+    if not text:
+        raise Invalid.field("body", "must not be blank")
+    if len(text) > MAX_MESSAGE:
+        raise Invalid.field("body", f"at most {MAX_MESSAGE} characters")
+    with ctx.uow() as uow:
+        order, me = _party(uow.session, order_id, actor, token)
+        message = Message(order_id=order.id, sender=me, body=text, created_at=ctx.now())
+        uow.session.add(message)
+        uow.commit()
+        return message
