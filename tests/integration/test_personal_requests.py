@@ -343,3 +343,51 @@ class TestPages:
     def test_a_wrong_token_is_404(self, client, shops):
         posted = post(client)
         assert client.get(f"/requests/{posted['id']}/not-the-token").status_code == 404
+
+
+def test_no_retailer_response_carries_the_customers_identity(client, shops, ctx, clock):
+    """Walk everything a retailer can call around a request, the winner included,
+    and look for the customer's name, email, street or contact in every body."""
+    near, far, _ = shops
+    posted = post(client)
+    token = {"X-Access-Token": posted["access_token"]}
+    forbidden_everywhere = ("grace@navy.example",)           # the contact: never shown to a retailer
+    forbidden_before_award = SECRET_BITS                      # name, street, full postal code
+    seen = []
+
+    def call(shop, method, path, **kw):
+        response = client.open(path, method=method, headers=auth(shop.key), **kw)
+        seen.append((shop, path, response.get_data(as_text=True)))
+        return response
+
+    for shop in (near, far):
+        call(shop, "GET", "/api/v1/board")
+    listing = board(client, near).get_json()[0]["id"]
+    bid = call(near, "POST", f"/api/v1/board/{listing}/bids", json={"price": 40000}).get_json()
+    call(far, "POST", f"/api/v1/board/{listing}/bids", json={"price": 41000})
+    call(far, "POST", f"/api/v1/board/{listing}/bids", json={"price": 39999})
+    for shop in (near, far):
+        call(shop, "GET", "/api/v1/bids")
+        call(shop, "GET", f"/api/v1/requests/{posted['id']}")
+    for _, path, text in seen:
+        for secret in forbidden_before_award:
+            assert secret not in text, (path, secret)
+
+    order_id = client.post(f"/api/v1/requests/{posted['id']}/accept", headers=token,
+                           json={"bid_id": bid["id"]}).get_json()["order_id"]
+    client.post(f"/api/v1/orders/{order_id}/messages", headers=token, json={"body": "Hello from the customer"})
+    seen.clear()
+    for shop in (near, far):
+        call(shop, "GET", "/api/v1/board")
+        call(shop, "GET", "/api/v1/bids")
+        call(shop, "GET", "/api/v1/assignments")
+        call(shop, "GET", f"/api/v1/orders/{order_id}")
+        call(shop, "GET", f"/api/v1/orders/{order_id}/messages")
+        call(shop, "POST", f"/api/v1/orders/{order_id}/messages", json={"body": "Hi"})
+    for shop, path, text in seen:
+        for secret in forbidden_everywhere:
+            assert secret not in text, (path, secret)
+        if shop is far:  # the loser learns nothing more after the award either
+            for secret in forbidden_before_award:
+                assert secret not in text, (path, secret)
+    assert any("77 Cobol Court" in text for shop, _, text in seen if shop is near)  # the winner can ship it
