@@ -9,6 +9,7 @@ commit as they do in production without leaving anything behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from datetime import datetime, timezone
@@ -17,6 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import NullPool
 
 from broker.clock import FrozenClock
 from broker.config import Settings
@@ -43,22 +45,26 @@ def database_url(tmp_path_factory):
         upgrade(url)
         yield url
         return
-    yield from _fresh_postgres(server)
-
-
-def _fresh_postgres(server: str):
-    base = make_url(server)
-    name = f"broker_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.set(database=name).render_as_string(hide_password=False)
-    try:
+    with postgres_database(server) as url:
         upgrade(url)
         yield url
-    finally:
+
+
+@contextlib.contextmanager
+def postgres_database(server: str, *, prefix: str = "broker_test", template: str | None = None):
+    """A new database on the server (a copy of `template`, if given), dropped on exit."""
+    base = make_url(server)
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
+        try:
+            yield base.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
         admin.dispose()
 
 

@@ -282,7 +282,7 @@ def cancel_order(ctx: Context, order_id: int, access_token: str | None) -> Order
     with ctx.uow() as uow:
         session = uow.session
         # Lock order: listing, order, assignment, payment (as every writer does).
-        listing = session.scalar(select(Listing).where(Listing.order_id == order_id).with_for_update())
+        session.scalar(select(Listing).where(Listing.order_id == order_id).with_for_update())
         order = session.scalar(
             select(Order).where(Order.id == order_id).options(selectinload(Order.lines)).with_for_update()
         )

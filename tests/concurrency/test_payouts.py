@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy import func, select
 
 from broker.clock import FrozenClock
 from broker.context import Context
@@ -24,7 +21,7 @@ from broker.payments.offline import OfflineProvider
 from broker.payouts import services as payouts
 from broker.payouts.models import Earning, EarningStatus, Payout
 from broker.settlement.services import settle
-from tests.conftest import START, _server_url, make_settings
+from tests.conftest import START, _server_url, make_settings, postgres_database
 from tests.factories import HERE, World, north_of
 
 ORDERS = 40
@@ -46,19 +43,9 @@ def database(tmp_path):
         upgrade(url)
         yield url
         return
-    base = make_url(server)
-    name = f"broker_pay_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.set(database=name).render_as_string(hide_password=False)
-    try:
+    with postgres_database(server, prefix="broker_pay") as url:
         upgrade(url)
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def make_ctx(url, now):

@@ -60,7 +60,7 @@ from broker.orders.models import Order, OrderStatus
 from broker.outbox.models import OutboxMessage
 from broker.settlement.models import Cause, RunStatus, SettlementDecision, SettlementRun
 from broker.settlement.services import settle
-from tests.conftest import START, _server_url, make_settings
+from tests.conftest import START, _server_url, make_settings, postgres_database
 from tests.factories import HERE, KM, World, north_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,24 +83,6 @@ POLL_TIMEOUT = 60
 
 
 # --- databases ------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _postgres_database(server: str, *, template: str | None = None):
-    """A new database on the server (a copy of `template`, if given), dropped on exit."""
-    base = make_url(server)
-    name = f"broker_conc_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
-        try:
-            yield base.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 def _seeding_engine(url: str):
@@ -199,7 +181,7 @@ def template(tmp_path_factory):
         upgrade(url)
         yield Template(url, seed_world(url))
         return
-    with _postgres_database(server) as url:
+    with postgres_database(server) as url:
         upgrade(url)
         yield Template(url, seed_world(url))
 
@@ -215,7 +197,7 @@ def db(template, tmp_path):
             source.backup(target)
         yield url
         return
-    with _postgres_database(server, template=make_url(template.url).database) as url:
+    with postgres_database(server, template=make_url(template.url).database) as url:
         yield url
 
 

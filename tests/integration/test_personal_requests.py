@@ -192,7 +192,7 @@ class TestAward:
 
     def test_settlement_awards_the_lowest_price_when_preferred(self, client, shops, ctx, clock):
         near, far, _ = shops
-        posted = post(client, prefer="lowest_price")
+        post(client, prefer="lowest_price")
         listing = board(client, near).get_json()[0]["id"]
         offer(client, near, listing, 49000)
         offer(client, far, listing, 30000)
