@@ -14,7 +14,7 @@ blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Products
 
 def _product(p, currency=None):
     return {"sku": p.sku, "name": p.name, "price": p.price, "currency": currency, "description": p.description,
-            "image_url": p.image_url, "active": p.active}
+            "image_url": p.image_url, "active": p.active, "in_stock": p.in_stock}
 
 
 @blp.route("/products")

@@ -129,6 +129,7 @@ class ProductPatch(ma.Schema):
     description = f.String(validate=v.Length(max=5000))
     image_url = f.String(validate=v.Length(max=500))
     active = f.Boolean()
+    in_stock = f.Boolean(metadata={"description": "false: shown as sold out, not sold."})
 
     @ma.post_load
     def make(self, data, **_):
@@ -143,6 +144,7 @@ class ProductOut(ma.Schema):
     description = f.String()
     image_url = f.String(allow_none=True)
     active = f.Boolean()
+    in_stock = f.Boolean()
 
 
 # --- orders -----------------------------------------------------------------

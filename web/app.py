@@ -40,9 +40,10 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     logging.getLogger("broker").setLevel(logging.INFO)
 
     from api import init_api
-    from web import pages, requests
+    from web import pages, requests, storefront
 
     init_api(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(requests.bp)
+    app.register_blueprint(storefront.bp)
     return app

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, jsonify, render_template
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 
-from broker.catalog.services import storefront_catalog
-from broker.errors import NotFound
 from broker.money import format_amount
-from broker.pagination import PageRequest
+from broker.storefront.services import slug_for_host
 from broker.reports import home_summary
 from broker.settlement.reports import health
 
@@ -22,17 +20,10 @@ def _money(amount: int, currency: str) -> str:
 @bp.get("/")
 def home():
     ctx = current_app.extensions["broker"]
+    slug = slug_for_host(ctx, request.host)
+    if slug is not None:  # a store's own domain: its shop is the home page
+        return redirect(url_for("store.catalog", slug=slug))
     return render_template("home.html", summary=home_summary(ctx), settings=ctx.settings)
-
-
-@bp.get("/s/<slug>/")
-def storefront(slug: str):
-    ctx = current_app.extensions["broker"]
-    try:
-        catalog = storefront_catalog(ctx, slug, PageRequest(1, 100))
-    except NotFound:
-        abort(404)
-    return render_template("storefront.html", catalog=catalog)
 
 
 @bp.get("/healthz")

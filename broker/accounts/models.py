@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from broker.db import Base, BigId, UTCDateTime
@@ -21,6 +21,16 @@ class Manufacturer(Base):
     area: Mapped[str] = mapped_column(String(120))
     # Overrides BROKER_PLATFORM_FEE_BPS for this manufacturer's orders.
     fee_bps: Mapped[int | None] = mapped_column(Integer, default=None)
+    # The storefront's look: its brand, not Broker's.
+    logo_url: Mapped[str | None] = mapped_column(String(500), default=None)
+    color_primary: Mapped[str] = mapped_column(String(7), default="#1d4ed8", server_default="#1d4ed8")
+    color_accent: Mapped[str] = mapped_column(String(7), default="#f59e0b", server_default="#f59e0b")
+    locale: Mapped[str] = mapped_column(String(16), default="en_US", server_default="en_US")
+    # Requests for this host serve this store.
+    custom_domain: Mapped[str | None] = mapped_column(String(253), unique=True, default=None)
+    # Origins allowed to frame the store (Content-Security-Policy frame-ancestors).
+    frame_origins: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    return_window_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

@@ -32,6 +32,7 @@ class ProductChanges:
     description: str | None = None
     image_url: str | None = None
     active: bool | None = None
+    in_stock: bool | None = None
 
 
 def _check_price(price: int) -> int:
@@ -107,6 +108,8 @@ def update_product(ctx: Context, actor: Actor, sku: str, changes: ProductChanges
             product.image_url = _check_image_url(changes.image_url)
         if changes.active is not None:
             product.active = changes.active
+        if changes.in_stock is not None:
+            product.in_stock = changes.in_stock
         product.updated_at = ctx.now()
         currency = _currency(uow.session, actor.id)
         uow.commit()

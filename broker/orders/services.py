@@ -115,6 +115,8 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
             product = products.get(item.sku)
             if product is None or not product.active:
                 raise Invalid.field(f"items.{i}.sku", f"{item.sku!r} is not for sale in this store")
+            if not product.in_stock:
+                raise Invalid.field(f"items.{i}.sku", f"{product.name} is sold out")
         now = ctx.now()
         token = secrets.token_urlsafe(32)
         order = Order(

@@ -75,7 +75,7 @@ def test_run_starts_everything_with_demo_data(tmp_path):
         home = _wait_for(base + "/", proc)
         assert "Northwind Cycles" in home
         store = urllib.request.urlopen(base + "/s/northwind/", timeout=5).read().decode()
-        assert "Aero road bike" in store and "1899.00 USD" in store
+        assert "Aero road bike" in store and "$1,899.00" in store
         spec = json.load(urllib.request.urlopen(base + "/api/v1/openapi.json", timeout=5))
         assert "/api/v1/board" in spec["paths"]
     finally:

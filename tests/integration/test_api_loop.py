@@ -43,7 +43,7 @@ def test_the_whole_loop(client, clock):
     ok(client.post("/api/v1/products", headers=m, json={"sku": "NW-ROAD", "name": "Road bike", "price": 189900}), 201)
     catalog = ok(client.get("/api/v1/storefronts/northwind/products"))
     assert catalog == [{"sku": "NW-ROAD", "name": "Road bike", "price": 189900, "currency": "USD",
-                        "description": "", "image_url": None, "active": True}]
+                        "description": "", "image_url": None, "active": True, "in_stock": True}]
 
     # A customer orders; the offline provider authorises at once.
     placed = ok(client.post("/api/v1/storefronts/northwind/orders", json={

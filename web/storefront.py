@@ -1,0 +1,235 @@
+"""The storefront under /s/<slug>/: the manufacturer's brand, its catalog, a cart,
+checkout, and the order-status page reached by its unguessable link.
+
+Server-rendered; the only JavaScript is vendored (`static/store.js`: tell an
+embedding page our height). The cart lives in the URL, so the shop works inside
+a cross-site iframe, where browsers block cookies.
+"""
+
+from __future__ import annotations
+
+import secrets
+from decimal import Decimal
+
+from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
+
+from broker.auth import ANONYMOUS
+from broker.errors import BrokerError, Conflict, Invalid, NotFound
+from broker.money import exponent
+from broker.orders import services as orders
+from broker.orders.models import OrderStatus
+from broker.pagination import PageRequest
+from broker.reputation import services as reputation
+from broker.storefront import services as shop
+
+bp = Blueprint("store", __name__, url_prefix="/s/<slug>", template_folder="templates")
+
+
+def _ctx():
+    return current_app.extensions["broker"]
+
+
+@bp.url_value_preprocessor
+def _load_store(endpoint, values):
+    slug = values.pop("slug")
+    try:
+        g.store = shop.store(_ctx(), slug)
+    except NotFound:
+        abort(404)
+    g.csp_nonce = secrets.token_urlsafe(16)
+    g.embedded = request.args.get("embed") == "1"
+
+
+@bp.url_defaults
+def _add_slug(endpoint, values):
+    if "store" in g:
+        values.setdefault("slug", g.store.slug)
+    if g.get("embedded"):
+        values.setdefault("embed", "1")
+
+
+@bp.after_request
+def _security_headers(response: Response) -> Response:
+    """Only the manufacturer's own origins may frame the store; no third-party
+    script, style, frame or tracker can load."""
+    if "store" not in g:
+        return response
+    ancestors = " ".join(["'self'", *g.store.frame_origins])
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'self'; img-src 'self' https: data:; style-src 'self' 'nonce-{g.csp_nonce}'; "
+        f"script-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'; "
+        f"frame-ancestors {ancestors}"
+    )
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.app_template_filter("price")
+def _price(amount: int, currency: str, locale: str = "en_US") -> str:
+    """Minor units, formatted for the store's currency and locale (Babel)."""
+    from babel.numbers import format_currency
+
+    return format_currency(Decimal(amount).scaleb(-exponent(currency)), currency, locale=locale)
+
+
+def _cart() -> dict[str, int]:
+    return shop.parse_cart(request.values.get("cart"))
+
+
+@bp.get("/")
+def catalog():
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    found = shop.catalog(_ctx(), g.store.slug, PageRequest(page, 48))
+    cart = _cart()
+    return render_template("store/catalog.html", page=found, number=page, cart=cart,
+                           cart_param=shop.format_cart(cart), cart_count=sum(cart.values()))
+
+
+@bp.get("/p/<path:sku>")
+def product(sku: str):
+    try:
+        _, item = shop.product(_ctx(), g.store.slug, sku)
+    except NotFound:
+        abort(404)
+    cart = _cart()
+    return render_template("store/product.html", item=item, cart_param=shop.format_cart(cart),
+                           cart_count=sum(cart.values()))
+
+
+@bp.get("/cart")
+def cart():
+    """Add (`add`, `qty`) or change (`set_<sku>`) lines; the cart comes back in the URL."""
+    items = _cart()
+    add = request.args.get("add")
+    if add:
+        qty = request.args.get("qty", 1, type=int) or 1
+        items[add] = max(1, min(999, items.get(add, 0) + qty))
+    for key, value in request.args.items():
+        if key.startswith("set_"):
+            sku = key[4:]
+            qty = int(value) if value.isdigit() else 0
+            if qty <= 0:
+                items.pop(sku, None)
+            else:
+                items[sku] = min(999, qty)
+    priced = shop.price_cart(_ctx(), g.store.slug, items)
+    return render_template("store/cart.html", cart=priced, cart_param=shop.format_cart(items),
+                           cart_count=priced.count)
+
+
+CHECKOUT_FIELDS = ("name", "email", "line1", "line2", "city", "postal_code", "country")
+
+
+@bp.route("/checkout", methods=["GET", "POST"])
+def checkout():
+    items = _cart()
+    priced = shop.price_cart(_ctx(), g.store.slug, items)
+    form = {k: request.form.get(k, "") for k in CHECKOUT_FIELDS} if request.method == "POST" else {"country": "US"}
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        if priced.unavailable:
+            errors["cart"] = ["Some items are no longer available: " + ", ".join(priced.unavailable)]
+        elif not priced.lines:
+            errors["cart"] = ["Your cart is empty."]
+        elif request.form.get("payment") != "test-approve" and not _ctx().settings.stripe_secret_key:
+            errors["payment"] = ["Choose the test payment to continue."]
+        else:
+            cmd = orders.PlaceOrder(
+                items=[orders.Item(line.product.sku, line.quantity) for line in priced.lines],
+                customer=orders.Customer(form["name"], form["email"]),
+                ship_to=orders.Address(form["line1"], form["city"], form["postal_code"], form["country"],
+                                       line2=form["line2"]),
+            )
+            try:
+                placed = orders.place_order(_ctx(), g.store.slug, cmd)
+            except Invalid as exc:
+                errors = {_field(k): v for k, v in exc.errors.items()}
+            except BrokerError as exc:
+                errors = {"payment": [exc.detail]}
+            else:
+                return redirect(url_for("store.order", order_id=placed.order.id, token=placed.access_token,
+                                        new=1), code=303)
+    status = 422 if errors else 200
+    return render_template("store/checkout.html", cart=priced, cart_param=shop.format_cart(items),
+                           cart_count=priced.count, form=form, errors=errors,
+                           test_mode=_ctx().payments.test_mode), status
+
+
+def _field(name: str) -> str:
+    """The service's field names, as the checkout form names them."""
+    if name.startswith("items"):
+        return "cart"
+    return {"customer.name": "name", "customer.email": "email", "ship_to": "postal_code",
+            "ship_to.lat": "postal_code", "ship_to.lon": "postal_code"}.get(name, name.split(".")[-1])
+
+
+TIMELINE = [("paid", "Paid"), ("open", "On the board"), ("awarded", "With a store"), ("shipped", "Shipped"),
+            ("delivered", "Delivered")]
+
+
+@bp.get("/o/<int:order_id>/<token>")
+def order(order_id: int, token: str):
+    return _order_page(order_id, token)
+
+
+def _order_page(order_id: int, token: str, *, error: str | None = None, status: int = 200):
+    ctx = _ctx()
+    try:
+        view = orders.get_order(ctx, ANONYMOUS, order_id, token)
+        log = shop.disclosure_log(ctx, order_id, token)
+        reviews = reputation.reviews_for_order(ctx, order_id, access_token=token)
+    except NotFound:
+        abort(404)
+    if view.order.manufacturer_id != g.store.id:
+        abort(404)
+    reached = _reached(view.order.status)
+    return render_template("store/order.html", view=view, token=token, log=log, reviews=reviews,
+                           timeline=[(key, label, key in reached) for key, label in TIMELINE],
+                           new=request.args.get("new"), error=error,
+                           can_cancel=view.order.status in (OrderStatus.AWAITING_PAYMENT, OrderStatus.OPEN,
+                                                            OrderStatus.AWARDED)), status
+
+
+def _reached(status: str) -> set[str]:
+    order_ = ["awaiting_payment", "open", "awarded", "shipped", "delivered"]
+    if status not in order_:
+        return {"paid"} if status == "refunded" else set()
+    reached = set(order_[: order_.index(status) + 1])
+    if status != "awaiting_payment":
+        reached.add("paid")
+    return reached
+
+
+@bp.post("/o/<int:order_id>/<token>/cancel")
+def cancel(order_id: int, token: str):
+    try:
+        orders.cancel_order(_ctx(), order_id, token)
+    except NotFound:
+        abort(404)
+    except Conflict as exc:
+        return _order_page(order_id, token, error=exc.detail, status=409)
+    return redirect(url_for("store.order", order_id=order_id, token=token), code=303)
+
+
+@bp.post("/o/<int:order_id>/<token>/review")
+def review(order_id: int, token: str):
+    try:
+        rating = int(request.form.get("rating", "0"))
+        reputation.review_as_customer(_ctx(), order_id, token, rating, request.form.get("comment", ""))
+    except ValueError:
+        return _order_page(order_id, token, error="Choose 1 to 5 stars.", status=422)
+    except NotFound:
+        abort(404)
+    except BrokerError as exc:
+        return _order_page(order_id, token, error=exc.detail, status=exc.status)
+    return redirect(url_for("store.order", order_id=order_id, token=token), code=303)
+
+
+@bp.get("/embed.js")
+def embed_js():
+    """`<script src=".../s/<slug>/embed.js" data-store="<slug>"></script>` mounts the
+    store in an iframe that grows to its content."""
+    src = url_for("store.catalog", embed="1", _external=True)
+    body = render_template("store/embed.js", src=src, origin=request.host_url.rstrip("/"))
+    return Response(body, mimetype="text/javascript", headers={"Cache-Control": "public, max-age=300"})
