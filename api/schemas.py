@@ -525,3 +525,30 @@ class MessageOut(ma.Schema):
     body = f.String()
     created_at = f.AwareDateTime()
     mine = f.Boolean()
+
+
+# --- storefront ---------------------------------------------------------------
+
+class BrandingIn(ma.Schema):
+    name = Str()
+    logo_url = f.String(validate=v.Length(max=500))
+    color_primary = Str(max=7, metadata={"description": "e.g. #1d4ed8"})
+    color_accent = Str(max=7)
+    locale = Str(max=16, metadata={"description": "For prices and dates, e.g. en_US, de_DE"})
+    custom_domain = f.String(validate=v.Length(max=253), metadata={"description": "Requests for it serve this store"})
+    frame_origins = f.List(f.String(validate=v.Length(max=200)), metadata={
+        "description": "Origins allowed to embed the store, e.g. https://www.example.com"})
+    return_window_days = f.Integer(strict=True)
+
+
+class BrandingOut(ma.Schema):
+    slug = f.String()
+    name = f.String()
+    logo_url = f.String(allow_none=True)
+    color_primary = f.String()
+    color_accent = f.String()
+    locale = f.String()
+    custom_domain = f.String(allow_none=True)
+    frame_origins = f.List(f.String())
+    return_window_days = f.Integer()
+    embed_snippet = f.String(metadata={"description": "Paste it where the store should appear on your site."})

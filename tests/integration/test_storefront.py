@@ -138,3 +138,16 @@ def test_no_third_party_requests_in_the_shop(client, maker):
     page = client.get("/s/acme/").get_data(as_text=True)
     for url in re.findall(r'(?:src|href)="([^"]+)"', page):
         assert url.startswith("/") or "acme.example" in url, url
+
+
+def test_the_manufacturer_sets_its_look_through_the_api(client, maker):
+    headers = {"Authorization": f"Bearer {maker.key}"}
+    response = client.patch("/api/v1/storefront", headers=headers, json={
+        "color_primary": "#0F766E", "frame_origins": ["https://www.acme.example/"], "locale": "en_GB"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["color_primary"] == "#0f766e" and body["frame_origins"] == ["https://www.acme.example"]
+    assert 'src="http://localhost/s/acme/embed.js"' in body["embed_snippet"]
+    bad = client.patch("/api/v1/storefront", headers=headers, json={"color_primary": "blue"})
+    assert bad.status_code == 422 and "color_primary" in bad.get_json()["errors"]
+    assert client.patch("/api/v1/storefront", json={"locale": "de_DE"}).status_code == 401
