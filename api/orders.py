@@ -60,6 +60,24 @@ class OrderById(MethodView):
         return present.order(services.get_order(broker_context(), current_actor(), order_id, access_token()))
 
 
+@blp.route("/orders/<int:order_id>/return")
+class ReturnRequest(MethodView):
+    @blp.arguments(s.ReturnIn)
+    @blp.response(200, s.OrderOut)
+    def post(self, data, order_id):
+        """The customer asks to return a shipped order within the store's return window (`X-Access-Token`)."""
+        return present.order(services.request_return(broker_context(), order_id, access_token(), data["reason"]))
+
+
+@blp.route("/orders/<int:order_id>/return/accept")
+class AcceptReturn(MethodView):
+    @allow(ActorKind.RETAILER, ActorKind.MANUFACTURER)
+    @blp.response(200, s.OrderOut)
+    def post(self, order_id):
+        """The fulfiller accepts the return: the order is refunded to the card."""
+        return present.order(services.accept_return(broker_context(), current_actor(), order_id))
+
+
 @blp.route("/orders/<int:order_id>/cancel")
 class CancelOrder(MethodView):
     @blp.response(200, s.OrderOut)

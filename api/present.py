@@ -42,6 +42,7 @@ def order(view: OrderView) -> dict:
         "id": o.id, "status": o.status, "total": o.total, "currency": o.currency, "delivery": o.delivery,
         "area": o.area, "created_at": o.created_at, "items": lines(o),
         "customer": None, "ship_to": None, "fulfilment": fulfilment(view.assignment), "payment": None,
+        "return_requested_at": o.return_requested_at,
     }
     if view.show_customer:
         out["customer"] = {"name": o.customer_name}

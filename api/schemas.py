@@ -255,6 +255,7 @@ class OrderOut(ma.Schema):
     ship_to = f.Nested(ShipToOut, allow_none=True)
     fulfilment = f.Nested(FulfilmentOut, allow_none=True)
     payment = f.Nested(PaymentOut, allow_none=True)
+    return_requested_at = f.AwareDateTime(allow_none=True)
 
 
 class OrderQuery(ma.Schema):
@@ -552,3 +553,7 @@ class BrandingOut(ma.Schema):
     frame_origins = f.List(f.String())
     return_window_days = f.Integer()
     embed_snippet = f.String(metadata={"description": "Paste it where the store should appear on your site."})
+
+
+class ReturnIn(ma.Schema):
+    reason = f.String(required=True, validate=v.Length(min=1, max=500))

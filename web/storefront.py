@@ -9,6 +9,7 @@ a cross-site iframe, where browsers block cookies.
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from decimal import Decimal
 
 from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
@@ -184,7 +185,10 @@ def _order_page(order_id: int, token: str, *, error: str | None = None, status: 
     if view.order.manufacturer_id != g.store.id:
         abort(404)
     reached = _reached(view.order.status)
+    shipped_at = view.order.shipped_at
+    return_open = shipped_at is not None and ctx.now() <= shipped_at + timedelta(days=g.store.return_window_days)
     return render_template("store/order.html", view=view, token=token, log=log, reviews=reviews,
+                           return_open=return_open,
                            timeline=[(key, label, key in reached) for key, label in TIMELINE],
                            new=request.args.get("new"), error=error,
                            can_cancel=view.order.status in (OrderStatus.AWAITING_PAYMENT, OrderStatus.OPEN,
@@ -219,6 +223,17 @@ def review(order_id: int, token: str):
         reputation.review_as_customer(_ctx(), order_id, token, rating, request.form.get("comment", ""))
     except ValueError:
         return _order_page(order_id, token, error="Choose 1 to 5 stars.", status=422)
+    except NotFound:
+        abort(404)
+    except BrokerError as exc:
+        return _order_page(order_id, token, error=exc.detail, status=exc.status)
+    return redirect(url_for("store.order", order_id=order_id, token=token), code=303)
+
+
+@bp.post("/o/<int:order_id>/<token>/return")
+def return_request(order_id: int, token: str):
+    try:
+        orders.request_return(_ctx(), order_id, token, request.form.get("reason", ""))
     except NotFound:
         abort(404)
     except BrokerError as exc:

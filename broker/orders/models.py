@@ -53,6 +53,9 @@ class Order(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The customer asked to send it back (within the store's return window).
+    return_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    return_reason: Mapped[str | None] = mapped_column(String(500), default=None)
 
     lines: Mapped[list[OrderLine]] = relationship(
         back_populates="order", order_by="OrderLine.id", cascade="all, delete-orphan"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -19,6 +19,7 @@ from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.geo.geocoding import LocationQuery, resolve_location
 from broker.orders.models import Delivery, Order, OrderLine, OrderStatus
 from broker.orders.rules import CANCELLABLE, move
+from broker.outbox.services import enqueue
 from broker.pagination import Page, PageRequest, paginate
 from broker.payments import services as payments
 from broker.payments.models import Payment, PaymentStatus
@@ -367,3 +368,81 @@ def refund_order(ctx: Context, actor: Actor, order_id: int, amount: int | None =
         payment_changed(session, ctx, order, payment, ["refunded"], now)
         uow.commit()
         return OrderView(order, Party.MANUFACTURER, payment, None, True, True)
+
+
+def request_return(ctx: Context, order_id: int, access_token: str | None, reason: str) -> OrderView:
+    """The customer asks to return a shipped order, within the store's return window.
+
+    :raise 404: wrong token. :raise 409: not shipped, already asked, refunded, or
+        past the window. :raise 422: no reason given.
+    """
+    if not access_token:
+        raise Unauthenticated("give the order's X-Access-Token")
+    reason = (reason or "").strip()
+    if not reason:
+        raise Invalid.field("reason", "say briefly why it goes back")
+    if len(reason) > 500:
+        raise Invalid.field("reason", "at most 500 characters")
+    with ctx.uow() as uow:
+        session = uow.session
+        order = session.scalar(select(Order).where(Order.id == order_id).options(selectinload(Order.lines))
+                               .with_for_update())
+        if not _customer_may(order, access_token):
+            raise NotFound(f"no order {order_id}")
+        if order.status not in (OrderStatus.SHIPPED, OrderStatus.DELIVERED):
+            raise Conflict(f"the order is {order.status}; only a shipped order can be returned")
+        if order.return_requested_at is not None:
+            raise Conflict("a return was asked for already")
+        window = session.scalar(select(Manufacturer.return_window_days).where(
+            Manufacturer.id == order.manufacturer_id)) if order.manufacturer_id else 30
+        now = ctx.now()
+        if order.shipped_at is None or now > order.shipped_at + timedelta(days=window or 0):
+            raise Conflict(f"the return window of {window} days has closed")
+        order.return_requested_at = now
+        order.return_reason = reason
+        current = session.scalar(select(Assignment).where(Assignment.order_id == order.id)
+                                 .order_by(Assignment.id.desc()).limit(1))
+        if current is not None:
+            recipient = ("retailer", current.retailer_id) if current.retailer_id else \
+                ("manufacturer", current.manufacturer_id)
+            enqueue(session, topic="order.return_requested", dedupe_key=f"order-{order.id}",
+                    recipient_kind=recipient[0], recipient_id=recipient[1],
+                    payload={"order_id": order.id, "assignment_id": current.id}, now=now)
+        uow.commit()
+        payment = session.scalar(select(Payment).where(Payment.order_id == order.id))
+        return OrderView(order, Party.CUSTOMER, payment, current, True, True)
+
+
+def accept_return(ctx: Context, actor: Actor, order_id: int) -> OrderView:
+    """The fulfiller accepts the return: the whole order is refunded to the card,
+    out of its earning and the fee (see the ledger).
+
+    :raise 404: not the caller's order to accept. :raise 409: no return asked for.
+    """
+    require(actor, ActorKind.RETAILER, ActorKind.MANUFACTURER)
+    with ctx.uow() as uow:
+        session = uow.session
+        order = session.scalar(select(Order).where(Order.id == order_id).options(selectinload(Order.lines))
+                               .with_for_update())
+        current = order and session.scalar(select(Assignment).where(
+            Assignment.order_id == order.id, Assignment.status == AssignmentStatus.SHIPPED))
+        mine = current is not None and (
+            (actor.kind is ActorKind.RETAILER and current.retailer_id == actor.id)
+            or (actor.kind is ActorKind.MANUFACTURER and current.fulfiller_kind == "manufacturer"
+                and current.manufacturer_id == actor.id))
+        if not mine:
+            raise NotFound(f"no order {order_id} of yours to accept a return for")
+        if order.return_requested_at is None or order.status == OrderStatus.REFUNDED:
+            raise Conflict("no open return request on this order")
+        payment = session.scalar(select(Payment).where(Payment.order_id == order.id).with_for_update())
+        now = ctx.now()
+        left = payment.captured_amount - payment.refunded_amount
+        try:
+            ref = ctx.payments.refund(session, payment.provider_ref, amount=left,
+                                      idempotency_key=f"payment-{payment.id}-refund-return")
+        except PaymentError as exc:
+            raise Unavailable(f"the payment provider refused the refund: {exc}") from None
+        payments.record_refunded(session, payment, payment.captured_amount, now=now, reference=ref)
+        payment_changed(session, ctx, order, payment, ["refunded"], now)
+        uow.commit()
+        return OrderView(order, Party.FULFILLER, payment, current, True, False)

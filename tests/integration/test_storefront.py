@@ -151,3 +151,54 @@ def test_the_manufacturer_sets_its_look_through_the_api(client, maker):
     bad = client.patch("/api/v1/storefront", headers=headers, json={"color_primary": "blue"})
     assert bad.status_code == 422 and "color_primary" in bad.get_json()["errors"]
     assert client.patch("/api/v1/storefront", json={"locale": "de_DE"}).status_code == 401
+
+
+class TestReturns:
+    def shipped(self, client, ctx, clock, maker):
+        from datetime import timedelta
+
+        from broker.fulfilment.models import Assignment
+        from broker.fulfilment.services import RecordShipment, record_shipment
+        from broker.settlement.services import settle
+
+        done = client.post("/s/acme/checkout?cart=KETTLE:1", data=FORM)
+        page = done.headers["Location"].split("?")[0]
+        clock.advance(hours=13)
+        settle(ctx)  # nobody bid: the manufacturer ships it
+        with ctx.uow() as uow:
+            assignment = uow.session.scalar(select(Assignment))
+        record_shipment(ctx, maker.actor, assignment.id, RecordShipment("UPS", "1Z"))
+        return page, int(page.split("/o/")[1].split("/")[0])
+
+    def test_the_customer_asks_and_the_fulfiller_accepts_and_refunds(self, client, ctx, clock, maker, session):
+        from broker.ledger.services import check
+        from broker.payments.models import Payment
+
+        page, order_id = self.shipped(client, ctx, clock, maker)
+        assert b"Ask for a return" in client.get(page).data
+        assert client.post(f"{page}/return", data={"reason": "It leaks"}).status_code == 303
+        assert b"You asked to return it" in client.get(page).data
+        again = client.post(f"{page}/return", data={"reason": "Still leaks"})
+        assert again.status_code == 409
+        accepted = client.post(f"/api/v1/orders/{order_id}/return/accept",
+                               headers={"Authorization": f"Bearer {maker.key}"})
+        assert accepted.status_code == 200 and accepted.get_json()["status"] == "refunded"
+        payment = session.scalar(select(Payment).execution_options(populate_existing=True))
+        assert payment.refunded_amount == payment.captured_amount == 4599
+        assert check(session).ok
+
+    def test_no_return_after_the_window(self, client, ctx, clock, maker):
+        page, order_id = self.shipped(client, ctx, clock, maker)
+        clock.advance(days=31)
+        assert b"return window has closed" in client.get(page).data
+        response = client.post(f"/api/v1/orders/{order_id}/return", json={"reason": "late"},
+                               headers={"X-Access-Token": page.rsplit("/", 1)[1]})
+        assert response.status_code == 409
+
+    def test_only_the_fulfiller_accepts_a_return(self, client, ctx, clock, maker):
+        page, order_id = self.shipped(client, ctx, clock, maker)
+        client.post(f"{page}/return", data={"reason": "Wrong colour"})
+        other = World(ctx).manufacturer()
+        response = client.post(f"/api/v1/orders/{order_id}/return/accept",
+                               headers={"Authorization": f"Bearer {other.key}"})
+        assert response.status_code == 404
