@@ -46,6 +46,8 @@ class Settings:
     log_format: str = "text"  # or "json": one object per line, for a log pipeline
     stripe_secret_key: str = ""
     stripe_webhook_secret: str = ""
+    # For Stripe's Payment Element in the storefront (pk_live_... / pk_test_...).
+    stripe_publishable_key: str = ""
     # Another Stripe-compatible server (tests, staging); empty: Stripe itself.
     stripe_api_base: str = ""
     # Card holds expire: about 7 days, Visa merchant-initiated after 4 days 18 hours.
@@ -96,6 +98,7 @@ class Settings:
         text("BROKER_LOG_FORMAT", "log_format")
         text("STRIPE_SECRET_KEY", "stripe_secret_key")
         text("STRIPE_WEBHOOK_SECRET", "stripe_webhook_secret")
+        text("STRIPE_PUBLISHABLE_KEY", "stripe_publishable_key")
         text("STRIPE_API_BASE", "stripe_api_base")
         number("BROKER_AUTH_HOLD_HOURS", "auth_hold_hours")
         number("BROKER_PLATFORM_FEE_BPS", "platform_fee_bps", int)

@@ -56,9 +56,14 @@ def _security_headers(response: Response) -> Response:
     if "store" not in g:
         return response
     ancestors = " ".join(["'self'", *g.store.frame_origins])
+    # Stripe.js must load from Stripe (its PCI rules forbid copying it), so the
+    # payment page alone also allows Stripe's own hosts, and nothing else.
+    stripe = " https://js.stripe.com" if g.get("stripe_page") else ""
+    frames = "; frame-src https://js.stripe.com https://hooks.stripe.com" if stripe else ""
+    connect = "; connect-src 'self' https://api.stripe.com" if stripe else ""
     response.headers["Content-Security-Policy"] = (
         f"default-src 'self'; img-src 'self' https: data:; style-src 'self' 'nonce-{g.csp_nonce}'; "
-        f"script-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'; "
+        f"script-src 'self'{stripe}{frames}{connect}; form-action 'self'; base-uri 'none'; object-src 'none'; "
         f"frame-ancestors {ancestors}"
     )
     response.headers["Referrer-Policy"] = "same-origin"
@@ -149,6 +154,15 @@ def checkout():
             except BrokerError as exc:
                 errors = {"payment": [exc.detail]}
             else:
+                if placed.client_secret:
+                    # Stripe: the customer confirms the card in Stripe's Payment Element;
+                    # the order goes on the board when Stripe's webhook says it is authorised.
+                    g.stripe_page = True
+                    return render_template(
+                        "store/pay.html", order=placed.order, client_secret=placed.client_secret,
+                        publishable_key=_ctx().settings.stripe_publishable_key, cart_param="", cart_count=0,
+                        return_url=url_for("store.order", order_id=placed.order.id, token=placed.access_token,
+                                           new=1, _external=True))
                 return redirect(url_for("store.order", order_id=placed.order.id, token=placed.access_token,
                                         new=1), code=303)
     status = 422 if errors else 200

@@ -163,3 +163,25 @@ def test_webhooks_without_a_valid_signature_are_refused_and_write_nothing(stripe
     assert response.status_code == 400
     assert response.mimetype == "application/problem+json"
     assert rows(stripe_ctx) == before
+
+
+def test_storefront_checkout_with_stripe_shows_the_payment_element(stripe_ctx, fake):
+    import dataclasses as dc
+
+    from web.app import create_app
+
+    ctx = dc.replace(stripe_ctx, settings=dc.replace(stripe_ctx.settings, stripe_publishable_key="pk_test_shop"))
+    client = create_app(context=ctx, test_config={"TESTING": True}).test_client()
+    World(ctx).manufacturer(slug="striped", products=[("SKU-1", 2500)])
+    response = client.post("/s/striped/checkout?cart=SKU-1:1", data={
+        "name": "Ada", "email": "ada@example.com", "line1": "1 Main", "line2": "", "city": "San Francisco",
+        "postal_code": "94103", "country": "US"})
+    assert response.status_code == 200
+    [pi] = fake.payment_intents.values()
+    page = response.get_data(as_text=True)
+    assert f'data-client-secret="{pi["client_secret"]}"' in page and 'data-publishable-key="pk_test_shop"' in page
+    assert "https://js.stripe.com/v3/" in page and "Test mode" not in page
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self' https://js.stripe.com" in csp and "frame-src https://js.stripe.com" in csp
+    # Every other page keeps Stripe out.
+    assert "stripe" not in client.get("/s/striped/").headers["Content-Security-Policy"]
