@@ -15,6 +15,7 @@ from decimal import Decimal
 from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
 
 from broker.auth import ANONYMOUS
+from broker.catalog.services import storefront_catalog
 from broker.errors import BrokerError, Conflict, Invalid, NotFound
 from broker.money import exponent
 from broker.orders import services as orders
@@ -86,7 +87,7 @@ def _cart() -> dict[str, int]:
 @bp.get("/")
 def catalog():
     page = max(1, request.args.get("page", 1, type=int) or 1)
-    found = shop.catalog(_ctx(), g.store.slug, PageRequest(page, 48))
+    found = storefront_catalog(_ctx(), g.store.slug, PageRequest(page, 48))
     cart = _cart()
     return render_template("store/catalog.html", page=found, number=page, cart=cart,
                            cart_param=shop.format_cart(cart), cart_count=sum(cart.values()))

@@ -7,7 +7,7 @@ import dataclasses
 import re
 from urllib.parse import quote, unquote, urlsplit
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from broker.accounts.models import Manufacturer
 from broker.auth import Actor, ActorKind, digest, require, same
@@ -15,7 +15,6 @@ from broker.catalog.models import Product
 from broker.context import Context
 from broker.errors import Invalid, NotFound
 from broker.orders.models import Order
-from broker.pagination import Page, PageRequest, paginate
 from broker.privacy.models import Disclosure
 
 HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -109,22 +108,6 @@ def slug_for_host(ctx: Context, host: str) -> str | None:
     domain = host.split(":", 1)[0].lower().rstrip(".")
     with ctx.uow() as uow:
         return uow.session.scalar(select(Manufacturer.slug).where(Manufacturer.custom_domain == domain))
-
-
-@dataclasses.dataclass(frozen=True)
-class StorePage:
-    maker: Manufacturer
-    products: Page[Product]
-
-
-def catalog(ctx: Context, slug: str, page: PageRequest) -> StorePage:
-    with ctx.uow() as uow:
-        maker = uow.session.scalar(select(Manufacturer).where(Manufacturer.slug == slug))
-        if maker is None:
-            raise NotFound(f"no storefront {slug!r}")
-        stmt = (select(Product).where(Product.manufacturer_id == maker.id, Product.active.is_(True))
-                .order_by(Product.name, Product.sku))
-        return StorePage(maker, paginate(uow.session, stmt, page))
 
 
 def product(ctx: Context, slug: str, sku: str) -> tuple[Manufacturer, Product]:
