@@ -4,7 +4,9 @@
   if (window.parent === window) return;
   var last = 0;
   function report() {
-    var height = document.documentElement.scrollHeight;
+    // The body's own height: the document's scrollHeight never drops below the
+    // frame's current height, so a frame sized by it could grow but never shrink.
+    var height = Math.ceil(document.body.getBoundingClientRect().height);
     if (height !== last) {
       last = height;
       window.parent.postMessage({ broker: "resize", height: height }, "*");
