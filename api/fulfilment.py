@@ -41,6 +41,18 @@ class Shipment(MethodView):
         return present.assignment(view)
 
 
+@blp.route("/assignments/<int:assignment_id>/pickup")
+class Pickup(MethodView):
+    @allow(ActorKind.RETAILER, ActorKind.MANUFACTURER)
+    @blp.arguments(s.PickupIn)
+    @blp.response(200, s.AssignmentOut)
+    def post(self, data, assignment_id):
+        """The customer collected a pickup order: give the code they show. A wrong code
+        is refused (422) and tries are limited (then 409); the payment is captured."""
+        view = services.collect_pickup(broker_context(), current_actor(), assignment_id, data["code"])
+        return present.assignment(view)
+
+
 @blp.route("/assignments/<int:assignment_id>/release")
 class Release(MethodView):
     @allow(ActorKind.RETAILER, ActorKind.MANUFACTURER)

@@ -31,6 +31,7 @@ class StorefrontOrders(MethodView):
             "currency": placed.order.currency, "access_token": placed.access_token,
             "payment": {"provider": p.provider, "status": p.status, "test_mode": p.test_mode, "amount": p.amount,
                         "client_secret": placed.client_secret},
+            **({"pickup_code": placed.pickup_code} if placed.pickup_code else {}),
         }
 
 

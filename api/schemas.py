@@ -168,9 +168,9 @@ class CustomerIn(ma.Schema):
 
 
 class AddressIn(ma.Schema):
-    line1 = Str(required=True)
+    line1 = Str(load_default="", metadata={"description": "Required unless delivery is pickup."})
     line2 = Str()
-    city = Str(required=True, max=120)
+    city = Str(max=120, load_default="", metadata={"description": "Required unless delivery is pickup."})
     postal_code = Str(required=True, max=20)
     country = Str(required=True, max=2)
     lat = f.Float()
@@ -185,8 +185,8 @@ class OrderIn(ma.Schema):
     items = f.List(f.Nested(ItemIn), required=True)
     customer = f.Nested(CustomerIn, required=True)
     ship_to = f.Nested(AddressIn, required=True)
-    delivery = f.Enum(Delivery, by_value=True, load_default=Delivery.SHIP,
-                      validate=v.OneOf([Delivery.SHIP], error="only \"ship\" is supported for now"))
+    delivery = f.Enum(Delivery, by_value=True, load_default=Delivery.SHIP, metadata={
+        "description": "ship (default), or pickup: collect from the winning store with a one-time code"})
 
     @ma.post_load
     def make(self, data, **_):
@@ -208,6 +208,7 @@ class OrderCreated(ma.Schema):
     currency = f.String()
     access_token = f.String(metadata={"description": "The customer's key to this order; shown once."})
     payment = f.Nested(PaymentOut)
+    pickup_code = f.String(metadata={"description": "For a pickup order: the code the store asks for; shown once."})
 
 
 class LineOut(ma.Schema):
@@ -557,3 +558,7 @@ class BrandingOut(ma.Schema):
 
 class ReturnIn(ma.Schema):
     reason = f.String(required=True, validate=v.Length(min=1, max=500))
+
+
+class PickupIn(ma.Schema):
+    code = f.String(required=True, validate=v.Length(min=1, max=12))

@@ -58,6 +58,8 @@ class Settings:
     # Where the portal sends a retailer or manufacturer back after Stripe onboarding.
     public_url: str = "http://127.0.0.1:8000"
     payout_cron: str = "0 4 * * *"
+    # A pickup order not collected this long after it is awarded is cancelled and refunded.
+    pickup_within_hours: float = 72.0
     # Personal requests: how long they stay open by default, and at most.
     request_default_hours: float = 168.0
     request_max_hours: float = 720.0
@@ -104,6 +106,7 @@ class Settings:
         number("BROKER_PLATFORM_FEE_BPS", "platform_fee_bps", int)
         text("BROKER_PUBLIC_URL", "public_url")
         text("BROKER_PAYOUT_CRON", "payout_cron")
+        number("BROKER_PICKUP_WITHIN_HOURS", "pickup_within_hours")
         number("BROKER_REQUEST_DEFAULT_HOURS", "request_default_hours")
         number("BROKER_REQUEST_MAX_HOURS", "request_max_hours")
         text("BROKER_CALLBACK_SECRET", "callback_secret")

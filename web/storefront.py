@@ -19,7 +19,7 @@ from broker.catalog.services import storefront_catalog
 from broker.errors import BrokerError, Conflict, Invalid, NotFound
 from broker.money import exponent
 from broker.orders import services as orders
-from broker.orders.models import OrderStatus
+from broker.orders.models import Delivery, OrderStatus
 from broker.pagination import PageRequest
 from broker.reputation import services as reputation
 from broker.storefront import services as shop
@@ -125,14 +125,15 @@ def cart():
                            cart_count=priced.count)
 
 
-CHECKOUT_FIELDS = ("name", "email", "line1", "line2", "city", "postal_code", "country")
+CHECKOUT_FIELDS = ("name", "email", "line1", "line2", "city", "postal_code", "country", "delivery")
 
 
 @bp.route("/checkout", methods=["GET", "POST"])
 def checkout():
     items = _cart()
     priced = shop.price_cart(_ctx(), g.store.slug, items)
-    form = {k: request.form.get(k, "") for k in CHECKOUT_FIELDS} if request.method == "POST" else {"country": "US"}
+    form = {k: request.form.get(k, "") for k in CHECKOUT_FIELDS} if request.method == "POST" else \
+        {"country": "US", "delivery": "ship"}
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
         if priced.unavailable:
@@ -147,6 +148,7 @@ def checkout():
                 customer=orders.Customer(form["name"], form["email"]),
                 ship_to=orders.Address(form["line1"], form["city"], form["postal_code"], form["country"],
                                        line2=form["line2"]),
+                delivery=Delivery.PICKUP if form.get("delivery") == "pickup" else Delivery.SHIP,
             )
             try:
                 placed = orders.place_order(_ctx(), g.store.slug, cmd)
@@ -164,6 +166,12 @@ def checkout():
                         publishable_key=_ctx().settings.stripe_publishable_key, cart_param="", cart_count=0,
                         return_url=url_for("store.order", order_id=placed.order.id, token=placed.access_token,
                                            new=1, _external=True))
+                if placed.pickup_code:
+                    # The code is shown this once (it is stored only as a hash), so no redirect.
+                    return render_template("store/pickup_code.html", order=placed.order, code=placed.pickup_code,
+                                           link=url_for("store.order", order_id=placed.order.id,
+                                                        token=placed.access_token, new=1),
+                                           cart_param="", cart_count=0)
                 return redirect(url_for("store.order", order_id=placed.order.id, token=placed.access_token,
                                         new=1), code=303)
     status = 422 if errors else 200

@@ -14,7 +14,9 @@ from broker.board.models import Listing
 from broker.context import Context
 from broker.errors import Conflict, Invalid, NotFound, Unavailable
 from broker.fulfilment.models import Assignment, AssignmentStatus
-from broker.orders.models import Order, OrderStatus
+from broker.auth import same
+from broker.orders.models import Delivery, Order, OrderStatus
+from broker.orders.services import pickup_digest
 from broker.orders.rules import move
 from broker.outbox.services import enqueue
 from broker.pagination import Page, PageRequest, paginate
@@ -104,25 +106,68 @@ def record_shipment(ctx: Context, actor: Actor, assignment_id: int, cmd: RecordS
         assignment, order = _lock_mine(session, actor, assignment_id, listing=False)
         if assignment.status != AssignmentStatus.ACTIVE:
             raise Conflict(f"assignment {assignment_id} is {assignment.status}; only an active one can ship")
+        if order.delivery == Delivery.PICKUP:
+            raise Conflict("this order is picked up in store: record it with the customer's pickup code")
         now = ctx.now()
         move(order, OrderStatus.SHIPPED, now)
         order.shipped_at = now
         assignment.status = AssignmentStatus.SHIPPED
         assignment.shipped_at = now
         assignment.carrier, assignment.tracking_number = carrier, tracking
-        payment = session.scalar(select(Payment).where(Payment.order_id == order.id).with_for_update())
-        if payment is not None:
-            try:
-                # The order's total: for a personal request, the winning price, not the ceiling.
-                payments.capture(session, ctx.payments, payment, amount=order.total, now=now)
-            except PaymentError as exc:
-                raise Unavailable(f"the payment could not be captured ({exc}); the shipment was not recorded, "
-                                  "try again") from None
-            owner = ("retailer", assignment.retailer_id) if assignment.retailer_id else \
-                ("manufacturer", assignment.manufacturer_id)
-            payments.accrue_earning(session, order, payment, owner_kind=owner[0], owner_id=owner[1],
-                                    fee_bps_=payments.fee_bps(session, order, ctx.settings.platform_fee_bps),
-                                    now=now)
+        _capture_and_earn(ctx, session, order, assignment, now)
+        uow.commit()
+        return AssignmentView(assignment, order)
+
+
+def _capture_and_earn(ctx: Context, session, order: Order, assignment: Assignment, now) -> None:
+    """Fulfilled: capture the payment (the order's total: for a personal request the
+    winning price, not the ceiling) and accrue the fulfiller's earning."""
+    payment = session.scalar(select(Payment).where(Payment.order_id == order.id).with_for_update())
+    if payment is None:
+        return
+    try:
+        payments.capture(session, ctx.payments, payment, amount=order.total, now=now)
+    except PaymentError as exc:
+        raise Unavailable(f"the payment could not be captured ({exc}); nothing was recorded, try again") from None
+    owner = ("retailer", assignment.retailer_id) if assignment.retailer_id else \
+        ("manufacturer", assignment.manufacturer_id)
+    payments.accrue_earning(session, order, payment, owner_kind=owner[0], owner_id=owner[1],
+                            fee_bps_=payments.fee_bps(session, order, ctx.settings.platform_fee_bps), now=now)
+
+
+MAX_PICKUP_ATTEMPTS = 5
+
+
+def collect_pickup(ctx: Context, actor: Actor, assignment_id: int, code: str) -> AssignmentView:
+    """The customer collected a pickup order: the store checks the one-time code.
+    The order is delivered and the payment captured.
+
+    :raise 404: not the caller's. :raise 409: not a pickup, not active, or too
+        many wrong codes (the customer must contact the store). :raise 422: wrong code.
+    """
+    require(actor, ActorKind.RETAILER, ActorKind.MANUFACTURER)
+    with ctx.uow() as uow:
+        session = uow.session
+        assignment, order = _lock_mine(session, actor, assignment_id, listing=False)
+        if order.delivery != Delivery.PICKUP:
+            raise Conflict("this order is to be shipped, not picked up")
+        if assignment.status != AssignmentStatus.ACTIVE:
+            raise Conflict(f"assignment {assignment_id} is {assignment.status}")
+        if order.pickup_attempts >= MAX_PICKUP_ATTEMPTS:
+            raise Conflict("too many wrong codes; the customer's order is locked for pickup, contact the customer")
+        now = ctx.now()
+        if not same(order.pickup_code_hash or "", pickup_digest(order.access_token_hash, (code or "").strip())):
+            order.pickup_attempts += 1
+            left = MAX_PICKUP_ATTEMPTS - order.pickup_attempts
+            uow.commit()  # the wrong try counts even though the call fails
+            raise Invalid.field("code", f"that is not the code; {left} tries left")
+        move(order, OrderStatus.SHIPPED, now)
+        move(order, OrderStatus.DELIVERED, now)
+        order.shipped_at = now
+        assignment.status = AssignmentStatus.SHIPPED
+        assignment.shipped_at = now
+        assignment.carrier, assignment.tracking_number = "pickup", "collected in store"
+        _capture_and_earn(ctx, session, order, assignment, now)
         uow.commit()
         return AssignmentView(assignment, order)
 
@@ -155,6 +200,7 @@ def release_assignment(ctx: Context, actor: Actor, assignment_id: int) -> Assign
 @dataclasses.dataclass
 class LapseReport:
     captured_early: int = 0
+    pickups_expired: int = 0
     warned: int = 0
     lapsed: int = 0
     to_retailers: int = 0
@@ -170,15 +216,42 @@ def check_deadlines(ctx: Context) -> LapseReport:
     report.warned = _warn_due_soon(ctx)
     now = ctx.now()
     with ctx.uow() as uow:
-        overdue = list(uow.session.scalars(
-            select(Assignment.id)
-            .where(Assignment.status == AssignmentStatus.ACTIVE, Assignment.fulfiller_kind == "retailer",
-                   Assignment.due_at < now)
+        overdue = list(uow.session.execute(
+            select(Assignment.id, Order.delivery).join(Order, Order.id == Assignment.order_id)
+            .where(Assignment.status == AssignmentStatus.ACTIVE, Assignment.due_at < now,
+                   # The manufacturer, the last resort, never lapses; any uncollected pickup expires.
+                   or_(Assignment.fulfiller_kind == "retailer", Order.delivery == Delivery.PICKUP))
             .order_by(Assignment.id)
         ))
-    for assignment_id in overdue:
-        _lapse_one(ctx, assignment_id, report)
+    for assignment_id, delivery in overdue:
+        if delivery == Delivery.PICKUP:
+            _pickup_expired(ctx, assignment_id, report)
+        else:
+            _lapse_one(ctx, assignment_id, report)
     return report
+
+
+def _pickup_expired(ctx: Context, assignment_id: int, report: LapseReport) -> None:
+    """Nobody came for a pickup order in its window: cancelled and refunded. The
+    store did nothing wrong, so nothing counts against it."""
+    with ctx.uow() as uow:
+        session = uow.session
+        order_id = session.scalar(select(Assignment.order_id).where(Assignment.id == assignment_id))
+        session.scalar(select(Listing).where(Listing.order_id == order_id).with_for_update())
+        order = session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+        assignment = session.scalar(select(Assignment).where(Assignment.id == assignment_id).with_for_update())
+        now = ctx.now()
+        if assignment.status != AssignmentStatus.ACTIVE or assignment.due_at >= now:
+            return
+        move(order, OrderStatus.CANCELLED, now)
+        order.cancelled_at = now
+        assignment.status = AssignmentStatus.CANCELLED
+        assignment.ended_at = now
+        payment = session.scalar(select(Payment).where(Payment.order_id == order_id).with_for_update())
+        if payment is not None:
+            payments.give_back(session, ctx.payments, payment, now=now)
+        uow.commit()
+        report.pickups_expired += 1
 
 
 def _lapse_one(ctx: Context, assignment_id: int, report: LapseReport) -> None:
@@ -218,11 +291,12 @@ def _warn_due_soon(ctx: Context) -> int:
     with ctx.uow() as uow:
         session = uow.session
         due = list(session.scalars(
-            select(Assignment)
+            select(Assignment).join(Order, Order.id == Assignment.order_id)
             .where(Assignment.status == AssignmentStatus.ACTIVE, Assignment.fulfiller_kind == "retailer",
-                   Assignment.warned_at.is_(None), Assignment.due_at <= horizon, Assignment.due_at >= now)
+                   Assignment.warned_at.is_(None), Assignment.due_at <= horizon, Assignment.due_at >= now,
+                   Order.delivery == Delivery.SHIP)
             .order_by(Assignment.id)
-            .with_for_update(skip_locked=True)
+            .with_for_update(skip_locked=True, of=Assignment)
         ))
         for assignment in due:
             assignment.warned_at = now

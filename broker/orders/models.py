@@ -56,6 +56,9 @@ class Order(Base):
     # The customer asked to send it back (within the store's return window).
     return_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     return_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    # Pick up instead: the one-time code, stored only as a hash, and wrong tries.
+    pickup_code_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    pickup_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     lines: Mapped[list[OrderLine]] = relationship(
         back_populates="order", order_by="OrderLine.id", cascade="all, delete-orphan"

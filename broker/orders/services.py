@@ -67,6 +67,7 @@ class PlacedOrder:
     access_token: str
     payment: Payment
     client_secret: str | None
+    pickup_code: str | None = None  # shown to the customer once; stored only as a hash
 
 
 def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
@@ -93,8 +94,11 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
     if "@" not in email or len(email) > 254:
         raise Invalid.field("customer.email", "must be an email address")
     to = cmd.ship_to
-    for field in ("line1", "city", "postal_code", "country"):
-        if not getattr(to, field).strip():
+    # For a pickup the address is only where the customer is: a postal code will do.
+    needed = ("postal_code", "country") if cmd.delivery == Delivery.PICKUP else ("line1", "city", "postal_code",
+                                                                                  "country")
+    for field in needed:
+        if not (getattr(to, field) or "").strip():
             raise Invalid.field(f"ship_to.{field}", "must not be blank")
     if len(to.country.strip()) != 2:
         raise Invalid.field("ship_to.country", "use the two-letter ISO 3166 country code")
@@ -123,7 +127,7 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
         order = Order(
             manufacturer_id=maker.id, status=OrderStatus.AWAITING_PAYMENT, currency=maker.currency, total=0,
             delivery=cmd.delivery, customer_name=name, customer_email=email,
-            ship_line1=to.line1.strip(), ship_line2=(to.line2 or "").strip(), ship_city=to.city.strip(),
+            ship_line1=(to.line1 or "").strip(), ship_line2=(to.line2 or "").strip(), ship_city=(to.city or "").strip(),
             ship_postal_code=to.postal_code.strip(), ship_country=to.country.strip().upper(),
             ship_lat=place.lat, ship_lon=place.lon, area=place.area,
             access_token_hash=digest(token), created_at=now, updated_at=now,
@@ -134,6 +138,10 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
                                          unit_price=product.price, quantity=quantity,
                                          line_total=product.price * quantity))
         order.total = sum(line.line_total for line in order.lines)
+        pickup_code = None
+        if cmd.delivery == Delivery.PICKUP:
+            pickup_code = f"{secrets.randbelow(10**6):06d}"
+            order.pickup_code_hash = pickup_digest(order.access_token_hash, pickup_code)
         session.add(order)
         session.flush()
         try:
@@ -156,7 +164,14 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
             payments.record_authorized(session, payment, hold_hours=ctx.settings.auth_hold_hours, now=now)
             put_on_board(session, order, now)
         uow.commit()
-        return PlacedOrder(order, token, payment, auth.client_secret)
+        return PlacedOrder(order, token, payment, auth.client_secret, pickup_code)
+
+
+def pickup_digest(token_hash: str, code: str) -> str:
+    """A six-digit code is guessable offline from a bare hash; salting it with the
+    order's token hash at least makes each order's code its own search. Online,
+    wrong tries are limited (MAX_PICKUP_ATTEMPTS)."""
+    return digest(f"{token_hash}:{code}")
 
 
 def put_on_board(session: Session, order: Order, now: datetime) -> None:

@@ -36,7 +36,7 @@ from broker.context import Context
 from broker.errors import Invalid
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.geo.distance import distance_km
-from broker.orders.models import Order, OrderStatus
+from broker.orders.models import Delivery, Order, OrderStatus
 from broker.payments import services as payments
 from broker.payments.models import Payment, PaymentStatus
 from broker.payments.provider import PaymentError
@@ -144,7 +144,10 @@ def award(session: Session, ctx: Context, listing: Listing, choice: Choice, *, r
     captured now rather than lost later.
     """
     winner = choice.winner
-    due_at = now + timedelta(hours=ctx.settings.ship_within_hours)
+    # A pickup order's deadline is the customer's collection window, not a shipping one.
+    order = session.get(Order, listing.order_id)
+    hours = ctx.settings.pickup_within_hours if order.delivery == Delivery.PICKUP else ctx.settings.ship_within_hours
+    due_at = now + timedelta(hours=hours)
     if payment is not None:
         _capture_if_hold_too_short(session, ctx, payment, due_at, now)
     decision = SettlementDecision(

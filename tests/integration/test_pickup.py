@@ -1,0 +1,129 @@
+"""Pick up instead: the listing is placed where the customer is, the nearest
+bidder wins, and the store hands over against a one-time code."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from broker.orders.models import Order
+from broker.payments.models import Payment
+from broker.settlement.services import settle
+from tests.conftest import START
+from tests.factories import HERE, World, north_of
+
+LATER = START + timedelta(hours=13)
+
+
+def auth(key):
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def scene(ctx):
+    world = World(ctx)
+    maker = world.manufacturer(slug="acme")
+    near = world.retailer(north_of(HERE, 2), dealer_of=[maker])
+    far = world.retailer(north_of(HERE, 8), dealer_of=[maker])
+    return maker, near, far
+
+
+def place(client, **over):
+    body = {"items": [{"sku": "SKU-1", "quantity": 1}], "customer": {"name": "Ada", "email": "ada@example.com"},
+            "ship_to": {"postal_code": "94103", "country": "US", "lat": HERE[0], "lon": HERE[1]},
+            "delivery": "pickup", **over}
+    response = client.post("/api/v1/storefronts/acme/orders", json=body)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def awarded(client, ctx, clock, near, far, placed):
+    listing = client.get("/api/v1/board", headers=auth(near.key)).get_json()[0]["id"]
+    for shop in (far, near):
+        client.post(f"/api/v1/board/{listing}/bids", headers=auth(shop.key), json={})
+    clock.now = LATER
+    settle(ctx)
+    [assignment] = client.get("/api/v1/assignments", headers=auth(near.key)).get_json()
+    return assignment
+
+
+def test_the_nearest_store_hands_over_against_the_code(client, ctx, clock, scene, session):
+    maker, near, far = scene
+    placed = place(client)
+    assert re.fullmatch(r"\d{6}", placed["pickup_code"])
+    assignment = awarded(client, ctx, clock, near, far, placed)
+    assert assignment["order_id"] == placed["id"] and assignment["ship_to"]["line1"] == ""
+
+    wrong = client.post(f"/api/v1/assignments/{assignment['id']}/pickup", headers=auth(near.key),
+                        json={"code": "000000" if placed["pickup_code"] != "000000" else "111111"})
+    assert wrong.status_code == 422 and "4 tries left" in wrong.get_json()["errors"]["code"][0]
+    ok = client.post(f"/api/v1/assignments/{assignment['id']}/pickup", headers=auth(near.key),
+                     json={"code": placed["pickup_code"]})
+    assert ok.status_code == 200
+    view = client.get(f"/api/v1/orders/{placed['id']}", headers={"X-Access-Token": placed["access_token"]})
+    assert view.get_json()["status"] == "delivered"
+    assert session.scalar(select(Payment.status).execution_options(populate_existing=True)) == "captured"
+
+
+def test_wrong_codes_are_limited(client, ctx, clock, scene):
+    _, near, far = scene
+    placed = place(client)
+    assignment = awarded(client, ctx, clock, near, far, placed)
+    wrong = "000000" if placed["pickup_code"] != "000000" else "111111"
+    path = f"/api/v1/assignments/{assignment['id']}/pickup"
+    for _ in range(5):
+        assert client.post(path, headers=auth(near.key), json={"code": wrong}).status_code == 422
+    locked = client.post(path, headers=auth(near.key), json={"code": placed["pickup_code"]})
+    assert locked.status_code == 409
+
+
+def test_a_pickup_order_cannot_be_marked_shipped_and_another_store_cannot_collect(client, ctx, clock, scene):
+    _, near, far = scene
+    placed = place(client)
+    assignment = awarded(client, ctx, clock, near, far, placed)
+    shipped = client.post(f"/api/v1/assignments/{assignment['id']}/shipment", headers=auth(near.key),
+                          json={"carrier": "UPS", "tracking_number": "1"})
+    assert shipped.status_code == 409
+    other = client.post(f"/api/v1/assignments/{assignment['id']}/pickup", headers=auth(far.key),
+                        json={"code": placed["pickup_code"]})
+    assert other.status_code == 404
+
+
+def test_an_uncollected_order_is_cancelled_and_refunded_without_counting_against_the_store(client, ctx, clock,
+                                                                                             scene, session):
+    from broker.fulfilment.services import check_deadlines
+    from broker.reputation.services import fulfilment_scores
+
+    _, near, far = scene
+    placed = place(client)
+    awarded(client, ctx, clock, near, far, placed)
+    before = fulfilment_scores(session, [near.id])[near.id]
+    clock.advance(hours=71)
+    assert check_deadlines(ctx).pickups_expired == 0
+    clock.advance(hours=2)
+    report = check_deadlines(ctx)
+    assert (report.pickups_expired, report.lapsed) == (1, 0)
+    order = session.scalar(select(Order).execution_options(populate_existing=True))
+    payment = session.scalar(select(Payment).execution_options(populate_existing=True))
+    assert order.status == "cancelled" and payment.status == "released"
+    assert fulfilment_scores(session, [near.id])[near.id] == before
+
+
+def test_a_shipped_order_still_needs_a_street(client, scene):
+    response = client.post("/api/v1/storefronts/acme/orders", json={
+        "items": [{"sku": "SKU-1", "quantity": 1}], "customer": {"name": "Ada", "email": "ada@example.com"},
+        "ship_to": {"postal_code": "94103", "country": "US"}})
+    assert response.status_code == 422 and "ship_to.line1" in response.get_json()["errors"]
+
+
+def test_the_storefront_shows_the_code_once(client, scene):
+    form = {"name": "Ada", "email": "ada@example.com", "line1": "", "line2": "", "city": "", "postal_code": "94103",
+            "country": "US", "delivery": "pickup", "payment": "test-approve"}
+    response = client.post("/s/acme/checkout?cart=SKU-1:1", data=form)
+    assert response.status_code == 200
+    code = re.search(rb'id="pickup-code">(\d{6})<', response.data).group(1)
+    link = re.search(rb'href="(/s/acme/o/[^"]+)"', response.data).group(1).decode().replace("&amp;", "&")
+    assert code not in client.get(link).data
