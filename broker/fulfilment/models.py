@@ -4,9 +4,10 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from broker.db import Base, BigId, UTCDateTime
+from broker.settlement.models import SettlementDecision
 
 
 class AssignmentStatus(enum.StrEnum):
@@ -42,3 +43,7 @@ class Assignment(Base):
     warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     carrier: Mapped[str | None] = mapped_column(String(60), default=None)
     tracking_number: Mapped[str | None] = mapped_column(String(100), default=None)
+
+    # Set with the decision object, so a settlement batch inserts its decisions and
+    # assignments together at the commit rather than flushing once per award.
+    decision: Mapped[SettlementDecision] = relationship()

@@ -163,12 +163,10 @@ def award(session: Session, ctx: Context, listing: Listing, choice: Choice, *, r
         candidates=[c.as_record() for c in choice.candidates],
         decided_at=now,
     )
-    session.add(decision)
-    session.flush()
     session.add(
         Assignment(
             order_id=listing.order_id,
-            decision_id=decision.id,
+            decision=decision,
             manufacturer_id=listing.manufacturer_id,
             fulfiller_kind=decision.fulfiller_kind,
             retailer_id=decision.winner_retailer_id,
