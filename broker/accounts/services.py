@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 
 from broker.accounts.models import ApiKey, DealerAuthorisation, Manufacturer, Retailer, Role, Store
 from broker.auth import ANONYMOUS, Actor, ActorKind, digest, new_secret, require, same
+from broker.board.models import Bid, BidStatus, Listing, ListingStatus
+from broker.geo.distance import distance_km
 from broker.context import Context
 from broker.errors import Conflict, Invalid, NotFound, Unauthenticated
 from broker.geo.geocoding import LocationQuery, resolve_location
@@ -176,10 +178,22 @@ def update_store(ctx: Context, actor: Actor, store_id: int, changes: StoreChange
             store.service_radius_km = _check_radius(changes.service_radius_km)
         if changes.is_open is not None:
             store.is_open = changes.is_open
-        if place is not None:
+        if place is not None and (place.lat, place.lon) != (store.lat, store.lon):
             store.lat, store.lon, store.area = place.lat, place.lon, place.area
+            _remeasure_bids(uow.session, store)
         uow.commit()
         return store
+
+
+def _remeasure_bids(session: Session, store: Store) -> None:
+    """A store moved: its open bids' distances are measured again now, so that a
+    bid's stored distance is always from where its store is (settlement relies on it)."""
+    rows = session.execute(
+        select(Bid, Listing.lat, Listing.lon).join(Listing, Listing.id == Bid.listing_id)
+        .where(Bid.store_id == store.id, Bid.status == BidStatus.ACTIVE, Listing.status == ListingStatus.OPEN)
+    )
+    for bid, lat, lon in rows:
+        bid.distance_km = distance_km(store.lat, store.lon, lat, lon)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,7 +35,6 @@ from broker.clock import as_utc
 from broker.context import Context
 from broker.errors import Invalid
 from broker.fulfilment.models import Assignment, AssignmentStatus
-from broker.geo.distance import distance_km
 from broker.orders.models import Delivery, Order, OrderStatus
 from broker.payments import services as payments
 from broker.payments.models import Payment, PaymentStatus
@@ -118,7 +117,9 @@ def candidates_for(session: Session, listings: Sequence[Listing],
             continue
         listing = listing_by_id[bid.listing_id]
         store = stores[bid.store_id]
-        km = distance_km(store.lat, store.lon, listing.lat, listing.lon)
+        # Measured when the bid was placed, and again whenever its store moves
+        # (accounts.update_store), so it is the distance from where the store is.
+        km = bid.distance_km
         reason = eligibility(
             retailer_active=active.get(bid.retailer_id, False),
             authorised=listing.manufacturer_id is None or (listing.manufacturer_id, bid.retailer_id) in authorised,

@@ -103,6 +103,24 @@ class TestSettle:
         assert assignment.fulfiller_kind == "manufacturer"
         assert session.scalar(select(SettlementDecision.rule)) == Rule.NO_ELIGIBLE_BIDS
 
+    def test_a_store_that_moved_after_bidding_is_judged_from_where_it_is(self, world, maker, ctx, session):
+        movers = world.retailer(north_of(HERE, 2), radius=100, dealer_of=[maker])
+        steady = world.retailer(north_of(HERE, 6), dealer_of=[maker])
+        placed = world.order(maker)
+        world.bid(movers, placed.order.id)
+        world.bid(steady, placed.order.id)
+        far = north_of(HERE, 30)
+        accounts.update_store(ctx, movers.actor, movers.store_id,
+                              accounts.StoreChanges(location=accounts.LocationQuery(lat=far[0], lon=far[1])))
+
+        settle(ctx, as_of=LATER)
+
+        [assignment] = assignment_of(session, placed.order.id)
+        assert assignment.retailer_id == steady.id
+        decision = session.scalar(select(SettlementDecision))
+        moved = next(c for c in decision.candidates if c["retailer_id"] == movers.id)
+        assert moved["distance_km"] == pytest.approx(30, abs=0.1)
+
     def test_tie_on_distance_goes_to_earlier_bid(self, world, maker, ctx, session):
         spot = north_of(HERE, 4)
         late = world.retailer(spot, dealer_of=[maker])
