@@ -48,11 +48,34 @@ def allow(*kinds: ActorKind):
             require(current_actor(), *kinds)
             return fn(*args, **kwargs)
 
-        apidoc = copy.deepcopy(getattr(fn, "_apidoc", {}))
-        manual = apidoc.setdefault("manual_doc", {})
-        manual["security"] = [{"bearer": []}]
-        manual["x-roles"] = [kind.value for kind in kinds]
-        wrapper._apidoc = apidoc
-        return wrapper
+        return _documented(wrapper, fn, [{"bearer": []}], [kind.value for kind in kinds])
 
     return decorator
+
+
+def customer_or_key(fn):
+    """The customer (`X-Access-Token`) or a caller with an API key; the service
+    decides which of them may see what.
+
+    Checked before the body is parsed, like `allow`, so a caller with neither
+    gets 401, never a validation error.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if not access_token() and current_actor().kind is ActorKind.ANONYMOUS:
+            raise Unauthenticated("give the X-Access-Token, or an API key")
+        return fn(*args, **kwargs)
+
+    roles = ["customer", ActorKind.RETAILER.value, ActorKind.MANUFACTURER.value]
+    return _documented(wrapper, fn, [{"accessToken": []}, {"bearer": []}], roles)
+
+
+def _documented(wrapper, fn, security: list[dict], roles: list[str]):
+    """Write who may call into the operation's OpenAPI entry (flask-smorest's `_apidoc`)."""
+    apidoc = copy.deepcopy(getattr(fn, "_apidoc", {}))
+    manual = apidoc.setdefault("manual_doc", {})
+    manual["security"] = security
+    manual["x-roles"] = roles
+    wrapper._apidoc = apidoc
+    return wrapper

@@ -5,7 +5,7 @@ from flask_smorest import Blueprint
 
 from api import present
 from api import schemas as s
-from api.auth import access_token, allow, broker_context, current_actor
+from api.auth import access_token, allow, broker_context, current_actor, customer_or_key
 from api.paging import page_request
 from broker.auth import ActorKind
 from broker.orders import services
@@ -63,6 +63,7 @@ class OrderById(MethodView):
 
 @blp.route("/orders/<int:order_id>/return")
 class ReturnRequest(MethodView):
+    @customer_or_key
     @blp.arguments(s.ReturnIn)
     @blp.response(200, s.OrderOut)
     def post(self, data, order_id):

@@ -5,7 +5,7 @@ from flask_smorest import Blueprint
 
 from api import present
 from api import schemas as s
-from api.auth import access_token, broker_context, current_actor
+from api.auth import access_token, broker_context, current_actor, customer_or_key
 from broker.personal import services
 
 blp = Blueprint("personal", __name__, url_prefix="/api/v1", description="Personal requests and the contact relay")
@@ -46,6 +46,7 @@ class RequestById(MethodView):
 
 @blp.route("/requests/<int:request_id>/accept")
 class Accept(MethodView):
+    @customer_or_key
     @blp.arguments(s.AcceptIn)
     @blp.response(200, s.RequestOut)
     def post(self, data, request_id):
@@ -68,12 +69,14 @@ def _message(m, me):
 
 @blp.route("/orders/<int:order_id>/messages")
 class Messages(MethodView):
+    @customer_or_key
     @blp.response(200, s.MessageOut(many=True))
     def get(self, order_id):
         """The thread between the customer (`X-Access-Token`) and the fulfiller (its key)."""
         thread = services.messages(broker_context(), order_id, actor=current_actor(), token=access_token())
         return [_message(m, thread.me) for m in thread.messages]
 
+    @customer_or_key
     @blp.arguments(s.MessageIn)
     @blp.response(201, s.MessageOut)
     def post(self, data, order_id):

@@ -15,6 +15,7 @@ from broker.geo.geocoding import LocationQuery
 from broker.money import MAX_AMOUNT
 from broker.orders.models import Delivery, OrderStatus
 from broker.orders.services import Address, Customer, Item, PlaceOrder
+from broker.reputation.rules import MAX_COMMENT, MAX_RATING, MIN_RATING
 
 Str = lambda **kw: f.String(validate=v.Length(max=kw.pop("max", 200)), **kw)  # noqa: E731
 Money = lambda **kw: f.Integer(strict=True, validate=v.Range(min=1, max=MAX_AMOUNT), **kw)  # noqa: E731
@@ -562,3 +563,36 @@ class ReturnIn(ma.Schema):
 
 class PickupIn(ma.Schema):
     code = f.String(required=True, validate=v.Length(min=1, max=12))
+
+
+# --- reputation -------------------------------------------------------------
+
+class ReviewIn(ma.Schema):
+    rating = f.Integer(required=True, strict=True, validate=v.Range(min=MIN_RATING, max=MAX_RATING))
+    # The length is checked by the service, after surrounding space is stripped.
+    comment = f.String(load_default="", allow_none=True,
+                       metadata={"description": f"Optional; at most {MAX_COMMENT} characters."})
+
+
+class ReviewOut(ma.Schema):
+    order_id = f.Integer()
+    author = f.String(metadata={"description": "customer or fulfiller"})
+    rating = f.Integer()
+    comment = f.String()
+    created_at = f.AwareDateTime()
+
+
+class OrderReviewsOut(ma.Schema):
+    order_id = f.Integer()
+    party = f.String(metadata={"description": "Which side the caller is: customer or fulfiller."})
+    mine = f.Nested(ReviewOut, allow_none=True)
+    theirs = f.Nested(ReviewOut, allow_none=True, metadata={
+        "description": "The other side's review, once revealed (null until then, whether or not it exists)."})
+    reveal_pending = f.Boolean(metadata={
+        "description": "Reviews are blind until both sides have reviewed or 14 days after the first review."})
+
+
+class ReputationOut(ma.Schema):
+    score = f.Float(metadata={"description": "From 0 to 1: ratings and shipping record, shrunk toward the mean."})
+    stars = f.Float(metadata={"description": "The score on the 1 to 5 scale, to one decimal."})
+    ratings = f.Integer(metadata={"description": "How many (revealed) ratings the score includes."})

@@ -391,3 +391,15 @@ def test_no_retailer_response_carries_the_customers_identity(client, shops, ctx,
             for secret in forbidden_before_award:
                 assert secret not in text, (path, secret)
     assert any("77 Cobol Court" in text for shop, _, text in seen if shop is near)  # the winner can ship it
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/api/v1/orders/1/messages", {"body": ""}),
+    ("/api/v1/orders/1/return", {}),
+    ("/api/v1/orders/1/reviews", {"rating": 9}),
+    ("/api/v1/requests/1/accept", {"bid_id": "x"}),
+])
+def test_a_caller_without_token_or_key_gets_401_before_the_body_is_read(client, path, body):
+    response = client.post(path, json=body)
+    assert response.status_code == 401, response.get_data(as_text=True)
+    assert "errors" not in response.get_json()
