@@ -23,6 +23,7 @@ from broker.geo.distance import bounding_box, distance_km
 from broker.orders.models import OrderLine
 from broker.pagination import Page, PageRequest
 from broker.personal.models import PersonalRequest
+from broker.personal.services import notify_offer
 from broker.reputation.rules import buyer_score
 from broker.reputation.services import buyer_scores
 from broker.settlement.schedule import closes_at
@@ -219,7 +220,7 @@ def place_bid(ctx: Context, actor: Actor, cmd: PlaceBid) -> tuple[Bid, bool]:
                 bid.price, bid.created_at, changed = cmd.price, now, True
             if changed:
                 if listing.kind == ListingKind.REQUEST:
-                    offer_made(session, ctx, listing, bid, now)
+                    notify_offer(session, ctx, listing, bid, now)
                 uow.commit()
             return bid, False
         if bid is None:
@@ -229,7 +230,7 @@ def place_bid(ctx: Context, actor: Actor, cmd: PlaceBid) -> tuple[Bid, bool]:
         bid.status, bid.created_at, bid.withdrawn_at = BidStatus.ACTIVE, now, None
         if listing.kind == ListingKind.REQUEST:
             session.flush()
-            offer_made(session, ctx, listing, bid, now)
+            notify_offer(session, ctx, listing, bid, now)
         uow.commit()
         return bid, True
 
@@ -243,11 +244,7 @@ def _check_offer(price: int | None, ceiling: int) -> None:
         raise Invalid.field("price", f"must be at most the request's ceiling, {ceiling}")
 
 
-def offer_made(session: Session, ctx: Context, listing: Listing, bid: Bid, now) -> None:
-    """Tell the customer's agent of a new or improved offer (delivered after the commit)."""
-    from broker.personal.services import notify_offer
 
-    notify_offer(session, ctx, listing, bid, now)
 
 
 def withdraw_bid(ctx: Context, actor: Actor, listing_id: int) -> None:
