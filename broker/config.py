@@ -67,6 +67,16 @@ class Settings:
     allow_private_callbacks: bool = False
     # Signs callbacks; default: derived from BROKER_SECRET_KEY (set one of them in production).
     callback_secret: str = ""
+    # Email: SMTP when set (smtp://user:pass@host:587, smtps://...), else .eml files in mail_dir.
+    smtp_url: str = ""
+    mail_dir: str = dataclasses.field(default_factory=lambda: os.path.join(os.getcwd(), "var", "mail"))
+    mail_from: str = "Broker <no-reply@broker.invalid>"
+    # When the opt-in digest of new listings goes out (in BROKER_TIMEZONE).
+    digest_cron: str = "0 7 * * *"
+    # Rate limits (flask-limiter) are shared between processes through Redis when set.
+    redis_url: str = ""
+    # Cookies only over HTTPS; on by default whenever BROKER_PUBLIC_URL is https.
+    secure_cookies: bool | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -110,6 +120,13 @@ class Settings:
         number("BROKER_REQUEST_DEFAULT_HOURS", "request_default_hours")
         number("BROKER_REQUEST_MAX_HOURS", "request_max_hours")
         text("BROKER_CALLBACK_SECRET", "callback_secret")
+        text("BROKER_SMTP_URL", "smtp_url")
+        text("BROKER_MAIL_DIR", "mail_dir")
+        text("BROKER_MAIL_FROM", "mail_from")
+        text("BROKER_DIGEST_CRON", "digest_cron")
+        text("BROKER_REDIS_URL", "redis_url")
+        if env.get("BROKER_SECURE_COOKIES"):
+            values["secure_cookies"] = env["BROKER_SECURE_COOKIES"].lower() in ("1", "true", "yes")
         if env.get("BROKER_ALLOW_PRIVATE_CALLBACKS"):
             values["allow_private_callbacks"] = env["BROKER_ALLOW_PRIVATE_CALLBACKS"].lower() in ("1", "true", "yes")
         options = {
@@ -142,10 +159,20 @@ class Settings:
             raise ConfigError("BROKER_LOG_FORMAT must be text or json")
         if self.settle_batch_size < 1:
             raise ConfigError("BROKER_SETTLE_BATCH_SIZE must be at least 1")
+        if len(self.digest_cron.split()) != 5:
+            raise ConfigError(f"BROKER_DIGEST_CRON must have five fields, got {self.digest_cron!r}")
+        if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
+            raise ConfigError("BROKER_SMTP_URL must start with smtp:// or smtps://")
         if len(self.settle_cron.split()) != 5:
             raise ConfigError(
                 f"BROKER_SETTLE_CRON must have five fields (minute hour day month weekday), got {self.settle_cron!r}"
             )
+
+    @property
+    def cookies_secure(self) -> bool:
+        if self.secure_cookies is not None:
+            return self.secure_cookies
+        return self.public_url.startswith("https://")
 
     @property
     def is_sqlite(self) -> bool:

@@ -16,6 +16,7 @@ from broker.clock import Clock, utcnow
 from broker.config import Settings
 from broker.db import make_engine, make_session_factory
 from broker.geo.geocoding import Geocoder, make_geocoder
+from broker.notifications.mailer import Mailer, make_mailer
 from broker.payments.provider import PaymentProvider, make_payment_provider
 from broker.uow import UnitOfWork
 
@@ -28,6 +29,7 @@ class Context:
     geocoder: Geocoder
     payments: PaymentProvider
     clock: Clock = utcnow
+    mailer: Mailer | None = None  # None: made from the settings when first needed
 
     @classmethod
     def from_settings(cls, settings: Settings, *, engine: Engine | None = None, **overrides) -> "Context":
@@ -38,12 +40,18 @@ class Context:
             session_factory=overrides.pop("session_factory", None) or make_session_factory(engine),
             geocoder=overrides.pop("geocoder", None) or make_geocoder(settings.geocoder, dict(settings.geocoder_options)),
             payments=overrides.pop("payments", None) or make_payment_provider(settings),
+            mailer=overrides.pop("mailer", None) or make_mailer(settings),
         )
         values.update(overrides)
         return cls(**values)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory)
+
+    def email(self) -> Mailer:
+        if self.mailer is None:
+            self.mailer = make_mailer(self.settings)
+        return self.mailer
 
     def now(self):
         return self.clock()

@@ -1,9 +1,20 @@
 """Every model, imported once so that `Base.metadata` knows all tables (Alembic, tests)."""
 
-from broker.accounts.models import ApiKey, DealerAuthorisation, Manufacturer, Retailer, Role, Store
+from broker.accounts.models import (
+    ApiKey,
+    ApplicationStatus,
+    DealerApplication,
+    DealerAuthorisation,
+    Manufacturer,
+    Retailer,
+    Role,
+    Store,
+)
 from broker.board.models import Bid, BidStatus, Listing, ListingKind, ListingStatus
 from broker.catalog.models import Product
 from broker.db import Base
+from broker.identity.models import User
+from broker.notifications.models import EmailOptOut
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.orders.models import Delivery, Order, OrderLine, OrderStatus
 from broker.outbox.models import OutboxMessage
@@ -31,6 +42,7 @@ from broker.settlement.models import (
 )
 
 __all__ = [
+    "ApplicationStatus", "DealerApplication", "EmailOptOut", "User",
     "Review", "Message", "PersonalRequest", "Prefer", "RequestStatus",
     "ConnectedAccount", "Earning", "EarningStatus", "LedgerEntry", "LedgerTransaction", "OfflineAccount",
     "OfflineRefund", "OfflineTransfer", "Payout", "WebhookEvent",

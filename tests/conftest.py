@@ -26,6 +26,7 @@ from broker.context import Context
 from broker.db import make_engine
 from broker.geo.geocoding import OfflineZipGeocoder
 from broker.migrate import upgrade
+from broker.notifications.mailer import FolderMailer
 from broker.payments.offline import OfflineProvider
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
@@ -102,10 +103,16 @@ def connection(engine):
 
 
 @pytest.fixture
-def ctx(settings, engine, connection, clock):
+def mail_dir(tmp_path):
+    """Where the test's emails land (the default folder mailer)."""
+    return tmp_path / "mail"
+
+
+@pytest.fixture
+def ctx(settings, engine, connection, clock, mail_dir):
     factory = sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
     return Context(settings=settings, engine=engine, session_factory=factory, geocoder=OfflineZipGeocoder(),
-                   payments=OfflineProvider(), clock=clock)
+                   payments=OfflineProvider(), clock=clock, mailer=FolderMailer(mail_dir, settings.mail_from))
 
 
 @pytest.fixture

@@ -40,9 +40,14 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     logging.getLogger("broker").setLevel(logging.INFO)
 
     from api import init_api
-    from web import pages, requests, storefront
+    from web import account, console, pages, portal, requests, storefront
+    from web.security import init_security
 
+    init_security(app)
     init_api(app)
+    app.register_blueprint(account.bp)
+    app.register_blueprint(portal.bp)
+    app.register_blueprint(console.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(requests.bp)
     app.register_blueprint(storefront.bp)

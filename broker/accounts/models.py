@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from broker.db import Base, BigId, UTCDateTime
@@ -100,3 +100,29 @@ class ApiKey(Base):
     retailer_id: Mapped[int | None] = mapped_column(ForeignKey("retailers.id"), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class ApplicationStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DECLINED = "declined"
+
+
+class DealerApplication(Base):
+    """A retailer asks a manufacturer to be authorised as a dealer, or a
+    manufacturer invites a retailer (`invited`): the other side decides.
+
+    One row per (manufacturer, retailer); asking again after a decline reopens it.
+    """
+
+    __tablename__ = "dealer_applications"
+    __table_args__ = (UniqueConstraint("manufacturer_id", "retailer_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    manufacturer_id: Mapped[int] = mapped_column(ForeignKey("manufacturers.id"), index=True)
+    retailer_id: Mapped[int] = mapped_column(ForeignKey("retailers.id"), index=True)
+    status: Mapped[ApplicationStatus] = mapped_column(String(16))
+    invited: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    note: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -254,3 +254,45 @@ def revoke_dealer(ctx: Context, actor: Actor, retailer_id: int) -> None:
             raise NotFound(f"retailer {retailer_id} is not an authorised dealer")
         dealer.revoked_at = ctx.now()
         uow.commit()
+
+
+# --- API keys, managed from the portal and the console ----------------------
+
+
+def _owner_clause(actor: Actor):
+    if actor.kind is ActorKind.MANUFACTURER:
+        return (ApiKey.role == Role.MANUFACTURER) & (ApiKey.manufacturer_id == actor.id)
+    return (ApiKey.role == Role.RETAILER) & (ApiKey.retailer_id == actor.id)
+
+
+def list_keys(ctx: Context, actor: Actor) -> list[ApiKey]:
+    """The caller's company's keys, live ones first; only their prefixes are known."""
+    require(actor, ActorKind.MANUFACTURER, ActorKind.RETAILER)
+    with ctx.uow() as uow:
+        return list(uow.session.scalars(
+            select(ApiKey).where(_owner_clause(actor)).order_by(ApiKey.revoked_at.is_not(None), ApiKey.id.desc())
+        ))
+
+
+def create_key(ctx: Context, actor: Actor) -> str:
+    """A new key for the caller's company, returned once and never again."""
+    require(actor, ActorKind.MANUFACTURER, ActorKind.RETAILER)
+    with ctx.uow() as uow:
+        if actor.kind is ActorKind.MANUFACTURER:
+            secret = _issue_key(uow.session, ctx, Role.MANUFACTURER, manufacturer_id=actor.id)
+        else:
+            secret = _issue_key(uow.session, ctx, Role.RETAILER, retailer_id=actor.id)
+        uow.commit()
+        return secret
+
+
+def revoke_key(ctx: Context, actor: Actor, key_id: int) -> None:
+    """:raise 404: not one of the caller's live keys."""
+    require(actor, ActorKind.MANUFACTURER, ActorKind.RETAILER)
+    with ctx.uow() as uow:
+        key = uow.session.scalar(select(ApiKey).where(ApiKey.id == key_id, _owner_clause(actor),
+                                                      ApiKey.revoked_at.is_(None)))
+        if key is None:
+            raise NotFound(f"no live key {key_id}")
+        key.revoked_at = ctx.now()
+        uow.commit()

@@ -83,6 +83,17 @@ log = logging.getLogger(__name__)
 
 TOPIC_PREFIX = "callback."
 RECIPIENT_KIND = "agent"
+
+
+@dataclasses.dataclass(frozen=True)
+class Channel:
+    """A kind of outbox message with its own sender: callbacks here, emails in
+    `broker.notifications.delivery`. Both share the claim-send-record cycle."""
+
+    name: str
+    prefix: str
+    recipient_kind: str
+    max_attempts: int
 USER_AGENT = "Broker-Callbacks/1"
 
 TIMEOUT_SECONDS = 5.0
@@ -93,6 +104,7 @@ LEASE_SECONDS = 60
 # drips its response a byte at a time.
 MAX_CALL_SECONDS = 30.0
 MAX_ATTEMPTS = 8
+CALLBACKS = Channel("callback", TOPIC_PREFIX, RECIPIENT_KIND, MAX_ATTEMPTS)
 BACKOFF_FIRST = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=6)
 BACKOFF_JITTER = 0.10
@@ -228,23 +240,23 @@ def set_delivery_state(message: OutboxMessage, state: DeliveryState) -> None:
     }
 
 
-def is_due(message: OutboxMessage, now: datetime) -> bool:
-    if (message.sent_at is not None or not message.topic.startswith(TOPIC_PREFIX)
-            or message.recipient_kind != RECIPIENT_KIND):
+def is_due(message: OutboxMessage, now: datetime, channel: Channel = CALLBACKS) -> bool:
+    if (message.sent_at is not None or not message.topic.startswith(channel.prefix)
+            or message.recipient_kind != channel.recipient_kind):
         return False
     state = delivery_state(message)
     return not state.gave_up and (state.next_at is None or state.next_at <= now)
 
 
-def _due_clause(now: datetime):
+def _due_clause(now: datetime, channel: Channel = CALLBACKS):
     """`is_due` in SQL, so a backlog of messages waiting for their retry does not
     hide the due ones behind a LIMIT."""
     next_at = OutboxMessage.payload[("_delivery", "next_at")].as_string()
     gave_up = OutboxMessage.payload[("_delivery", "gave_up")].as_boolean()
     return (
         OutboxMessage.sent_at.is_(None)
-        & OutboxMessage.topic.startswith(TOPIC_PREFIX, autoescape=True)
-        & (OutboxMessage.recipient_kind == RECIPIENT_KIND)
+        & OutboxMessage.topic.startswith(channel.prefix, autoescape=True)
+        & (OutboxMessage.recipient_kind == channel.recipient_kind)
         & or_(next_at.is_(None), next_at <= _iso(now))
         & gave_up.is_not(True)
     )
@@ -540,7 +552,7 @@ def deliver_due(ctx: Context, *, limit: int = 100, http: Transport | None = None
     secret = signing_secret(ctx.settings)
     report = DeliveryReport()
     for _ in range(limit):
-        claim = _claim(ctx)
+        claim = claim_next(ctx)
         if claim is None:
             break
         try:
@@ -548,9 +560,9 @@ def deliver_due(ctx: Context, *, limit: int = 100, http: Transport | None = None
                           resolver=resolver)
         except Exception as exc:  # a bug in building the request must not stop the loop
             log.exception("callback %s could not be sent", claim.message_id)
-            error = _Failure(f"{type(exc).__name__}: {exc}")
+            error = Failure(f"{type(exc).__name__}: {exc}")
         try:
-            outcome = _record(ctx, claim, error)
+            outcome = record_outcome(ctx, claim, error)
         except Exception:
             # The lease runs out and the message is tried again: at least once.
             log.exception("callback %s: recording the outcome failed", claim.message_id,
@@ -581,11 +593,11 @@ def run_callbacks(ctx: Context, *, batch: int = 100, max_rounds: int = 20) -> De
     return total
 
 
-def _claim(ctx: Context) -> _Claim | None:
+def claim_next(ctx: Context, channel: Channel = CALLBACKS) -> _Claim | None:
     with ctx.uow() as uow:
         now = ctx.now()
         message = uow.session.scalar(
-            select(OutboxMessage).where(_due_clause(now)).order_by(OutboxMessage.id).limit(1)
+            select(OutboxMessage).where(_due_clause(now, channel)).order_by(OutboxMessage.id).limit(1)
             .with_for_update(skip_locked=True)
         )
         if message is None:
@@ -600,21 +612,21 @@ def _claim(ctx: Context) -> _Claim | None:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Failure:
+class Failure:
     reason: str
     permanent: bool = False  # retrying cannot help (a malformed message)
 
 
 def _send(ctx: Context, claim: _Claim, transport: Transport, *, secret: str, timeout: float, allow_private: bool,
-          resolver: Resolver) -> _Failure | None:
+          resolver: Resolver) -> Failure | None:
     payload = claim.payload
     url, body = (payload.get("url"), payload.get("body")) if isinstance(payload, dict) else (None, None)
     if not isinstance(url, str) or not isinstance(body, dict):
-        return _Failure('the payload needs "url" (a string) and "body" (an object)', permanent=True)
+        return Failure('the payload needs "url" (a string) and "body" (an object)', permanent=True)
     try:
         destination = _resolve(url, allow_private=allow_private, resolver=resolver)
     except Refused as exc:
-        return _Failure(f"refused: {exc}")
+        return Failure(f"refused: {exc}")
     data = encode_body(body)
     timestamp = int(ctx.now().timestamp())
     request = CallbackRequest(
@@ -634,15 +646,15 @@ def _send(ctx: Context, claim: _Claim, transport: Transport, *, secret: str, tim
     try:
         status = transport(request)
     except (OSError, http.client.HTTPException, ValueError) as exc:  # ValueError: a non-ASCII path
-        return _Failure(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        return Failure(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
     if 200 <= status < 300:
         return None
     if 300 <= status < 400:
-        return _Failure(f"HTTP {status} (redirects are not followed)")
-    return _Failure(f"HTTP {status}")
+        return Failure(f"HTTP {status} (redirects are not followed)")
+    return Failure(f"HTTP {status}")
 
 
-def _record(ctx: Context, claim: _Claim, failure: _Failure | None) -> str:
+def record_outcome(ctx: Context, claim: _Claim, failure: Failure | None, channel: Channel = CALLBACKS) -> str:
     with ctx.uow() as uow:
         message = uow.session.scalar(
             select(OutboxMessage).where(OutboxMessage.id == claim.message_id).with_for_update()
@@ -655,24 +667,25 @@ def _record(ctx: Context, claim: _Claim, failure: _Failure | None) -> str:
             message.sent_at = now
             set_delivery_state(message, dataclasses.replace(state, next_at=None, lease=""))
             uow.commit()
-            log.info("callback %s delivered", claim.message_id,
-                     extra={"event": "callback.sent", "message_id": claim.message_id, "topic": claim.topic})
+            log.info("%s %s delivered", channel.name, claim.message_id,
+                     extra={"event": f"{channel.name}.sent", "message_id": claim.message_id, "topic": claim.topic})
             return "sent"
         if state.lease != claim.lease:
             # Our lease ran out and another dispatcher claimed the message; its
             # outcome is the one to record.
             return "superseded"
         attempts = state.attempts + 1
-        gave_up = failure.permanent or attempts >= MAX_ATTEMPTS
+        gave_up = failure.permanent or attempts >= channel.max_attempts
         next_at = None if gave_up else now + backoff(attempts, message_id=claim.message_id)
         set_delivery_state(message, DeliveryState(attempts=attempts, next_at=next_at,
                                                   last_error=failure.reason[:_ERROR_LENGTH], gave_up=gave_up))
         uow.commit()
     if gave_up:
-        log.error("callback %s: giving up after %s attempts: %s", claim.message_id, attempts, failure.reason,
-                  extra={"event": "callback.gave_up", "message_id": claim.message_id, "attempts": attempts})
+        log.error("%s %s: giving up after %s attempts: %s", channel.name, claim.message_id, attempts,
+                  failure.reason,
+                  extra={"event": f"{channel.name}.gave_up", "message_id": claim.message_id, "attempts": attempts})
         return "gave_up"
-    log.warning("callback %s failed (attempt %s), retry at %s: %s", claim.message_id, attempts,
+    log.warning("%s %s failed (attempt %s), retry at %s: %s", channel.name, claim.message_id, attempts,
                 next_at.isoformat() if next_at else None, failure.reason,
-                extra={"event": "callback.failed", "message_id": claim.message_id, "attempts": attempts})
+                extra={"event": f"{channel.name}.failed", "message_id": claim.message_id, "attempts": attempts})
     return "failed"

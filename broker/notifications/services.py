@@ -1,0 +1,137 @@
+"""Emails: decided inside the transaction that caused them, sent after it commits.
+
+`send_email` renders the email and writes it to the outbox in the caller's
+session, so an email exists if and only if the change it reports was committed,
+once per (topic, dedupe key). `deliver_emails` (the scheduled `emails` job)
+hands them to the mailer. Optional emails (the digest, offers on a request,
+orders that fell back to a manufacturer) carry an unsubscribe link and are never
+written for an address that unsubscribed from that kind; the others (a
+confirmation, a shipment, an award, a deadline) are what the recipient's own
+action asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from broker.accounts.models import Retailer, Role
+from broker.context import Context
+from broker.errors import Invalid
+from broker.identity.models import User
+from broker.notifications.models import EmailOptOut
+from broker.outbox.services import enqueue
+from broker.tokens import make_token, read_token
+
+log = logging.getLogger(__name__)
+
+TOPIC_PREFIX = "email."
+RECIPIENT_KIND = "email"
+
+# The kinds of email a recipient may unsubscribe from, as shown to them.
+OPTIONAL = {
+    "digest": "the daily digest of new listings near your stores",
+    "request_offer": "emails about new offers on your requests",
+    "fallback": "emails about orders that fell back to you",
+}
+
+_templates: Environment | None = None
+
+
+def _environment() -> Environment:
+    global _templates
+    if _templates is None:
+        _templates = Environment(loader=PackageLoader("broker.notifications", "templates"),
+                                 undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    return _templates
+
+
+def address_hash(address: str) -> str:
+    return hashlib.sha256(address.strip().lower().encode()).hexdigest()
+
+
+def render(template: str, **values) -> tuple[str, str]:
+    """(subject, text) from `templates/<template>.txt`, whose first line is `Subject: ...`."""
+    rendered = _environment().get_template(f"{template}.txt").render(**values)
+    first, _, body = rendered.partition("\n")
+    if not first.startswith("Subject: "):
+        raise ValueError(f"{template}.txt must start with a Subject: line")
+    return first[len("Subject: "):].strip(), body.lstrip("\n")
+
+
+def opted_out(session: Session, address: str, topic: str) -> bool:
+    return session.scalar(
+        select(EmailOptOut.id).where(EmailOptOut.address_hash == address_hash(address), EmailOptOut.topic == topic)
+    ) is not None
+
+
+def unsubscribe_url(ctx: Context, address: str, topic: str) -> str:
+    # The token names the address by its hash: a link in a log or a referrer
+    # header does not give the address away.
+    token = make_token(ctx.settings.secret_key, "unsubscribe", {"h": address_hash(address), "t": topic})
+    return f"{ctx.settings.public_url.rstrip('/')}/unsubscribe/{token}"
+
+
+def link(ctx: Context, path: str) -> str:
+    return f"{ctx.settings.public_url.rstrip('/')}/{path.lstrip('/')}"
+
+
+def send_email(session: Session, ctx: Context, *, topic: str, to: str, template: str, dedupe_key: str,
+               now: datetime, recipient_id: int | None = None, **values) -> bool:
+    """Write one email to the outbox; False if it was already written or the
+    address unsubscribed from this (optional) kind."""
+    if not to or "@" not in to:
+        return False
+    optional = topic in OPTIONAL
+    if optional and opted_out(session, to, topic):
+        return False
+    unsubscribe = unsubscribe_url(ctx, to, topic) if optional else None
+    subject, text = render(template, unsubscribe_url=unsubscribe, link=lambda path: link(ctx, path), **values)
+    if unsubscribe:
+        text = f"{text.rstrip()}\n\n--\nYou get these because you asked for them. Unsubscribe: {unsubscribe}\n"
+    return enqueue(session, topic=f"{TOPIC_PREFIX}{topic}", dedupe_key=dedupe_key[:120], recipient_kind=RECIPIENT_KIND,
+                   recipient_id=recipient_id,
+                   payload={"to": to, "subject": subject, "text": text, "unsubscribe_url": unsubscribe}, now=now)
+
+
+def company_addresses(session: Session, role: Role, company_id: int) -> list[tuple[int | None, str]]:
+    """Who at a company gets its email: its active users; a retailer with no
+    users yet (made through the API) gets it at the address it registered."""
+    column = User.manufacturer_id if role == Role.MANUFACTURER else User.retailer_id
+    users = session.execute(
+        select(User.id, User.email).where(column == company_id, User.removed_at.is_(None)).order_by(User.id)
+    ).all()
+    if users:
+        return [(user_id, email) for user_id, email in users]
+    if role == Role.RETAILER:
+        email = session.scalar(select(Retailer.email).where(Retailer.id == company_id))
+        return [(None, email)] if email else []
+    return []
+
+
+def unsubscribe(ctx: Context, token: str) -> str:
+    """Record the opt-out the link stands for; returns what was unsubscribed from.
+    Links do not expire: an old email's link must still work. :raise 422: a forged link."""
+    data = read_token(ctx.settings.secret_key, "unsubscribe", token)
+    topic, hashed = data.get("t"), data.get("h")
+    if topic not in OPTIONAL or not isinstance(hashed, str):
+        raise Invalid("this unsubscribe link is not valid")
+    with ctx.uow() as uow:
+        exists = uow.session.scalar(
+            select(EmailOptOut.id).where(EmailOptOut.address_hash == hashed, EmailOptOut.topic == topic)
+        )
+        if exists is None:
+            uow.session.add(EmailOptOut(address_hash=hashed, topic=topic, created_at=ctx.now()))
+        uow.commit()
+    return OPTIONAL[topic]
+
+
+def subscribe(session: Session, address: str, topic: str) -> None:
+    """Undo an unsubscribe, when the recipient asks again (the portal's settings)."""
+    session.execute(delete(EmailOptOut).where(EmailOptOut.address_hash == address_hash(address),
+                                              EmailOptOut.topic == topic))

@@ -1,0 +1,150 @@
+"""What every signed-in page shares: the session, CSRF, rate limits, headers.
+
+* The session is Flask's signed cookie: the user's id and the epoch of their
+  password (`broker.identity.services.session_epoch`), HttpOnly, SameSite=Lax,
+  Secure behind HTTPS, for at most SESSION_HOURS.
+* CSRF: every POST to a signed-in blueprint carries the session's token in a
+  hidden `csrf_token` field (`csrf_field()` in templates); a missing or wrong
+  token is a 400, checked before the view runs.
+* Rate limits (flask-limiter) count per client address, in Redis when
+  BROKER_REDIS_URL is set (shared by every web process), else in memory.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import Flask, abort, current_app, g, redirect, render_template, request, session, url_for
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from markupsafe import Markup
+
+from broker.accounts.models import Role
+from broker.identity.services import SignedIn, load_session
+
+SESSION_HOURS = 12
+CSRF_FIELD = "csrf_token"
+# A mail client's one-click unsubscribe (RFC 8058) posts without our form.
+CSRF_EXEMPT = {"account.unsubscribe"}
+
+# Built here without an app (flask-limiter's documented pattern), so that views
+# can name their limits; `init_security` binds it to each app and its storage.
+limiter = Limiter(key_func=get_remote_address, default_limits=[], strategy="moving-window")
+
+
+def init_security(app: Flask) -> None:
+    settings = app.extensions["broker"].settings
+    app.config.update(
+        SESSION_COOKIE_NAME="broker_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.cookies_secure,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
+    )
+    app.config.setdefault("RATELIMIT_STORAGE_URI", settings.redis_url or "memory://")
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    limiter.init_app(app)
+    app.jinja_env.globals["csrf_field"] = csrf_field
+    app.jinja_env.globals["csrf_token"] = csrf_token
+    app.jinja_env.globals["current_user"] = current_user
+    app.after_request(_headers)
+
+
+def _headers(response):
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if current_app.config.get("SESSION_COOKIE_SECURE"):
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    if g.get("app_page"):
+        # Signed-in pages: our own scripts, styles and images only, and never in a frame.
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "frame-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'"
+        )
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def csrf_token() -> str:
+    token = session.get(CSRF_FIELD)
+    if not token:
+        token = session[CSRF_FIELD] = secrets.token_urlsafe(32)
+    return token
+
+
+def csrf_field() -> Markup:
+    return Markup('<input type="hidden" name="%s" value="%s">') % (CSRF_FIELD, csrf_token())
+
+
+def check_csrf() -> None:
+    """A before_request hook for every blueprint with forms."""
+    g.app_page = True
+    if request.method in ("GET", "HEAD", "OPTIONS") or request.endpoint in CSRF_EXEMPT:
+        return
+    sent = request.form.get(CSRF_FIELD, "")
+    expected = session.get(CSRF_FIELD, "")
+    if not expected or not secrets.compare_digest(sent, expected):
+        abort(400, description="This form has expired or did not come from Broker. Go back, reload and try again.")
+
+
+def ctx():
+    return current_app.extensions["broker"]
+
+
+def current_user() -> SignedIn | None:
+    if "user" not in g:
+        g.user = None
+        user_id, epoch = session.get("uid"), session.get("epoch")
+        if isinstance(user_id, int) and isinstance(epoch, str):
+            g.user = load_session(ctx(), user_id, epoch)
+            if g.user is None:
+                session.clear()
+    return g.user
+
+
+def start_session(user: SignedIn, epoch: str) -> None:
+    session.clear()  # a new session id on every sign-in: no fixation
+    session.permanent = True
+    session["uid"] = user.user_id
+    session["epoch"] = epoch
+    g.user = user
+
+
+def end_session() -> None:
+    session.clear()
+    g.user = None
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """Only a path on this site: `next=https://evil.example` is ignored."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target
+
+
+def signed_in(role: Role | None = None):
+    """The page needs a signed-in user (else: to the sign-in page), of this role
+    (else 403: a retailer opening the console by URL)."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            user = current_user()
+            if user is None:
+                return redirect(url_for("account.signin", next=request.full_path.rstrip("?")))
+            if role is not None and user.role != role:
+                return render_template("app/message.html", title="Not for your account",
+                                       message="This page belongs to another kind of account.",
+                                       status=403), 403
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
