@@ -16,7 +16,6 @@ from web.security import (
     ctx,
     current_user,
     end_session,
-    limiter,
     safe_next,
     signed_in,
     start_session,
@@ -30,15 +29,9 @@ def home_for(user) -> str:
     return url_for("portal.board") if user.role == Role.RETAILER else url_for("console.dashboard")
 
 
-def _form_email() -> str:
-    return (request.form.get("email") or "").strip().lower() or request.remote_addr or ""
-
-
 @bp.route("/signin", methods=["GET", "POST"])
-@limiter.limit("10 per minute;60 per hour", methods=["POST"])
-@limiter.limit("5 per minute;30 per hour", methods=["POST"], key_func=_form_email)
 def signin():
-    """:raise 429: too many attempts (per address, and per account)."""
+    """:raise 429: too many attempts (per address, and per account: web.security.RATE_LIMITS)."""
     user = current_user()
     target = safe_next(request.values.get("next"), "")
     if user is not None and request.method == "GET":
@@ -64,7 +57,6 @@ def signout():
 
 
 @bp.route("/signup", methods=["GET", "POST"])
-@limiter.limit("10 per hour", methods=["POST"])
 def signup():
     """A retailer signs up: its company, its first store and its first user."""
     invitation = request.values.get("invitation") or None
@@ -102,7 +94,6 @@ def signup():
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
-@limiter.limit("5 per minute;20 per hour", methods=["POST"])
 def forgot():
     sent = False
     if request.method == "POST":
@@ -112,7 +103,6 @@ def forgot():
 
 
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])
-@limiter.limit("10 per minute", methods=["POST"])
 def reset(token: str):
     try:
         email = identity.check_password_link(ctx(), token)

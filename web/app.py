@@ -43,7 +43,6 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     from web import account, console, pages, portal, requests, storefront
     from web.security import init_security
 
-    init_security(app)
     init_api(app)
     app.register_blueprint(account.bp)
     app.register_blueprint(portal.bp)
@@ -51,4 +50,5 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     app.register_blueprint(pages.bp)
     app.register_blueprint(requests.bp)
     app.register_blueprint(storefront.bp)
+    init_security(app)
     return app

@@ -17,7 +17,17 @@ import secrets
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, current_app, g, redirect, render_template, request, session, url_for
+from flask import (
+    Flask,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from markupsafe import Markup
@@ -30,12 +40,27 @@ CSRF_FIELD = "csrf_token"
 # A mail client's one-click unsubscribe (RFC 8058) posts without our form.
 CSRF_EXEMPT = {"account.unsubscribe"}
 
-# Built here without an app (flask-limiter's documented pattern), so that views
-# can name their limits; `init_security` binds it to each app and its storage.
-limiter = Limiter(key_func=get_remote_address, default_limits=[], strategy="moving-window")
+
+
+def _form_email() -> str:
+    """Sign-in attempts are also counted per account, from any address."""
+    return "email:" + ((request.form.get("email") or "").strip().lower() or get_remote_address())
+
+
+# Which endpoints are limited, and how: (limits, key) with key None meaning the
+# client's address. Declared here as data and applied to each app's views by
+# `init_security`, so every app (each test's, each web process's) has its own
+# limiter and storage; nothing is bound at import time.
+RATE_LIMITS: dict[str, list[tuple[str, object]]] = {
+    "account.signin": [("10 per minute;60 per hour", None), ("5 per minute;30 per hour", _form_email)],
+    "account.signup": [("10 per hour", None)],
+    "account.forgot": [("5 per minute;20 per hour", None)],
+    "account.reset": [("10 per minute", None)],
+}
 
 
 def init_security(app: Flask) -> None:
+    """Call after every blueprint is registered (the limits wrap their views)."""
     settings = app.extensions["broker"].settings
     app.config.update(
         SESSION_COOKIE_NAME="broker_session",
@@ -44,9 +69,17 @@ def init_security(app: Flask) -> None:
         SESSION_COOKIE_SECURE=settings.cookies_secure,
         PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
     )
-    app.config.setdefault("RATELIMIT_STORAGE_URI", settings.redis_url or "memory://")
-    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
-    limiter.init_app(app)
+    limiter = Limiter(key_func=get_remote_address, app=app, default_limits=[], strategy="moving-window",
+                      storage_uri=app.config.get("RATELIMIT_STORAGE_URI") or settings.redis_url or "memory://",
+                      headers_enabled=True, key_prefix="broker")
+    for endpoint, rules in RATE_LIMITS.items():
+        if endpoint not in app.view_functions:
+            continue
+        view = app.view_functions[endpoint]
+        for limits, key in rules:
+            view = limiter.limit(limits, key_func=key, methods=["POST"])(view)
+        app.view_functions[endpoint] = view
+    app.extensions["limiter"] = limiter
     app.jinja_env.globals["csrf_field"] = csrf_field
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["current_user"] = current_user

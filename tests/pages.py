@@ -1,0 +1,59 @@
+"""Driving the signed-in pages through the Flask test client: CSRF tokens,
+signing in, reading the emails a flow sent."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from pathlib import Path
+
+from broker.accounts.models import Role
+from broker.identity import services as identity
+from broker.notifications.delivery import deliver_emails
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+PASSWORD = "correct horse battery"
+
+
+def csrf(client, path: str = "/signin") -> str:
+    """The session's CSRF token, as a form on `path` carries it."""
+    page = client.get(path)
+    found = CSRF.search(page.get_data(as_text=True))
+    assert found, f"no CSRF token on {path} ({page.status_code})"
+    return found.group(1)
+
+
+def post(client, path: str, data: dict | None = None, *, form: str | None = None, **kwargs):
+    """POST a form the way a browser would: with the CSRF token from the page."""
+    return client.post(path, data={**(data or {}), "csrf_token": csrf(client, form or "/signin")}, **kwargs)
+
+
+def sign_in(client, email_address: str, password: str = PASSWORD):
+    response = post(client, "/signin", {"email": email_address, "password": password})
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    return response
+
+
+def user_for(ctx, role: Role, company_id: int, email_address: str, name: str = "Pat",
+             password: str = PASSWORD) -> identity.SignedIn:
+    """A user of a company with a password set, made the operator's way (`broker user add`)."""
+    _, link = identity.add_user(ctx, role=role, company_id=company_id, email=email_address, name=name)
+    return identity.reset_password(ctx, link.rsplit("/", 1)[1], password)
+
+
+def delivered(ctx, mail_dir: Path) -> list[email.message.EmailMessage]:
+    """Deliver what the outbox holds, then read every email in the folder, oldest first."""
+    deliver_emails(ctx)
+    if not mail_dir.exists():
+        return []
+    files = sorted(mail_dir.glob("*.eml"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+    return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in files]
+
+
+def link_in(message, prefix: str) -> str:
+    """The path of the first link in an email's body that starts with `prefix`."""
+    body = message.get_content()
+    found = re.search(r"https?://[^/\s]+(" + re.escape(prefix) + r"[^\s]*)", body)
+    assert found, f"no {prefix} link in:\n{body}"
+    return found.group(1)
