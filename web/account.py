@@ -11,15 +11,7 @@ from broker.errors import BrokerError, Invalid
 from broker.geo.geocoding import LocationQuery
 from broker.identity import services as identity
 from broker.notifications import services as notifications
-from web.security import (
-    check_csrf,
-    ctx,
-    current_user,
-    end_session,
-    safe_next,
-    signed_in,
-    start_session,
-)
+from web.security import check_csrf, ctx, current_user, end_session, safe_next, signed_in, start_session
 
 bp = Blueprint("account", __name__, template_folder="templates")
 bp.before_request(check_csrf)

@@ -17,17 +17,7 @@ import secrets
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import (
-    Flask,
-    abort,
-    current_app,
-    g,
-    redirect,
-    render_template,
-    request,
-    session,
-    url_for,
-)
+from flask import Flask, abort, current_app, g, redirect, render_template, request, session, url_for
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from markupsafe import Markup
