@@ -8,12 +8,14 @@ one nobody bid on (it falls back to the manufacturer), some fresh on the board.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from datetime import timedelta
 
 from sqlalchemy import select
 
+from broker.accounts import applications
 from broker.accounts import services as accounts
-from broker.accounts.models import Manufacturer
+from broker.accounts.models import Manufacturer, Role
 from broker.auth import OPERATOR, Actor, ActorKind
 from broker.board import services as board
 from broker.board.models import Listing
@@ -21,6 +23,7 @@ from broker.catalog import services as catalog
 from broker.clock import FrozenClock
 from broker.context import Context
 from broker.geo.geocoding import LocationQuery
+from broker.identity import services as identity
 from broker.orders import services as orders
 
 SLUG = "northwind"
@@ -58,6 +61,9 @@ class DemoKeys:
     manufacturer: str
     retailers: dict[str, str]
     orders: dict[int, str]
+    # Who can sign in to the console and the portal, all with one password made for this install.
+    users: dict[str, str] = dataclasses.field(default_factory=dict)
+    password: str = ""
 
 
 def seed(ctx: Context, *, say=print) -> DemoKeys | None:
@@ -72,6 +78,9 @@ def seed(ctx: Context, *, say=print) -> DemoKeys | None:
     maker_actor = Actor(ActorKind.MANUFACTURER, maker.id)
     for sku, name, price, description in PRODUCTS:
         catalog.add_product(ctx, maker_actor, catalog.NewProduct(sku, name, price, description))
+    password = secrets.token_urlsafe(9)
+    users = {"Northwind Cycles (console)": _demo_user(ctx, Role.MANUFACTURER, maker.id, "owner@northwind.example",
+                                                       "Nora Owner", password)}
     retailer_actors, retailer_keys = [], {}
     for name, zip_code, radius, authorised in RETAILERS:
         retailer, _, key = accounts.create_retailer(
@@ -81,8 +90,12 @@ def seed(ctx: Context, *, say=print) -> DemoKeys | None:
         )
         retailer_actors.append(Actor(ActorKind.RETAILER, retailer.id))
         retailer_keys[name] = key
+        users[f"{name} (portal)"] = _demo_user(ctx, Role.RETAILER, retailer.id,
+                                               f"hello@{name.lower().replace(' ', '')}.example", "Shop Owner", password)
         if authorised:
             accounts.authorise_dealer(ctx, maker_actor, retailer.id)
+        else:
+            applications.apply(ctx, retailer_actors[-1], maker.id, "We have stocked Northwind for ten years.")
     order_tokens = {}
     now = ctx.now()
     for i, (customer, zip_code, city, items, hours_ago, bidders) in enumerate(ORDERS, start=1):
@@ -99,7 +112,13 @@ def seed(ctx: Context, *, say=print) -> DemoKeys | None:
         listing_id = _listing_of(ctx, placed.order.id)
         for r in bidders:
             board.place_bid(then, retailer_actors[r], board.PlaceBid(listing_id))
-    return DemoKeys(maker_key, retailer_keys, order_tokens)
+    return DemoKeys(maker_key, retailer_keys, order_tokens, users, password)
+
+
+def _demo_user(ctx: Context, role: Role, company_id: int, email: str, name: str, password: str) -> str:
+    _, link = identity.add_user(ctx, role=role, company_id=company_id, email=email, name=name)
+    identity.reset_password(ctx, link.rsplit("/", 1)[1], password)
+    return email
 
 
 def _listing_of(ctx: Context, order_id: int) -> int:
@@ -111,6 +130,9 @@ def describe(keys: DemoKeys) -> str:
     lines = ["Demo API keys (test mode; shown once, also saved in broker-demo.txt):",
              f"  manufacturer Northwind Cycles: {keys.manufacturer}"]
     lines += [f"  retailer {name}: {key}" for name, key in keys.retailers.items()]
+    if keys.users:
+        lines += [f"Sign in at /signin with password {keys.password}:"]
+        lines += [f"  {who}: {email}" for who, email in keys.users.items()]
     lines += ["Customer access tokens (X-Access-Token):"]
     lines += [f"  order {order_id}: {token}" for order_id, token in keys.orders.items()]
     return "\n".join(lines)

@@ -6,6 +6,7 @@
     broker run                 everything in one process on SQLite, with demo data
     broker settle              settle now and print the report
     broker demo                add the demo data
+    broker user add EMAIL      an account for a manufacturer's or retailer's person
 """
 
 from __future__ import annotations
@@ -214,6 +215,43 @@ def payouts_run() -> None:
     report = run_payouts(_context())
     amounts = ", ".join(f"{amount} {currency}" for currency, amount in sorted(report.amount.items())) or "nothing"
     click.echo(f"{report.payouts} payouts: {amounts}; {report.failed} failed (retried next run)")
+
+
+@main.group()
+def user() -> None:
+    """People who sign in to the portal and the console."""
+
+
+@user.command("add")
+@click.option("--manufacturer", "manufacturer", help="the manufacturer's slug")
+@click.option("--retailer", "retailer_id", type=int, help="the retailer's id")
+@click.option("--name", default="", help="the person's name")
+@click.argument("email")
+def user_add(manufacturer: str | None, retailer_id: int | None, name: str, email: str) -> None:
+    """Give a manufacturer (its first user, say) or a retailer an account: prints
+    the link to set the password, which is also emailed."""
+    from sqlalchemy import select
+
+    from broker.accounts.models import Manufacturer, Role
+    from broker.errors import BrokerError
+    from broker.identity.services import add_user
+
+    if (manufacturer is None) == (retailer_id is None):
+        raise click.UsageError("give --manufacturer SLUG or --retailer ID")
+    ctx = _context()
+    if manufacturer is not None:
+        with ctx.uow() as uow:
+            company_id = uow.session.scalar(select(Manufacturer.id).where(Manufacturer.slug == manufacturer))
+        if company_id is None:
+            raise click.ClickException(f"no manufacturer {manufacturer!r}")
+        role = Role.MANUFACTURER
+    else:
+        role, company_id = Role.RETAILER, retailer_id
+    try:
+        created, link = add_user(ctx, role=role, company_id=company_id, email=email, name=name)
+    except BrokerError as exc:
+        raise click.ClickException(exc.detail) from None
+    click.echo(f"user {created.id} ({created.email}) added; set the password within 14 days at:\n{link}")
 
 
 @main.command()
