@@ -77,6 +77,9 @@ class Settings:
     redis_url: str = ""
     # Cookies only over HTTPS; on by default whenever BROKER_PUBLIC_URL is https.
     secure_cookies: bool | None = None
+    # Load balancers in front of the web processes: trust this many X-Forwarded-* hops
+    # (rate limits count the client's address, not the balancer's). 0: none.
+    trusted_proxies: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -125,6 +128,7 @@ class Settings:
         text("BROKER_MAIL_FROM", "mail_from")
         text("BROKER_DIGEST_CRON", "digest_cron")
         text("BROKER_REDIS_URL", "redis_url")
+        number("BROKER_TRUSTED_PROXIES", "trusted_proxies", int)
         if env.get("BROKER_SECURE_COOKIES"):
             values["secure_cookies"] = env["BROKER_SECURE_COOKIES"].lower() in ("1", "true", "yes")
         if env.get("BROKER_ALLOW_PRIVATE_CALLBACKS"):

@@ -51,4 +51,9 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     app.register_blueprint(requests.bp)
     app.register_blueprint(storefront.bp)
     init_security(app)
+    if context.settings.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = context.settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     return app
