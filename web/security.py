@@ -46,6 +46,11 @@ RATE_LIMITS: dict[str, list[tuple[str, object]]] = {
     "account.signup": [("10 per hour", None)],
     "account.forgot": [("5 per minute;20 per hour", None)],
     "account.reset": [("10 per minute", None)],
+    # Placing orders and posting requests: generous for people, a wall for scripts.
+    "orders.StorefrontOrders": [("30 per minute;300 per hour", None)],
+    "store.checkout": [("30 per minute;300 per hour", None)],
+    "personal.Requests": [("10 per minute;100 per hour", None)],
+    "requests.create": [("10 per minute;100 per hour", None)],
 }
 
 
@@ -65,7 +70,7 @@ def init_security(app: Flask) -> None:
     for endpoint, rules in RATE_LIMITS.items():
         if endpoint not in app.view_functions:
             continue
-        view = app.view_functions[endpoint]
+        view = _uniquely_named(app.view_functions[endpoint], endpoint)
         for limits, key in rules:
             view = limiter.limit(limits, key_func=key, methods=["POST"])(view)
         app.view_functions[endpoint] = view
@@ -74,6 +79,19 @@ def init_security(app: Flask) -> None:
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["current_user"] = current_user
     app.after_request(_headers)
+
+
+def _uniquely_named(view, endpoint: str):
+    """flask-limiter files a view's limits under its module and name; every class-
+    based view is `flask.views.view`, so each limited view gets its endpoint's name."""
+
+    @functools.wraps(view)
+    def limited(*args, **kwargs):
+        return view(*args, **kwargs)
+
+    limited.__module__ = "web.limits"
+    limited.__name__ = limited.__qualname__ = endpoint.replace(".", "_")
+    return limited
 
 
 def _headers(response):

@@ -307,3 +307,18 @@ class TestUnsubscribe:
         with ctx.uow() as uow:
             assert opted_out(uow.session, "KIM@shop.example", "digest")
         assert client.post(path[:-3] + "xyz").status_code == 422
+
+
+class TestPostingLimits:
+    def test_posting_requests_is_rate_limited_per_address_and_only_there(self, client, ctx):
+        body = {"description": "a bell", "quantity": 1, "max_price": 1000, "currency": "USD",
+                "location": {"postal_code": "94103", "country": "US"},
+                "ship_to": {"name": "G", "line1": "1 Main St", "city": "SF", "postal_code": "94103", "country": "US"}}
+        statuses = [client.post("/api/v1/requests", json=body).status_code for _ in range(11)]
+        assert statuses[:10] == [201] * 10 and statuses[10] == 429
+        assert client.post("/api/v1/requests", json=body, environ_base={"REMOTE_ADDR": "10.0.0.9"}).status_code == 201
+        # Other endpoints keep their own counts.
+        maker = World(ctx).manufacturer("limits")
+        order = {"items": [{"sku": "SKU-1", "quantity": 1}], "customer": {"name": "A", "email": "a@example.com"},
+                 "ship_to": {"line1": "1 Main St", "city": "SF", "postal_code": "94103", "country": "US"}}
+        assert client.post(f"/api/v1/storefronts/{maker.slug}/orders", json=order).status_code == 201
