@@ -1,17 +1,445 @@
-"""The manufacturer console under /console/."""
+"""The manufacturer console under /console/.
+
+Every page is for a signed-in manufacturer user (`signed_in`: else to the
+sign-in page, or 403 for a retailer) and acts as its company
+(`current_user().actor`); the services decide what that company may see, so an
+order of another manufacturer is a 404 here as it is in the API. Views parse,
+call a service and render; a bad form comes back with the error beside its
+field and status 422; a POST that worked redirects with a flash message.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+import dataclasses
 
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+
+from broker.accounts import applications
+from broker.accounts import services as accounts
 from broker.accounts.models import Role
-from web.security import check_csrf, signed_in
+from broker.analytics import services as analytics
+from broker.catalog import imports
+from broker.catalog import services as catalog
+from broker.errors import BrokerError, Conflict, Invalid, NotFound
+from broker.fulfilment import services as fulfilment
+from broker.fulfilment.models import AssignmentStatus
+from broker.ledger import reports as ledger_reports
+from broker.money import exponent, format_amount, parse_amount
+from broker.orders import services as orders
+from broker.orders.models import OrderStatus
+from broker.pagination import PageRequest
+from broker.payouts import services as payouts
+from broker.settlement import reports as settlement_reports
+from broker.storefront import services as storefront
+from web import charts
+from web.security import check_csrf, ctx, current_user, signed_in
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates")
 bp.before_request(check_csrf)
 
+manufacturer_only = signed_in(Role.MANUFACTURER)
+ORDERS_PER_PAGE = 25
+PRODUCTS_PER_PAGE = 50
+STATE_COLORS = {
+    "awaiting_payment": "#9aa5b1", "open": "#0b5cad", "awarded": "#6f42c1", "shipped": "#0f766e",
+    "delivered": "#1a7f37", "cancelled": "#5b6670", "payment_failed": "#b45309", "refunded": "#a4161a",
+}
+
+
+def _actor():
+    return current_user().actor
+
+
+def _page_number() -> int:
+    number = request.args.get("page", 1, type=int) or 1
+    return min(max(1, number), 100_000)
+
+
+def _amount_input(amount: int | None, currency: str) -> str:
+    """Minor units as a person types them back: 12900 USD → "129.00"."""
+    if amount is None:
+        return ""
+    return format_amount(amount, currency).split(" ")[0]
+
+
+def _pages(total: int, size: int) -> int:
+    return max(1, -(-total // size))
+
+
+@bp.context_processor
+def _helpers():
+    return {"money": format_amount, "amount_input": _amount_input, "exponent": exponent}
+
+
+@bp.errorhandler(BrokerError)
+def _broker_error(exc: BrokerError):
+    """A service refused (404 not yours, 409 too late, 422 a rule): a page that says why."""
+    titles = {404: "Not found", 409: "Not possible now", 422: "Not accepted"}
+    return render_template("app/message.html", title=titles.get(exc.status, exc.title), message=exc.detail), \
+        exc.status
+
+
+# --- the dashboard ---------------------------------------------------------------
+
+
+def _week_label(day) -> str:
+    return f"{day.day} {day.strftime('%b')}"
+
 
 @bp.get("/")
-@signed_in(Role.MANUFACTURER)
+@manufacturer_only
 def dashboard():
-    return render_template("app/message.html", title="Dashboard", message="")
+    data = analytics.dashboard(ctx(), _actor())
+    labels = [_week_label(w.start) for w in data.weeks]
+    states = [s for s, n in data.by_status.items() if n or s in ("open", "awarded", "shipped", "delivered")]
+    state_labels = [s.replace("_", " ") for s in states]
+    shares = [None if w.retailer_share is None else round(100 * w.retailer_share, 1) for w in data.weeks]
+    lapses = [None if w.lapse_rate is None else round(100 * w.lapse_rate, 1) for w in data.weeks]
+    distances = [None if w.average_distance_km is None else round(w.average_distance_km, 1) for w in data.weeks]
+    svg = {
+        "states": charts.bar_chart(
+            "chart-states", "Orders by state", state_labels, [data.by_status[s] for s in states],
+            colors=[STATE_COLORS[s] for s in states], unit="orders"),
+        "fulfilment": charts.stacked_bar_chart(
+            "chart-fulfilment", "Who fulfilled your orders, by week", labels,
+            [charts.Series("Retailers", [w.to_retailers for w in data.weeks], "#0b5cad"),
+             charts.Series("You", [w.to_self for w in data.weeks], "#f59e0b")],
+            unit="orders"),
+        "lapses": charts.line_chart(
+            "chart-lapses", "Lapse rate by week", labels,
+            [charts.Series("Lapse rate", lapses, "#a4161a")], fmt=lambda v: f"{v:g}%", unit="% of orders "
+            "given to retailers", top=max([10.0, *[v for v in lapses if v is not None]])),
+        "distance": charts.line_chart(
+            "chart-distance", "Average distance to the customer by week", labels,
+            [charts.Series("Average distance", distances, "#0f766e")], fmt=lambda v: f"{v:g} km",
+            unit="km from the winning store"),
+    }
+    return render_template("console/dashboard.html", data=data, svg=svg, states=states, shares=shares,
+                           lapses=lapses, distances=distances, labels=labels)
+
+
+# --- orders to ship ----------------------------------------------------------------
+
+
+def _render_to_ship(errors: dict | None = None, values: dict | None = None, status: int = 200):
+    found = fulfilment.list_assignments(ctx(), _actor(), PageRequest(1, 200), status=AssignmentStatus.ACTIVE)
+    return render_template("console/to_ship.html", found=found, errors=errors or {}, values=values or {}), status
+
+
+@bp.get("/to-ship")
+@manufacturer_only
+def to_ship():
+    """The orders nobody bid on (or every bidder let lapse): the manufacturer ships them."""
+    return _render_to_ship()
+
+
+@bp.post("/to-ship/<int:assignment_id>/shipment")
+@manufacturer_only
+def record_shipment(assignment_id: int):
+    """:raise 404: not the caller's. :raise 409: shipped already. :raise 422: blank carrier or tracking."""
+    cmd = fulfilment.RecordShipment(request.form.get("carrier", ""), request.form.get("tracking_number", ""))
+    try:
+        view = fulfilment.record_shipment(ctx(), _actor(), assignment_id, cmd)
+    except Invalid as exc:
+        return _render_to_ship({assignment_id: exc.errors}, {assignment_id: request.form}, 422)
+    flash(f"Order {view.order.id} is shipped ({view.assignment.carrier} {view.assignment.tracking_number}); "
+          "the payment is captured.")
+    return redirect(url_for("console.to_ship"))
+
+
+@bp.post("/to-ship/<int:assignment_id>/pickup")
+@manufacturer_only
+def record_pickup(assignment_id: int):
+    """The customer collected a pickup order: checked against their one-time code."""
+    try:
+        view = fulfilment.collect_pickup(ctx(), _actor(), assignment_id, request.form.get("code", ""))
+    except Invalid as exc:
+        return _render_to_ship({assignment_id: exc.errors}, {assignment_id: request.form}, 422)
+    flash(f"Order {view.order.id} was collected.")
+    return redirect(url_for("console.to_ship"))
+
+
+# --- orders ----------------------------------------------------------------------
+
+
+@bp.get("/orders")
+@manufacturer_only
+def order_list():
+    errors = {}
+    status = request.args.get("status") or None
+    fulfiller = request.args.get("fulfiller") or None
+    if status is not None and status not in set(OrderStatus):
+        errors["status"] = [f"{status!r} is not a state"]
+        status = None
+    if fulfiller not in (None, "retailer", "manufacturer"):
+        errors["fulfiller"] = ["choose retailers or you"]
+        fulfiller = None
+    number = _page_number()
+    found = orders.list_orders(ctx(), _actor(), orders.OrderFilter(OrderStatus(status) if status else None, fulfiller),
+                               PageRequest(number, ORDERS_PER_PAGE))
+    return render_template("console/orders.html", found=found, number=number,
+                           pages=_pages(found.total, ORDERS_PER_PAGE), status=status, fulfiller=fulfiller,
+                           states=list(OrderStatus), errors=errors), 422 if errors else 200
+
+
+@bp.get("/orders/<int:order_id>")
+@manufacturer_only
+def order_detail(order_id: int):
+    """Opening an order shows the customer's details, and the disclosure log records it.
+
+    :raise 404: not one of the caller's orders.
+    """
+    try:
+        view = orders.get_order(ctx(), _actor(), order_id)
+    except NotFound:
+        abort(404)
+    return render_template("console/order.html", view=view)
+
+
+# --- catalog ---------------------------------------------------------------------
+
+
+def _render_catalog(report: imports.ImportReport | None = None, import_error: str | None = None,
+                    status: int = 200):
+    number = _page_number()
+    found = catalog.list_products(ctx(), _actor(), PageRequest(number, PRODUCTS_PER_PAGE))
+    return render_template("console/catalog.html", found=found, number=number,
+                           pages=_pages(found.total, PRODUCTS_PER_PAGE), report=report,
+                           import_error=import_error), status
+
+
+@bp.get("/catalog")
+@manufacturer_only
+def catalog_list():
+    return _render_catalog()
+
+
+@bp.post("/catalog/import")
+@manufacturer_only
+def catalog_import():
+    """Every valid row is added or updated, every bad row reported (see broker/catalog/imports.py).
+
+    :raise 422: no file, or a file that is not a CSV with our header; nothing changes.
+    """
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return _render_catalog(import_error="choose a CSV file to import", status=422)
+    try:
+        report = imports.import_products(ctx(), _actor(), upload.read())
+    except Invalid as exc:
+        messages = [m for field_messages in exc.errors.values() for m in field_messages]
+        return _render_catalog(import_error="; ".join(messages) or exc.detail, status=422)
+    if not report.errors:
+        flash(f"Imported {report.applied} products: {len(report.added)} added, {len(report.updated)} updated.")
+        return redirect(url_for("console.catalog_list"))
+    # Some rows were bad: the report is the page (it cannot survive a redirect in a cookie).
+    return _render_catalog(report=report, status=200 if report.applied else 422)
+
+
+def _product_form(form, currency: str, *, new: bool):
+    """The form's fields as the service's command; a price that is not an amount is a field error."""
+    errors: dict[str, list[str]] = {}
+    try:
+        price = parse_amount(form.get("price", ""), currency)
+    except ValueError as exc:
+        errors["price"] = [str(exc)]
+        price = None
+    fields = {"name": form.get("name", ""), "price": price, "description": form.get("description", ""),
+              "image_url": form.get("image_url", ""), "in_stock": form.get("in_stock") == "on"}
+    if new:
+        return catalog.NewProduct(sku=form.get("sku", ""), **{**fields, "price": price or 0}), errors
+    return catalog.ProductChanges(**fields, active=form.get("active") == "on"), errors
+
+
+@bp.route("/catalog/new", methods=["GET", "POST"])
+@manufacturer_only
+def product_new():
+    maker = storefront.own_store(ctx(), _actor())
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        cmd, errors = _product_form(request.form, maker.currency, new=True)
+        try:
+            if errors:
+                # Report every field at once: the price could not be read, check the rest.
+                catalog.check_new(dataclasses.replace(cmd, price=1))
+            else:
+                view = catalog.add_product(ctx(), _actor(), cmd)
+                flash(f"Added {view.product.name} ({view.product.sku}).")
+                return redirect(url_for("console.catalog_list"))
+        except BrokerError as exc:
+            for field, messages in (exc.errors or {"sku": [exc.detail]}).items():
+                errors.setdefault(field, []).extend(messages)
+    return render_template("console/product_form.html", new=True, form=request.form, currency=maker.currency,
+                           errors=errors, product=None), 422 if errors else 200
+
+
+@bp.route("/catalog/p/<path:sku>", methods=["GET", "POST"])
+@manufacturer_only
+def product_edit(sku: str):
+    """:raise 404: not one of the caller's SKUs."""
+    try:
+        view = catalog.get_product(ctx(), _actor(), sku)
+    except NotFound:
+        abort(404)
+    errors: dict[str, list[str]] = {}
+    form = None
+    if request.method == "POST":
+        form = request.form
+        changes, errors = _product_form(form, view.currency, new=False)
+        try:
+            if errors:
+                catalog.check_changes(dataclasses.replace(changes, price=None))
+            else:
+                view = catalog.update_product(ctx(), _actor(), sku, changes)
+                flash(f"Saved {view.product.name} ({view.product.sku}).")
+                return redirect(url_for("console.catalog_list"))
+        except Invalid as exc:
+            for field, messages in exc.errors.items():
+                errors.setdefault(field, []).extend(messages)
+    if form is None:
+        p = view.product
+        form = {"sku": p.sku, "name": p.name, "price": _amount_input(p.price, view.currency),
+                "description": p.description, "image_url": p.image_url or "",
+                "in_stock": "on" if p.in_stock else "", "active": "on" if p.active else ""}
+    return render_template("console/product_form.html", new=False, form=form, currency=view.currency,
+                           errors=errors, product=view.product), 422 if errors else 200
+
+
+# --- dealers ---------------------------------------------------------------------
+
+
+def _render_dealers(errors: dict | None = None, email: str = "", status: int = 200):
+    actor = _actor()
+    pending = applications.list_applications(ctx(), actor)
+    dealers = accounts.list_dealers(ctx(), actor, PageRequest(1, 500))
+    return render_template("console/dealers.html", pending=pending, dealers=dealers, errors=errors or {},
+                           email=email), status
+
+
+@bp.get("/dealers")
+@manufacturer_only
+def dealers():
+    return _render_dealers()
+
+
+@bp.post("/dealers/applications/<int:application_id>")
+@manufacturer_only
+def decide_application(application_id: int):
+    """Approve or decline a retailer's application. :raise 404: not the caller's. :raise 409: decided already."""
+    decision = request.form.get("decision")
+    if decision not in ("approve", "decline"):
+        abort(400, description="approve or decline")
+    applications.decide(ctx(), _actor(), application_id, approve=decision == "approve")
+    flash("Approved: the retailer is now your dealer." if decision == "approve" else "Declined.")
+    return redirect(url_for("console.dealers"))
+
+
+@bp.post("/dealers/invite")
+@manufacturer_only
+def invite_dealer():
+    email = request.form.get("email", "")
+    try:
+        outcome = applications.invite(ctx(), _actor(), email)
+    except (Invalid, Conflict) as exc:
+        # A bad address (422), or one that is your dealer already (409): said beside the field.
+        return _render_dealers(exc.errors or {"email": [exc.detail]}, email, exc.status)
+    messages = {
+        "invited": f"Invited {email.strip()}: they find the invitation in their portal.",
+        "emailed": f"Invited {email.strip()} by email to sign up as a retailer and your dealer.",
+        "approved": f"{email.strip()} had already applied: they are now your dealer.",
+    }
+    flash(messages.get(outcome, "Invited."))
+    return redirect(url_for("console.dealers"))
+
+
+@bp.post("/dealers/<int:retailer_id>/revoke")
+@manufacturer_only
+def revoke_dealer(retailer_id: int):
+    """:raise 404: not one of the caller's dealers."""
+    accounts.revoke_dealer(ctx(), _actor(), retailer_id)
+    flash("Revoked: that retailer no longer sees your orders, and its open bids on them stop counting.")
+    return redirect(url_for("console.dealers"))
+
+
+# --- storefront ------------------------------------------------------------------
+
+
+BRANDING_FIELDS = ("name", "logo_url", "color_primary", "color_accent", "locale", "custom_domain",
+                   "frame_origins", "return_window_days")
+
+
+def _branding_form(maker) -> dict:
+    return {"name": maker.name, "logo_url": maker.logo_url or "", "color_primary": maker.color_primary,
+            "color_accent": maker.color_accent, "locale": maker.locale, "custom_domain": maker.custom_domain or "",
+            "frame_origins": "\n".join(maker.frame_origins or []),
+            "return_window_days": str(maker.return_window_days)}
+
+
+@bp.route("/storefront", methods=["GET", "POST"])
+@manufacturer_only
+def storefront_look():
+    maker = storefront.own_store(ctx(), _actor())
+    errors: dict[str, list[str]] = {}
+    form = _branding_form(maker)
+    if request.method == "POST":
+        form = {field: request.form.get(field, "") for field in BRANDING_FIELDS}
+        days = form["return_window_days"].strip()
+        if not days.isdigit() or len(days) > 4:
+            errors["return_window_days"] = ["a whole number of days, 0 to 365"]
+        changes = storefront.Branding(
+            name=form["name"], logo_url=form["logo_url"], color_primary=form["color_primary"].strip(),
+            color_accent=form["color_accent"].strip(), locale=form["locale"].strip(),
+            custom_domain=form["custom_domain"],
+            frame_origins=form["frame_origins"].replace(",", " ").split(),
+            return_window_days=int(days) if not errors else None)
+        if not errors:
+            try:
+                storefront.update_branding(ctx(), _actor(), changes)
+            except Invalid as exc:
+                errors = exc.errors or {"name": [exc.detail]}
+            else:
+                flash("Saved the storefront's look.")
+                return redirect(url_for("console.storefront_look"))
+    embed_src = url_for("store.embed_js", slug=maker.slug, _external=True)
+    snippet = f'<script src="{embed_src}" data-store="{maker.slug}"></script>'
+    return render_template("console/storefront.html", maker=maker, form=form, errors=errors, snippet=snippet), \
+        422 if errors else 200
+
+
+# --- settlements -----------------------------------------------------------------
+
+
+@bp.get("/settlements")
+@manufacturer_only
+def settlements():
+    number = _page_number()
+    found = settlement_reports.list_runs(ctx(), _actor(), PageRequest(number, 25))
+    return render_template("console/settlements.html", found=found, number=number, pages=_pages(found.total, 25))
+
+
+@bp.get("/settlements/<int:run_id>")
+@manufacturer_only
+def settlement(run_id: int):
+    """One run, counted over the caller's own listings. :raise 404: no such run."""
+    try:
+        report = settlement_reports.run_report(ctx(), _actor(), run_id)
+    except NotFound:
+        abort(404)
+    return render_template("console/settlement.html", report=report)
+
+
+# --- earnings --------------------------------------------------------------------
+
+
+@bp.get("/earnings")
+@manufacturer_only
+def earnings():
+    """What it earned shipping fallback orders, and the platform's fees on all its orders."""
+    number = _page_number()
+    actor = _actor()
+    summary = payouts.earnings_summary(ctx(), actor)
+    found = payouts.list_earnings(ctx(), actor, PageRequest(number, 25))
+    fees = ledger_reports.manufacturer_fees(ctx(), actor, PageRequest(1, 25))
+    maker = storefront.own_store(ctx(), actor)
+    return render_template("console/earnings.html", summary=summary, found=found, fees=fees, number=number,
+                           pages=_pages(found.total, 25), currency=maker.currency)

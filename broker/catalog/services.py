@@ -23,6 +23,7 @@ class NewProduct:
     price: int
     description: str = ""
     image_url: str | None = None
+    in_stock: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,19 +36,115 @@ class ProductChanges:
     in_stock: bool | None = None
 
 
+# The columns' sizes (catalog/models.py) and the API's limits (api/schemas.py):
+# checked here too, so that a page or an import never reaches the database with
+# a value PostgreSQL would refuse.
+MAX_SKU = 64
+MAX_NAME = 200
+MAX_DESCRIPTION = 5000
+MAX_IMAGE_URL = 500
+
+
+def _check_sku(sku: str) -> str:
+    sku = (sku or "").strip()
+    if not sku:
+        raise Invalid.field("sku", "must not be blank")
+    if len(sku) > MAX_SKU:
+        raise Invalid.field("sku", f"at most {MAX_SKU} characters")
+    return sku
+
+
+def _check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise Invalid.field("name", "must not be blank")
+    if len(name) > MAX_NAME:
+        raise Invalid.field("name", f"at most {MAX_NAME} characters")
+    return name
+
+
 def _check_price(price: int) -> int:
     if isinstance(price, bool) or not isinstance(price, int) or not (0 < price <= MAX_AMOUNT):
         raise Invalid.field("price", f"must be a whole number of minor units between 1 and {MAX_AMOUNT}")
     return price
 
 
+def _check_description(description: str) -> str:
+    description = description or ""
+    if len(description) > MAX_DESCRIPTION:
+        raise Invalid.field("description", f"at most {MAX_DESCRIPTION} characters")
+    return description
+
+
 def _check_image_url(url: str | None) -> str | None:
+    url = (url or "").strip()
     if not url:
         return None
+    if len(url) > MAX_IMAGE_URL:
+        raise Invalid.field("image_url", f"at most {MAX_IMAGE_URL} characters")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise Invalid.field("image_url", "must be an http or https URL")
     return url
+
+
+def _check_flag(field: str):
+    def check(value: bool) -> bool:
+        if not isinstance(value, bool):
+            raise Invalid.field(field, "must be true or false")
+        return value
+
+    return check
+
+
+# Every rule a product's fields obey, in one place: adding, editing (the API and
+# the console) and the CSV import (catalog/imports.py) all go through `validate`.
+_CHECKS = {
+    "sku": _check_sku,
+    "name": _check_name,
+    "price": _check_price,
+    "description": _check_description,
+    "image_url": _check_image_url,
+    "active": _check_flag("active"),
+    "in_stock": _check_flag("in_stock"),
+}
+
+
+def validate(values: dict) -> dict:
+    """The given fields, cleaned. :raise 422: with a message for every bad field, not only the first."""
+    clean, errors = {}, {}
+    for field, value in values.items():
+        try:
+            clean[field] = _CHECKS[field](value)
+        except Invalid as exc:
+            for name, messages in exc.errors.items():
+                errors.setdefault(name, []).extend(messages)
+    if errors:
+        detail = "; ".join(f"{name}: {', '.join(messages)}" for name, messages in errors.items())
+        raise Invalid(detail, errors=errors)
+    return clean
+
+
+def check_new(cmd: NewProduct) -> dict:
+    """A new product's fields, cleaned. :raise 422:"""
+    return validate(dataclasses.asdict(cmd))
+
+
+def check_changes(changes: ProductChanges) -> dict:
+    """The fields an edit sets (None: left alone), cleaned. :raise 422:"""
+    return validate({k: v for k, v in dataclasses.asdict(changes).items() if v is not None})
+
+
+def new_product(manufacturer_id: int, clean: dict, now) -> Product:
+    """A product from `check_new`'s output (caller's session adds it)."""
+    return Product(manufacturer_id=manufacturer_id, active=True, created_at=now, updated_at=now, **clean)
+
+
+def apply_changes(product: Product, clean: dict, now) -> None:
+    """`check_changes`'s output onto a product: validated first, so a bad field never half-edits it."""
+    for field, value in clean.items():
+        setattr(product, field, value)
+    product.updated_at = now
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,24 +160,14 @@ def _currency(session, manufacturer_id: int) -> str:
 def add_product(ctx: Context, actor: Actor, cmd: NewProduct) -> ProductView:
     """:raise 409: the SKU exists. :raise 422: bad input."""
     require(actor, ActorKind.MANUFACTURER)
-    sku = cmd.sku.strip()
-    if not sku:
-        raise Invalid.field("sku", "must not be blank")
-    name = cmd.name.strip()
-    if not name:
-        raise Invalid.field("name", "must not be blank")
+    clean = check_new(cmd)
     with ctx.uow() as uow:
         exists = uow.session.scalar(
-            select(Product.id).where(Product.manufacturer_id == actor.id, Product.sku == sku)
+            select(Product.id).where(Product.manufacturer_id == actor.id, Product.sku == clean["sku"])
         )
         if exists is not None:
-            raise Conflict(f"SKU {sku!r} already exists", errors={"sku": ["already exists"]})
-        now = ctx.now()
-        product = Product(
-            manufacturer_id=actor.id, sku=sku, name=name, price=_check_price(cmd.price),
-            description=cmd.description or "", image_url=_check_image_url(cmd.image_url),
-            active=True, created_at=now, updated_at=now,
-        )
+            raise Conflict(f"SKU {clean['sku']!r} already exists", errors={"sku": ["already exists"]})
+        product = new_product(actor.id, clean, ctx.now())
         uow.session.add(product)
         currency = _currency(uow.session, actor.id)
         uow.commit()
@@ -88,7 +175,23 @@ def add_product(ctx: Context, actor: Actor, cmd: NewProduct) -> ProductView:
 
 
 def update_product(ctx: Context, actor: Actor, sku: str, changes: ProductChanges) -> ProductView:
-    """:raise 404: not one of the caller's SKUs."""
+    """:raise 404: not one of the caller's SKUs. :raise 422: bad input."""
+    require(actor, ActorKind.MANUFACTURER)
+    clean = check_changes(changes)
+    with ctx.uow() as uow:
+        product = uow.session.scalar(
+            select(Product).where(Product.manufacturer_id == actor.id, Product.sku == sku)
+        )
+        if product is None:
+            raise NotFound(f"no product with SKU {sku!r}")
+        apply_changes(product, clean, ctx.now())
+        currency = _currency(uow.session, actor.id)
+        uow.commit()
+        return ProductView(product, currency)
+
+
+def get_product(ctx: Context, actor: Actor, sku: str) -> ProductView:
+    """One of the caller's products, active or not. :raise 404: not one of its SKUs."""
     require(actor, ActorKind.MANUFACTURER)
     with ctx.uow() as uow:
         product = uow.session.scalar(
@@ -96,24 +199,7 @@ def update_product(ctx: Context, actor: Actor, sku: str, changes: ProductChanges
         )
         if product is None:
             raise NotFound(f"no product with SKU {sku!r}")
-        if changes.name is not None:
-            if not changes.name.strip():
-                raise Invalid.field("name", "must not be blank")
-            product.name = changes.name.strip()
-        if changes.price is not None:
-            product.price = _check_price(changes.price)
-        if changes.description is not None:
-            product.description = changes.description
-        if changes.image_url is not None:
-            product.image_url = _check_image_url(changes.image_url)
-        if changes.active is not None:
-            product.active = changes.active
-        if changes.in_stock is not None:
-            product.in_stock = changes.in_stock
-        product.updated_at = ctx.now()
-        currency = _currency(uow.session, actor.id)
-        uow.commit()
-        return ProductView(product, currency)
+        return ProductView(product, _currency(uow.session, actor.id))
 
 
 def list_products(ctx: Context, actor: Actor, page: PageRequest) -> Page[ProductView]:

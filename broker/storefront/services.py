@@ -103,6 +103,16 @@ def store(ctx: Context, slug: str) -> Manufacturer:
         return maker
 
 
+def own_store(ctx: Context, actor: Actor) -> Manufacturer:
+    """The calling manufacturer's store: its slug, currency and look."""
+    require(actor, ActorKind.MANUFACTURER)
+    with ctx.uow() as uow:
+        maker = uow.session.get(Manufacturer, actor.id)
+        if maker is None:
+            raise NotFound(f"no manufacturer {actor.id}")
+        return maker
+
+
 def slug_for_host(ctx: Context, host: str) -> str | None:
     """The store a custom domain belongs to, if any."""
     domain = host.split(":", 1)[0].lower().rstrip(".")
