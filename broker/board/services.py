@@ -8,15 +8,17 @@ once, for the board and for bidding alike.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import String, and_, case, cast, false, func, null, or_, select
 from sqlalchemy.orm import Session
 
 from broker.accounts.models import DealerAuthorisation, Store
 from broker.auth import Actor, ActorKind, require
 from broker.board.models import Bid, BidStatus, Listing, ListingKind, ListingStatus
+from broker.board.reach import Reach, merge_boxes
 from broker.context import Context
 from broker.errors import Conflict, Invalid, NotFound
 from broker.geo.distance import bounding_box, distance_km
@@ -74,8 +76,12 @@ def nearest_covering_store(stores: Sequence[Store], lat: float, lon: float) -> t
 def board(ctx: Context, actor: Actor, filters: BoardFilter, page: PageRequest) -> Page[BoardItem]:
     """Open listings the retailer may bid on, nearest first.
 
-    The database narrows the listings to bounding boxes around the retailer's
-    stores (an indexed range scan on lat/lon); the exact geodesic check follows.
+    Deciding every listing in range with a geodesic is too slow for a metro
+    (10^5 listings), so: the total is counted in the database with an
+    approximate distance whose error is bounded (`broker.board.reach`), and only
+    listings within that error of a store's edge get the exact check here; the
+    page is the nearest ones, found in a box that grows until it holds the page.
+    Both read only an index on (status, lat, lon) with the filtered columns.
     """
     require(actor, ActorKind.RETAILER)
     if filters.max_distance_km is not None and filters.max_distance_km <= 0:
@@ -83,65 +89,174 @@ def board(ctx: Context, actor: Actor, filters: BoardFilter, page: PageRequest) -
     with ctx.uow() as uow:
         session = uow.session
         stores = _open_stores(session, actor.id)
-        makers = _authorising_manufacturers(session, actor.id)
         if not stores:
             return Page([], 0)
-        boxes = []
-        for store in stores:
-            radius = store.service_radius_km
-            if filters.max_distance_km is not None:
-                radius = min(radius, filters.max_distance_km)
-            min_lat, max_lat, min_lon, max_lon = bounding_box(store.lat, store.lon, radius)
-            boxes.append(and_(Listing.lat.between(min_lat, max_lat), Listing.lon.between(min_lon, max_lon)))
-        stmt = select(Listing).where(
+        makers = _authorising_manufacturers(session, actor.id)
+        reaches = [Reach.around(s.lat, s.lon, s.service_radius_km if filters.max_distance_km is None
+                                else min(s.service_radius_km, filters.max_distance_km)) for s in stores]
+        conditions = [
             Listing.status == ListingStatus.OPEN,
             # A manufacturer's listings go to its dealers; a request naming no
             # catalog product goes to every retailer in range.
             or_(Listing.manufacturer_id.in_(makers), Listing.manufacturer_id.is_(None)),
-            or_(*boxes),
-        )
+        ]
         if filters.kind is not None:
-            stmt = stmt.where(Listing.kind == filters.kind)
-        visible: list[tuple[float, int, Listing, Store]] = []
-        for listing in session.scalars(stmt):
-            found = nearest_covering_store(stores, listing.lat, listing.lon)
-            if found is None:
-                continue
-            store, km = found
-            if filters.max_distance_km is not None and km > filters.max_distance_km:
-                continue
-            visible.append((km, listing.id, listing, store))
-        visible.sort(key=lambda row: (row[0], row[1]))
-        window = visible[page.offset:page.offset + page.page_size]
-        ids = [row[2].id for row in window]
+            conditions.append(Listing.kind == filters.kind)
+        total = _count_visible(session, stores, reaches, conditions, filters.max_distance_km)
+        need = page.offset + page.page_size
+        nearest = _nearest_visible(session, stores, reaches, conditions, filters.max_distance_km, need, total) if total else []
+        window = nearest[page.offset:need]
+        ids = [listing_id for _, listing_id, _ in window]
+        listings = {row.id: row for row in session.scalars(select(Listing).where(Listing.id.in_(ids)))}
+        window = [(km, listings[listing_id], store) for km, listing_id, store in window]
         bids = {b.listing_id: b for b in session.scalars(
             select(Bid).where(Bid.retailer_id == actor.id, Bid.listing_id.in_(ids), Bid.status == BidStatus.ACTIVE)
-        )}
-        order_ids = [row[2].order_id for row in window if row[2].order_id is not None]
+        )} if ids else {}
+        order_ids = [listing.order_id for _, listing, _ in window if listing.order_id is not None]
         lines: dict[int, list[OrderLine]] = {}
-        for line in session.scalars(
-            select(OrderLine).where(OrderLine.order_id.in_(order_ids)).order_by(OrderLine.id)
-        ):
-            lines.setdefault(line.order_id, []).append(line)
+        if order_ids:
+            for line in session.scalars(
+                select(OrderLine).where(OrderLine.order_id.in_(order_ids)).order_by(OrderLine.id)
+            ):
+                lines.setdefault(line.order_id, []).append(line)
+        request_ids = [listing.request_id for _, listing, _ in window if listing.request_id is not None]
         requests = {r.id: r for r in session.scalars(select(PersonalRequest).where(
-            PersonalRequest.id.in_([row[2].request_id for row in window if row[2].request_id is not None])))}
+            PersonalRequest.id.in_(request_ids)))} if request_ids else {}
         scores = buyer_scores(session, {r.buyer_key for r in requests.values() if r.buyer_key})
         settings = ctx.settings
+        closing: dict[datetime, datetime] = {}  # listings go up in batches: one cron lookup per time
+        for _, listing, _ in window:
+            if listing.listed_at not in closing:
+                closing[listing.listed_at] = closes_at(listing.listed_at, cron=settings.settle_cron,
+                                                       timezone=settings.timezone,
+                                                       min_board_hours=settings.min_board_hours)
         items = [
             BoardItem(
                 listing=listing,
                 distance_km=km,
                 store_id=store.id,
-                closes_at=closes_at(listing.listed_at, cron=settings.settle_cron, timezone=settings.timezone,
-                                    min_board_hours=settings.min_board_hours),
+                closes_at=closing[listing.listed_at],
                 items=lines.get(listing.order_id, []),
                 my_bid=bids.get(listing.id),
                 request=requests.get(listing.request_id),
                 buyer_score=_buyer_score(requests.get(listing.request_id), scores),
             )
-            for km, _, listing, store in window
+            for km, listing, store in window
         ]
-        return Page(items, len(visible))
+        return Page(items, total)
+
+
+def _approx_km2(reach: Reach):
+    """The squared approximate distance from the store, as SQL: products and sums only."""
+    u = Listing.lat - reach.lat0
+    dy = u * (reach.m0 + reach.m1 * u)
+    dx = (Listing.lon - reach.lon0) * (reach.q0 + u * (reach.q1 + reach.q2 * u))
+    return dx * dx + dy * dy
+
+
+def _in_box(box: tuple[float, float, float, float]):
+    min_lat, max_lat, min_lon, max_lon = box
+    return and_(Listing.lat.between(min_lat, max_lat), Listing.lon.between(min_lon, max_lon))
+
+
+def _count_visible(session: Session, stores: Sequence[Store], reaches: Sequence[Reach], conditions,
+                   max_km: float | None) -> int:
+    """How many listings the stores cover: the database decides all but the ones near an edge.
+
+    One statement per group of overlapping boxes (one index range scan each):
+    it counts the sure ones and lists the maybes, which get the geodesic here.
+    """
+    rectangles, surely, maybe = [], [], []
+    for reach in reaches:
+        if reach.margin_km is None:
+            maybe.append(_in_box(reach.box))
+            continue
+        inner = reach.radius_km - reach.margin_km
+        if inner > 0:
+            rectangles.extend(_in_box(rectangle) for rectangle in reach.inner_rectangles())
+            surely.append(_approx_km2(reach) <= inner * inner)
+        outer = reach.radius_km + reach.margin_km
+        maybe.append(_approx_km2(reach) <= outer * outer)
+    # The rectangles first: most listings are in one, and need no arithmetic.
+    sure = or_(*rectangles, *surely) if surely else false()
+    # One aggregate, so that each listing's verdict is worked out once: an empty
+    # string for each sure one, the id of each maybe ("",,,"17",,...), NULL otherwise.
+    verdict = case((sure, ""), (or_(*maybe), cast(Listing.id, String)))
+    total, maybes = 0, []
+    for box in merge_boxes([reach.box for reach in reaches]):
+        found = session.scalar(select(func.aggregate_strings(verdict, ",")).where(*conditions, _in_box(box)))
+        if found is not None:
+            ids = found.replace(",", " ").split()
+            total += found.count(",") + 1 - len(ids)
+            maybes.extend(map(int, ids))
+    for chunk in range(0, len(maybes), 5000):
+        for row in session.execute(select(Listing.id, Listing.lat, Listing.lon)
+                                   .where(Listing.id.in_(maybes[chunk:chunk + 5000]))):
+            if _covering(stores, reaches, row.lat, row.lon, max_km) is not None:
+                total += 1
+    return total
+
+
+def _nearest_visible(session: Session, stores: Sequence[Store], reaches: Sequence[Reach], conditions,
+                     max_km: float | None, need: int, total: int) -> list[tuple[float, int, Store]]:
+    """The `need` nearest visible listings as (km, listing id, store), in board order.
+
+    Every visible listing within `rho` km of its store lies in the boxes of
+    radius `rho` around the stores, so once those boxes hold `need` of them, the
+    first `need` are exact. The first `rho` expects about twice the page if
+    listings were spread evenly over the reach; it doubles until enough.
+    """
+    widest = max(reach.radius_km for reach in reaches)
+    rho = min(widest, max(0.5, widest * math.sqrt(2 * need / total)))
+    while True:
+        boxes = [bounding_box(s.lat, s.lon, min(rho, reach.radius_km)) for s, reach in zip(stores, reaches)]
+        rows = session.execute(select(Listing.id, Listing.lat, Listing.lon)
+                               .where(*conditions, or_(*(_in_box(box) for box in merge_boxes(boxes))))).all()
+        # Exact distances in order of their lower bounds, only until the page is settled.
+        bounded = []
+        for row in rows:
+            low = min((max(0.0, reach.approx_km(row.lat, row.lon) - reach.margin_km)
+                       if reach.margin_km is not None else 0.0) for reach in reaches)
+            if low <= rho:
+                bounded.append((low, row.id, row.lat, row.lon))
+        bounded.sort()
+        found: list[tuple[float, int, Store]] = []
+        for low, listing_id, lat, lon in bounded:
+            if len(found) >= need:
+                found.sort(key=lambda r: (r[0], r[1]))
+                del found[need:]
+                if low > found[-1][0]:
+                    break
+            hit = _covering(stores, reaches, lat, lon, max_km)
+            if hit is not None and hit[1] <= rho:
+                found.append((hit[1], listing_id, hit[0]))
+        found.sort(key=lambda r: (r[0], r[1]))
+        if len(found) >= need or rho >= widest:
+            return found[:need]
+        rho = min(widest, rho * 2)
+
+
+def _covering(stores: Sequence[Store], reaches: Sequence[Reach], lat: float, lon: float,
+              max_km: float | None) -> tuple[Store, float] | None:
+    """`nearest_covering_store`, then the filter's distance: the board's verdict on one listing.
+
+    The same answer with fewer geodesics: a store whose lower bound is past its
+    radius cannot cover the listing, nor be nearer than a store already found
+    closer than that bound. Ties between stores still go to the lower id.
+    """
+    best: tuple[Store, float] | None = None
+    bounds = sorted(((reach.approx_km(lat, lon) - reach.margin_km if reach.margin_km is not None else 0.0), i)
+                    for i, reach in enumerate(reaches))
+    for low, i in bounds:  # nearest first: the others are mostly out of the running
+        store = stores[i]
+        if low > store.service_radius_km or (best is not None and low > best[1]):
+            continue
+        km = distance_km(store.lat, store.lon, lat, lon)
+        if km <= store.service_radius_km and (best is None or (km, store.id) < (best[1], best[0].id)):
+            best = (store, km)
+    if best is None or (max_km is not None and best[1] > max_km):
+        return None
+    return best
 
 
 def _buyer_score(request: PersonalRequest | None, scores: dict[str, float]) -> float | None:
