@@ -54,21 +54,40 @@ def allow(*kinds: ActorKind):
 
 
 def customer_or_key(fn):
-    """The customer (`X-Access-Token`) or a caller with an API key; the service
-    decides which of them may see what.
+    """The customer (`X-Access-Token`) or a retailer's or manufacturer's key; the
+    service decides which of them may see what (only the object's own parties).
 
     Checked before the body is parsed, like `allow`, so a caller with neither
-    gets 401, never a validation error.
+    gets 401 (the operator, whose token is no party's, 403), never a validation error.
     """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        if not access_token() and current_actor().kind is ActorKind.ANONYMOUS:
-            raise Unauthenticated("give the X-Access-Token, or an API key")
+        if not access_token():
+            actor = current_actor()
+            if actor.kind is ActorKind.ANONYMOUS:
+                raise Unauthenticated("give the X-Access-Token, or an API key")
+            require(actor, ActorKind.RETAILER, ActorKind.MANUFACTURER)
         return fn(*args, **kwargs)
 
     roles = ["customer", ActorKind.RETAILER.value, ActorKind.MANUFACTURER.value]
     return _documented(wrapper, fn, [{"accessToken": []}, {"bearer": []}], roles)
+
+
+def customer(fn):
+    """The customer only, by the order's or request's `X-Access-Token`: no API key
+    acts for a customer. The service checks that the token is this object's.
+
+    Checked before the body is parsed, like `allow`.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if not access_token():
+            raise Unauthenticated("give the X-Access-Token")
+        return fn(*args, **kwargs)
+
+    return _documented(wrapper, fn, [{"accessToken": []}], ["customer"])
 
 
 def _documented(wrapper, fn, security: list[dict], roles: list[str]):

@@ -5,7 +5,7 @@ from flask_smorest import Blueprint
 
 from api import present
 from api import schemas as s
-from api.auth import access_token, allow, broker_context, current_actor, customer_or_key
+from api.auth import access_token, allow, broker_context, current_actor, customer, customer_or_key
 from api.paging import page_request
 from broker.auth import ActorKind
 from broker.orders import services
@@ -51,19 +51,20 @@ class Orders(MethodView):
 
 @blp.route("/orders/<int:order_id>")
 class OrderById(MethodView):
+    @customer_or_key
     @blp.response(200, s.OrderOut)
     def get(self, order_id):
         """The order as the caller may see it: the customer (`X-Access-Token`), its
         manufacturer, or its fulfiller (who sees the ship-to but not the email).
 
-        :raise 401: no credentials. :raise 404: anyone else.
+        :raise 401: no credentials. :raise 403: the operator (no party to any order). :raise 404: anyone else.
         """
         return present.order(services.get_order(broker_context(), current_actor(), order_id, access_token()))
 
 
 @blp.route("/orders/<int:order_id>/return")
 class ReturnRequest(MethodView):
-    @customer_or_key
+    @customer
     @blp.arguments(s.ReturnIn)
     @blp.response(200, s.OrderOut)
     def post(self, data, order_id):
@@ -82,6 +83,7 @@ class AcceptReturn(MethodView):
 
 @blp.route("/orders/<int:order_id>/cancel")
 class CancelOrder(MethodView):
+    @customer
     @blp.response(200, s.OrderOut)
     def post(self, order_id):
         """The customer cancels before shipment (`X-Access-Token`); the card hold is released.

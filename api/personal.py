@@ -5,7 +5,7 @@ from flask_smorest import Blueprint
 
 from api import present
 from api import schemas as s
-from api.auth import access_token, broker_context, current_actor, customer_or_key
+from api.auth import access_token, broker_context, current_actor, customer, customer_or_key
 from broker.personal import services
 
 blp = Blueprint("personal", __name__, url_prefix="/api/v1", description="Personal requests and the contact relay")
@@ -38,6 +38,7 @@ class Requests(MethodView):
 
 @blp.route("/requests/<int:request_id>")
 class RequestById(MethodView):
+    @customer
     @blp.response(200, s.RequestOut)
     def get(self, request_id):
         """The request and its offers: price, distance, retailer and rating (`X-Access-Token`)."""
@@ -46,7 +47,7 @@ class RequestById(MethodView):
 
 @blp.route("/requests/<int:request_id>/accept")
 class Accept(MethodView):
-    @customer_or_key
+    @customer
     @blp.arguments(s.AcceptIn)
     @blp.response(200, s.RequestOut)
     def post(self, data, request_id):
@@ -57,6 +58,7 @@ class Accept(MethodView):
 
 @blp.route("/requests/<int:request_id>/cancel")
 class Cancel(MethodView):
+    @customer
     @blp.response(200, s.RequestOut)
     def post(self, request_id):
         """Withdraw an open request; the hold is released."""
