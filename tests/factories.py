@@ -68,11 +68,12 @@ class World:
     def product(self, maker: Maker, sku: str, price: int):
         return catalog.add_product(self.ctx, maker.actor, catalog.NewProduct(sku, f"Product {sku}", price))
 
-    def retailer(self, at: tuple[float, float], *, radius: float = 50, dealer_of=(), name: str | None = None) -> Shop:
+    def retailer(self, at: tuple[float, float], *, radius: float = 50, dealer_of=(), name: str | None = None,
+                 email: str = "shop@example.com") -> Shop:
         name = name or f"Retailer {next(_names)}"
         retailer, store, key = accounts.create_retailer(
             self.ctx, OPERATOR,
-            accounts.NewRetailer(name, "shop@example.com", LocationQuery(lat=at[0], lon=at[1]), radius),
+            accounts.NewRetailer(name, email, LocationQuery(lat=at[0], lon=at[1]), radius),
         )
         shop = Shop(retailer.id, store.id, Actor(ActorKind.RETAILER, retailer.id), key)
         for maker in dealer_of:

@@ -1,23 +1,437 @@
-"""The retailer portal under /portal/."""
+"""The retailer portal under /portal/: the board near the retailer's stores (a
+list and a map), bids, won orders with their packing slips, the scorecard, what
+became of its bids, its stores and the manufacturers it deals for.
+
+Each view parses the request, calls a service and renders. A form with bad
+input comes back with the errors next to its fields (422); every POST that
+succeeds redirects with a flash message. A service's 404 (another retailer's
+order, a listing not on this board) or 409 (a listing closed meanwhile) is shown
+as a page with that status, never a 500.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+import math
+from datetime import datetime
 
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from werkzeug.datastructures import MultiDict
+
+from broker.accounts import applications
+from broker.accounts import services as accounts
 from broker.accounts.models import Role
-from web.security import check_csrf, signed_in
+from broker.board import services as board_services
+from broker.board.models import ListingKind
+from broker.board.nearby import nearby
+from broker.errors import BrokerError, Invalid
+from broker.fulfilment import services as fulfilment
+from broker.fulfilment.models import AssignmentStatus
+from broker.fulfilment.scorecard import scorecard as retailer_scorecard
+from broker.geo.geocoding import LocationQuery
+from broker.money import CURRENCIES, parse_amount
+from broker.pagination import PageRequest
+from broker.settlement.reports import bid_outcomes
+from web import charts
+from web.security import check_csrf, ctx, current_user, signed_in
 
 bp = Blueprint("portal", __name__, url_prefix="/portal", template_folder="templates")
 bp.before_request(check_csrf)
+
+BOARD_PAGE_SIZE = 25
+ORDERS_PAGE_SIZE = 25
+OUTCOMES_PAGE_SIZE = 50
+MAX_PAGE = 10_000
+MAX_FILTER_KM = 20_000.0  # half the planet: anything more is a typo
+
+
+@bp.errorhandler(BrokerError)
+def _service_error(exc: BrokerError):
+    return render_template("app/message.html", title=exc.title, message=exc.detail, status=exc.status), exc.status
+
+
+def _actor():
+    return current_user().actor
+
+
+def _page(source: MultiDict | None = None) -> int:
+    """The page asked for (a query string's, or a form's going back to one); 1 if none or nonsense."""
+    raw = (source if source is not None else request.args).get("page") or "1"
+    return min(int(raw), MAX_PAGE) if raw.isdigit() and int(raw) >= 1 else 1
+
+
+def _pages(total: int, size: int) -> int:
+    return max(1, math.ceil(total / size))
+
+
+def _field_errors(exc: BrokerError, default: str) -> dict[str, list[str]]:
+    """A service's errors keyed by form field: `location.postal_code` is the
+    `postal_code` input, a bare `location` error belongs to it too."""
+    if not exc.errors:
+        return {default: [exc.detail]}
+    errors: dict[str, list[str]] = {}
+    for name, messages in exc.errors.items():
+        field = name.rsplit(".", 1)[-1]
+        if field == "location":
+            field = "postal_code"
+        errors.setdefault(field, []).extend(messages)
+    return errors
+
+
+# --- the board ----------------------------------------------------------------
+
+
+def _board_filters(args: MultiDict) -> tuple[board_services.BoardFilter, dict[str, str], dict[str, list[str]]]:
+    """The filters from the query string; a bad one is left out and reported."""
+    errors: dict[str, list[str]] = {}
+    form = {"kind": (args.get("kind") or "").strip(), "max_km": (args.get("max_km") or "").strip()}
+    kind = None
+    if form["kind"]:
+        try:
+            kind = ListingKind(form["kind"])
+        except ValueError:
+            errors["kind"] = ["choose orders or requests"]
+    max_km = None
+    if form["max_km"]:
+        try:
+            max_km = float(form["max_km"])
+        except ValueError:
+            max_km = math.nan
+        if not (math.isfinite(max_km) and 0 < max_km <= MAX_FILTER_KM):
+            errors["max_km"] = [f"a number of kilometres, more than 0 and at most {MAX_FILTER_KM:g}"]
+            max_km = None
+    return board_services.BoardFilter(kind=kind, max_distance_km=max_km), form, errors
+
+
+def _board_args(source: MultiDict) -> dict[str, str]:
+    """The board's filters and page, to go back to the same view after a bid."""
+    return {k: source.get(k, "") for k in ("kind", "max_km", "page") if source.get(k)}
+
+
+def _render_board(args: MultiDict, *, listing_errors=None, typed=None, status: int = 200):
+    filters, form, errors = _board_filters(args)
+    page = _page(args)
+    found = nearby(ctx(), _actor(), filters, PageRequest(page, BOARD_PAGE_SIZE))
+    map_data = {
+        "stores": [{"id": s.id, "name": s.name, "lat": s.lat, "lon": s.lon, "radius_km": s.service_radius_km,
+                    "open": s.is_open} for s in found.stores],
+        "listings": [
+            {"id": item.listing.id, "kind": str(item.listing.kind), "lat": found.points[item.listing.id][0],
+             "lon": found.points[item.listing.id][1], "label": _label(item),
+             "price": item.listing.price, "currency": item.listing.currency, "area": item.listing.area,
+             "distance_km": round(item.distance_km, 1), "bid": item.my_bid is not None}
+            for item in found.listings.items
+        ],
+    }
+    if errors and status == 200:
+        status = 422
+    # Links (pages, after a bid) keep the filters that held.
+    query = {k: v for k, v in form.items() if v and k not in errors}
+    return render_template(
+        "portal/board.html", items=found.listings.items, total=found.listings.total, page=page,
+        pages=_pages(found.listings.total, BOARD_PAGE_SIZE), form=form, errors=errors, map_data=map_data,
+        stores=found.stores, listing_errors=listing_errors or {}, typed=typed or {},
+        query=query, page_link=lambda n: url_for("portal.board", **query, page=n),
+    ), status
+
+
+def _label(item: board_services.BoardItem) -> str:
+    if item.request is not None:
+        return f"{item.request.quantity} × {item.request.description}"
+    return ", ".join(f"{line.quantity} × {line.name}" for line in item.items)
 
 
 @bp.get("/")
 @signed_in(Role.RETAILER)
 def board():
-    return render_template("app/message.html", title="Board", message="")
+    """The open listings near the retailer's stores, nearest first, as a list and
+    on a map; `kind` (order, request) and `max_km` filter, `page` pages.
+
+    :raise 422: a bad filter (shown next to it; the rest of the board still shows).
+    """
+    return _render_board(request.args)
+
+
+@bp.post("/board/<int:listing_id>/bid")
+@signed_in(Role.RETAILER)
+def bid(listing_id: int):
+    """Bid on an order (one click) or offer a price on a request.
+
+    :raise 404: not on this retailer's board. :raise 409: closed meanwhile.
+    :raise 422: an offer with no price, a bad price, or one over the ceiling.
+    """
+    raw = (request.form.get("price") or "").strip()
+    price = None
+    if request.form.get("listing_kind") == ListingKind.REQUEST or raw:
+        currency = request.form.get("currency", "")
+        try:
+            if not raw:
+                raise ValueError("an offer needs a price")
+            if currency not in CURRENCIES:
+                raise ValueError("unknown currency; reload the board")
+            price = parse_amount(raw, currency)
+        except ValueError as exc:
+            return _render_board(request.form, listing_errors={listing_id: {"price": [str(exc)]}},
+                                 typed={listing_id: raw}, status=422)
+    try:
+        _, created = board_services.place_bid(ctx(), _actor(),
+                                              board_services.PlaceBid(listing_id=listing_id, price=price))
+    except Invalid as exc:
+        return _render_board(request.form, listing_errors={listing_id: _field_errors(exc, "price")},
+                             typed={listing_id: raw}, status=422)
+    if price is not None:
+        flash(f"Your offer on listing #{listing_id} stands." if not created else
+              f"You made an offer on listing #{listing_id}.")
+    else:
+        flash(f"You bid on listing #{listing_id}: in stock, will ship at its price." if created else
+              f"You had already bid on listing #{listing_id}.")
+    return redirect(url_for("portal.board", **_board_args(request.form)) + f"#listing-{listing_id}")
+
+
+@bp.post("/board/<int:listing_id>/withdraw")
+@signed_in(Role.RETAILER)
+def withdraw(listing_id: int):
+    """:raise 404: no bid of yours on it. :raise 409: the listing is closed."""
+    board_services.withdraw_bid(ctx(), _actor(), listing_id)
+    flash(f"Your bid on listing #{listing_id} is withdrawn.")
+    return redirect(url_for("portal.board", **_board_args(request.form)) + f"#listing-{listing_id}")
+
+
+# --- won orders -----------------------------------------------------------------
+
+
+@bp.get("/orders")
+@signed_in(Role.RETAILER)
+def orders():
+    """What the retailer won and must ship (or has shipped), with ship-to addresses.
+    `status` is active, shipped, or empty for both."""
+    raw = request.args.get("status", "")
+    status = AssignmentStatus(raw) if raw in (AssignmentStatus.ACTIVE, AssignmentStatus.SHIPPED) else None
+    page = _page()
+    found = fulfilment.list_assignments(ctx(), _actor(), PageRequest(page, ORDERS_PAGE_SIZE), status)
+    return render_template("portal/orders.html", views=found.items, total=found.total, page=page,
+                           pages=_pages(found.total, ORDERS_PAGE_SIZE), status=status or "",
+                           page_link=lambda n: url_for("portal.orders", page=n, **({"status": status} if status
+                                                                                  else {})))
+
+
+def _render_order(assignment_id: int, *, errors=None, form=None, status: int = 200):
+    view = fulfilment.get_assignment(ctx(), _actor(), assignment_id)
+    return render_template("portal/order.html", view=view, errors=errors or {}, form=form or {},
+                           now=ctx().now()), status
+
+
+@bp.get("/orders/<int:assignment_id>")
+@signed_in(Role.RETAILER)
+def order(assignment_id: int):
+    """One won order: what, where to, by when; ship it, hand it over, or give it back.
+
+    :raise 404: not this retailer's (another retailer's looks like none).
+    """
+    return _render_order(assignment_id)
+
+
+@bp.get("/orders/<int:assignment_id>/slip")
+@signed_in(Role.RETAILER)
+def slip(assignment_id: int):
+    """The packing slip, for the printer. :raise 404: not this retailer's."""
+    view = fulfilment.get_assignment(ctx(), _actor(), assignment_id, purpose="fulfiller printed a packing slip")
+    return render_template("portal/slip.html", view=view, company=current_user().company_name)
+
+
+@bp.post("/orders/<int:assignment_id>/shipment")
+@signed_in(Role.RETAILER)
+def ship(assignment_id: int):
+    """:raise 404: not yours. :raise 409: not active. :raise 422: blank carrier or tracking number."""
+    cmd = fulfilment.RecordShipment(carrier=request.form.get("carrier", ""),
+                                    tracking_number=request.form.get("tracking_number", ""))
+    try:
+        fulfilment.record_shipment(ctx(), _actor(), assignment_id, cmd)
+    except Invalid as exc:
+        return _render_order(assignment_id, errors=_field_errors(exc, "carrier"), form=request.form, status=422)
+    flash(f"Shipment recorded: {cmd.carrier.strip()} {cmd.tracking_number.strip()}. The payment is captured.")
+    return redirect(url_for("portal.order", assignment_id=assignment_id))
+
+
+@bp.post("/orders/<int:assignment_id>/pickup")
+@signed_in(Role.RETAILER)
+def pickup(assignment_id: int):
+    """:raise 404: not yours. :raise 409: not a pickup, not active, or locked. :raise 422: wrong code."""
+    try:
+        fulfilment.collect_pickup(ctx(), _actor(), assignment_id, request.form.get("code", ""))
+    except Invalid as exc:
+        return _render_order(assignment_id, errors=_field_errors(exc, "code"), status=422)
+    flash("Handed over: the order is delivered and the payment captured.")
+    return redirect(url_for("portal.order", assignment_id=assignment_id))
+
+
+@bp.post("/orders/<int:assignment_id>/release")
+@signed_in(Role.RETAILER)
+def release(assignment_id: int):
+    """Give the order back; it goes to the next-nearest bidder, else the manufacturer.
+
+    :raise 404: not yours. :raise 409: not active. :raise 422: not confirmed.
+    """
+    if request.form.get("confirm") != "yes":
+        return _render_order(assignment_id, errors={"confirm": ["tick the box to give this order back"]},
+                             status=422)
+    fulfilment.release_assignment(ctx(), _actor(), assignment_id)
+    flash("You gave the order back: it goes to the next-nearest bidder, else the manufacturer. "
+          "A release counts in your record.")
+    return redirect(url_for("portal.orders"))
+
+
+# --- scorecard and outcomes -----------------------------------------------------------
+
+
+@bp.get("/scorecard")
+@signed_in(Role.RETAILER)
+def scorecard():
+    """Wins, on-time rate, lapses and rating, in all and over the last 12 weeks."""
+    card = retailer_scorecard(ctx(), _actor())
+    labels = [w.starts.strftime("%b %d") for w in card.weeks]
+    on_time = [None if w.record.on_time_rate is None else round(100 * w.record.on_time_rate, 1) for w in card.weeks]
+    svg = {
+        "wins": charts.bar_chart("chart-wins", "Orders won by week", labels, [w.record.wins for w in card.weeks],
+                                 colors=["#0b5cad"], unit="orders"),
+        "on_time": charts.line_chart("chart-on-time", "On-time rate by week", labels,
+                                     [charts.Series("On time", on_time, "#1a7f37")], fmt=lambda v: f"{v:g}%",
+                                     unit="% of the week's orders", top=100),
+    }
+    return render_template("portal/scorecard.html", card=card, svg=svg)
+
+
+@bp.get("/outcomes")
+@signed_in(Role.RETAILER)
+def outcomes():
+    """Every bid, newest first, and what became of it: the rule that decided and
+    the winner's distance band, never who won."""
+    page = _page()
+    found = bid_outcomes(ctx(), _actor(), PageRequest(page, OUTCOMES_PAGE_SIZE))
+    return render_template("portal/outcomes.html", outcomes=found.items, total=found.total, page=page,
+                           pages=_pages(found.total, OUTCOMES_PAGE_SIZE),
+                           page_link=lambda n: url_for("portal.outcomes", page=n))
+
+
+# --- stores ---------------------------------------------------------------------------
+
+
+def _render_stores(*, errors=None, forms=None, status: int = 200):
+    """`errors` and `forms` are keyed by form: a store's id, or "new"."""
+    found = accounts.list_stores(ctx(), _actor(), PageRequest(1, 500))
+    map_data = {"stores": [{"id": s.id, "name": s.name, "lat": s.lat, "lon": s.lon,
+                            "radius_km": s.service_radius_km, "open": s.is_open} for s in found.items],
+                "listings": []}
+    return render_template("portal/stores.html", stores=found.items, errors=errors or {}, forms=forms or {},
+                           map_data=map_data), status
+
+
+def _radius(form) -> tuple[float | None, dict[str, list[str]]]:
+    raw = (form.get("service_radius_km") or "").strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        return None, {"service_radius_km": ["a number of kilometres"]}
+    if not math.isfinite(value):
+        return None, {"service_radius_km": ["a number of kilometres"]}
+    return value, {}
+
+
+def _location(form) -> LocationQuery | None:
+    postal_code = (form.get("postal_code") or "").strip()
+    if not postal_code:
+        return None
+    return LocationQuery(postal_code=postal_code, country=(form.get("country") or "").strip().upper() or None)
+
+
+@bp.get("/stores")
+@signed_in(Role.RETAILER)
+def stores():
+    """The retailer's stores, each with its service radius on a map."""
+    return _render_stores()
+
+
+@bp.post("/stores")
+@signed_in(Role.RETAILER)
+def add_store():
+    """:raise 422: blank name, unknown postal code, radius out of range."""
+    radius, errors = _radius(request.form)
+    location = _location(request.form)
+    if location is None:
+        errors["postal_code"] = ["a postal code, to put the store on the map"]
+    if not errors:
+        try:
+            store = accounts.add_store(ctx(), _actor(), accounts.NewStore(
+                name=request.form.get("name", ""), location=location, service_radius_km=radius))
+        except Invalid as exc:
+            errors = _field_errors(exc, "name")
+        else:
+            flash(f"{store.name} is added: the board now covers {store.service_radius_km:g} km around {store.area}.")
+            return redirect(url_for("portal.stores") + f"#store-{store.id}")
+    return _render_stores(errors={"new": errors}, forms={"new": request.form}, status=422)
+
+
+@bp.post("/stores/<int:store_id>")
+@signed_in(Role.RETAILER)
+def update_store(store_id: int):
+    """Name, location (a new postal code; blank keeps it), radius, open or closed.
+
+    :raise 404: not this retailer's store. :raise 422: bad input.
+    """
+    radius, errors = _radius(request.form)
+    if not errors:
+        changes = accounts.StoreChanges(name=request.form.get("name", ""), service_radius_km=radius,
+                                        is_open=request.form.get("is_open") == "on",
+                                        location=_location(request.form))
+        try:
+            store = accounts.update_store(ctx(), _actor(), store_id, changes)
+        except Invalid as exc:
+            errors = _field_errors(exc, "name")
+        else:
+            flash(f"{store.name} is saved ({'open' if store.is_open else 'closed'}, "
+                  f"{store.service_radius_km:g} km around {store.area}).")
+            return redirect(url_for("portal.stores") + f"#store-{store.id}")
+    return _render_stores(errors={store_id: errors}, forms={store_id: request.form}, status=422)
+
+
+# --- manufacturers --------------------------------------------------------------------
 
 
 @bp.get("/dealers")
 @signed_in(Role.RETAILER)
 def dealers():
-    return render_template("app/message.html", title="Manufacturers", message="")
+    """Every manufacturer, and where the retailer stands with each: authorised,
+    pending, invited, declined or nothing yet."""
+    return render_template("portal/dealers.html", makers=applications.manufacturers_for(ctx(), _actor()))
+
+
+@bp.post("/dealers/<int:manufacturer_id>/apply")
+@signed_in(Role.RETAILER)
+def apply(manufacturer_id: int):
+    """Ask to be authorised, with an optional note. :raise 404: no such
+    manufacturer. :raise 409: already a dealer."""
+    application = applications.apply(ctx(), _actor(), manufacturer_id, request.form.get("note", ""))
+    flash("You are now an authorised dealer: you had been invited." if application.status == "approved"
+          else "Your application is sent; you will get an email when the manufacturer decides.")
+    return redirect(url_for("portal.dealers"))
+
+
+@bp.post("/dealers/applications/<int:application_id>")
+@signed_in(Role.RETAILER)
+def answer(application_id: int):
+    """Accept or decline a manufacturer's invitation (`answer`: accept or decline).
+
+    :raise 404: not an invitation to this retailer. :raise 409: already answered.
+    :raise 422: no answer given.
+    """
+    choice = request.form.get("answer")
+    if choice not in ("accept", "decline"):
+        raise Invalid.field("answer", "accept or decline")
+    applications.decide(ctx(), _actor(), application_id, approve=choice == "accept")
+    flash("You accepted: their orders near your stores will be on your board." if choice == "accept"
+          else "You declined the invitation.")
+    return redirect(url_for("portal.dealers"))
+
+
+@bp.app_template_global("portal_time")
+def portal_time(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""

@@ -15,10 +15,10 @@ from broker.context import Context
 from broker.errors import Conflict, Invalid, NotFound, Unavailable
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.auth import same
+from broker.notifications import events
 from broker.orders.models import Delivery, Order, OrderStatus
 from broker.orders.services import pickup_digest
 from broker.orders.rules import move
-from broker.outbox.services import enqueue
 from broker.pagination import Page, PageRequest, paginate
 from broker.payments import services as payments
 from broker.payments.models import Payment, PaymentStatus
@@ -68,6 +68,33 @@ def list_assignments(ctx: Context, actor: Actor, page: PageRequest,
         return Page([AssignmentView(a, o) for a, o in found.items], found.total)
 
 
+def get_assignment(ctx: Context, actor: Actor, assignment_id: int, *,
+                   purpose: str = "fulfiller opened an order it must ship") -> AssignmentView:
+    """One of the caller's assignments (to ship, or shipped) with its ship-to address.
+
+    Showing the address is a disclosure, logged like the list's.
+
+    :raise 404: not the caller's, or no longer the caller's to ship (released,
+        lapsed, cancelled): another fulfiller's order looks exactly like none.
+    """
+    require(actor, ActorKind.RETAILER, ActorKind.MANUFACTURER)
+    with ctx.uow() as uow:
+        session = uow.session
+        found = session.execute(
+            select(Assignment, Order)
+            .join(Order, Order.id == Assignment.order_id)
+            .where(Assignment.id == assignment_id, _owned_by(actor), Assignment.status.in_(VISIBLE))
+            .options(selectinload(Order.lines))
+        ).first()
+        if found is None:
+            raise NotFound(f"no assignment {assignment_id} of yours")
+        assignment, order = found
+        disclose(session, order_id=order.id, party_kind=actor.kind.value, party_id=actor.id,
+                 fields=["name", "address"], purpose=purpose, now=ctx.now())
+        uow.commit()
+        return AssignmentView(assignment, order)
+
+
 def _lock_mine(session, actor: Actor, assignment_id: int, *, listing: bool) -> tuple[Assignment, Order]:
     """The caller's assignment and its order, locked in the one order every writer
     uses (listing, order, assignment, payment) so that PostgreSQL never deadlocks."""
@@ -115,6 +142,7 @@ def record_shipment(ctx: Context, actor: Actor, assignment_id: int, cmd: RecordS
         assignment.shipped_at = now
         assignment.carrier, assignment.tracking_number = carrier, tracking
         _capture_and_earn(ctx, session, order, assignment, now)
+        events.order_shipped(session, ctx, order, assignment, now)
         uow.commit()
         return AssignmentView(assignment, order)
 
@@ -192,7 +220,7 @@ def release_assignment(ctx: Context, actor: Actor, assignment_id: int) -> Assign
         assignment.ended_at = now
         session.flush()
         listing = session.scalar(select(Listing).where(Listing.order_id == assignment.order_id))
-        reroute(session, ctx, listing, cause=Cause.RELEASE, now=now)
+        events.awarded(session, ctx, reroute(session, ctx, listing, cause=Cause.RELEASE, now=now), now)
         uow.commit()
         return AssignmentView(assignment, order)
 
@@ -270,10 +298,8 @@ def _lapse_one(ctx: Context, assignment_id: int, report: LapseReport) -> None:
         assignment.ended_at = now
         session.flush()
         decision = reroute(session, ctx, listing, cause=Cause.LAPSE, now=now)
-        enqueue(session, topic="assignment.lapsed", dedupe_key=f"assignment-{assignment.id}",
-                recipient_kind="retailer", recipient_id=assignment.retailer_id,
-                payload={"assignment_id": assignment.id, "order_id": order_id, "due_at": assignment.due_at.isoformat()},
-                now=now)
+        events.lapsed(session, ctx, assignment, now)
+        events.awarded(session, ctx, decision, now)
         uow.commit()
         report.lapsed += 1
         if decision.winner_retailer_id is None:
@@ -300,11 +326,7 @@ def _warn_due_soon(ctx: Context) -> int:
         ))
         for assignment in due:
             assignment.warned_at = now
-            enqueue(session, topic="assignment.deadline_warning", dedupe_key=f"assignment-{assignment.id}",
-                    recipient_kind="retailer", recipient_id=assignment.retailer_id,
-                    payload={"assignment_id": assignment.id, "order_id": assignment.order_id,
-                             "due_at": assignment.due_at.isoformat()},
-                    now=now)
+            events.deadline_warning(session, ctx, assignment, now)
         uow.commit()
         return len(due)
 

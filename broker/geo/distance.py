@@ -38,3 +38,19 @@ def bounding_box(lat: float, lon: float, radius_km: float) -> tuple[float, float
     if dlon >= 180 or lon - dlon < -180 or lon + dlon > 180:
         return min_lat, max_lat, -180.0, 180.0
     return min_lat, max_lat, lon - dlon, lon + dlon
+
+
+# About 2.2 km of latitude (less of longitude away from the equator).
+APPROXIMATE_CELL_DEGREES = 0.02
+
+
+def approximate_point(lat: float, lon: float, cell: float = APPROXIMATE_CELL_DEGREES) -> tuple[float, float]:
+    """The centre of the grid cell a point falls in: where a listing may be drawn
+    on a retailer's map before it has won the order. The exact ship-to point is
+    someone's door; the cell is about the size of the coarse area (a postal
+    prefix) the board already shows. Every point in a cell maps to the same
+    centre, so nothing of the exact point survives."""
+    def snap(value: float) -> float:
+        return round((math.floor(value / cell) + 0.5) * cell, 6)
+
+    return max(-90.0, min(90.0, snap(lat))), max(-180.0, min(180.0, snap(lon)))

@@ -17,6 +17,7 @@ from broker.context import Context
 from broker.errors import Conflict, Invalid, NotFound, PaymentRequired, Unauthenticated, Unavailable
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.geo.geocoding import LocationQuery, resolve_location
+from broker.notifications import events
 from broker.orders.models import Delivery, Order, OrderLine, OrderStatus
 from broker.orders.rules import CANCELLABLE, move
 from broker.outbox.services import enqueue
@@ -163,6 +164,7 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
         if auth.authorized:
             payments.record_authorized(session, payment, hold_hours=ctx.settings.auth_hold_hours, now=now)
             put_on_board(session, order, now)
+        events.order_placed(session, ctx, order, token, pickup_code, now)
         uow.commit()
         return PlacedOrder(order, token, payment, auth.client_secret, pickup_code)
 
@@ -182,6 +184,7 @@ def put_on_board(session: Session, order: Order, now: datetime) -> None:
                 status=ListingStatus.OPEN, lat=order.ship_lat, lon=order.ship_lon, area=order.area,
                 price=order.total, currency=order.currency, listed_at=now)
     )
+    events.order_on_board(session, order, now)
 
 
 class Party:

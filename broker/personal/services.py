@@ -28,6 +28,7 @@ from broker.errors import Conflict, Invalid, NotFound, PaymentRequired, Unauthen
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.geo.geocoding import LocationQuery, resolve_location
 from broker.money import CURRENCIES, MAX_AMOUNT
+from broker.notifications import events
 from broker.orders.models import Order, OrderLine, OrderStatus
 from broker.orders.rules import move
 from broker.outbox.delivery import check_destination
@@ -348,6 +349,7 @@ def award_request(session: Session, ctx: Context, listing: Listing, request: Per
     listing.closed_at = now
     listing.settlement_run_id = run_id
     decision = award(session, ctx, listing, choice, round=0, cause=cause, now=now, run_id=run_id, payment=payment)
+    events.awarded(session, ctx, decision, now)  # no-op in a settlement run: the run sends a summary
     move(order, OrderStatus.AWARDED, now)
     request.status = RequestStatus.AWARDED
     request.order_id = order.id
@@ -367,6 +369,7 @@ def notify_offer(session: Session, ctx: Context, listing: Listing, bid: Bid, now
         "request_id": request.id, "offer": {"bid_id": bid.id, "price": bid.price, "currency": listing.currency,
                                             "distance_km": bid.distance_km, "retailer": name},
     }, now, dedupe=f"bid-{bid.id}-{bid.price}")
+    events.offer_received(session, ctx, request, bid, name, listing.currency, now)
 
 
 def _callback(session: Session, request: PersonalRequest, event: str, body: dict, now: datetime, *,
@@ -476,5 +479,6 @@ def send_message(ctx: Context, order_id: int, body: str, *, actor: Actor, token:
         order, me = _party(uow.session, order_id, actor, token)
         message = Message(order_id=order.id, sender=me, body=text, created_at=ctx.now())
         uow.session.add(message)
+        events.message_posted(uow.session, ctx, order, message, message.created_at)
         uow.commit()
         return message

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy import BindParameter, and_, bindparam, case, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -207,13 +207,37 @@ def _revealed(now: datetime):
     return both | (Review.created_at <= now - REVEAL_AFTER)
 
 
+def _written_in(keys: list) -> BindParameter:
+    """The values of an IN list written into the statement rather than bound one
+    parameter each: settlement asks for thousands of retailers at a time, and
+    binding them took longer than the query."""
+    return bindparam(None, list(keys), literal_execute=True)
+
+
 def _ratings_by(session: Session, key, condition, keys: list, now: datetime) -> dict:
     """Revealed ratings grouped by `key`, in one query: a hidden review must not
     show through a score before it shows on the order."""
     rows = session.execute(
         select(key, func.count(Review.id), func.sum(Review.rating))
-        .where(condition, key.in_(keys), _revealed(now))
+        .where(condition, key.in_(_written_in(keys)), _revealed(now))
         .group_by(key)
+    )
+    return {k: Ratings(int(n), int(total or 0)) for k, n, total in rows}
+
+
+def retailer_ratings_by(session: Session, retailer_id: int, group, now: datetime) -> dict:
+    """A retailer's revealed ratings grouped by `group(Review.created_at)` (its
+    scorecard groups them by week; NULL groups are left out), in one query.
+    Hidden reviews stay hidden here as everywhere."""
+    rated = (
+        select(group(Review.created_at).label("grp"), Review.rating)
+        .where(Review.subject_kind == SubjectKind.RETAILER, Review.subject_id == retailer_id, _revealed(now))
+        .subquery()
+    )
+    rows = session.execute(
+        select(rated.c.grp, func.count(), func.sum(rated.c.rating))
+        .where(rated.c.grp.is_not(None))
+        .group_by(rated.c.grp)
     )
     return {k: Ratings(int(n), int(total or 0)) for k, n, total in rows}
 
@@ -225,9 +249,12 @@ def _fulfilment_records(session: Session, retailer_ids: list[int]) -> dict[int, 
     late = func.sum(case((shipped & (Assignment.shipped_at > Assignment.due_at), 1), else_=0))
     lapsed = func.sum(case((Assignment.status == AssignmentStatus.LAPSED, 1), else_=0))
     released = func.sum(case((Assignment.status == AssignmentStatus.RELEASED, 1), else_=0))
+    # Only the statuses that count: a retailer's active assignments (every award of
+    # a settlement run in progress) would be read and summed as zeros.
+    counted = (AssignmentStatus.SHIPPED, AssignmentStatus.LAPSED, AssignmentStatus.RELEASED)
     rows = session.execute(
         select(Assignment.retailer_id, on_time, late, lapsed, released)
-        .where(Assignment.retailer_id.in_(retailer_ids))
+        .where(Assignment.retailer_id.in_(_written_in(retailer_ids)), Assignment.status.in_(counted))
         .group_by(Assignment.retailer_id)
     )
     return {rid: (int(a or 0), int(b or 0), int(c or 0), int(d or 0)) for rid, a, b, c, d in rows}

@@ -52,10 +52,10 @@ class TestDeadlines:
         assert fulfilment.check_deadlines(ctx).warned == 1
         clock.advance(hours=1)
         assert fulfilment.check_deadlines(ctx).warned == 0
-        [message] = session.scalars(select(OutboxMessage)).all()
-        assert (message.topic, message.recipient_kind, message.recipient_id) == \
-            ("assignment.deadline_warning", "retailer", near.id)
-        assert message.payload["order_id"] == placed.order.id
+        # An email to the retailer's address (its company has no users), written once.
+        [message] = session.scalars(select(OutboxMessage).where(OutboxMessage.topic == "email.deadline_warning")).all()
+        assert (message.recipient_kind, message.payload["to"]) == ("email", "shop@example.com")
+        assert f"Ship order {placed.order.id} by" in message.payload["subject"]
 
     def test_lapsed_order_goes_to_the_next_nearest_bidder(self, awarded, ctx, clock, session):
         placed, near, far = awarded
@@ -70,7 +70,7 @@ class TestDeadlines:
         assert second.due_at == clock.now + timedelta(hours=48)
         causes = session.scalars(select(SettlementDecision.cause).order_by(SettlementDecision.round)).all()
         assert causes == [Cause.SETTLEMENT, Cause.LAPSE]
-        assert session.scalar(select(func.count()).where(OutboxMessage.topic == "assignment.lapsed")) == 1
+        assert session.scalar(select(func.count()).where(OutboxMessage.topic == "email.lapsed")) == 1
 
     def test_second_lapse_falls_back_to_the_manufacturer_and_it_never_lapses(self, awarded, ctx, clock, session):
         placed, *_ = awarded

@@ -1,0 +1,252 @@
+"""Which email each business event sends, and to whom.
+
+Every function here runs inside the transaction that decided the event and only
+writes to the outbox (`send_email`), so an email exists if and only if its
+event was committed; the `emails` job sends it afterwards. Each service calls
+one of these in one line.
+
+Who gets what:
+
+* the customer: the order confirmation (once the payment is authorised and the
+  order is on the board), the shipment (carrier and tracking number), a new
+  offer on their personal request (optional, at most one per request per hour),
+  and messages the fulfiller writes through the contact relay;
+* a retailer (every user of the company, see `company_addresses`): an order
+  awarded outside a settlement run (an offer accepted, a re-route after a
+  release or lapse, a request's expiry), a deadline warning, a lapse, a
+  settlement run's summary, and the customer's messages;
+* a manufacturer: each order that fell back to it outside a run, and a run's
+  summary of fallbacks (both optional).
+
+Retailers are never emailed a customer's name, email or address: an award says
+what to ship and links to the portal, where the address is shown (and the
+disclosure logged). Relay emails come from Broker, never from either party.
+
+The order-status link needs the order's access token, which exists in clear
+only while the order is placed (it is stored hashed). So the confirmation is
+rendered at placement, with its link; when the payment is not authorised yet
+(Stripe waits for a webhook) the email is written *parked* (not due) and
+`order_on_board` releases it when the order goes on the board. An order whose
+payment never succeeds never sends it. Later emails to the customer cannot
+rebuild the link and point back to the confirmation instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from broker.accounts.models import Manufacturer, Retailer, Role
+from broker.board.models import Bid, Listing
+from broker.context import Context
+from broker.fulfilment.models import Assignment
+from broker.money import format_amount
+from broker.notifications.services import TOPIC_PREFIX, address_hash, company_addresses, send_email
+from broker.orders.models import Delivery, Order, OrderLine, OrderStatus
+from broker.outbox.delivery import delivery_state, set_delivery_state
+from broker.outbox.models import OutboxMessage
+from broker.personal.models import Message, PersonalRequest
+from broker.settlement.models import FulfillerKind, SettlementDecision
+
+# Not due before this: a parked email waits for `order_on_board` to release it.
+PARKED = datetime(9999, 12, 31, tzinfo=timezone.utc)
+# A run summary lists at most this many orders; the portal or console has the rest.
+SUMMARY_LIST = 20
+
+
+# --- the customer -------------------------------------------------------------
+
+
+def order_placed(session: Session, ctx: Context, order: Order, access_token: str, pickup_code: str | None,
+                 now: datetime) -> None:
+    """The confirmation, with the order-status link (only known now). Parked until
+    the order is on the board if the payment is not authorised yet."""
+    maker = session.get(Manufacturer, order.manufacturer_id) if order.manufacturer_id else None
+    slug = maker.slug if maker else ""
+    written = send_email(
+        session, ctx, topic="order_confirmation", to=order.customer_email, template="order_confirmation",
+        dedupe_key=f"order-{order.id}", now=now, name=order.customer_name, store=maker.name if maker else "Broker",
+        order_id=order.id, lines=_lines(order.lines, order.currency), total=format_amount(order.total, order.currency),
+        pickup=order.delivery == Delivery.PICKUP, pickup_code=pickup_code,
+        status_path=f"/s/{slug}/o/{order.id}/{access_token}",
+    )
+    if written and order.status != OrderStatus.OPEN:
+        message = _confirmation(session, order.id)
+        if message is not None:
+            set_delivery_state(message, dataclasses.replace(delivery_state(message), next_at=PARKED))
+
+
+def order_on_board(session: Session, order: Order, now: datetime) -> None:
+    """Release the confirmation parked at placement (the payment was authorised later)."""
+    message = _confirmation(session, order.id)
+    if message is not None and message.sent_at is None and delivery_state(message).next_at == PARKED:
+        set_delivery_state(message, dataclasses.replace(delivery_state(message), next_at=None))
+
+
+def _confirmation(session: Session, order_id: int) -> OutboxMessage | None:
+    return session.scalar(select(OutboxMessage).where(
+        OutboxMessage.topic == f"{TOPIC_PREFIX}order_confirmation", OutboxMessage.dedupe_key == f"order-{order_id}"))
+
+
+def order_shipped(session: Session, ctx: Context, order: Order, assignment: Assignment, now: datetime) -> None:
+    shipper = _fulfiller_name(session, assignment)
+    send_email(session, ctx, topic="order_shipped", to=order.customer_email, template="order_shipped",
+               dedupe_key=f"order-{order.id}", now=now, name=order.customer_name, order_id=order.id,
+               shipper=shipper, carrier=assignment.carrier, tracking_number=assignment.tracking_number,
+               lines=_lines(order.lines, order.currency))
+
+
+def offer_received(session: Session, ctx: Context, request: PersonalRequest, bid: Bid, retailer_name: str | None,
+                   currency: str, now: datetime) -> None:
+    """Optional; at most one per request per hour (the first offer of the hour
+    says so; the request page shows them all)."""
+    if not request.contact_email:
+        return
+    hour = now.astimezone(timezone.utc).strftime("%Y%m%d%H")
+    send_email(session, ctx, topic="request_offer", to=request.contact_email, template="request_offer",
+               dedupe_key=f"request-{request.id}-{hour}", now=now, request_id=request.id,
+               description=request.description, price=format_amount(bid.price or 0, currency),
+               ceiling=format_amount(request.max_price, currency), retailer=retailer_name or "A retailer",
+               distance_km=round(bid.distance_km, 1), expires=_when(ctx, request.expires_at))
+
+
+def message_posted(session: Session, ctx: Context, order: Order, message: Message, now: datetime) -> None:
+    """The contact relay: tell the other side, from Broker, without either address."""
+    session.flush()  # the message's id names the email
+    key = f"message-{message.id}"
+    if message.sender == "customer":
+        current = session.scalar(select(Assignment).where(Assignment.order_id == order.id)
+                                 .order_by(Assignment.id.desc()).limit(1))
+        if current is None:
+            return
+        role, company = _fulfiller(current)
+        path = "/portal/orders" if role == Role.RETAILER else "/console/to-ship"
+        _to_company(session, ctx, role, company, topic="message", template="message_to_fulfiller", key=key,
+                    now=now, order_id=order.id, body=message.body, path=path)
+    else:
+        shipper = _fulfiller_name(session, session.scalar(
+            select(Assignment).where(Assignment.order_id == order.id).order_by(Assignment.id.desc()).limit(1)))
+        send_email(session, ctx, topic="message", to=order.customer_email, template="message_to_customer",
+                   dedupe_key=key, now=now, name=order.customer_name, order_id=order.id, body=message.body,
+                   shipper=shipper)
+
+
+# --- fulfillers ---------------------------------------------------------------
+
+
+def awarded(session: Session, ctx: Context, decision: SettlementDecision, now: datetime) -> None:
+    """An order handed to a fulfiller outside a settlement run: one email per
+    assignment. A run's awards are summarised by `run_finished_emails` instead."""
+    if decision.run_id is not None:
+        return
+    listing = session.get(Listing, decision.listing_id)
+    order = session.get(Order, listing.order_id)
+    key = f"listing-{listing.id}-round-{decision.round}"
+    due = _due_at(session, decision)
+    values = dict(order_id=order.id, lines=_lines(order.lines, order.currency),
+                  total=format_amount(order.total, order.currency), area=order.area,
+                  pickup=order.delivery == Delivery.PICKUP, due=_when(ctx, due) if due else None,
+                  cause=str(decision.cause))
+    if decision.fulfiller_kind == FulfillerKind.RETAILER:
+        _to_company(session, ctx, Role.RETAILER, decision.winner_retailer_id, topic="award", template="award",
+                    key=key, now=now, distance_km=round(decision.winner_distance_km or 0, 1), **values)
+    elif order.manufacturer_id is not None:
+        _to_company(session, ctx, Role.MANUFACTURER, order.manufacturer_id, topic="fallback",
+                    template="fallback_order", key=f"order-{order.id}", now=now, **values)
+
+
+def deadline_warning(session: Session, ctx: Context, assignment: Assignment, now: datetime) -> None:
+    """Once per assignment (the dedupe key, and `warned_at`)."""
+    _to_company(session, ctx, Role.RETAILER, assignment.retailer_id, topic="deadline_warning",
+                template="deadline_warning", key=f"assignment-{assignment.id}", now=now,
+                order_id=assignment.order_id, due=_when(ctx, assignment.due_at))
+
+
+def lapsed(session: Session, ctx: Context, assignment: Assignment, now: datetime) -> None:
+    _to_company(session, ctx, Role.RETAILER, assignment.retailer_id, topic="lapsed", template="lapsed",
+                key=f"assignment-{assignment.id}", now=now, order_id=assignment.order_id,
+                due=_when(ctx, assignment.due_at))
+
+
+def run_finished_emails(session: Session, ctx: Context, run_id: int) -> int:
+    """A settlement run's summary: one email to each winning retailer ("you won N
+    orders") and one to each manufacturer that orders fell back to (optional), in
+    the caller's transaction. Safe to call again: each is written once per run.
+    Returns how many emails were written."""
+    rows = session.execute(
+        select(SettlementDecision.fulfiller_kind, SettlementDecision.winner_retailer_id, Listing.manufacturer_id,
+               Listing.order_id)
+        .join(Listing, Listing.id == SettlementDecision.listing_id)
+        .where(SettlementDecision.run_id == run_id)
+        .order_by(SettlementDecision.id)
+    ).all()
+    won: dict[int, list[int]] = {}
+    fell_back: dict[int, list[int]] = {}
+    for kind, retailer_id, maker_id, order_id in rows:
+        if kind == FulfillerKind.RETAILER and retailer_id is not None:
+            won.setdefault(retailer_id, []).append(order_id)
+        elif maker_id is not None:
+            fell_back.setdefault(maker_id, []).append(order_id)
+    now = ctx.now()
+    written = 0
+    for retailer_id, orders in won.items():
+        written += _to_company(session, ctx, Role.RETAILER, retailer_id, topic="run_awards", template="run_awards",
+                               key=f"run-{run_id}", now=now, count=len(orders), orders=orders[:SUMMARY_LIST],
+                               more=max(0, len(orders) - SUMMARY_LIST))
+    for maker_id, orders in fell_back.items():
+        written += _to_company(session, ctx, Role.MANUFACTURER, maker_id, topic="fallback",
+                               template="fallback_summary", key=f"run-{run_id}", now=now, count=len(orders),
+                               orders=orders[:SUMMARY_LIST], more=max(0, len(orders) - SUMMARY_LIST))
+    return written
+
+
+# --- helpers ------------------------------------------------------------------
+
+
+def _to_company(session: Session, ctx: Context, role: Role, company_id: int | None, *, topic: str, template: str,
+                key: str, now: datetime, **values) -> int:
+    """The same email to everyone at a company, each written once (the key names the recipient)."""
+    if company_id is None:
+        return 0
+    written = 0
+    for user_id, address in company_addresses(session, role, company_id):
+        recipient = f"u{user_id}" if user_id is not None else f"a{address_hash(address)[:16]}"
+        written += send_email(session, ctx, topic=topic, to=address, template=template,
+                              dedupe_key=f"{key}-{recipient}", now=now, recipient_id=user_id, **values)
+    return written
+
+
+def _fulfiller(assignment: Assignment) -> tuple[Role, int | None]:
+    if assignment.fulfiller_kind == FulfillerKind.RETAILER:
+        return Role.RETAILER, assignment.retailer_id
+    return Role.MANUFACTURER, assignment.manufacturer_id
+
+
+def _fulfiller_name(session: Session, assignment: Assignment | None) -> str:
+    if assignment is None:
+        return "the store"
+    if assignment.retailer_id is not None:
+        return session.scalar(select(Retailer.name).where(Retailer.id == assignment.retailer_id)) or "the store"
+    return session.scalar(select(Manufacturer.name).where(Manufacturer.id == assignment.manufacturer_id)) or \
+        "the store"
+
+
+def _due_at(session: Session, decision: SettlementDecision) -> datetime | None:
+    session.flush()  # the assignment is made with its decision, often not flushed yet
+    return session.scalar(select(Assignment.due_at).where(Assignment.decision_id == decision.id))
+
+
+def _lines(lines: Iterable[OrderLine], currency: str) -> list[dict]:
+    return [{"quantity": line.quantity, "name": line.name, "total": format_amount(line.line_total, currency)}
+            for line in lines]
+
+
+def _when(ctx: Context, moment: datetime) -> str:
+    local = moment.astimezone(ZoneInfo(ctx.settings.timezone))
+    return local.strftime("%Y-%m-%d %H:%M %Z")
+
