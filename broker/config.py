@@ -80,6 +80,9 @@ class Settings:
     # Load balancers in front of the web processes: trust this many X-Forwarded-* hops
     # (rate limits count the client's address, not the balancer's). 0: none.
     trusted_proxies: int = 0
+    # Customers' personal data is erased this many days after an order or request is
+    # complete (a shipped order: after its return window closes); money records stay.
+    pii_retention_days: float = 90.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -129,6 +132,7 @@ class Settings:
         text("BROKER_DIGEST_CRON", "digest_cron")
         text("BROKER_REDIS_URL", "redis_url")
         number("BROKER_TRUSTED_PROXIES", "trusted_proxies", int)
+        number("BROKER_PII_RETENTION_DAYS", "pii_retention_days")
         if env.get("BROKER_SECURE_COOKIES"):
             values["secure_cookies"] = env["BROKER_SECURE_COOKIES"].lower() in ("1", "true", "yes")
         if env.get("BROKER_ALLOW_PRIVATE_CALLBACKS"):
@@ -161,6 +165,8 @@ class Settings:
             raise ConfigError("BROKER_AUTH_HOLD_HOURS must be more than 0")
         if self.log_format not in ("text", "json"):
             raise ConfigError("BROKER_LOG_FORMAT must be text or json")
+        if self.pii_retention_days < 1:
+            raise ConfigError("BROKER_PII_RETENTION_DAYS must be at least 1")
         if self.settle_batch_size < 1:
             raise ConfigError("BROKER_SETTLE_BATCH_SIZE must be at least 1")
         if len(self.digest_cron.split()) != 5:

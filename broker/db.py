@@ -57,6 +57,9 @@ class Base(DeclarativeBase):
 
 
 def make_engine(url: str, **kwargs) -> Engine:
+    # A failed statement's exception (logged by whoever catches it) would quote its
+    # parameters: customers' names, emails and addresses. Logs never carry those.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         return _make_sqlite_engine(url, **kwargs)
     kwargs.setdefault("pool_pre_ping", True)

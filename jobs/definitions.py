@@ -16,9 +16,12 @@ from apscheduler.triggers.cron import CronTrigger
 
 from broker.context import Context
 from broker.fulfilment.services import check_deadlines
+from broker.notifications.delivery import deliver_emails
+from broker.notifications.digest import send_digests
 from broker.outbox.delivery import run_callbacks
 from broker.payouts.services import run_payouts
 from broker.personal.services import expire_requests
+from broker.privacy.services import run_retention
 from broker.settlement.schedule import settle_trigger
 from broker.settlement.services import missed_settlement, settle
 
@@ -48,6 +51,14 @@ def run_payouts_job(ctx: Context) -> None:
 
 def run_request_expiry(ctx: Context) -> None:
     expire_requests(ctx)
+
+
+def run_emails(ctx: Context) -> None:
+    deliver_emails(ctx)
+
+
+def run_digest(ctx: Context) -> None:
+    send_digests(ctx)
 
 
 JOBS: tuple[JobSpec, ...] = (
@@ -84,5 +95,26 @@ JOBS: tuple[JobSpec, ...] = (
         trigger=lambda ctx: CronTrigger(minute="*", timezone=ctx.settings.timezone),
         misfire_grace_seconds=300,
     ),
-    # Later jobs (retention purge) join this list.
+    JobSpec(
+        id="emails",
+        func=run_emails,
+        # Every minute: an email goes out within a minute of the commit that decided
+        # it; failures back off per message.
+        trigger=lambda ctx: CronTrigger(minute="*", timezone=ctx.settings.timezone),
+        misfire_grace_seconds=300,
+    ),
+    JobSpec(
+        id="digest",
+        func=run_digest,
+        # Daily (BROKER_DIGEST_CRON, in BROKER_TIMEZONE); a run late by a few hours
+        # still sends the day's digest, and a second run that day sends nothing.
+        trigger=lambda ctx: CronTrigger.from_crontab(ctx.settings.digest_cron, timezone=ctx.settings.timezone),
+    ),
+    JobSpec(
+        id="retention",
+        func=run_retention,
+        # Daily at a quiet hour (in BROKER_TIMEZONE): after the 02:00 settlement,
+        # away from the payouts. Erasing a day late harms nobody.
+        trigger=lambda ctx: CronTrigger(hour=3, minute=30, timezone=ctx.settings.timezone),
+    ),
 )

@@ -6,7 +6,9 @@
     broker run                 everything in one process on SQLite, with demo data
     broker settle              settle now and print the report
     broker demo                add the demo data
+    broker emails send         send the due emails now
     broker user add EMAIL      an account for a manufacturer's or retailer's person
+    broker customer find EMAIL --reason WHY   a customer's orders and requests (logged for them)
 """
 
 from __future__ import annotations
@@ -252,6 +254,44 @@ def user_add(manufacturer: str | None, retailer_id: int | None, name: str, email
     except BrokerError as exc:
         raise click.ClickException(exc.detail) from None
     click.echo(f"user {created.id} ({created.email}) added; set the password within 14 days at:\n{link}")
+
+
+@main.group()
+def emails() -> None:
+    """Email notifications."""
+
+
+@emails.command("send")
+def emails_send() -> None:
+    """Send every due email now (what the `emails` job does every minute)."""
+    from broker.notifications.delivery import deliver_emails
+
+    report = deliver_emails(_context())
+    click.echo(f"{report.sent} emails sent; {report.failed} failed (retried later); {report.gave_up} given up")
+
+
+@main.group()
+def customer() -> None:
+    """Customers' data, for answering a customer (or the law)."""
+
+
+@customer.command("find")
+@click.option("--reason", required=True, help="why you look (the customer sees it in their disclosure log)")
+@click.argument("email")
+def customer_find(reason: str, email: str) -> None:
+    """List the orders and requests of the customer with this EMAIL; each lookup is
+    written to that customer's disclosure log with the reason."""
+    from broker.errors import BrokerError
+    from broker.privacy.services import find_customer
+
+    try:
+        found = find_customer(_context(), email, reason)
+    except BrokerError as exc:
+        raise click.UsageError(exc.detail) from None
+    for r in found:
+        extra = f"  store {r.store}" if r.store else (f"  order {r.order_id}" if r.order_id else "")
+        click.echo(f"{r.kind} {r.id}  {r.status}  {r.created_at:%Y-%m-%d}  {r.name}  {r.area}{extra}")
+    click.echo(f"{len(found)} found; each lookup is in the customer's disclosure log")
 
 
 @main.command()

@@ -4,14 +4,16 @@ account, and no cookie to forge a form with."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
 
 from broker.errors import BrokerError, Invalid, NotFound
 from broker.geo.geocoding import LocationQuery
 from broker.money import CURRENCIES, parse_amount
 from broker.personal import services
+from broker.privacy import services as privacy
 
 bp = Blueprint("requests", __name__, url_prefix="/requests", template_folder="templates")
 
@@ -107,4 +109,40 @@ def cancel(request_id: int, token: str):
     except BrokerError as exc:
         view = services.get_request(_ctx(), request_id, token)
         return render_template("request_follow.html", view=view, token=token, new=None, error=exc.detail), 409
+    return redirect(url_for("requests.follow", request_id=request_id, token=token), code=303)
+
+
+@bp.get("/<int:request_id>/<token>/data")
+def my_data(request_id: int, token: str):
+    """Everything Broker holds about the customer for this request (and its order), as a JSON download."""
+    try:
+        data = privacy.export_request(_ctx(), request_id, token)
+    except BrokerError:
+        abort(404)
+    return Response(json.dumps(data, indent=2, ensure_ascii=False), mimetype="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="request-{request_id}-my-data.json"',
+                             "Cache-Control": "no-store"})
+
+
+@bp.route("/<int:request_id>/<token>/erase", methods=["GET", "POST"])
+def erase(request_id: int, token: str):
+    """Erase my data: a confirmation page, then the erasure (an open request is
+    withdrawn first; an awarded one's order is cancelled first if not shipped)."""
+    try:
+        view = services.get_request(_ctx(), request_id, token)
+    except BrokerError:
+        abort(404)
+    if view.request.erased_at is not None:
+        return redirect(url_for("requests.follow", request_id=request_id, token=token), code=303)
+    if request.method == "GET":
+        return render_template("request_erase.html", view=view, token=token, error=None)
+    if request.form.get("confirm") != "yes":
+        return render_template("request_erase.html", view=view, token=token,
+                               error="Tick the box to confirm that you want your data erased."), 422
+    try:
+        privacy.erase_request(_ctx(), request_id, token)
+    except NotFound:
+        abort(404)
+    except BrokerError as exc:
+        return render_template("request_erase.html", view=view, token=token, error=exc.detail), exc.status
     return redirect(url_for("requests.follow", request_id=request_id, token=token), code=303)

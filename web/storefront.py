@@ -8,6 +8,7 @@ a cross-site iframe, where browsers block cookies.
 
 from __future__ import annotations
 
+import json
 import secrets
 from datetime import timedelta
 from decimal import Decimal
@@ -21,6 +22,7 @@ from broker.money import exponent
 from broker.orders import services as orders
 from broker.orders.models import Delivery, OrderStatus
 from broker.pagination import PageRequest
+from broker.privacy import services as privacy
 from broker.reputation import services as reputation
 from broker.storefront import services as shop
 
@@ -261,6 +263,59 @@ def return_request(order_id: int, token: str):
         abort(404)
     except BrokerError as exc:
         return _order_page(order_id, token, error=exc.detail, status=exc.status)
+    return redirect(url_for("store.order", order_id=order_id, token=token), code=303)
+
+
+# --- the customer's data: download and erase (the link is the key, as above) ----
+
+
+def _attachment(data: dict, filename: str) -> Response:
+    """JSON to save, never cached on the way (it is the customer's personal data)."""
+    return Response(json.dumps(data, indent=2, ensure_ascii=False), mimetype="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                             "Cache-Control": "no-store"})
+
+
+def _own_order(order_id: int, token: str) -> orders.OrderView:
+    """:raise 404: not this store's order, or not its token."""
+    try:
+        view = orders.get_order(_ctx(), ANONYMOUS, order_id, token)
+    except NotFound:
+        abort(404)
+    if view.order.manufacturer_id != g.store.id:
+        abort(404)
+    return view
+
+
+@bp.get("/o/<int:order_id>/<token>/data")
+def my_data(order_id: int, token: str):
+    """Everything Broker holds about the customer for this order, as a JSON download."""
+    _own_order(order_id, token)
+    try:
+        data = privacy.export_order(_ctx(), order_id, token)
+    except NotFound:
+        abort(404)
+    return _attachment(data, f"order-{order_id}-my-data.json")
+
+
+@bp.route("/o/<int:order_id>/<token>/erase", methods=["GET", "POST"])
+def erase(order_id: int, token: str):
+    """Erase my data: a confirmation page, then the erasure (an order in flight is
+    cancelled and its hold released first)."""
+    view = _own_order(order_id, token)
+    if view.order.erased_at is not None:
+        return redirect(url_for("store.order", order_id=order_id, token=token), code=303)
+    if request.method == "GET":
+        return render_template("store/erase.html", view=view, token=token, error=None)
+    if request.form.get("confirm") != "yes":
+        return render_template("store/erase.html", view=view, token=token,
+                               error="Tick the box to confirm that you want your data erased."), 422
+    try:
+        privacy.erase_order(_ctx(), order_id, token)
+    except NotFound:
+        abort(404)
+    except BrokerError as exc:
+        return render_template("store/erase.html", view=view, token=token, error=exc.detail), exc.status
     return redirect(url_for("store.order", order_id=order_id, token=token), code=303)
 
 

@@ -59,6 +59,9 @@ class Order(Base):
     # Pick up instead: the one-time code, stored only as a hash, and wrong tries.
     pickup_code_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     pickup_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Set when the customer's personal data was erased (on request, or by the
+    # retention job); the order, its lines and its money records stay.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     lines: Mapped[list[OrderLine]] = relationship(
         back_populates="order", order_by="OrderLine.id", cascade="all, delete-orphan"

@@ -64,6 +64,7 @@ import ipaddress
 import json
 import logging
 import random
+import re
 import secrets
 import socket
 import ssl
@@ -111,6 +112,7 @@ BACKOFF_JITTER = 0.10
 SIGNATURE_TOLERANCE = 300
 
 _ERROR_LENGTH = 500
+_ADDRESS = re.compile(r"[^\s@<>()\[\]{}'\",;:]+@[^\s@<>()\[\]{}'\",;:]+")
 
 Resolver = Callable[..., Sequence[tuple[Any, ...]]]
 
@@ -677,6 +679,8 @@ def record_outcome(ctx: Context, claim: _Claim, failure: Failure | None, channel
         attempts = state.attempts + 1
         gave_up = failure.permanent or attempts >= channel.max_attempts
         next_at = None if gave_up else now + backoff(attempts, message_id=claim.message_id)
+        # An SMTP refusal quotes the recipient's address; logs never carry one.
+        failure = dataclasses.replace(failure, reason=_ADDRESS.sub("<address>", failure.reason))
         set_delivery_state(message, DeliveryState(attempts=attempts, next_at=next_at,
                                                   last_error=failure.reason[:_ERROR_LENGTH], gave_up=gave_up))
         uow.commit()

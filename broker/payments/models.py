@@ -71,7 +71,8 @@ class WebhookEvent(Base):
     provider: Mapped[str] = mapped_column(String(20))
     event_id: Mapped[str] = mapped_column(String(100), unique=True)
     type: Mapped[str] = mapped_column(String(60))
-    object_ref: Mapped[str | None] = mapped_column(String(100), default=None)
+    # Indexed: erasing a customer finds the events about its payment by these refs.
+    object_ref: Mapped[str | None] = mapped_column(String(100), index=True, default=None)
     payload: Mapped[dict] = mapped_column(JSON)
     # applied, ignored (a type we do not handle), stale (would move a state backwards)
     outcome: Mapped[str] = mapped_column(String(20))

@@ -63,6 +63,8 @@ class PersonalRequest(Base):
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), unique=True, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Set when the customer's personal data was erased (on request, or by the retention job).
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class Message(Base):
