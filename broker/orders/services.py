@@ -25,6 +25,7 @@ from broker.pagination import Page, PageRequest, paginate
 from broker.payments import services as payments
 from broker.payments.models import Payment, PaymentStatus
 from broker.payments.provider import PaymentError
+from broker.personal.models import PersonalRequest
 from broker.privacy.services import disclose
 
 MAX_QUANTITY = 999
@@ -232,6 +233,8 @@ def get_order(ctx: Context, actor: Actor, order_id: int, access_token: str | Non
         if _customer_may(order, access_token):
             return OrderView(order, Party.CUSTOMER, payment, current, True, True)
         if actor.kind is ActorKind.MANUFACTURER and order.manufacturer_id == actor.id:
+            if not _manufacturer_sees_customer(current, order.id in _request_born(session, [order.id])):
+                return OrderView(order, Party.MANUFACTURER, payment, current, False, False)
             disclose(session, order_id=order.id, party_kind="manufacturer", party_id=actor.id,
                      fields=["name", "email", "address"], purpose="manufacturer opened the order", now=now)
             uow.commit()
@@ -284,13 +287,31 @@ def list_orders(ctx: Context, actor: Actor, filters: OrderFilter, page: PageRequ
         for a in session.scalars(select(Assignment).where(Assignment.order_id.in_(ids)).order_by(Assignment.id)):
             assignments[a.order_id] = a  # the latest wins
         now = ctx.now()
+        from_requests = _request_born(session, ids)
+        sees = {o.id: _manufacturer_sees_customer(assignments.get(o.id), o.id in from_requests) for o in found.items}
         for order in found.items:
-            disclose(session, order_id=order.id, party_kind="manufacturer", party_id=actor.id,
-                     fields=["name", "email", "address"], purpose="manufacturer listed its orders", now=now)
+            if sees[order.id]:
+                disclose(session, order_id=order.id, party_kind="manufacturer", party_id=actor.id,
+                         fields=["name", "email", "address"], purpose="manufacturer listed its orders", now=now)
         uow.commit()
-        views = [OrderView(o, Party.MANUFACTURER, payments.get(o.id), assignments.get(o.id), True, True)
+        views = [OrderView(o, Party.MANUFACTURER, payments.get(o.id), assignments.get(o.id), sees[o.id], sees[o.id])
                  for o in found.items]
         return Page(views, found.total)
+
+
+def _request_born(session: Session, order_ids: list[int]) -> set[int]:
+    """Which of these orders were personal requests before they were awarded."""
+    if not order_ids:
+        return set()
+    return set(session.scalars(select(PersonalRequest.order_id).where(PersonalRequest.order_id.in_(order_ids))))
+
+
+def _manufacturer_sees_customer(current: Assignment | None, request_born: bool) -> bool:
+    """A manufacturer sees the customer of what it sold on its storefront, and of
+    what it ships itself. A personal request that named its product and that a
+    retailer won is the anonymous requester's business with that retailer: the
+    manufacturer sees the order (its product, price, area, state), not who."""
+    return not request_born or (current is not None and current.fulfiller_kind == "manufacturer")
 
 
 def cancel_order(ctx: Context, order_id: int, access_token: str | None) -> OrderView:
