@@ -20,7 +20,10 @@ from broker.outbox.delivery import Channel, DeliveryReport, Failure, claim_next,
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 10  # with the shared backoff: about a day and a half
-EMAILS = Channel("email", TOPIC_PREFIX, RECIPIENT_KIND, MAX_ATTEMPTS)
+# A sent email keeps its recipient, subject and time (the customer's data download
+# lists them); its text, which may hold an order's access link or a pickup code,
+# is dropped.
+EMAILS = Channel("email", TOPIC_PREFIX, RECIPIENT_KIND, MAX_ATTEMPTS, forget_when_sent=("text",))
 
 
 def deliver_emails(ctx: Context, *, limit: int = 500) -> DeliveryReport:

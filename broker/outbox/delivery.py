@@ -95,6 +95,10 @@ class Channel:
     prefix: str
     recipient_kind: str
     max_attempts: int
+    # Payload keys dropped once a message is delivered: what it said is the
+    # recipient's now, and need not stay in Broker's database (an email's text
+    # holds the customer's order link, for one).
+    forget_when_sent: tuple[str, ...] = ()
 USER_AGENT = "Broker-Callbacks/1"
 
 TIMEOUT_SECONDS = 5.0
@@ -667,6 +671,8 @@ def record_outcome(ctx: Context, claim: _Claim, failure: Failure | None, channel
         state = delivery_state(message)
         if failure is None:
             message.sent_at = now
+            if channel.forget_when_sent and isinstance(message.payload, dict):
+                message.payload = {k: v for k, v in message.payload.items() if k not in channel.forget_when_sent}
             set_delivery_state(message, dataclasses.replace(state, next_at=None, lease=""))
             uow.commit()
             log.info("%s %s delivered", channel.name, claim.message_id,

@@ -602,3 +602,20 @@ class SmtpServer(socketserver.ThreadingTCPServer):
         self.shutdown()
         self.server_close()
         self._thread.join(5)
+
+
+def test_a_sent_email_keeps_its_subject_but_not_its_text(ctx, mail_dir):
+    """An order confirmation's text holds the order's access link: once the email
+    is delivered, Broker's copy keeps who, what subject and when, not the text."""
+    world = World(ctx)
+    world.order(world.manufacturer())
+    with ctx.uow() as uow:
+        before = uow.session.scalar(select(OutboxMessage).where(OutboxMessage.topic == "email.order_confirmation"))
+        assert "/o/" in before.payload["text"]
+    delivered = deliver_emails(ctx)
+    assert delivered.sent >= 1
+    with ctx.uow() as uow:
+        after = uow.session.scalar(select(OutboxMessage).where(OutboxMessage.id == before.id))
+        assert after.sent_at is not None and "text" not in after.payload
+        assert after.payload["subject"] == before.payload["subject"] and after.payload["to"] == before.payload["to"]
+    assert "/o/" in next(mail_dir.glob("*.eml")).read_text()
