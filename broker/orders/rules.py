@@ -26,9 +26,17 @@ def can_move(current: OrderStatus, target: OrderStatus) -> bool:
     return target in FORWARD[OrderStatus(current)]
 
 
+def check_move(order_id: int, current: OrderStatus, target: OrderStatus) -> None:
+    """:raise Conflict: the move would not be forward from where the order is.
+
+    For callers that move many orders with one UPDATE (settlement) and so hold
+    their states, not the orders."""
+    if not can_move(current, target):
+        raise Conflict(f"order {order_id} is {current}; it cannot become {target}")
+
+
 def move(order: Order, target: OrderStatus, now) -> None:
     """:raise Conflict: the move would not be forward from where the order is."""
-    if not can_move(order.status, target):
-        raise Conflict(f"order {order.id} is {order.status}; it cannot become {target}")
+    check_move(order.id, order.status, target)
     order.status = target
     order.updated_at = now

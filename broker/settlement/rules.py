@@ -8,14 +8,21 @@ outcome never depends on the order rows come back in.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from broker.settlement.models import Rule
 
 
-@dataclasses.dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
+    """One bid as settlement sees it.
+
+    A named tuple rather than a frozen dataclass: a run makes one per bid (a
+    million for 100,000 listings), and a frozen dataclass takes several times as
+    long to build."""
+
     bid_id: int
     retailer_id: int
     store_id: int
@@ -39,6 +46,34 @@ class Candidate:
             "reason": self.reason,
             "price": self.price,
         }
+
+
+# One record of `Candidate.as_record` as json.dumps writes it: json writes ints
+# and finite floats as repr() does, and settlement's ids, prices, distances and
+# scores are nothing else.
+_RECORD_JSON = ('{"bid_id": %r, "retailer_id": %r, "store_id": %r, "distance_km": %r, "score": %r, '
+                '"bid_at": "%s", "eligible": %s, "reason": %s, "price": %s}')
+_JSON_STRINGS: dict[str, str] = {}
+
+
+def records_json(candidates: Iterable[Candidate]) -> str:
+    """`json.dumps([c.as_record() for c in candidates])`, written directly in half
+    the time: a settlement run writes one record per bid, a million per 100,000
+    listings."""
+    return "[" + ", ".join([
+        _RECORD_JSON % (c.bid_id, c.retailer_id, c.store_id, c.distance_km, round(c.score, 4), c.bid_at.isoformat(),
+                        "true" if c.eligible else "false", _json_string(c.reason),
+                        "null" if c.price is None else repr(c.price))
+        for c in candidates
+    ]) + "]"
+
+
+def _json_string(value: str) -> str:
+    # Reasons are a handful of words, each quoted once.
+    quoted = _JSON_STRINGS.get(value)
+    if quoted is None:
+        quoted = _JSON_STRINGS[value] = json.dumps(value)
+    return quoted
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,19 +13,44 @@ processes may settle at once:
   due is left behind. On SQLite every transaction takes the single write lock.
 * Whatever the locking, a listing is only awarded while it is still `open` and a
   decision is unique per (listing, round): no listing is awarded twice.
+* On PostgreSQL one run settles two batches at a time (WORKERS), each on its own
+  connection: they are claimed one after the other, so they never overlap.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import logging
 import os
 import socket
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Engine,
+    Row,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    not_,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from broker.accounts.models import DealerAuthorisation, Retailer, Store
@@ -33,13 +58,15 @@ from broker.auth import Actor, ActorKind, require
 from broker.board.models import Bid, BidStatus, Listing, ListingKind, ListingStatus
 from broker.clock import as_utc
 from broker.context import Context
+from broker.db import UTCDateTime
 from broker.errors import Invalid
 from broker.fulfilment.models import Assignment, AssignmentStatus
+from broker.notifications import events
 from broker.orders.models import Delivery, Order, OrderStatus
+from broker.orders.rules import check_move
 from broker.payments import services as payments
 from broker.payments.models import Payment, PaymentStatus
 from broker.payments.provider import PaymentError
-from broker.orders.rules import move
 from broker.reputation.services import fulfilment_scores
 from broker.settlement.models import (
     Cause,
@@ -48,7 +75,7 @@ from broker.settlement.models import (
     SettlementDecision,
     SettlementRun,
 )
-from broker.settlement.rules import Candidate, Choice, choose, eligibility
+from broker.settlement.rules import Candidate, Choice, choose, eligibility, records_json
 from broker.settlement.schedule import previous_fire
 
 log = logging.getLogger(__name__)
@@ -79,60 +106,73 @@ class SettlementReport:
         self.by_rule[choice.rule.value] = self.by_rule.get(choice.rule.value, 0) + 1
 
 
-def candidates_for(session: Session, listings: Sequence[Listing],
-                   exclude: dict[int, set[int]] | None = None, *,
-                   now: datetime | None = None) -> dict[int, list[Candidate]]:
+def _core(session: Session) -> Connection:
+    """The session's connection, for statements whose rows need no ORM objects:
+    a run reads and writes hundreds of thousands of rows, and the ORM's per-row
+    work was a large part of its time. Flushes first, as `session.execute` would."""
+    if session.autoflush:
+        session.flush()
+    return session.connection()
+
+
+def _among(column, ids: Iterable[int]):
+    """`column IN (...)` with the ids written into the statement: binding a
+    batch's thousand ids as a thousand parameters took longer than the query."""
+    return column.in_(bindparam(None, list(ids), literal_execute=True))
+
+
+def candidates_for(session: Session, listings: Sequence, exclude: dict[int, set[int]] | None = None, *,
+                   now: datetime | None = None, scores: dict[int, float] | None = None) -> dict[int, list[Candidate]]:
     """Every active bid on these listings as a candidate, eligible or not, with
     eligibility judged now (a store may have closed, a dealer been revoked).
 
-    A fixed number of queries whatever the batch size.
+    `listings` are anything with an `id` and a `manufacturer_id` (ORM objects or
+    rows). `scores` keeps bidders' fulfilment scores from one call to the next (a
+    settlement run's batches share theirs); by default they are read afresh. A
+    fixed number of queries whatever the batch size.
     """
     exclude = exclude or {}
-    by_listing: dict[int, list[Candidate]] = {listing.id: [] for listing in listings}
-    if not listings:
+    scores = {} if scores is None else scores
+    makers = {listing.id: listing.manufacturer_id for listing in listings}
+    by_listing: dict[int, list[Candidate]] = {listing_id: [] for listing_id in makers}
+    if not by_listing:
         return by_listing
-    ids = list(by_listing)
-    bids = list(session.scalars(select(Bid).where(Bid.listing_id.in_(ids), Bid.status == BidStatus.ACTIVE)))
-    if not bids:
+    conn = _core(session)
+    active_bid = (_among(Bid.listing_id, makers), Bid.status == BidStatus.ACTIVE)
+    rows = conn.execute(
+        select(Bid.id, Bid.listing_id, Bid.retailer_id, Bid.store_id, Bid.distance_km, Bid.price, Bid.created_at,
+               and_(Store.is_open, Store.retailer_id == Bid.retailer_id), Store.service_radius_km)
+        .join(Store, Store.id == Bid.store_id)
+        .where(*active_bid)
+    ).all()
+    if not rows:
         return by_listing
-    store_ids = {b.store_id for b in bids}
-    retailer_ids = {b.retailer_id for b in bids}
-    stores = {s.id: s for s in session.scalars(select(Store).where(Store.id.in_(store_ids)))}
-    active = {r.id: r.active for r in session.scalars(select(Retailer).where(Retailer.id.in_(retailer_ids)))}
-    maker_ids = {listing.manufacturer_id for listing in listings}
-    authorised = set(
-        session.execute(
-            select(DealerAuthorisation.manufacturer_id, DealerAuthorisation.retailer_id).where(
-                DealerAuthorisation.manufacturer_id.in_(maker_ids),
-                DealerAuthorisation.retailer_id.in_(retailer_ids),
-                DealerAuthorisation.revoked_at.is_(None),
-            )
-        ).tuples()
-    )
+    # Who of the bidders cannot win anywhere, and which are whose dealers, each
+    # asked of the bidders alone: joined to every bid, the retailers and the
+    # authorisations (through the listings) tripled the time of reading the bids.
+    bidders = select(Bid.retailer_id).where(*active_bid)
+    inactive = set(conn.execute(select(Retailer.id).where(not_(Retailer.active), Retailer.id.in_(bidders))).scalars())
+    maker_ids = {maker for maker in makers.values() if maker is not None}
+    dealers = set(conn.execute(
+        select(DealerAuthorisation.manufacturer_id, DealerAuthorisation.retailer_id)
+        .where(_among(DealerAuthorisation.manufacturer_id, maker_ids), DealerAuthorisation.revoked_at.is_(None),
+               DealerAuthorisation.retailer_id.in_(bidders))
+    ).tuples()) if maker_ids else set()
     # Reviews count once revealed, as of the moment being settled.
-    scores = fulfilment_scores(session, retailer_ids, now=now)
-    listing_by_id = {listing.id: listing for listing in listings}
-    for bid in bids:
-        if bid.retailer_id in exclude.get(bid.listing_id, ()):
+    unscored = {row[2] for row in rows} - scores.keys()
+    if unscored:
+        scores.update(fulfilment_scores(session, unscored, now=now))
+    for bid_id, listing_id, retailer_id, store_id, km, price, bid_at, store_open, radius in rows:
+        if exclude and retailer_id in exclude.get(listing_id, ()):
             continue
-        listing = listing_by_id[bid.listing_id]
-        store = stores[bid.store_id]
-        # Measured when the bid was placed, and again whenever its store moves
-        # (accounts.update_store), so it is the distance from where the store is.
-        km = bid.distance_km
-        reason = eligibility(
-            retailer_active=active.get(bid.retailer_id, False),
-            authorised=listing.manufacturer_id is None or (listing.manufacturer_id, bid.retailer_id) in authorised,
-            store_open=store.is_open and store.retailer_id == bid.retailer_id,
-            distance_km=km,
-            radius_km=store.service_radius_km,
-        )
-        by_listing[bid.listing_id].append(
-            Candidate(
-                bid_id=bid.id, retailer_id=bid.retailer_id, store_id=bid.store_id, distance_km=km,
-                score=scores[bid.retailer_id], bid_at=bid.created_at, eligible=not reason,
-                reason=reason, price=bid.price,
-            )
+        maker = makers[listing_id]
+        # The distance was measured when the bid was placed, and again whenever its
+        # store moves (accounts.update_store), so it is the distance from where the store is.
+        reason = eligibility(retailer_active=retailer_id not in inactive,
+                             authorised=maker is None or (maker, retailer_id) in dealers,
+                             store_open=store_open, distance_km=km, radius_km=radius)
+        by_listing[listing_id].append(
+            Candidate(bid_id, retailer_id, store_id, km, scores[retailer_id], bid_at, not reason, reason, price)
         )
     return by_listing
 
@@ -145,10 +185,7 @@ def award(session: Session, ctx: Context, listing: Listing, choice: Choice, *, r
     captured now rather than lost later.
     """
     winner = choice.winner
-    # A pickup order's deadline is the customer's collection window, not a shipping one.
-    order = session.get(Order, listing.order_id)
-    hours = ctx.settings.pickup_within_hours if order.delivery == Delivery.PICKUP else ctx.settings.ship_within_hours
-    due_at = now + timedelta(hours=hours)
+    due_at = _due_at(ctx, session.get(Order, listing.order_id).delivery, now)
     if payment is not None:
         _capture_if_hold_too_short(session, ctx, payment, due_at, now)
     decision = SettlementDecision(
@@ -178,6 +215,85 @@ def award(session: Session, ctx: Context, listing: Listing, choice: Choice, *, r
         )
     )
     return decision
+
+
+def _due_at(ctx: Context, delivery: Delivery, now: datetime) -> datetime:
+    # A pickup order's deadline is the customer's collection window, not a shipping one.
+    hours = ctx.settings.pickup_within_hours if delivery == Delivery.PICKUP else ctx.settings.ship_within_hours
+    return now + timedelta(hours=hours)
+
+
+def _award_orders(session: Session, ctx: Context, awards: Sequence[tuple[Row, Choice]], orders: dict[int, Row],
+                  held: dict[int, Payment], *, now: datetime, run_id: int) -> None:
+    """`award` for a batch's order listings at once, in a fixed number of
+    statements: the decisions inserted in bulk, their assignments made from them
+    by one INSERT ... SELECT, the listings and the orders each moved by one UPDATE.
+
+    A run makes tens of thousands of these rows: built and flushed one by one as
+    ORM objects, they were most of its time.
+    """
+    if not awards:
+        return
+    decisions: list[tuple] = []
+    for listing, choice in awards:
+        order = orders[listing.order_id]
+        check_move(order.id, order.status, OrderStatus.AWARDED)
+        payment = held.get(order.id)
+        if payment is not None:
+            _capture_if_hold_too_short(session, ctx, payment, _due_at(ctx, order.delivery, now), now)
+        winner = choice.winner
+        decisions.append((
+            listing.id, 0, run_id, Cause.SETTLEMENT.value, choice.rule.value,
+            (FulfillerKind.RETAILER if winner else FulfillerKind.MANUFACTURER).value,
+            winner.retailer_id if winner else None, winner.store_id if winner else None,
+            winner.distance_km if winner else None, records_json(choice.candidates), now,
+        ))
+    listing_ids = [listing.id for listing, _ in awards]
+    conn = _core(session)
+    # No ids come back: fetching them doubles the insert's time, and the
+    # assignments below find their decisions by (listing, round) instead.
+    _insert_rows(conn, SettlementDecision.__table__, _DECISION_COLUMNS, decisions)
+    decision = SettlementDecision.__table__.c
+    due_at = case((Order.delivery == Delivery.PICKUP, literal(_due_at(ctx, Delivery.PICKUP, now), UTCDateTime)),
+                  else_=literal(_due_at(ctx, Delivery.SHIP, now), UTCDateTime))
+    conn.execute(insert(Assignment.__table__).from_select(
+        ["order_id", "decision_id", "manufacturer_id", "fulfiller_kind", "retailer_id", "store_id", "status",
+         "assigned_at", "due_at"],
+        select(Listing.order_id, decision.id, Listing.manufacturer_id, decision.fulfiller_kind,
+               decision.winner_retailer_id, decision.winner_store_id, literal(AssignmentStatus.ACTIVE, String),
+               literal(now, UTCDateTime), due_at)
+        .join(Listing, Listing.id == decision.listing_id)
+        .join(Order, Order.id == Listing.order_id)
+        .where(_among(decision.listing_id, listing_ids), decision.round == 0)
+        .order_by(decision.id)
+    ))
+    conn.execute(
+        update(Listing.__table__).where(_among(Listing.__table__.c.id, listing_ids))
+        .values(status=ListingStatus.AWARDED, closed_at=now, settlement_run_id=run_id)
+    )
+    conn.execute(
+        update(Order.__table__).where(_among(Order.__table__.c.id, [listing.order_id for listing, _ in awards]))
+        .values(status=OrderStatus.AWARDED, updated_at=now)
+    )
+
+
+_DECISION_COLUMNS = ("listing_id", "round", "run_id", "cause", "rule", "fulfiller_kind", "winner_retailer_id",
+                     "winner_store_id", "winner_distance_km", "candidates", "decided_at")
+
+
+def _insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: list[tuple]) -> None:
+    """Insert many rows in the connection's transaction: with COPY on PostgreSQL
+    (through psycopg), in half the time of a multi-row INSERT, and with an
+    executemany INSERT elsewhere. JSON values come already written as JSON text."""
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        with conn.connection.dbapi_connection.cursor() as cursor, \
+                cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    # Bound as text, so that the JSON type does not write the JSON text as a string.
+    text_for_json = {name: bindparam(name, type_=Text()) for name in columns if isinstance(table.c[name].type, JSON)}
+    conn.execute(insert(table).values(text_for_json), [dict(zip(columns, row)) for row in rows])
 
 
 def _capture_if_hold_too_short(session: Session, ctx: Context, payment: Payment, due_at: datetime,
@@ -212,17 +328,13 @@ def settle(ctx: Context, *, as_of: datetime | None = None, trigger: str = "manua
 
     run_id = _open_run(ctx, as_of, trigger)
     report.run_id = run_id
-    pause = ctx.settings.settle_batch_pause_ms / 1000
     try:
         # First pass skips rows other transactions hold, so concurrent runs share
         # the work; the second waits for them, so nothing due is left behind.
-        for skip_locked in (True, False):
-            after = 0
-            while (after := _settle_batch(ctx, cutoff, run_id, report, skip_locked=skip_locked, after=after)):
-                if progress:
-                    progress(report)
-                if pause:
-                    time.sleep(pause)
+        scores: dict[int, float] = {}
+        with _without_cycle_collection():
+            for skip_locked in (True, False):
+                _run_batches(ctx, _Batches(cutoff, run_id, report, skip_locked, scores, progress))
     except Exception as exc:
         report.seconds = time.perf_counter() - started
         _close_run(ctx, run_id, report, error=f"{type(exc).__name__}: {exc}")
@@ -241,48 +353,139 @@ def settle(ctx: Context, *, as_of: datetime | None = None, trigger: str = "manua
     return report
 
 
+@contextlib.contextmanager
+def _without_cycle_collection():
+    """Pause Python's cycle collector. A batch makes a few hundred thousand
+    short-lived objects (rows, candidates, records), none in a cycle, that
+    reference counting frees; the collector, counting allocations, would walk
+    them and the rest of the heap every few thousand, for a fifth of a run's
+    time. Collection resumes (and finds the run's few cycles) when the run ends."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+# On PostgreSQL a run settles this many batches at a time, each in its own
+# transaction on its own connection: while one batch's rows are being written
+# (the database server's work) the next one is being decided (this process's).
+# SQLite has a single writer, so there a run settles one batch at a time.
+WORKERS = 2
+
+
+@dataclasses.dataclass
+class _Batches:
+    """One pass of a run over the due listings, shared by the run's workers."""
+
+    cutoff: datetime
+    run_id: int
+    report: SettlementReport
+    skip_locked: bool
+    # Bidders' fulfilment scores, read once per run as its batches first meet
+    # them: a retailer bids in most batches, and reading its record in each took
+    # a fifth of a run's time. (A score moves only when an order ships, lapses or
+    # is released, or a review is revealed: rarely in the seconds a run takes.)
+    scores: dict[int, float]
+    progress: Callable[[SettlementReport], None] | None = None
+    # Each batch is claimed after the last listing claimed so far, under `lock`,
+    # so the workers take disjoint batches whether or not rows are skipped.
+    after: int = 0
+    done: bool = False
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+
+def _run_batches(ctx: Context, batches: _Batches) -> None:
+    """Settle batches until none is left: on PostgreSQL with WORKERS threads; the
+    first error stops them all and is raised."""
+    pause = ctx.settings.settle_batch_pause_ms / 1000
+
+    def work() -> None:
+        try:
+            while _settle_batch(ctx, batches):
+                if batches.progress:
+                    with batches.lock:
+                        batches.progress(batches.report)
+                if pause:
+                    time.sleep(pause)
+        except BaseException:
+            batches.done = True
+            raise
+
+    if _workers(ctx) == 1:
+        work()
+        return
+    with ThreadPoolExecutor(WORKERS, thread_name_prefix=f"settle-{batches.run_id}") as pool:
+        futures = [pool.submit(work) for _ in range(WORKERS)]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:  # an interrupt, too: the workers stop after their batch
+            batches.done = True
+            raise
+
+
+def _workers(ctx: Context) -> int:
+    with ctx.uow() as uow:
+        bind = uow.session.get_bind()
+    # Sessions bound to one connection rather than an engine (a test's rolled-back
+    # transaction) cannot work side by side.
+    return WORKERS if isinstance(bind, Engine) and bind.dialect.name == "postgresql" else 1
+
+
 def _due(cutoff: datetime, after: int = 0):
     """Open listings on the board long enough: every order, and the personal
-    requests that have offers (one without waits for offers until it expires)."""
+    requests that have offers (one without waits for offers until it expires).
+
+    Only the columns settlement needs: a run reads tens of thousands of listings,
+    and loads as ORM objects only the few personal requests it awards."""
     has_offer = exists().where(Bid.listing_id == Listing.id, Bid.status == BidStatus.ACTIVE)
     return (
-        select(Listing)
+        select(Listing.id, Listing.kind, Listing.manufacturer_id, Listing.order_id, Listing.request_id)
         .where(Listing.status == ListingStatus.OPEN, Listing.listed_at <= cutoff, Listing.id > after,
                or_(Listing.kind == ListingKind.ORDER, has_offer))
         .order_by(Listing.id)
     )
 
 
-def _settle_batch(ctx: Context, cutoff: datetime, run_id: int, report: SettlementReport, *,
-                  skip_locked: bool, after: int) -> int:
-    """Settle one batch of listings with ids above `after`; the last id, or 0 when done."""
+def _settle_batch(ctx: Context, batches: _Batches) -> bool:
+    """Claim and settle the next batch of listings, in one transaction; False
+    when there are none left."""
     with ctx.uow() as uow:
         session = uow.session
-        stmt = _due(cutoff, after).limit(ctx.settings.settle_batch_size)
-        listings = list(session.scalars(stmt.with_for_update(skip_locked=skip_locked, of=Listing)))
-        if not listings:
-            return 0
+        with batches.lock:
+            if batches.done:
+                return False
+            stmt = _due(batches.cutoff, batches.after).limit(ctx.settings.settle_batch_size)
+            listings = _core(session).execute(stmt.with_for_update(skip_locked=batches.skip_locked, of=Listing)).all()
+            if not listings:
+                batches.done = True
+                return False
+            batches.after = listings[-1].id
+        run_id, report = batches.run_id, batches.report
         now = ctx.now()
         order_ids = [l.order_id for l in listings if l.order_id is not None]
-        orders = {o.id: o for o in session.scalars(select(Order).where(Order.id.in_(order_ids)).with_for_update())}
-        candidates = candidates_for(session, listings, now=now)
+        orders = {o.id: o for o in _core(session).execute(
+            select(Order.id, Order.status, Order.delivery).where(_among(Order.id, order_ids)).with_for_update()
+        )}
+        candidates = candidates_for(session, listings, now=now, scores=batches.scores)
         held = {p.order_id: p for p in session.scalars(
-            select(Payment).where(Payment.order_id.in_(order_ids), Payment.status == PaymentStatus.AUTHORIZED)
+            select(Payment).where(_among(Payment.order_id, order_ids), Payment.status == PaymentStatus.AUTHORIZED)
             .with_for_update()
         )}
         batch = SettlementReport(run_id=run_id, as_of=report.as_of, dry_run=False)
+        awards = []
         for listing in listings:
             if listing.kind == ListingKind.REQUEST:
-                _settle_request(session, ctx, listing, candidates[listing.id], now, run_id, batch)
+                _settle_request(session, ctx, session.get_one(Listing, listing.id), candidates[listing.id], now,
+                                run_id, batch)
                 continue
             choice = choose(candidates[listing.id])
-            award(session, ctx, listing, choice, round=0, cause=Cause.SETTLEMENT, now=now, run_id=run_id,
-                  payment=held.get(listing.order_id))
-            listing.status = ListingStatus.AWARDED
-            listing.closed_at = now
-            listing.settlement_run_id = run_id
-            move(orders[listing.order_id], OrderStatus.AWARDED, now)
+            awards.append((listing, choice))
             batch.count(choice)
+        _award_orders(session, ctx, awards, orders, held, now=now, run_id=run_id)
         session.execute(
             update(SettlementRun)
             .where(SettlementRun.id == run_id)
@@ -292,12 +495,13 @@ def _settle_batch(ctx: Context, cutoff: datetime, run_id: int, report: Settlemen
                     heartbeat_at=now)
         )
         uow.commit()
-        report.settled += batch.settled
-        report.to_retailers += batch.to_retailers
-        report.to_manufacturer += batch.to_manufacturer
-        for rule, n in batch.by_rule.items():
-            report.by_rule[rule] = report.by_rule.get(rule, 0) + n
-        return listings[-1].id
+        with batches.lock:
+            report.settled += batch.settled
+            report.to_retailers += batch.to_retailers
+            report.to_manufacturer += batch.to_manufacturer
+            for rule, n in batch.by_rule.items():
+                report.by_rule[rule] = report.by_rule.get(rule, 0) + n
+        return True
 
 
 def _settle_request(session: Session, ctx: Context, listing: Listing, candidates: list[Candidate], now: datetime,
@@ -320,11 +524,12 @@ def _settle_request(session: Session, ctx: Context, listing: Listing, candidates
 def _plan(ctx: Context, cutoff: datetime, report: SettlementReport) -> None:
     """What a run would decide now, without writing anything."""
     with ctx.uow() as uow:
-        listings = list(uow.session.scalars(_due(cutoff)))
+        listings = uow.session.execute(_due(cutoff)).all()
         prefers = _preferences(uow.session, listings)
+        scores: dict[int, float] = {}  # as in a run
         for start in range(0, len(listings), ctx.settings.settle_batch_size):
             chunk = listings[start:start + ctx.settings.settle_batch_size]
-            candidates = candidates_for(uow.session, chunk, now=ctx.now())
+            candidates = candidates_for(uow.session, chunk, now=ctx.now(), scores=scores)
             for listing in chunk:
                 choice = choose(candidates[listing.id], prefers.get(listing.id, "nearest"))
                 if listing.kind == ListingKind.REQUEST and choice.winner is None:
@@ -343,7 +548,7 @@ def _plan(ctx: Context, cutoff: datetime, report: SettlementReport) -> None:
 ABANDONED_AFTER = timedelta(minutes=15)
 
 
-def _preferences(session: Session, listings: Sequence[Listing]) -> dict[int, str]:
+def _preferences(session: Session, listings: Sequence) -> dict[int, str]:
     from broker.personal.models import PersonalRequest
 
     ids = {l.request_id: l.id for l in listings if l.request_id is not None}
@@ -374,11 +579,14 @@ def _open_run(ctx: Context, as_of: datetime, trigger: str) -> int:
 
 
 def _close_run(ctx: Context, run_id: int, report: SettlementReport, error: str | None = None) -> None:
+    """Finish the run, and with it write its summary emails (a failed run's
+    committed batches were awarded too, so their winners hear of it)."""
     with ctx.uow() as uow:
         run = uow.session.get(SettlementRun, run_id)
         run.status = RunStatus.FAILED if error else RunStatus.COMPLETED
         run.error = error
         run.finished_at = ctx.now()
+        events.run_finished_emails(uow.session, ctx, run_id)
         uow.commit()
 
 

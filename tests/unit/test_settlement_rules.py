@@ -1,9 +1,10 @@
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from broker.settlement.models import Rule
-from broker.settlement.rules import Candidate, choose, distance_band, eligibility
+from broker.settlement.rules import Candidate, choose, distance_band, eligibility, records_json
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -84,3 +85,21 @@ class TestEligibility:
                                       (700, "500 km or more")])
 def test_distance_band(km, band):
     assert distance_band(km) == band
+
+
+class TestRecordsJson:
+    """Settlement writes a decision's candidates with `records_json`, which must be
+    exactly what json.dumps makes of their records (reports read them back)."""
+
+    @pytest.mark.parametrize("candidates", [
+        [],
+        [cand(1, 12.0)],
+        [cand(3, 0.1, score=0.123456789, minutes=7), cand(2, 30.5, eligible=False, reason="not_authorised"),
+         cand(9, 1e-7, score=1.0, eligible=False, reason="outside_service_radius")],
+        [Candidate(bid_id=2**40, retailer_id=7, store_id=8, distance_km=3, score=0.9,
+                   bid_at=T0 + timedelta(microseconds=123456), eligible=True, price=12345)],
+        [cand(5, 123456.78901234567, score=1), cand(6, 2.5)._replace(price=0)],
+        [cand(4, 2.5, reason='a "quoted" reason \\ with a backslash', eligible=False)],
+    ])
+    def test_same_text_as_json_dumps(self, candidates):
+        assert records_json(candidates) == json.dumps([c.as_record() for c in candidates])
