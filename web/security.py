@@ -66,7 +66,7 @@ def init_security(app: Flask) -> None:
     )
     limiter = Limiter(key_func=get_remote_address, app=app, default_limits=[], strategy="moving-window",
                       storage_uri=app.config.get("RATELIMIT_STORAGE_URI") or settings.redis_url or "memory://",
-                      headers_enabled=True, key_prefix="broker")
+                      headers_enabled=True, key_prefix=app.config.get("RATELIMIT_KEY_PREFIX", "broker"))
     for endpoint, rules in RATE_LIMITS.items():
         if endpoint not in app.view_functions:
             continue

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import String, and_, case, cast, false, func, null, or_, select
+from sqlalchemy import String, and_, case, cast, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from broker.accounts.models import DealerAuthorisation, Store

@@ -4,6 +4,7 @@ becoming a dealer."""
 
 from __future__ import annotations
 
+import os
 import re
 
 import itsdangerous.timed
@@ -322,3 +323,33 @@ class TestPostingLimits:
         order = {"items": [{"sku": "SKU-1", "quantity": 1}], "customer": {"name": "A", "email": "a@example.com"},
                  "ship_to": {"line1": "1 Main St", "city": "SF", "postal_code": "94103", "country": "US"}}
         assert client.post(f"/api/v1/storefronts/{maker.slug}/orders", json=order).status_code == 201
+
+
+class TestSharedRateLimits:
+    """With BROKER_REDIS_URL every web process counts in one place: five failed
+    sign-ins spread over two processes lock the account in both."""
+
+    def test_two_processes_share_their_counts_through_redis(self, ctx):
+        import dataclasses
+        import uuid
+
+        import redis
+
+        from web.app import create_app
+
+        url = "redis://127.0.0.1:6379/15"
+        try:
+            redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+        except redis.exceptions.ConnectionError:
+            if os.environ.get("BROKER_REQUIRE_REDIS") == "1":
+                raise
+            pytest.skip("no Redis at 127.0.0.1:6379 (CI has one, and requires it)")
+        shared = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, redis_url=url))
+        prefix = f"test-{uuid.uuid4().hex}"
+        one, two = (create_app(context=shared, test_config={"TESTING": True, "RATELIMIT_KEY_PREFIX": prefix})
+                    .test_client() for _ in range(2))
+        shop = World(ctx).retailer(HERE)
+        user_for(ctx, Role.RETAILER, shop.id, "kim@shop.example")
+        for client in (one, two, one, two, one):
+            assert post(client, "/signin", {"email": "kim@shop.example", "password": "guess guess"}).status_code == 401
+        assert post(two, "/signin", {"email": "kim@shop.example", "password": PASSWORD}).status_code == 429

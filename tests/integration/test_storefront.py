@@ -155,7 +155,6 @@ def test_the_manufacturer_sets_its_look_through_the_api(client, maker):
 
 class TestReturns:
     def shipped(self, client, ctx, clock, maker):
-        from datetime import timedelta
 
         from broker.fulfilment.models import Assignment
         from broker.fulfilment.services import RecordShipment, record_shipment
