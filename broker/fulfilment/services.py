@@ -24,7 +24,7 @@ from broker.payments import services as payments
 from broker.payments.models import Payment, PaymentStatus
 from broker.payments.provider import PaymentError
 from broker.personal.models import PersonalRequest, RequestStatus
-from broker.privacy.services import disclose
+from broker.privacy.services import disclose, disclose_all
 from broker.settlement.models import Cause
 from broker.settlement.services import reroute
 
@@ -61,9 +61,9 @@ def list_assignments(ctx: Context, actor: Actor, page: PageRequest,
         )
         found = paginate(session, stmt, page, rows=True)
         now = ctx.now()
-        for assignment, order in found.items:
-            disclose(session, order_id=order.id, party_kind=actor.kind.value, party_id=actor.id,
-                     fields=["name", "address"], purpose="fulfiller listed what it must ship", now=now)
+        disclose_all(session, order_ids=[order.id for _, order in found.items], party_kind=actor.kind.value,
+                     party_id=actor.id, fields=["name", "address"], purpose="fulfiller listed what it must ship",
+                     now=now)
         uow.commit()
         return Page([AssignmentView(a, o) for a, o in found.items], found.total)
 

@@ -26,7 +26,7 @@ from broker.payments import services as payments
 from broker.payments.models import Payment, PaymentStatus
 from broker.payments.provider import PaymentError
 from broker.personal.models import PersonalRequest
-from broker.privacy.services import disclose
+from broker.privacy.services import disclose, disclose_all
 
 MAX_QUANTITY = 999
 MAX_LINES = 100
@@ -289,10 +289,9 @@ def list_orders(ctx: Context, actor: Actor, filters: OrderFilter, page: PageRequ
         now = ctx.now()
         from_requests = _request_born(session, ids)
         sees = {o.id: _manufacturer_sees_customer(assignments.get(o.id), o.id in from_requests) for o in found.items}
-        for order in found.items:
-            if sees[order.id]:
-                disclose(session, order_id=order.id, party_kind="manufacturer", party_id=actor.id,
-                         fields=["name", "email", "address"], purpose="manufacturer listed its orders", now=now)
+        disclose_all(session, order_ids=[o.id for o in found.items if sees[o.id]], party_kind="manufacturer",
+                     party_id=actor.id, fields=["name", "email", "address"],
+                     purpose="manufacturer listed its orders", now=now)
         uow.commit()
         views = [OrderView(o, Party.MANUFACTURER, payments.get(o.id), assignments.get(o.id), sees[o.id], sees[o.id])
                  for o in found.items]
