@@ -16,7 +16,6 @@ from sqlalchemy import event
 
 from broker.accounts.models import Role
 from broker.settlement.services import settle
-from tests.conftest import START
 from tests.factories import HERE, World, north_of
 from tests.pages import sign_in, user_for
 
