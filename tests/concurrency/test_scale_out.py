@@ -26,7 +26,6 @@ import pytest
 from sqlalchemy import func, select
 
 from broker.board.models import Bid, Listing, ListingStatus
-from broker.clock import FrozenClock
 from broker.fulfilment.models import Assignment
 from broker.migrate import upgrade
 from broker.settlement.models import RunStatus, SettlementDecision, SettlementRun
