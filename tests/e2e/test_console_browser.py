@@ -15,9 +15,7 @@ BROKER_REQUIRE_BROWSER=1 (CI), where that is a failure.
 from __future__ import annotations
 
 import re
-import shutil
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -28,24 +26,13 @@ from broker.context import Context
 from broker.identity.services import add_user, reset_password
 from broker.migrate import upgrade
 from broker.settlement.services import settle
-from tests.e2e.test_storefront_browser import (
-    ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    MISSING,
-    REQUIRE_BROWSER,
-    Server,
-)
+from tests.e2e.browser import SKIP_WITHOUT_BROWSER, STEP_TIMEOUT_MS, Server, chromium, expect
 from tests.factories import HERE, World, north_of
 
-if MISSING and not REQUIRE_BROWSER:
-    pytestmark = pytest.mark.skip(reason=f"browser tests need a browser: {MISSING}")
-else:
-    from playwright.sync_api import expect, sync_playwright
+pytestmark = SKIP_WITHOUT_BROWSER
 
 EMAIL = "console@acme.example"
 PASSWORD = "a long enough password"
-STEP_TIMEOUT_MS = 10_000
 CUSTOMER = "Grace Hopper"
 CSV = (b"sku,name,price,description,image_url,in_stock\n"
        b"HELMET-1,Helmet,49.00,Light and safe,,yes\n"
@@ -68,9 +55,7 @@ class Console:
 
 
 @pytest.fixture(scope="module")
-def console(tmp_path_factory):
-    if MISSING:
-        pytest.fail(f"BROKER_REQUIRE_BROWSER=1 but {MISSING}", pytrace=False)
+def console(_browser_available, tmp_path_factory):
     from web.app import create_app
 
     url = f"sqlite:///{tmp_path_factory.mktemp('console') / 'console.db'}"
@@ -101,12 +86,8 @@ def console(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser(console):
     """Depends on `console` so that it closes before the server stops."""
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture
@@ -121,24 +102,6 @@ def page(browser):
     yield page
     context.close()
     assert not page.violations, page.violations
-
-
-@pytest.fixture
-def shot(request):
-    """`shot(page, "step")` saves artifacts/screenshots/<test>/<NN>-<step>.png."""
-    folder = ARTIFACTS / re.sub(r"[^\w.=-]+", "-", request.node.name).strip("-")
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    count = 0
-
-    def take(page, step: str) -> Path:
-        nonlocal count
-        count += 1
-        path = folder / f"{count:02d}-{step}.png"
-        page.screenshot(path=str(path), full_page=True)
-        return path
-
-    return take
 
 
 def _sign_in(console: Console, page) -> None:

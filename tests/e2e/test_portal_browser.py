@@ -14,7 +14,6 @@ Skipped like the storefront's browser tests without Playwright or Chromium.
 from __future__ import annotations
 
 import re
-import shutil
 from datetime import timedelta
 
 import pytest
@@ -25,34 +24,15 @@ from broker.config import Settings
 from broker.context import Context
 from broker.migrate import upgrade
 from broker.settlement.services import settle
-from tests.e2e.test_storefront_browser import (
-    ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    MISSING,
-    REQUIRE_BROWSER,
-    STEP_TIMEOUT_MS,
-    Server,
-)
+from tests.e2e.browser import SKIP_WITHOUT_BROWSER, STEP_TIMEOUT_MS, Server, chromium, expect
 from tests.factories import World
 
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - reported through MISSING
-    pass
 
-if MISSING and not REQUIRE_BROWSER:
-    pytestmark = pytest.mark.skip(reason=f"browser tests need a browser: {MISSING}")
+pytestmark = SKIP_WITHOUT_BROWSER
 
 MAKER = "acme-bikes"
 EMAIL = "owner@corner-bikes.example"
 PASSWORD = "a long enough password"
-
-
-@pytest.fixture(scope="module")
-def _browser_available():
-    if MISSING:
-        pytest.fail(f"BROKER_REQUIRE_BROWSER=1 but {MISSING}", pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +54,8 @@ def site(_browser_available, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(site):
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture
@@ -97,21 +73,6 @@ def page(browser):
     context.close()
     # A Content-Security-Policy violation (an inline style or script) is a console error.
     assert not errors, f"the pages reported errors: {errors}"
-
-
-@pytest.fixture
-def shot(request):
-    folder = ARTIFACTS / re.sub(r"[^\w.=-]+", "-", request.node.name).strip("-")
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    count = 0
-
-    def take(page, step: str):
-        nonlocal count
-        count += 1
-        page.screenshot(path=str(folder / f"{count:02d}-{step}.png"), full_page=True)
-
-    return take
 
 
 def test_a_retailer_signs_up_bids_wins_and_ships(site, page, shot):

@@ -19,69 +19,27 @@ BROKER_REQUIRE_BROWSER=1 (CI), where that is a failure.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import socket
-import threading
 import urllib.request
-from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from broker.catalog import services as catalog
 from broker.config import Settings
 from broker.context import Context
 from broker.migrate import upgrade
 from broker.storefront.services import Branding, update_branding
+from tests.e2e.browser import SKIP_WITHOUT_BROWSER, STEP_TIMEOUT_MS, Server, chromium, expect
 from tests.factories import Maker, World
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disable-gpu",
-                 "--disable-component-update", "--no-first-run"]
-REQUIRE_BROWSER = os.environ.get("BROKER_REQUIRE_BROWSER") == "1"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError as exc:  # pragma: no cover - depends on the machine
-    MISSING: str | None = f"Playwright is not installed ({exc}); pip install -e '.[test]'"
-else:
-    MISSING = None if os.path.exists(CHROMIUM) else f"{CHROMIUM} does not exist; apt-get install chromium"
-
-if MISSING and not REQUIRE_BROWSER:
-    pytestmark = pytest.mark.skip(reason=f"browser tests need a browser: {MISSING}")
+pytestmark = SKIP_WITHOUT_BROWSER
 
 STORE_NAME = "Acme Bicycles"
 BIKE, BELL = "Trail bike", "Brass bell"
 MIN_FRAME_HEIGHT = 480  # embed.js: frame.style.minHeight
-STEP_TIMEOUT_MS = 10_000
 
 
 # --- servers -----------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """A WSGI app on 127.0.0.1:<port> in a thread, stopped and joined on close."""
-
-    def __init__(self, app):
-        self.port = _free_port()
-        self.origin = f"http://127.0.0.1:{self.port}"
-        self._server = make_server("127.0.0.1", self.port, app, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"wsgi-{self.port}", daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._thread.join(timeout=10)
-        self._server.server_close()  # waits for the request threads
 
 
 def _host_page(title: str, store_origin: str) -> bytes:
@@ -114,12 +72,6 @@ class Site:
 
     def url(self, path: str) -> str:
         return self.store.origin + path
-
-
-@pytest.fixture(scope="module")
-def _browser_available():
-    if MISSING:
-        pytest.fail(f"BROKER_REQUIRE_BROWSER=1 but {MISSING}", pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -159,12 +111,8 @@ def site(_browser_available, tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser(site):
     """Depends on `site` so that it closes (and drops its connections) before the servers stop."""
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture
@@ -178,28 +126,6 @@ def page(browser):
     yield page
     context.close()
     assert not dialogs, f"a page opened a dialog: {dialogs}"
-
-
-@pytest.fixture
-def shot(request):
-    """`shot(page, "step")` saves artifacts/screenshots/<test>/<NN>-<step>.png."""
-    folder = ARTIFACTS / re.sub(r"[^\w.=-]+", "-", request.node.name).strip("-")
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    count = 0
-
-    def take(page, step: str) -> Path:
-        nonlocal count
-        count += 1
-        path = folder / f"{count:02d}-{step}.png"
-        page.screenshot(path=str(path), full_page=True)
-        return path
-
-    take.folder = folder
-    return take
-
-
-# --- the checkout, top level or in the frame ------------------------------------------
 
 
 def _fill_checkout(scope) -> None:

@@ -1,0 +1,68 @@
+"""What the browser tests share: the system's Chromium driven by Playwright, a
+WSGI server on a free port, and the rule that without a browser they skip on a
+laptop but fail in CI (BROKER_REQUIRE_BROWSER=1)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disable-gpu",
+                 "--disable-component-update", "--no-first-run"]
+REQUIRE_BROWSER = os.environ.get("BROKER_REQUIRE_BROWSER") == "1"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+STEP_TIMEOUT_MS = 10_000
+
+try:
+    from playwright.sync_api import expect, sync_playwright  # noqa: F401 - re-exported for the tests
+except ImportError as exc:  # pragma: no cover - depends on the machine
+    MISSING: str | None = f"Playwright is not installed ({exc}); pip install -e '.[test]'"
+else:
+    MISSING = None if os.path.exists(CHROMIUM) else f"{CHROMIUM} does not exist; apt-get install chromium"
+
+# Each browser module sets `pytestmark = SKIP_WITHOUT_BROWSER`: no marks when the
+# browser is there, or when CI requires it (then a missing one fails the tests).
+SKIP_WITHOUT_BROWSER = ([pytest.mark.skip(reason=f"browser tests need a browser: {MISSING}")]
+                        if MISSING and not REQUIRE_BROWSER else [])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A WSGI app on 127.0.0.1:<port> in a thread, stopped and joined on close."""
+
+    def __init__(self, app):
+        self.port = free_port()
+        self.origin = f"http://127.0.0.1:{self.port}"
+        self._server = make_server("127.0.0.1", self.port, app, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name=f"wsgi-{self.port}", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=10)
+        self._server.server_close()  # waits for the request threads
+
+
+@contextlib.contextmanager
+def chromium():
+    """Headless Chromium for one module, closed at the end."""
+    if MISSING:
+        pytest.fail(f"BROKER_REQUIRE_BROWSER=1 but {MISSING}", pytrace=False)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
