@@ -6,12 +6,21 @@ from flask import Flask, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
-from api import problems
+from api import paging, problems
+from api.schemas import Problem
 from broker.errors import BrokerError
 
 
 class BrokerApi(Api):
-    """flask-smorest's Api, answering errors as RFC 9457 problem details."""
+    """flask-smorest's Api, answering errors as RFC 9457 problem details.
+
+    The document lists each operation's problems (`problems.ProblemResponses`)
+    instead of flask-smorest's catch-all `default` response: with `default`, every
+    status would count as documented and nothing could be found undocumented.
+    """
+
+    DEFAULT_ERROR_RESPONSE_NAME = None
+    ERROR_SCHEMA = Problem
 
     def handle_http_exception(self, error):
         if not _is_api_request():
@@ -35,7 +44,8 @@ def init_api(app: Flask) -> Api:
                                 "Operations that need a key say so in `security` and list the roles "
                                 "that may call them in `x-roles`."},
     })
-    api = BrokerApi(app)
+    api = BrokerApi(app, spec_kwargs={"extra_plugins": [problems.ProblemResponses(Problem),
+                                                          paging.PaginationHeader()]})
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.components.security_scheme("accessToken", {"type": "apiKey", "in": "header", "name": "X-Access-Token"})
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from api import present
+from api import present, problems
 from api import schemas as s
 from api.auth import access_token, allow, broker_context, current_actor, customer, customer_or_key
 from api.paging import page_request
@@ -17,6 +17,7 @@ blp = Blueprint("orders", __name__, url_prefix="/api/v1", description="Orders")
 class StorefrontOrders(MethodView):
     @blp.arguments(s.OrderIn)
     @blp.response(201, s.OrderCreated)
+    @blp.alt_response(429, response=problems.response_name(429))  # web.security.RATE_LIMITS
     def post(self, cmd, slug):
         """Place an order. Prices come from the catalog, never from the request.
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from api import present
+from api import present, problems
 from api import schemas as s
 from api.auth import access_token, broker_context, current_actor, customer, customer_or_key
 from broker.personal import services
@@ -15,6 +15,7 @@ blp = Blueprint("personal", __name__, url_prefix="/api/v1", description="Persona
 class Requests(MethodView):
     @blp.arguments(s.RequestIn)
     @blp.response(201, s.RequestCreated)
+    @blp.alt_response(429, response=problems.response_name(429))  # web.security.RATE_LIMITS
     def post(self, data):
         """Post a personal request: anonymous, the ceiling authorised on the card now.
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 
+from apispec import BasePlugin
 from flask import Response, json, request
 from werkzeug.exceptions import HTTPException
 
@@ -11,6 +13,20 @@ from broker.errors import BrokerError
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
+
+# The problems an operation may answer, by status, and when. `ProblemResponses` writes
+# them into each operation of the OpenAPI document; a view adds what only it can
+# answer with `@blp.alt_response(status, response=problems.response_name(status))`.
+WHEN = {
+    400: "The body is not JSON.",
+    401: "No credentials, or not valid ones.",
+    403: "These credentials may not call this operation.",
+    404: "No such object, or not one the caller may see.",
+    409: "The object's state does not allow it (already done, closed, taken...).",
+    413: "The body is larger than the server accepts.",
+    422: "The request has invalid fields (see `errors`) or breaks a rule.",
+    429: "Too many requests from this address: wait and try again (see `Retry-After`).",
+}
 
 
 def problem(status: int, title: str, detail: str | None = None, errors: dict | None = None,
@@ -75,3 +91,53 @@ def internal_error(error: Exception) -> Response:
     # The log gets the traceback; the caller gets no internals.
     log.error("unhandled error on %s %s", request.method, request.path, exc_info=error)
     return problem(500, "Internal server error", "something went wrong on our side; it has been logged")
+
+
+def response_name(status: int) -> str:
+    """The OpenAPI response component for a problem with this status, e.g. `NotFound`."""
+    return HTTPStatus(status).phrase.title().replace(" ", "").replace("-", "")
+
+
+class ProblemResponses(BasePlugin):
+    """Documents the problems each operation can answer, in one place, from its shape:
+
+    * 400 and 413 when it takes a body (not JSON; too large), 422 when it takes a
+      body or a query (flask-smorest's own 422, in application/json, is replaced);
+    * 401 when it asks for credentials, 403 when an API key may be the wrong one;
+    * 404 when its path names an object, 409 when it writes.
+
+    Without a `default` response (see `BrokerApi`) a status not written here is
+    an undocumented response, which the API fuzz test (tests/fuzz) reports.
+    """
+
+    def __init__(self, schema):
+        self.schema = schema
+
+    def init_spec(self, spec):
+        super().init_spec(spec)
+        for status in WHEN:
+            spec.components.response(response_name(status), {
+                "description": WHEN[status],
+                "content": {PROBLEM_JSON: {"schema": self.schema}},
+            }, lazy=True)
+
+    def operation_helper(self, path=None, operations=None, **kwargs):
+        for method, operation in (operations or {}).items():
+            responses = operation.setdefault("responses", {})
+            security = {name for requirement in operation.get("security", []) for name in requirement}
+            statuses = set()
+            if "requestBody" in operation:
+                statuses |= {400, 413, 422}
+            if any(p.get("in") == "query" for p in operation.get("parameters", []) if isinstance(p, dict)):
+                statuses.add(422)
+            if security:
+                statuses.add(401)
+            if "bearer" in security:
+                statuses.add(403)
+            if "{" in (path or ""):
+                statuses.add(404)
+            if method.lower() in ("post", "put", "patch", "delete"):
+                statuses.add(409)
+            for status in statuses:
+                responses.pop(status, None)  # flask-smorest keys its 422 by int
+                responses[str(status)] = response_name(status)

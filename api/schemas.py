@@ -596,3 +596,16 @@ class ReputationOut(ma.Schema):
     score = f.Float(metadata={"description": "From 0 to 1: ratings and shipping record, shrunk toward the mean."})
     stars = f.Float(metadata={"description": "The score on the 1 to 5 scale, to one decimal."})
     ratings = f.Integer(metadata={"description": "How many (revealed) ratings the score includes."})
+
+
+# --- errors -----------------------------------------------------------------
+
+class Problem(ma.Schema):
+    """RFC 9457 problem details, as `api.problems.problem` writes them."""
+
+    type = f.String(required=True, metadata={"description": "Always `about:blank`: the status and title say it."})
+    title = f.String(required=True)
+    status = f.Integer(required=True)
+    detail = f.String()
+    errors = f.Dict(keys=f.String(), values=f.List(f.String()),
+                    metadata={"description": "The invalid fields (dotted paths) and what is wrong with each."})

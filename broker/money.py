@@ -14,7 +14,9 @@ _EXPONENTS: dict[str, int] = {
 }
 
 CURRENCIES = frozenset(_EXPONENTS)
-MAX_AMOUNT = 100_000_000_00  # a sanity ceiling: one hundred million in major units
+# A sanity ceiling, and what the amount columns hold: they are 32-bit integers, so a
+# larger price or total is refused (422) rather than failing in PostgreSQL (a 500).
+MAX_AMOUNT = 2**31 - 1
 
 
 def exponent(currency: str) -> int:

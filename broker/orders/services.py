@@ -17,6 +17,7 @@ from broker.context import Context
 from broker.errors import Conflict, Invalid, NotFound, PaymentRequired, Unauthenticated, Unavailable
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.geo.geocoding import LocationQuery, resolve_location
+from broker.money import MAX_AMOUNT, format_amount
 from broker.notifications import events
 from broker.orders.models import Delivery, Order, OrderLine, OrderStatus
 from broker.orders.rules import CANCELLABLE, move
@@ -140,6 +141,8 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
                                          unit_price=product.price, quantity=quantity,
                                          line_total=product.price * quantity))
         order.total = sum(line.line_total for line in order.lines)
+        if order.total > MAX_AMOUNT:
+            raise Invalid.field("items", f"the order's total must be at most {format_amount(MAX_AMOUNT, maker.currency)}")
         pickup_code = None
         if cmd.delivery == Delivery.PICKUP:
             pickup_code = f"{secrets.randbelow(10**6):06d}"
@@ -275,7 +278,8 @@ def list_orders(ctx: Context, actor: Actor, filters: OrderFilter, page: PageRequ
                 active = active.where(Assignment.fulfiller_kind == "manufacturer")
             elif filters.fulfiller == "retailer":
                 active = active.where(Assignment.fulfiller_kind == "retailer")
-            elif filters.fulfiller.isdigit() and len(filters.fulfiller) <= 18:
+            elif filters.fulfiller.isascii() and filters.fulfiller.isdigit() and len(filters.fulfiller) <= 18:
+                # isascii: str.isdigit() also accepts digits int() does not read ("¹").
                 active = active.where(Assignment.retailer_id == int(filters.fulfiller))
             else:
                 raise Invalid.field("fulfiller", "use manufacturer, retailer, or a retailer id")
