@@ -60,16 +60,23 @@ def authenticate(ctx: Context, bearer: str | None) -> Actor:
     token = ctx.settings.admin_token
     if token and same(bearer, token):
         return Actor(ActorKind.OPERATOR)
+    hashed = digest(bearer)
     with ctx.uow() as uow:
-        key = uow.session.scalar(select(ApiKey).where(ApiKey.key_hash == digest(bearer)))
-        if key is None or key.revoked_at is not None or not same(key.key_hash, digest(bearer)):
-            raise Unauthenticated("the API key is not valid (unknown or revoked)")
-        if key.role == Role.MANUFACTURER:
-            return Actor(ActorKind.MANUFACTURER, key.manufacturer_id)
-        retailer = uow.session.get(Retailer, key.retailer_id)
-        if retailer is None or not retailer.active:
-            raise Unauthenticated("this retailer account is not active")
-        return Actor(ActorKind.RETAILER, key.retailer_id)
+        # One query for the key and, for a retailer's, whether the retailer is
+        # active: every API call starts here.
+        key = uow.session.execute(
+            select(ApiKey.key_hash, ApiKey.revoked_at, ApiKey.role, ApiKey.manufacturer_id, ApiKey.retailer_id,
+                   Retailer.active)
+            .outerjoin(Retailer, Retailer.id == ApiKey.retailer_id)
+            .where(ApiKey.key_hash == hashed)
+        ).first()
+    if key is None or key.revoked_at is not None or not same(key.key_hash, hashed):
+        raise Unauthenticated("the API key is not valid (unknown or revoked)")
+    if key.role == Role.MANUFACTURER:
+        return Actor(ActorKind.MANUFACTURER, key.manufacturer_id)
+    if not key.active:
+        raise Unauthenticated("this retailer account is not active")
+    return Actor(ActorKind.RETAILER, key.retailer_id)
 
 
 def _issue_key(session: Session, ctx: Context, role: Role, *, manufacturer_id=None, retailer_id=None) -> str:

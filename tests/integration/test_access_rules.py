@@ -13,7 +13,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from broker.models import Assignment, Manufacturer, Order, Product, Retailer, SettlementRun
 from tests.conftest import ADMIN_TOKEN, START
@@ -223,6 +223,14 @@ class TestRoles:
     ])
     def test_assignments_are_for_fulfillers_only(self, client, headers, status):
         problem(client.get(f"{API}/assignments", headers=headers), status)
+
+    def test_a_deactivated_retailers_key_is_refused_and_a_revoked_key_too(self, ctx, client, shop):
+        assert client.get(f"{API}/board", headers=bearer(shop.key)).status_code == 200
+        with ctx.uow() as uow:
+            uow.session.execute(update(Retailer).where(Retailer.id == shop.id).values(active=False))
+            uow.commit()
+        problem(client.get(f"{API}/board", headers=bearer(shop.key)), 401)
+        problem(client.get(f"{API}/board", headers=bearer(shop.key[:-1] + "x")), 401)
 
     def test_retailer_cannot_edit_another_retailers_store(self, client, world, shop):
         other = world.retailer(north_of(HERE, 5))
