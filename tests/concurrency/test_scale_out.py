@@ -126,13 +126,16 @@ def test_several_web_processes_and_two_schedulers_keep_every_bid_and_award_each_
 
         check = context(database, datetime.now(timezone.utc))
         try:
-            def all_awarded():
+            def all_awarded_and_runs_closed():
+                # A run's last batch commits before the run is closed: wait for both.
                 with check.uow() as uow:
                     still_open = uow.session.scalar(
                         select(func.count()).select_from(Listing).where(Listing.status == ListingStatus.OPEN))
-                    return still_open == 0
+                    running = uow.session.scalar(
+                        select(func.count()).select_from(SettlementRun).where(SettlementRun.status == RunStatus.RUNNING))
+                    return still_open == 0 and running == 0
 
-            wait_until(all_awarded, 150, "both schedulers to settle every listing")
+            wait_until(all_awarded_and_runs_closed, 150, "the schedulers to settle every listing and close their runs")
             with check.uow() as uow:
                 session = uow.session
                 stored = Counter(session.execute(select(Bid.listing_id, Bid.retailer_id)).all())
