@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import re
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broker.accounts.models import (
@@ -362,8 +362,3 @@ def read_invitation(ctx: Context, token: str) -> tuple[str, str]:
         if maker is None:
             raise Invalid("this invitation is no longer valid")
         return maker.name, str(data.get("e"))
-
-
-def count_users(ctx: Context) -> int:
-    with ctx.uow() as uow:
-        return uow.session.scalar(select(func.count(User.id))) or 0

@@ -66,3 +66,29 @@ def chromium():
             yield browser
         finally:
             browser.close()
+
+
+@contextlib.contextmanager
+def watched_page(browser, *, any_console_error: bool = True, width: int = 1280, height: int = 900):
+    """A page that fails the test on what it reports: a script error, a dialog, a
+    Content-Security-Policy violation (an inline style or script slipping in), and,
+    with `any_console_error`, every other console error too (a page whose flow
+    includes a 4xx response logs one, and turns it off)."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    context.set_default_timeout(STEP_TIMEOUT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+
+    def console(message) -> None:
+        csp = "Content Security Policy" in message.text or "Content-Security-Policy" in message.text
+        if csp or (any_console_error and message.type == "error"):
+            errors.append(message.text)
+
+    page.on("console", console)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("dialog", lambda dialog: (errors.append(f"dialog: {dialog.message}"), dialog.dismiss()))
+    try:
+        yield page
+    finally:
+        context.close()
+    assert not errors, f"the pages reported errors: {errors}"

@@ -24,7 +24,7 @@ from broker.config import Settings
 from broker.context import Context
 from broker.migrate import upgrade
 from broker.settlement.services import settle
-from tests.e2e.browser import SKIP_WITHOUT_BROWSER, STEP_TIMEOUT_MS, Server, chromium, expect
+from tests.e2e.browser import SKIP_WITHOUT_BROWSER, Server, chromium, expect, watched_page
 from tests.factories import World
 
 
@@ -60,19 +60,8 @@ def browser(site):
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(STEP_TIMEOUT_MS)
-    page = context.new_page()
-    errors: list[str] = []
-    # Broker serves no favicon; the browser asking for one is not the page's error.
-    page.on("console", lambda m: errors.append(m.text)
-            if m.type == "error" and not (m.location.get("url") or "").endswith("/favicon.ico") else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("dialog", lambda dialog: (errors.append(f"dialog: {dialog.message}"), dialog.dismiss()))
-    yield page
-    context.close()
-    # A Content-Security-Policy violation (an inline style or script) is a console error.
-    assert not errors, f"the pages reported errors: {errors}"
+    with watched_page(browser) as page:
+        yield page
 
 
 def test_a_retailer_signs_up_bids_wins_and_ships(site, page, shot):
