@@ -18,7 +18,10 @@ blp = Blueprint("board", __name__, url_prefix="/api/v1", description="The board 
 class Board(MethodView):
     @allow(ActorKind.RETAILER)
     @blp.arguments(s.BoardQuery, location="query")
-    @blp.response(200, s.BoardItemOut(many=True))
+    @blp.response(200, s.BoardItemOut(many=True), headers={"X-Total-Exact": {
+        "description": "`false` when the total in X-Pagination is a lower bound: a board past "
+                       "BROKER_BOARD_COUNT_LIMIT listings is counted only that far (its pages are all served).",
+        "schema": {"type": "string", "enum": ["true", "false"]}}})
     @blp.paginate()
     def get(self, query, pagination_parameters):
         """Open listings the calling retailer may bid on, nearest first. Nothing about who."""
@@ -28,7 +31,7 @@ class Board(MethodView):
         )
         found = services.board(broker_context(), current_actor(), filters, page_request(pagination_parameters))
         pagination_parameters.item_count = found.total
-        return [present.board_item(item) for item in found.items]
+        return [present.board_item(item) for item in found.items], {"X-Total-Exact": str(found.exact).lower()}
 
 
 @blp.route("/board/<int:listing_id>/bids")

@@ -29,6 +29,9 @@ class Settings:
     admin_token: str = ""
     secret_key: str = dataclasses.field(default_factory=lambda: secrets.token_hex(32))
     min_board_hours: float = 12.0
+    # The board counts a retailer's listings exactly up to this many; past it the
+    # total is given as "at least" this (0: always exact, however many).
+    board_count_limit: int = 10_000
     ship_within_hours: float = 48.0
     settle_cron: str = "0 2 * * *"
     timezone: str = "UTC"
@@ -105,6 +108,7 @@ class Settings:
         text("BROKER_ADMIN_TOKEN", "admin_token")
         text("BROKER_SECRET_KEY", "secret_key")
         number("BROKER_MIN_BOARD_HOURS", "min_board_hours")
+        number("BROKER_BOARD_COUNT_LIMIT", "board_count_limit", int)
         number("BROKER_SHIP_WITHIN_HOURS", "ship_within_hours")
         text("BROKER_SETTLE_CRON", "settle_cron")
         text("BROKER_TIMEZONE", "timezone")
@@ -167,6 +171,8 @@ class Settings:
             raise ConfigError("BROKER_LOG_FORMAT must be text or json")
         if self.pii_retention_days < 1:
             raise ConfigError("BROKER_PII_RETENTION_DAYS must be at least 1")
+        if self.board_count_limit < 0:
+            raise ConfigError("BROKER_BOARD_COUNT_LIMIT must be 0 (always exact) or more")
         if self.settle_batch_size < 1:
             raise ConfigError("BROKER_SETTLE_BATCH_SIZE must be at least 1")
         if len(self.digest_cron.split()) != 5:

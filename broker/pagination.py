@@ -23,6 +23,9 @@ class PageRequest:
 class Page(Generic[T]):
     items: list[T]
     total: int
+    # False when `total` is a lower bound: there are at least that many (the
+    # board stops counting at `Settings.board_count_limit`).
+    exact: bool = True
 
 
 def paginate(session: Session, stmt: Select, request: PageRequest, *, rows: bool = False) -> Page:

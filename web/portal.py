@@ -127,8 +127,12 @@ def _render_board(args: MultiDict, *, listing_errors=None, typed=None, status: i
     # Links (pages, after a bid) keep the filters that held.
     query = {k: v for k, v in form.items() if v and k not in errors}
     return render_template(
-        "portal/board.html", items=found.listings.items, total=found.listings.total, page=page,
-        pages=_pages(found.listings.total, BOARD_PAGE_SIZE), form=form, errors=errors, map_data=map_data,
+        "portal/board.html", items=found.listings.items, total=found.listings.total,
+        exact=found.listings.exact, page=page,
+        # Past the count's limit there are more pages than it says: always one more.
+        pages=_pages(found.listings.total, BOARD_PAGE_SIZE) if found.listings.exact else max(
+            _pages(found.listings.total, BOARD_PAGE_SIZE), page + 1),
+        form=form, errors=errors, map_data=map_data,
         stores=found.stores, listing_errors=listing_errors or {}, typed=typed or {},
         query=query, page_link=lambda n: url_for("portal.board", **query, page=n),
     ), status

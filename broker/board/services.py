@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import String, and_, case, cast, false, func, or_, select
+from sqlalchemy import String, and_, case, cast, false, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from broker.accounts.models import DealerAuthorisation, Store
@@ -28,7 +28,7 @@ from broker.personal.models import PersonalRequest
 from broker.personal.services import notify_offer
 from broker.reputation.rules import buyer_score
 from broker.reputation.services import buyer_scores
-from broker.settlement.schedule import closes_at
+from broker.settlement.schedule import closing_times
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,9 +102,15 @@ def board(ctx: Context, actor: Actor, filters: BoardFilter, page: PageRequest) -
         ]
         if filters.kind is not None:
             conditions.append(Listing.kind == filters.kind)
-        total = _count_visible(session, stores, reaches, conditions, filters.max_distance_km)
+        total, exact = _count_visible(session, stores, reaches, conditions, filters.max_distance_km,
+                                      ctx.settings.board_count_limit)
         need = page.offset + page.page_size
-        nearest = _nearest_visible(session, stores, reaches, conditions, filters.max_distance_km, need, total) if total else []
+        # Past the count's limit the real total is unknown: guessing it too low
+        # would fetch a box far bigger than the page needs, guessing high costs
+        # at most a doubling or two of a small box.
+        expected = total if exact else total * 16
+        nearest = _nearest_visible(session, stores, reaches, conditions, filters.max_distance_km, need,
+                                   expected) if total else []
         window = nearest[page.offset:need]
         ids = [listing_id for _, listing_id, _ in window]
         listings = {row.id: row for row in session.scalars(select(Listing).where(Listing.id.in_(ids)))}
@@ -124,12 +130,8 @@ def board(ctx: Context, actor: Actor, filters: BoardFilter, page: PageRequest) -
             PersonalRequest.id.in_(request_ids)))} if request_ids else {}
         scores = buyer_scores(session, {r.buyer_key for r in requests.values() if r.buyer_key})
         settings = ctx.settings
-        closing: dict[datetime, datetime] = {}  # listings go up in batches: one cron lookup per time
-        for _, listing, _ in window:
-            if listing.listed_at not in closing:
-                closing[listing.listed_at] = closes_at(listing.listed_at, cron=settings.settle_cron,
-                                                       timezone=settings.timezone,
-                                                       min_board_hours=settings.min_board_hours)
+        closing = closing_times((listing.listed_at for _, listing, _ in window), cron=settings.settle_cron,
+                                timezone=settings.timezone, min_board_hours=settings.min_board_hours)
         items = [
             BoardItem(
                 listing=listing,
@@ -143,7 +145,7 @@ def board(ctx: Context, actor: Actor, filters: BoardFilter, page: PageRequest) -
             )
             for km, listing, store in window
         ]
-        return Page(items, total)
+        return Page(items, total, exact)
 
 
 def _approx_km2(reach: Reach):
@@ -159,13 +161,9 @@ def _in_box(box: tuple[float, float, float, float]):
     return and_(Listing.lat.between(min_lat, max_lat), Listing.lon.between(min_lon, max_lon))
 
 
-def _count_visible(session: Session, stores: Sequence[Store], reaches: Sequence[Reach], conditions,
-                   max_km: float | None) -> int:
-    """How many listings the stores cover: the database decides all but the ones near an edge.
-
-    One statement per group of overlapping boxes (one index range scan each):
-    it counts the sure ones and lists the maybes, which get the geodesic here.
-    """
+def _verdicts(reaches: Sequence[Reach]):
+    """(sure, maybe) as SQL: a listing is surely in some reach, or maybe (near an
+    edge, for the geodesic to decide), or neither."""
     rectangles, surely, maybe = [], [], []
     for reach in reaches:
         if reach.margin_km is None:
@@ -178,10 +176,33 @@ def _count_visible(session: Session, stores: Sequence[Store], reaches: Sequence[
         outer = reach.radius_km + reach.margin_km
         maybe.append(_approx_km2(reach) <= outer * outer)
     # The rectangles first: most listings are in one, and need no arithmetic.
-    sure = or_(*rectangles, *surely) if surely else false()
+    return (or_(*rectangles, *surely) if surely else false()), or_(*maybe)
+
+
+def _count_visible(session: Session, stores: Sequence[Store], reaches: Sequence[Reach], conditions,
+                   max_km: float | None, limit: int) -> tuple[int, bool]:
+    """How many listings the stores cover, and whether that is exact: past
+    `limit` (when not 0) the count stops, and says "at least `limit`".
+
+    A metro's board holds 10^5 listings, and counting them all was most of the
+    board's time, for a figure nobody pages to the end of. So first the
+    listings in a rectangle surely inside one store's reach are counted, up to
+    `limit`: a plain index range scan, no arithmetic. Only a board where that
+    stops short is counted exactly: the database decides all but the listings
+    near an edge, with one statement per group of overlapping boxes (one index
+    range scan each), and lists those maybes for the geodesic here.
+    """
+    if limit:
+        # The widest reaches first; a few at most, since each try scans up to `limit`.
+        for reach in sorted(reaches, key=lambda r: -r.radius_km)[:3]:
+            for rectangle in reach.inner_rectangles()[:1]:
+                sure_ones = select(literal(1)).where(*conditions, _in_box(rectangle)).limit(limit)
+                if session.scalar(select(func.count()).select_from(sure_ones.subquery())) >= limit:
+                    return limit, False
+    sure, maybe = _verdicts(reaches)
     # One aggregate, so that each listing's verdict is worked out once: an empty
     # string for each sure one, the id of each maybe ("",,,"17",,...), NULL otherwise.
-    verdict = case((sure, ""), (or_(*maybe), cast(Listing.id, String)))
+    verdict = case((sure, ""), (maybe, cast(Listing.id, String)))
     total, maybes = 0, []
     for box in merge_boxes([reach.box for reach in reaches]):
         found = session.scalar(select(func.aggregate_strings(verdict, ",")).where(*conditions, _in_box(box)))
@@ -194,7 +215,7 @@ def _count_visible(session: Session, stores: Sequence[Store], reaches: Sequence[
                                    .where(Listing.id.in_(maybes[chunk:chunk + 5000]))):
             if _covering(stores, reaches, row.lat, row.lon, max_km) is not None:
                 total += 1
-    return total
+    return total, True
 
 
 def _nearest_visible(session: Session, stores: Sequence[Store], reaches: Sequence[Reach], conditions,
@@ -210,8 +231,10 @@ def _nearest_visible(session: Session, stores: Sequence[Store], reaches: Sequenc
     rho = min(widest, max(0.5, widest * math.sqrt(2 * need / total)))
     while True:
         boxes = [bounding_box(s.lat, s.lon, min(rho, reach.radius_km)) for s, reach in zip(stores, reaches)]
-        rows = session.execute(select(Listing.id, Listing.lat, Listing.lon)
-                               .where(*conditions, or_(*(_in_box(box) for box in merge_boxes(boxes))))).all()
+        # One SELECT per disjoint box, so that each is an index-only range scan
+        # (an OR of boxes makes PostgreSQL fetch every row from the table).
+        rows = session.execute(union_all(*(select(Listing.id, Listing.lat, Listing.lon).where(*conditions, _in_box(box))
+                                           for box in merge_boxes(boxes)))).all()
         # Exact distances in order of their lower bounds, only until the page is settled.
         bounded = []
         for row in rows:

@@ -9,6 +9,7 @@ equal to one in another zone (PEP 495), so it must not escape.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone as _tz
 from zoneinfo import ZoneInfo
 
@@ -28,6 +29,25 @@ def closes_at(listed_at: datetime, *, cron: str, timezone: str, min_board_hours:
     trigger = settle_trigger(cron, timezone)
     fire = trigger.get_next_fire_time(None, earliest)
     return (fire if fire is not None else earliest).astimezone(UTC)
+
+
+def closing_times(listed: Iterable[datetime], *, cron: str, timezone: str,
+                  min_board_hours: float) -> dict[datetime, datetime]:
+    """`closes_at` for many listings: listing time -> closing time.
+
+    A board page lists fifty times, mostly closing at one or two settlements; the
+    cron is asked once per settlement, not once per time. In time order, a fire
+    at or after one listing's earliest moment is the first for every later one
+    up to it: there is no fire between them.
+    """
+    closing: dict[datetime, datetime] = {}
+    fire: datetime | None = None
+    for listed_at in sorted(set(listed)):
+        earliest = listed_at + timedelta(hours=min_board_hours)
+        if fire is None or earliest > fire:
+            fire = closes_at(listed_at, cron=cron, timezone=timezone, min_board_hours=min_board_hours)
+        closing[listed_at] = fire
+    return closing
 
 
 def previous_fire(now: datetime, *, cron: str, timezone: str, horizon_days: int = 8) -> datetime | None:

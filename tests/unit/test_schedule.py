@@ -1,8 +1,9 @@
+import random
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from broker.settlement.schedule import closes_at, previous_fire, settle_trigger
+from broker.settlement.schedule import closes_at, closing_times, previous_fire, settle_trigger
 
 UTC = timezone.utc
 LA = "America/Los_Angeles"
@@ -61,3 +62,15 @@ class TestClosesAt:
         listed = datetime(2026, 5, 1, 1, 59, tzinfo=UTC)
         assert closes_at(listed, cron="0 2 * * *", timezone=LA, min_board_hours=hours) >= \
             listed + timedelta(hours=hours)
+
+
+@pytest.mark.parametrize("cron, tz, hours", [("0 2 * * *", LA, 12), ("30 */6 * * 1-5", "UTC", 0),
+                                             ("0 2 * * *", "Europe/London", 36.5)])
+def test_closing_times_for_many_listings_are_closes_at_for_each(cron, tz, hours):
+    rng = random.Random(cron)
+    # Around the spring-forward and fall-back days, and a few listed at the same moment.
+    start = datetime(2026, 3, 6, tzinfo=UTC)
+    listed = [start + timedelta(minutes=rng.randrange(0, 60 * 24 * 70, 7)) for _ in range(300)]
+    listed += listed[:20]
+    expected = {t: closes_at(t, cron=cron, timezone=tz, min_board_hours=hours) for t in listed}
+    assert closing_times(listed, cron=cron, timezone=tz, min_board_hours=hours) == expected
