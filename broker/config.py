@@ -13,6 +13,8 @@ import secrets
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from broker.settlement.scope import parse_shard
+
 
 class ConfigError(ValueError):
     """A setting has a value Broker cannot use."""
@@ -42,6 +44,9 @@ class Settings:
     settle_batch_size: int = 500
     # A pause between settlement batches, to spare a busy database (0: none).
     settle_batch_pause_ms: int = 0
+    # The scheduler settles only this shard of the manufacturers, "K/N" (see
+    # broker/settlement/scope.py); empty: every due listing.
+    settle_shard: str = ""
     # Retry a failed scheduled job this many minutes later (up to three times).
     job_retry_minutes: float = 10.0
     # Warn a winner this many hours before its shipping window closes.
@@ -115,6 +120,7 @@ class Settings:
         text("BROKER_GEOCODER", "geocoder")
         number("BROKER_SETTLE_BATCH_SIZE", "settle_batch_size", int)
         number("BROKER_SETTLE_BATCH_PAUSE_MS", "settle_batch_pause_ms", int)
+        text("BROKER_SETTLE_SHARD", "settle_shard")
         number("BROKER_JOB_RETRY_MINUTES", "job_retry_minutes")
         number("BROKER_LAPSE_WARNING_HOURS", "lapse_warning_hours")
         text("BROKER_LOG_FORMAT", "log_format")
@@ -179,6 +185,11 @@ class Settings:
             raise ConfigError(f"BROKER_DIGEST_CRON must have five fields, got {self.digest_cron!r}")
         if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
             raise ConfigError("BROKER_SMTP_URL must start with smtp:// or smtps://")
+        if self.settle_shard:
+            try:
+                parse_shard(self.settle_shard)
+            except ValueError as exc:
+                raise ConfigError(f"BROKER_SETTLE_SHARD {exc}") from None
         if len(self.settle_cron.split()) != 5:
             raise ConfigError(
                 f"BROKER_SETTLE_CRON must have five fields (minute hour day month weekday), got {self.settle_cron!r}"

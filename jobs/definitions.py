@@ -23,7 +23,8 @@ from broker.payouts.services import run_payouts
 from broker.personal.services import expire_requests
 from broker.privacy.services import run_retention
 from broker.settlement.schedule import settle_trigger
-from broker.settlement.services import missed_settlement, settle
+from broker.settlement.scope import SettlementScope
+from broker.settlement.services import missed_settlement, settle, settlement_scope
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,8 +38,17 @@ class JobSpec:
     missed: Callable[[Context, datetime], datetime | None] | None = None
 
 
+def _settlement_scope(ctx: Context) -> SettlementScope | None:
+    # BROKER_SETTLE_SHARD (or `broker scheduler --shard`): this scheduler's shard.
+    return settlement_scope(ctx, shard=ctx.settings.settle_shard or None)
+
+
 def run_settlement(ctx: Context) -> None:
-    settle(ctx, trigger="scheduled")
+    settle(ctx, trigger="scheduled", scope=_settlement_scope(ctx))
+
+
+def missed_settlement_run(ctx: Context, now: datetime) -> datetime | None:
+    return missed_settlement(ctx, now, _settlement_scope(ctx))
 
 
 def run_deadline_check(ctx: Context) -> None:
@@ -66,7 +76,7 @@ JOBS: tuple[JobSpec, ...] = (
         id="settlement",
         func=run_settlement,
         trigger=lambda ctx: settle_trigger(ctx.settings.settle_cron, ctx.settings.timezone),
-        missed=missed_settlement,
+        missed=missed_settlement_run,
     ),
     JobSpec(
         id="deadlines",

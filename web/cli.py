@@ -2,9 +2,9 @@
 
     broker db upgrade          apply the migrations
     broker serve               web and API processes (gunicorn), for production
-    broker scheduler           the scheduler process, for production
+    broker scheduler [--shard K/N]   the scheduler process, for production
     broker run                 everything in one process on SQLite, with demo data
-    broker settle              settle now and print the report
+    broker settle [--shard K/N | --manufacturer SLUG ...]   settle now and print the report
     broker demo                add the demo data
     broker emails send         send the due emails now
     broker user add EMAIL      an account for a manufacturer's or retailer's person
@@ -48,6 +48,23 @@ def _logging(settings: Settings | None = None) -> None:
     from broker.logs import configure
 
     configure((settings or _settings()).log_format)
+
+
+def _shard(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """`--shard K/N`, checked as BROKER_SETTLE_SHARD is."""
+    from broker.settlement.scope import parse_shard
+
+    if value is None:
+        return None
+    try:
+        parse_shard(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+SHARD_HELP = ("settle only shard K of N of the manufacturers (their ids modulo N); "
+              "N hosts with 1/N ... N/N settle everything once")
 
 
 @click.group()
@@ -117,19 +134,23 @@ def serve(host: str, port: int, workers: int) -> None:
 
 
 @main.command()
-def scheduler() -> None:
+@click.option("--shard", callback=_shard, metavar="K/N", help=SHARD_HELP + "  [default: $BROKER_SETTLE_SHARD]")
+def scheduler(shard: str | None) -> None:
     """Run the scheduled jobs (settlement, ...) in this process until stopped.
 
     Safe to run on more than one host: each job claims its work in the database.
     """
     from jobs.scheduler import build_scheduler, catch_up
 
-    _logging()
-    ctx = _context()
+    settings = _settings(**({"settle_shard": shard} if shard else {}))
+    _logging(settings)
+    ctx = _context(settings)
     catch_up(ctx)
     sched = build_scheduler(ctx, background=False)
     for job in sched.get_jobs():
         click.echo(f"job {job.id}: {job.trigger}")
+    if settings.settle_shard:
+        click.echo(f"settlement takes shard {settings.settle_shard.strip()} of the manufacturers")
     try:
         sched.start()
     except (KeyboardInterrupt, SystemExit):
@@ -140,21 +161,32 @@ def scheduler() -> None:
 @click.option("--as-of", "as_of", help="settle as at this ISO 8601 time (default: now)")
 @click.option("--dry-run", is_flag=True, help="print what would be decided; write nothing")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
-def settle(as_of: str | None, dry_run: bool, as_json: bool) -> None:
-    """Settle every due listing now and print the report."""
+@click.option("--shard", callback=_shard, metavar="K/N", help=SHARD_HELP)
+@click.option("--manufacturer", "manufacturers", multiple=True, metavar="SLUG",
+              help="settle only this manufacturer's listings (repeat it for several)")
+def settle(as_of: str | None, dry_run: bool, as_json: bool, shard: str | None, manufacturers: tuple[str, ...]) -> None:
+    """Settle every due listing now (or a shard's, or some manufacturers') and print the report."""
+    from broker.errors import BrokerError
     from broker.settlement.services import settle as run_settle
+    from broker.settlement.services import settlement_scope
 
+    if shard and manufacturers:
+        raise click.UsageError("give --shard or --manufacturer, not both")
     moment = _parse_time(as_of) if as_of else None
     ctx = _context()
 
     def progress(report) -> None:
         click.echo(f"  ... {report.settled} listings settled", err=True)
 
-    report = run_settle(ctx, as_of=moment, trigger="manual", dry_run=dry_run, progress=progress)
+    try:
+        scope = settlement_scope(ctx, shard=shard, manufacturers=manufacturers)
+        report = run_settle(ctx, as_of=moment, trigger="manual", dry_run=dry_run, progress=progress, scope=scope)
+    except BrokerError as exc:
+        raise click.ClickException(exc.detail) from None
     summary = {
         "run_id": report.run_id, "dry_run": report.dry_run, "as_of": report.as_of.isoformat(),
-        "settled": report.settled, "to_retailers": report.to_retailers, "to_manufacturer": report.to_manufacturer,
-        "by_rule": report.by_rule, "seconds": round(report.seconds, 3),
+        "scope": report.scope, "settled": report.settled, "to_retailers": report.to_retailers,
+        "to_manufacturer": report.to_manufacturer, "by_rule": report.by_rule, "seconds": round(report.seconds, 3),
     }
     if dry_run:
         summary["plan"] = report.decisions
@@ -162,7 +194,7 @@ def settle(as_of: str | None, dry_run: bool, as_json: bool) -> None:
         click.echo(json.dumps(summary, indent=2))
         return
     title = "Settlement plan (dry run, nothing written)" if dry_run else f"Settlement run {report.run_id}"
-    click.echo(f"{title} as of {summary['as_of']}")
+    click.echo(f"{title} as of {summary['as_of']}" + (f", {report.scope}" if report.scope else ""))
     click.echo(f"  settled {report.settled}: {report.to_retailers} to retailers, "
                f"{report.to_manufacturer} to manufacturers, in {summary['seconds']}s")
     for rule, count in sorted(report.by_rule.items()):

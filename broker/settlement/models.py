@@ -33,6 +33,9 @@ class SettlementRun(Base):
     to_retailers: Mapped[int] = mapped_column(Integer, default=0)
     to_manufacturer: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    # The part of the due listings the run took (SettlementScope.describe(),
+    # "shard 2/3"); None: every due listing.
+    scope: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class Cause(enum.StrEnum):

@@ -21,6 +21,7 @@ from broker.errors import NotFound
 from broker.pagination import Page, PageRequest, paginate
 from broker.settlement.models import RunStatus, SettlementDecision, SettlementRun
 from broker.settlement.rules import distance_band
+from broker.settlement.scope import is_shard
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +97,8 @@ class RunSummary:
     settled: int
     to_retailers: int
     to_manufacturer: int
+    # What the run took, as the caller may be told (see `_run_scope`).
+    scope: str
 
     @property
     def seconds(self) -> float | None:
@@ -127,6 +130,16 @@ def _scope(actor: Actor):
     return Listing.manufacturer_id == actor.id
 
 
+def _run_scope(actor: Actor, scope: str | None) -> str:
+    """A run's recorded scope for the caller. A manufacturer sees a shard as it
+    is, but not which other manufacturers the operator settled by hand."""
+    if scope is None:
+        return "everything"
+    if actor.kind is ActorKind.OPERATOR or is_shard(scope):
+        return scope
+    return "chosen manufacturers"
+
+
 def list_runs(ctx: Context, actor: Actor, page: PageRequest) -> Page[RunSummary]:
     """Settlement runs, newest first, counted over the caller's own listings."""
     scope = _scope(actor)
@@ -134,7 +147,8 @@ def list_runs(ctx: Context, actor: Actor, page: PageRequest) -> Page[RunSummary]
         session = uow.session
         found = paginate(session, select(SettlementRun).order_by(SettlementRun.id.desc()), page)
         counts = _counts(session, [r.id for r in found.items], scope)
-        return Page([RunSummary(r, *counts.get(r.id, (0, 0, 0))) for r in found.items], found.total)
+        return Page([RunSummary(r, *counts.get(r.id, (0, 0, 0)), scope=_run_scope(actor, r.scope))
+                     for r in found.items], found.total)
 
 
 def _counts(session, run_ids: list[int], scope) -> dict[int, tuple[int, int, int]]:
@@ -178,7 +192,8 @@ def run_report(ctx: Context, actor: Actor, run_id: int) -> RunReport:
                 .order_by(func.count().desc(), SettlementDecision.winner_retailer_id)
             )
         ]
-        return RunReport(RunSummary(run, settled, to_retailers, to_maker), by_rule, shares)
+        return RunReport(RunSummary(run, settled, to_retailers, to_maker, _run_scope(actor, run.scope)), by_rule,
+                         shares)
 
 
 @dataclasses.dataclass(frozen=True)

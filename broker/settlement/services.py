@@ -15,6 +15,9 @@ processes may settle at once:
   decision is unique per (listing, round): no listing is awarded twice.
 * On PostgreSQL one run settles two batches at a time (WORKERS), each on its own
   connection: they are claimed one after the other, so they never overlap.
+* A run may take only part of the due listings (a SettlementScope: a hash shard
+  of the manufacturers, or named ones), so that schedulers on several hosts
+  each settle their own manufacturers; the run records its scope.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from broker.accounts.models import DealerAuthorisation, Retailer, Store
+from broker.accounts.models import DealerAuthorisation, Manufacturer, Retailer, Store
 from broker.auth import Actor, ActorKind, require
 from broker.board.models import Bid, BidStatus, Listing, ListingKind, ListingStatus
 from broker.clock import as_utc
@@ -77,6 +80,7 @@ from broker.settlement.models import (
 )
 from broker.settlement.rules import Candidate, Choice, choose, eligibility, records_json
 from broker.settlement.schedule import previous_fire
+from broker.settlement.scope import SettlementScope, parse_shard
 
 log = logging.getLogger(__name__)
 # The moments settlement accepts: wide enough for any real use, far from the
@@ -90,6 +94,7 @@ class SettlementReport:
     run_id: int | None
     as_of: datetime
     dry_run: bool
+    scope: str | None = None  # SettlementScope.describe(); None: every due listing
     settled: int = 0
     to_retailers: int = 0
     to_manufacturer: int = 0
@@ -312,21 +317,24 @@ def _capture_if_hold_too_short(session: Session, ctx: Context, payment: Payment,
 
 
 def settle(ctx: Context, *, as_of: datetime | None = None, trigger: str = "manual", dry_run: bool = False,
-           progress: Callable[[SettlementReport], None] | None = None) -> SettlementReport:
-    """Settle every listing due at `as_of` (default: now). Safe to run concurrently
-    and to run again: a listing already settled is never settled twice."""
+           progress: Callable[[SettlementReport], None] | None = None,
+           scope: SettlementScope | None = None) -> SettlementReport:
+    """Settle every listing due at `as_of` (default: now), or only those in `scope`
+    (see `settlement_scope`). Safe to run concurrently and to run again: a listing
+    already settled is never settled twice."""
     started = time.perf_counter()
     as_of = as_utc(as_of) if as_of is not None else ctx.now()
     if not (EARLIEST <= as_of <= LATEST):
         raise Invalid.field("as_of", f"must be between {EARLIEST.year} and {LATEST.year}")
     cutoff = as_of - timedelta(hours=ctx.settings.min_board_hours)
-    report = SettlementReport(run_id=None, as_of=as_of, dry_run=dry_run)
+    report = SettlementReport(run_id=None, as_of=as_of, dry_run=dry_run,
+                              scope=scope.describe() if scope is not None else None)
     if dry_run:
-        _plan(ctx, cutoff, report)
+        _plan(ctx, cutoff, scope, report)
         report.seconds = time.perf_counter() - started
         return report
 
-    run_id = _open_run(ctx, as_of, trigger)
+    run_id = _open_run(ctx, as_of, trigger, report.scope)
     report.run_id = run_id
     try:
         # First pass skips rows other transactions hold, so concurrent runs share
@@ -334,7 +342,7 @@ def settle(ctx: Context, *, as_of: datetime | None = None, trigger: str = "manua
         scores: dict[int, float] = {}
         with _without_cycle_collection():
             for skip_locked in (True, False):
-                _run_batches(ctx, _Batches(cutoff, run_id, report, skip_locked, scores, progress))
+                _run_batches(ctx, _Batches(cutoff, scope, run_id, report, skip_locked, scores, progress))
     except Exception as exc:
         report.seconds = time.perf_counter() - started
         _close_run(ctx, run_id, report, error=f"{type(exc).__name__}: {exc}")
@@ -343,10 +351,11 @@ def settle(ctx: Context, *, as_of: datetime | None = None, trigger: str = "manua
     report.seconds = time.perf_counter() - started
     _close_run(ctx, run_id, report)
     log.info(
-        "settlement run %s as of %s: %s settled, %s to retailers, %s to manufacturers in %.2fs",
-        run_id, as_of.isoformat(), report.settled, report.to_retailers, report.to_manufacturer, report.seconds,
+        "settlement run %s (%s) as of %s: %s settled, %s to retailers, %s to manufacturers in %.2fs",
+        run_id, report.scope or "everything", as_of.isoformat(), report.settled, report.to_retailers,
+        report.to_manufacturer, report.seconds,
         extra={"event": "settlement.completed", "run_id": run_id, "as_of": as_of.isoformat(),
-               "settled": report.settled, "to_retailers": report.to_retailers,
+               "scope": report.scope, "settled": report.settled, "to_retailers": report.to_retailers,
                "to_manufacturer": report.to_manufacturer, "by_rule": report.by_rule,
                "seconds": round(report.seconds, 3)},
     )
@@ -381,6 +390,7 @@ class _Batches:
     """One pass of a run over the due listings, shared by the run's workers."""
 
     cutoff: datetime
+    scope: SettlementScope | None
     run_id: int
     report: SettlementReport
     skip_locked: bool
@@ -435,19 +445,27 @@ def _workers(ctx: Context) -> int:
     return WORKERS if isinstance(bind, Engine) and bind.dialect.name == "postgresql" else 1
 
 
-def _due(cutoff: datetime, after: int = 0):
-    """Open listings on the board long enough: every order, and the personal
-    requests that have offers (one without waits for offers until it expires).
+def _due(cutoff: datetime, after: int = 0, scope: SettlementScope | None = None):
+    """Open listings on the board long enough, in the scope if one is given:
+    every order, and the personal requests that have offers (one without waits
+    for offers until it expires).
 
     Only the columns settlement needs: a run reads tens of thousands of listings,
     and loads as ORM objects only the few personal requests it awards."""
     has_offer = exists().where(Bid.listing_id == Listing.id, Bid.status == BidStatus.ACTIVE)
-    return (
+    stmt = (
         select(Listing.id, Listing.kind, Listing.manufacturer_id, Listing.order_id, Listing.request_id)
         .where(Listing.status == ListingStatus.OPEN, Listing.listed_at <= cutoff, Listing.id > after,
                or_(Listing.kind == ListingKind.ORDER, has_offer))
         .order_by(Listing.id)
     )
+    if scope is not None and scope.shard is not None:
+        k, n = scope.shard
+        # A request naming no catalog product has no manufacturer: shard 1 takes it.
+        stmt = stmt.where(func.coalesce(Listing.manufacturer_id, 0) % n == k - 1)
+    elif scope is not None:
+        stmt = stmt.where(_among(Listing.manufacturer_id, sorted(scope.manufacturer_ids or ())))
+    return stmt
 
 
 def _settle_batch(ctx: Context, batches: _Batches) -> bool:
@@ -458,7 +476,7 @@ def _settle_batch(ctx: Context, batches: _Batches) -> bool:
         with batches.lock:
             if batches.done:
                 return False
-            stmt = _due(batches.cutoff, batches.after).limit(ctx.settings.settle_batch_size)
+            stmt = _due(batches.cutoff, batches.after, batches.scope).limit(ctx.settings.settle_batch_size)
             listings = _core(session).execute(stmt.with_for_update(skip_locked=batches.skip_locked, of=Listing)).all()
             if not listings:
                 batches.done = True
@@ -521,10 +539,10 @@ def _settle_request(session: Session, ctx: Context, listing: Listing, candidates
     return True
 
 
-def _plan(ctx: Context, cutoff: datetime, report: SettlementReport) -> None:
+def _plan(ctx: Context, cutoff: datetime, scope: SettlementScope | None, report: SettlementReport) -> None:
     """What a run would decide now, without writing anything."""
     with ctx.uow() as uow:
-        listings = uow.session.execute(_due(cutoff)).all()
+        listings = uow.session.execute(_due(cutoff, scope=scope)).all()
         prefers = _preferences(uow.session, listings)
         scores: dict[int, float] = {}  # as in a run
         for start in range(0, len(listings), ctx.settings.settle_batch_size):
@@ -558,7 +576,7 @@ def _preferences(session: Session, listings: Sequence) -> dict[int, str]:
     return {ids[rid]: prefer for rid, prefer in rows}
 
 
-def _open_run(ctx: Context, as_of: datetime, trigger: str) -> int:
+def _open_run(ctx: Context, as_of: datetime, trigger: str, scope: str | None) -> int:
     with ctx.uow() as uow:
         now = ctx.now()
         # Runs killed mid-way stay "running" with a stale heartbeat: say so, so that
@@ -572,7 +590,7 @@ def _open_run(ctx: Context, as_of: datetime, trigger: str) -> int:
                     error="abandoned: the process stopped before finishing (its committed batches stand)")
         )
         run = SettlementRun(as_of=as_of, trigger=trigger, status=RunStatus.RUNNING, started_at=now,
-                            heartbeat_at=now, worker=f"{socket.gethostname()}:{os.getpid()}")
+                            heartbeat_at=now, worker=f"{socket.gethostname()}:{os.getpid()}", scope=scope)
         uow.session.add(run)
         uow.commit()
         return run.id
@@ -615,15 +633,50 @@ def settle_as(ctx: Context, actor: Actor, *, as_of: datetime | None = None) -> S
     return settle(ctx, as_of=as_of, trigger="api")
 
 
-def missed_settlement(ctx: Context, now: datetime) -> datetime | None:
-    """The last scheduled settlement time, if no run has completed since it."""
+def settlement_scope(ctx: Context, *, shard: str | None = None,
+                     manufacturers: Iterable[str] = ()) -> SettlementScope | None:
+    """The scope for `settle` from what an operator wrote: a shard "K/N", or
+    manufacturers' slugs; neither: None, every due listing.
+
+    :raise 422: a shard that is not K/N with 1 <= K <= N, both a shard and
+        manufacturers, or a slug that is no manufacturer's.
+    """
+    slugs = sorted({slug.strip().lower() for slug in manufacturers})
+    if shard and slugs:
+        raise Invalid("settle a shard or named manufacturers, not both")
+    if shard:
+        try:
+            return SettlementScope(shard=parse_shard(shard))
+        except ValueError as exc:
+            raise Invalid.field("shard", str(exc)) from None
+    if not slugs:
+        return None
+    with ctx.uow() as uow:
+        ids = dict(uow.session.execute(
+            select(Manufacturer.slug, Manufacturer.id).where(Manufacturer.slug.in_(slugs))).tuples().all())
+    unknown = [slug for slug in slugs if slug not in ids]
+    if unknown:
+        named = ", ".join(map(repr, unknown))
+        raise Invalid.field("manufacturer", f"no manufacturer has the slug {named}" if len(unknown) == 1
+                            else f"no manufacturers have the slugs {named}")
+    return SettlementScope(manufacturer_ids=frozenset(ids.values()), manufacturer_slugs=tuple(slugs))
+
+
+def missed_settlement(ctx: Context, now: datetime, scope: SettlementScope | None = None) -> datetime | None:
+    """The last scheduled settlement time, if no run covering `scope` has
+    completed since it: a run of the same scope, or one of every listing (which
+    covers every shard). Without a scope only a run of every listing counts."""
     due = previous_fire(now, cron=ctx.settings.settle_cron, timezone=ctx.settings.timezone)
     if due is None:
         return None
+    covering = SettlementRun.scope.is_(None)
+    if scope is not None:
+        covering = or_(covering, SettlementRun.scope == scope.describe())
     with ctx.uow() as uow:
         if uow.session.scalar(select(SettlementRun.id).limit(1)) is None:
             return None  # a new install: no scheduler ever ran, so none missed a run
         done = uow.session.scalar(
-            select(func.count()).where(SettlementRun.status == RunStatus.COMPLETED, SettlementRun.as_of >= due)
+            select(func.count()).where(SettlementRun.status == RunStatus.COMPLETED, SettlementRun.as_of >= due,
+                                       covering)
         )
     return None if done else due

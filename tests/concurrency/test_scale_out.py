@@ -6,9 +6,15 @@ settlement at the same minute. Afterwards every listing is awarded exactly once,
 to one of its bidders, every acknowledged bid is in the database once, and no
 bid was stored that was not acknowledged.
 
+Then settlement split by manufacturer: two schedulers, one with shard 1/2 and
+one with 2/2, over several manufacturers' orders and a personal request that
+names no manufacturer. Each settles its own shard and together they decide
+every listing exactly once.
+
 PostgreSQL only (BROKER_TEST_DATABASE_URL): it is the production database, and
-the one several hosts share. It takes about a minute and a half, most of it
-waiting for the schedulers' next minute.
+the one several hosts share. The first test takes about a minute and a half,
+most of it waiting for the schedulers' next minute; the sharded schedulers
+catch up at once instead (their shard's run is missed), in a few seconds.
 """
 
 from __future__ import annotations
@@ -25,13 +31,16 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
+from broker.board import services as board
 from broker.board.models import Bid, Listing, ListingStatus
 from broker.fulfilment.models import Assignment
 from broker.migrate import upgrade
 from broker.settlement.models import RunStatus, SettlementDecision, SettlementRun
+from broker.settlement.services import settle
 from tests.concurrency.test_settlement_processes import Processes, context
 from tests.conftest import _server_url, postgres_database
 from tests.factories import HERE, KM, World
+from tests.integration.test_settlement_scope import post_request
 
 pytestmark = pytest.mark.skipif(_server_url() is None, reason="scale-out runs on PostgreSQL "
                                                                "(BROKER_TEST_DATABASE_URL; CI sets it)")
@@ -158,3 +167,72 @@ def test_several_web_processes_and_two_schedulers_keep_every_bid_and_award_each_
     # Both schedulers ran; together they settled each listing once.
     completed = [settled for status, settled in runs if status == RunStatus.COMPLETED]
     assert sum(completed) == ORDERS, runs
+
+
+MAKERS, ORDERS_PER_MAKER = 4, 8
+
+
+def test_two_schedulers_with_shards_1_2_and_2_2_decide_every_listing_once(database, tmp_path):
+    placed_at = datetime.now(timezone.utc) - timedelta(hours=13)
+    ctx = context(database, placed_at)
+    world = World(ctx)
+    makers = [world.manufacturer(f"shard-{i}") for i in range(MAKERS)]
+    shops = [world.retailer((HERE[0] + (i + 1) * 3 * KM, HERE[1]), radius=200, dealer_of=makers) for i in range(2)]
+    maker_of: dict[int, int | None] = {}  # listing id -> manufacturer id
+    for i in range(MAKERS * ORDERS_PER_MAKER):
+        maker = makers[i % MAKERS]
+        placed = world.order(maker, to=(HERE[0] - (i % 10) * KM, HERE[1]))
+        maker_of[world.listing_id(placed.order.id)] = maker.id
+        if i % 2:
+            world.bid(shops[i % 4 // 2], placed.order.id)
+    unbranded = post_request(ctx)  # no manufacturer: shard 1's
+    board.place_bid(ctx, shops[0].actor, board.PlaceBid(unbranded, price=8000))
+    maker_of[unbranded] = None
+    # A run of everything an hour after the orders (nothing was due yet): the
+    # schedulers then find their shard's run of the last minute missed, and run
+    # it as they start rather than at the next minute.
+    settle(ctx, as_of=placed_at + timedelta(hours=1), trigger="scheduled")
+    ctx.engine.dispose()
+    shard_of = {lid: f"shard {(maker_id or 0) % 2 + 1}/2" for lid, maker_id in maker_of.items()}
+    assert set(shard_of.values()) == {"shard 1/2", "shard 2/2"}
+
+    procs = Processes(tmp_path, database)
+    try:
+        env = dict(BROKER_SETTLE_CRON="* * * * *", BROKER_SECRET_KEY="scale-out", BROKER_MAIL_DIR=str(tmp_path / "mail"))
+        procs.start("scheduler", "--shard", "1/2", **env)
+        procs.start("scheduler", BROKER_SETTLE_SHARD="2/2", **env)
+
+        check = context(database, datetime.now(timezone.utc))
+        try:
+            def both_shards_settled_and_runs_closed():
+                with check.uow() as uow:
+                    still_open = uow.session.scalar(
+                        select(func.count()).select_from(Listing).where(Listing.status == ListingStatus.OPEN))
+                    running = uow.session.scalar(
+                        select(func.count()).select_from(SettlementRun).where(SettlementRun.status == RunStatus.RUNNING))
+                    return still_open == 0 and running == 0
+
+            wait_until(both_shards_settled_and_runs_closed, 90, "the sharded schedulers to settle every listing")
+            with check.uow() as uow:
+                session = uow.session
+                decided_by = session.execute(
+                    select(SettlementDecision.listing_id, SettlementRun.scope)
+                    .join(SettlementRun, SettlementRun.id == SettlementDecision.run_id)).all()
+                runs = session.execute(
+                    select(SettlementRun.scope, SettlementRun.status, SettlementRun.settled, SettlementRun.trigger)
+                    .where(SettlementRun.scope.is_not(None))).all()
+        finally:
+            check.engine.dispose()
+    finally:
+        procs.kill_all()
+
+    # Every listing decided once, by a run of its own manufacturer's shard.
+    assert Counter(lid for lid, _ in decided_by) == Counter({lid: 1 for lid in maker_of})
+    assert dict(decided_by) == shard_of
+    # Each scheduler ran its own shard, and only its own. (A run the next minute
+    # fired may have opened since, with nothing left to settle.)
+    settled = Counter()
+    for scope, status, count, trigger in runs:
+        assert status != RunStatus.FAILED and trigger == "scheduled"
+        settled[scope] += count
+    assert settled == Counter(shard_of.values())

@@ -66,6 +66,31 @@ def test_bad_settle_time_is_a_usage_error(tmp_path):
     assert result.returncode == 2 and "ISO 8601" in result.stderr
 
 
+def test_settle_a_shard_or_named_manufacturers(tmp_path):
+    assert broker(tmp_path, "db", "upgrade").returncode == 0
+    assert broker(tmp_path, "demo").returncode == 0
+
+    # The demo's one manufacturer has id 1: shard 2 of 2 (ids modulo 2 are 1).
+    other = json.loads(broker(tmp_path, "settle", "--shard", "1/2", "--dry-run", "--json").stdout)
+    assert (other["scope"], other["settled"]) == ("shard 1/2", 0)
+    mine = json.loads(broker(tmp_path, "settle", "--shard", "2/2", "--dry-run", "--json").stdout)
+    assert (mine["scope"], mine["settled"]) == ("shard 2/2", 4)
+    named = broker(tmp_path, "settle", "--manufacturer", "northwind", "--json")
+    assert named.returncode == 0, named.stderr
+    assert (json.loads(named.stdout)["scope"], json.loads(named.stdout)["settled"]) == ("manufacturer northwind", 4)
+
+    unknown = broker(tmp_path, "settle", "--manufacturer", "northwind", "--manufacturer", "southwind")
+    assert unknown.returncode == 1 and "no manufacturer has the slug 'southwind'" in unknown.stderr
+    both = broker(tmp_path, "settle", "--shard", "1/2", "--manufacturer", "northwind")
+    assert both.returncode == 2 and "not both" in both.stderr
+    for command in ("settle", "scheduler"):
+        bad = broker(tmp_path, command, "--shard", "3/2")
+        assert bad.returncode == 2 and "--shard" in bad.stderr and "from 1 to 2" in bad.stderr
+    configured = broker(tmp_path, "scheduler", BROKER_SETTLE_SHARD="half")
+    assert configured.returncode == 2 and "BROKER_SETTLE_SHARD must be K/N" in configured.stderr
+    assert not any("Traceback" in r.stderr for r in (unknown, both, bad, configured))
+
+
 def test_run_starts_everything_with_demo_data(tmp_path):
     port = free_port()
     proc = subprocess.Popen(BROKER + ["run", "--port", str(port)], cwd=tmp_path, env=_env(tmp_path),

@@ -69,6 +69,48 @@ class TestCatchUp:
         clock.now = START
         assert catch_up(ctx) == []
 
+    def test_a_sharded_scheduler_counts_only_runs_of_its_shard_or_of_everything(self, ctx, clock):
+        from broker.settlement.services import missed_settlement, settle, settlement_scope
+
+        maker = World(ctx).manufacturer()
+        clock.now = START - timedelta(days=1)
+        settle(ctx, trigger="scheduled")  # yesterday's: not a new install
+        clock.now = START  # 09:00 UTC: today's 02:00 run is due
+        due = START.replace(hour=2, minute=0)
+        one, two = settlement_scope(ctx, shard="1/2"), settlement_scope(ctx, shard="2/2")
+
+        settle(ctx, trigger="scheduled", scope=one)
+        settle(ctx, trigger="manual", scope=settlement_scope(ctx, manufacturers=[maker.slug]))
+        assert missed_settlement(ctx, START, one) is None
+        assert missed_settlement(ctx, START, two) == due
+        assert missed_settlement(ctx, START, settlement_scope(ctx, shard="1/3")) == due
+        assert missed_settlement(ctx, START) == due  # neither a shard nor a manufacturer is everything
+        settle(ctx, trigger="manual")
+        assert [missed_settlement(ctx, START, scope) for scope in (one, two, None)] == [None, None, None]
+
+    def test_a_sharded_scheduler_catches_up_its_own_shard(self, ctx, clock, session):
+        import dataclasses
+
+        from broker.settlement.services import settle
+
+        world = World(ctx)
+        makers = [world.manufacturer() for _ in range(2)]
+        clock.now = START - timedelta(days=1, hours=7)  # yesterday's 02:00 run
+        settle(ctx, trigger="scheduled")
+        for maker in makers:
+            world.order(maker, when=START - timedelta(days=1))  # due at today's 02:00
+        clock.now = START
+        sharded = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, settle_shard="2/2"))
+
+        assert catch_up(sharded) == ["settlement"]
+        run = session.scalar(select(SettlementRun).order_by(SettlementRun.id.desc()))
+        assert (run.status, run.trigger, run.scope) == (RunStatus.COMPLETED, "scheduled", "shard 2/2")
+        assert run.settled == 1  # the one manufacturer with an odd id
+        assert catch_up(sharded) == []
+        assert catch_up(ctx) == ["settlement"]  # an unsharded scheduler waits for a run of everything
+        run = session.scalar(select(SettlementRun).order_by(SettlementRun.id.desc()))
+        assert (run.scope, run.settled) == (None, 1)
+
 
 class TestRetries:
     def test_a_failed_job_is_retried_later_and_not_forever(self, ctx, scheduler, monkeypatch):
