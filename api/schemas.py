@@ -401,6 +401,9 @@ class RunOut(ma.Schema):
     to_retailers = f.Integer()
     to_manufacturer = f.Integer()
     error = f.String(allow_none=True)
+    scope = f.String(metadata={"description": "What the run took: \"everything\", \"shard K/N\" of the "
+                                              "manufacturers, or named manufacturers (to a manufacturer, "
+                                              "\"chosen manufacturers\")."})
 
 
 class RetailerShareOut(ma.Schema):

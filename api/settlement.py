@@ -19,7 +19,7 @@ def _run(summary: reports.RunSummary) -> dict:
     return {"id": run.id, "as_of": run.as_of, "trigger": run.trigger, "status": run.status,
             "started_at": run.started_at, "finished_at": run.finished_at, "seconds": summary.seconds,
             "settled": summary.settled, "to_retailers": summary.to_retailers,
-            "to_manufacturer": summary.to_manufacturer, "error": run.error}
+            "to_manufacturer": summary.to_manufacturer, "error": run.error, "scope": summary.scope}
 
 
 @blp.route("/settlements")

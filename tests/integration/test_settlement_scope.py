@@ -196,3 +196,14 @@ class TestConsole:
         assert 'id="run-scope">shard 2/2<' in pages[sharded.run_id]
         assert 'id="run-scope">chosen manufacturers<' in pages[chosen.run_id]
         assert other.slug not in pages[chosen.run_id]
+
+    def test_the_api_lists_each_runs_scope_as_the_console_does(self, client, ctx, market):
+        me, other = market.makers[0], market.makers[1]
+        settle(ctx, as_of=LATER - timedelta(minutes=1), scope=settlement_scope(ctx, shard="2/2"))
+        settle(ctx, as_of=LATER, scope=settlement_scope(ctx, manufacturers=[me.slug, other.slug]))
+        operator = {"Authorization": f"Bearer {ctx.settings.admin_token}"}
+        mine = {"Authorization": f"Bearer {me.key}"}
+        assert [run["scope"] for run in client.get("/api/v1/settlements", headers=operator).get_json()] == [
+            f"manufacturers {', '.join(sorted([me.slug, other.slug]))}", "shard 2/2"]
+        assert [run["scope"] for run in client.get("/api/v1/settlements", headers=mine).get_json()] == [
+            "chosen manufacturers", "shard 2/2"]
