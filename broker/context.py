@@ -30,14 +30,20 @@ class Context:
     payments: PaymentProvider
     clock: Clock = utcnow
     mailer: Mailer | None = None  # None: made from the settings when first needed
+    # Sessions for `read`; None: the same as `uow`'s.
+    read_session_factory: sessionmaker | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, engine: Engine | None = None, **overrides) -> "Context":
         engine = engine or make_engine(settings.database_url)
+        sessions = overrides.pop("session_factory", None)
         values = dict(
             settings=settings,
             engine=engine,
-            session_factory=overrides.pop("session_factory", None) or make_session_factory(engine),
+            session_factory=sessions or make_session_factory(engine),
+            # Given sessions (bound to a test's transaction, say), reads use them too.
+            read_session_factory=overrides.pop("read_session_factory", None) or (
+                None if sessions else _read_session_factory(engine)),
             geocoder=overrides.pop("geocoder", None) or make_geocoder(settings.geocoder, dict(settings.geocoder_options)),
             payments=overrides.pop("payments", None) or make_payment_provider(settings),
             mailer=overrides.pop("mailer", None) or make_mailer(settings),
@@ -48,6 +54,13 @@ class Context:
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory)
 
+    def read(self) -> UnitOfWork:
+        """A unit of work for a single read statement, such as checking an API
+        key: on PostgreSQL without a transaction around it, which saves the
+        BEGIN and ROLLBACK round trips every API call paid. Nothing written in
+        it can be committed; several statements in it see different moments."""
+        return UnitOfWork(self.read_session_factory or self.session_factory)
+
     def email(self) -> Mailer:
         if self.mailer is None:
             self.mailer = make_mailer(self.settings)
@@ -55,3 +68,9 @@ class Context:
 
     def now(self):
         return self.clock()
+
+
+def _read_session_factory(engine: Engine) -> sessionmaker | None:
+    if engine.dialect.name != "postgresql":
+        return None  # SQLite: a read takes no round trip, and `uow` is as cheap
+    return make_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))

@@ -61,7 +61,7 @@ def authenticate(ctx: Context, bearer: str | None) -> Actor:
     if token and same(bearer, token):
         return Actor(ActorKind.OPERATOR)
     hashed = digest(bearer)
-    with ctx.uow() as uow:
+    with ctx.read() as uow:
         # One query for the key and, for a retailer's, whether the retailer is
         # active: every API call starts here.
         key = uow.session.execute(
