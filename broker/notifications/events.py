@@ -46,7 +46,14 @@ from broker.board.models import Bid, Listing
 from broker.context import Context
 from broker.fulfilment.models import Assignment
 from broker.money import format_amount
-from broker.notifications.services import TOPIC_PREFIX, address_hash, company_addresses, send_email
+from broker.notifications.services import (
+    TOPIC_PREFIX,
+    address_hash,
+    companies_addresses,
+    company_addresses,
+    send_email,
+)
+from broker.outbox.services import written_keys
 from broker.orders.models import Delivery, Order, OrderLine, OrderStatus
 from broker.outbox.delivery import delivery_state, set_delivery_state
 from broker.outbox.models import OutboxMessage
@@ -193,16 +200,10 @@ def run_finished_emails(session: Session, ctx: Context, run_id: int) -> int:
         elif maker_id is not None:
             fell_back.setdefault(maker_id, []).append(order_id)
     now = ctx.now()
-    written = 0
-    for retailer_id, orders in won.items():
-        written += _to_company(session, ctx, Role.RETAILER, retailer_id, topic="run_awards", template="run_awards",
-                               key=f"run-{run_id}", now=now, count=len(orders), orders=orders[:SUMMARY_LIST],
-                               more=max(0, len(orders) - SUMMARY_LIST))
-    for maker_id, orders in fell_back.items():
-        written += _to_company(session, ctx, Role.MANUFACTURER, maker_id, topic="fallback",
-                               template="fallback_summary", key=f"run-{run_id}", now=now, count=len(orders),
-                               orders=orders[:SUMMARY_LIST], more=max(0, len(orders) - SUMMARY_LIST))
-    return written
+    return (_to_companies(session, ctx, Role.RETAILER, won, topic="run_awards", template="run_awards",
+                          key=f"run-{run_id}", now=now)
+            + _to_companies(session, ctx, Role.MANUFACTURER, fell_back, topic="fallback",
+                            template="fallback_summary", key=f"run-{run_id}", now=now))
 
 
 # --- helpers ------------------------------------------------------------------
@@ -215,9 +216,30 @@ def _to_company(session: Session, ctx: Context, role: Role, company_id: int | No
         return 0
     written = 0
     for user_id, address in company_addresses(session, role, company_id):
-        recipient = f"u{user_id}" if user_id is not None else f"a{address_hash(address)[:16]}"
         written += send_email(session, ctx, topic=topic, to=address, template=template,
-                              dedupe_key=f"{key}-{recipient}", now=now, recipient_id=user_id, **values)
+                              dedupe_key=_recipient_key(key, user_id, address), now=now, recipient_id=user_id,
+                              **values)
+    return written
+
+
+def _recipient_key(key: str, user_id: int | None, address: str) -> str:
+    return f"{key}-u{user_id}" if user_id is not None else f"{key}-a{address_hash(address)[:16]}"
+
+
+def _to_companies(session: Session, ctx: Context, role: Role, orders_of: dict[int, list[int]], *, topic: str,
+                  template: str, key: str, now: datetime) -> int:
+    """`_to_company` for each company's summary of its orders, in a few queries
+    for them all: a run has thousands of winners."""
+    addresses = companies_addresses(session, role, orders_of)
+    keys = {(company_id, user_id, address): _recipient_key(key, user_id, address)
+            for company_id, found in addresses.items() for user_id, address in found}
+    written_before = written_keys(session, f"{TOPIC_PREFIX}{topic}", [k[:120] for k in keys.values()])
+    written = 0
+    for (company_id, user_id, address), dedupe_key in keys.items():
+        orders = orders_of[company_id]
+        written += send_email(session, ctx, topic=topic, to=address, template=template, dedupe_key=dedupe_key,
+                              now=now, recipient_id=user_id, written=written_before, count=len(orders),
+                              orders=orders[:SUMMARY_LIST], more=max(0, len(orders) - SUMMARY_LIST))
     return written
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -85,9 +86,9 @@ def link(ctx: Context, path: str) -> str:
 
 
 def send_email(session: Session, ctx: Context, *, topic: str, to: str, template: str, dedupe_key: str,
-               now: datetime, recipient_id: int | None = None, **values) -> bool:
+               now: datetime, recipient_id: int | None = None, written: set[str] | None = None, **values) -> bool:
     """Write one email to the outbox; False if it was already written or the
-    address unsubscribed from this (optional) kind."""
+    address unsubscribed from this (optional) kind. `written`: as for `enqueue`."""
     if not to or "@" not in to:
         return False
     optional = topic in OPTIONAL
@@ -99,22 +100,38 @@ def send_email(session: Session, ctx: Context, *, topic: str, to: str, template:
         text = f"{text.rstrip()}\n\n--\nYou get these because you asked for them. Unsubscribe: {unsubscribe}\n"
     return enqueue(session, topic=f"{TOPIC_PREFIX}{topic}", dedupe_key=dedupe_key[:120], recipient_kind=RECIPIENT_KIND,
                    recipient_id=recipient_id,
-                   payload={"to": to, "subject": subject, "text": text, "unsubscribe_url": unsubscribe}, now=now)
+                   payload={"to": to, "subject": subject, "text": text, "unsubscribe_url": unsubscribe}, now=now,
+                   written=written)
 
 
 def company_addresses(session: Session, role: Role, company_id: int) -> list[tuple[int | None, str]]:
     """Who at a company gets its email: its active users; a retailer with no
     users yet (made through the API) gets it at the address it registered."""
+    return companies_addresses(session, role, [company_id])[company_id]
+
+
+def companies_addresses(session: Session, role: Role,
+                        company_ids: Iterable[int]) -> dict[int, list[tuple[int | None, str]]]:
+    """`company_addresses` for many companies in a few queries (a settlement
+    run writes to thousands of winners)."""
+    ids = sorted(set(company_ids))
+    found: dict[int, list[tuple[int | None, str]]] = {company_id: [] for company_id in ids}
     column = User.manufacturer_id if role == Role.MANUFACTURER else User.retailer_id
-    users = session.execute(
-        select(User.id, User.email).where(column == company_id, User.removed_at.is_(None)).order_by(User.id)
-    ).all()
-    if users:
-        return [(user_id, email) for user_id, email in users]
+    for start in range(0, len(ids), 1000):
+        for company_id, user_id, email in session.execute(
+            select(column, User.id, User.email)
+            .where(column.in_(ids[start:start + 1000]), User.removed_at.is_(None)).order_by(User.id)
+        ):
+            found[company_id].append((user_id, email))
     if role == Role.RETAILER:
-        email = session.scalar(select(Retailer.email).where(Retailer.id == company_id))
-        return [(None, email)] if email else []
-    return []
+        without = [company_id for company_id, users in found.items() if not users]
+        for start in range(0, len(without), 1000):
+            for company_id, email in session.execute(
+                select(Retailer.id, Retailer.email).where(Retailer.id.in_(without[start:start + 1000]))
+            ):
+                if email:
+                    found[company_id].append((None, email))
+    return found
 
 
 def unsubscribe(ctx: Context, token: str) -> str:

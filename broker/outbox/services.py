@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -9,13 +10,31 @@ from broker.outbox.models import OutboxMessage
 
 
 def enqueue(session: Session, *, topic: str, dedupe_key: str, recipient_kind: str, recipient_id: int | None,
-            payload: dict, now: datetime) -> bool:
-    """Add a message in the caller's transaction, once per (topic, dedupe_key)."""
-    exists = session.scalar(
+            payload: dict, now: datetime, written: set[str] | None = None) -> bool:
+    """Add a message in the caller's transaction, once per (topic, dedupe_key).
+
+    `written`: the topic's keys already in the outbox, read once by the caller
+    with `written_keys` (it gets this one added), instead of a query here: for
+    a caller writing thousands at once."""
+    if written is not None:
+        if dedupe_key in written:
+            return False
+        written.add(dedupe_key)
+    elif session.scalar(
         select(OutboxMessage.id).where(OutboxMessage.topic == topic, OutboxMessage.dedupe_key == dedupe_key)
-    )
-    if exists is not None:
+    ) is not None:
         return False
     session.add(OutboxMessage(topic=topic, dedupe_key=dedupe_key, recipient_kind=recipient_kind,
                               recipient_id=recipient_id, payload=payload, created_at=now))
     return True
+
+
+def written_keys(session: Session, topic: str, keys: Iterable[str]) -> set[str]:
+    """Those of `keys` already written under `topic` (by its unique index, a
+    thousand at a time)."""
+    keys = list(keys)
+    found: set[str] = set()
+    for start in range(0, len(keys), 1000):
+        found.update(session.scalars(select(OutboxMessage.dedupe_key).where(
+            OutboxMessage.topic == topic, OutboxMessage.dedupe_key.in_(keys[start:start + 1000]))))
+    return found

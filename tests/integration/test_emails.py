@@ -253,6 +253,47 @@ class TestSettlementRunSummary:
         assert "Unsubscribe:" in text(fallback)
 
 
+    def test_the_summaries_take_as_many_statements_for_many_winners_as_for_few(self, ctx, world, maker, clock,
+                                                                              monkeypatch):
+        """A national run has thousands of winners: its summaries are written in a
+        fixed number of statements, not a few per winner."""
+        from sqlalchemy import event
+
+        from broker.notifications import events
+
+        counted = []
+        real = events.run_finished_emails
+
+        def counting(session, ctx, run_id):
+            statements = []
+            listener = lambda *args: statements.append(args[2])  # noqa: E731
+            event.listen(ctx.engine, "before_cursor_execute", listener)
+            try:
+                return real(session, ctx, run_id)
+            finally:
+                event.remove(ctx.engine, "before_cursor_execute", listener)
+                counted.append(len([s for s in statements if not s.lstrip().upper().startswith(
+                    ("SAVEPOINT", "RELEASE"))]))
+
+        monkeypatch.setattr(events, "run_finished_emails", counting)
+        emails = []
+        for winners in (2, 7):
+            for i in range(winners):
+                shop = world.retailer(north_of(HERE, 1 + i * 0.1), dealer_of=[maker], email=f"w{winners}-{i}@shop.example")
+                if i % 2:  # some with users, some known only by the retailer's address
+                    identity.add_user(ctx, role=Role.RETAILER, company_id=shop.id, email=f"u{winners}-{i}@shop.example",
+                                      name="U")
+                world.bid(shop, world.order(maker, to=north_of(HERE, 1 + i * 0.1)).order.id)
+            clock.now = clock.now + timedelta(days=1)
+            report = settle(ctx)
+            assert report.to_retailers == winners
+            with ctx.uow() as uow:
+                emails.append(uow.session.scalar(select(func.count()).select_from(OutboxMessage).where(
+                    OutboxMessage.topic == "email.run_awards")))
+        assert emails == [2, 2 + 7]
+        assert counted[0] == counted[1], f"{counted[0]} statements for 2 winners, {counted[1]} for 7"
+
+
 class TestAwardsOutsideARun:
     def test_a_release_emails_the_next_bidder_and_then_the_manufacturer(self, client, ctx, world, maker, near, far,
                                                                         clock, mail_dir):
