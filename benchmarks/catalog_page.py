@@ -6,12 +6,15 @@ Builds a fresh database (a temporary SQLite file unless --database names an empt
 PostgreSQL database), adds one manufacturer with N products through the real
 services, and times GET /s/<slug>/ (the first page, 48 products) and a deep page
 through the WSGI app in-process: what the server spends, without network or
-client. The last line is one JSON object.
+client. Those pages are built every time (the storefront's page cache is off);
+`first_page_cached` is the first page again as a repeat visitor gets it, from
+the cache. The last line is one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -46,7 +49,8 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory()
     url = args.database or f"sqlite:///{tmp.name}/bench.db"
     upgrade(url)
-    ctx = Context.from_settings(Settings(database_url=url, admin_token="x", secret_key="bench"))
+    ctx = Context.from_settings(Settings(database_url=url, admin_token="x", secret_key="bench",
+                                         storefront_cache_seconds=0))
     maker, _ = create_manufacturer(ctx, OPERATOR, NewManufacturer("Bench Co", "bench", "USD",
                                                                     LocationQuery(lat=37.77, lon=-122.42)))
     actor = Actor(ActorKind.MANUFACTURER, maker.id)
@@ -58,9 +62,14 @@ def main() -> None:
     print(f"created {args.products} products in {time.perf_counter() - started:.1f}s", file=sys.stderr)
 
     client = create_app(context=ctx).test_client()
+    cached = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, storefront_cache_seconds=3600),
+                                 page_cache=None)
+    cached_client = create_app(context=cached).test_client()
     results = {}
     last_page = max(1, (args.products + 47) // 48)
-    for name, path in (("first_page", "/s/bench/"), ("last_page", f"/s/bench/?page={last_page}")):
+    for name, path, client in (("first_page", "/s/bench/", client),
+                               ("last_page", f"/s/bench/?page={last_page}", client),
+                               ("first_page_cached", "/s/bench/", cached_client)):
         for _ in range(10):  # warm up
             client.get(path)
         times = []

@@ -91,6 +91,11 @@ class Settings:
     # Customers' personal data is erased this many days after an order or request is
     # complete (a shipped order: after its return window closes); money records stay.
     pii_retention_days: float = 90.0
+    # Each web process keeps the storefront's rendered catalog and product pages this
+    # many seconds (0: off), and at most this many of them. A change made in the process
+    # shows at once; one made in another process shows within these seconds.
+    storefront_cache_seconds: float = 5.0
+    storefront_cache_entries: int = 1000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -143,6 +148,8 @@ class Settings:
         text("BROKER_REDIS_URL", "redis_url")
         number("BROKER_TRUSTED_PROXIES", "trusted_proxies", int)
         number("BROKER_PII_RETENTION_DAYS", "pii_retention_days")
+        number("BROKER_STOREFRONT_CACHE_SECONDS", "storefront_cache_seconds")
+        number("BROKER_STOREFRONT_CACHE_ENTRIES", "storefront_cache_entries", int)
         if env.get("BROKER_SECURE_COOKIES"):
             values["secure_cookies"] = env["BROKER_SECURE_COOKIES"].lower() in ("1", "true", "yes")
         if env.get("BROKER_ALLOW_PRIVATE_CALLBACKS"):
@@ -179,6 +186,10 @@ class Settings:
             raise ConfigError("BROKER_PII_RETENTION_DAYS must be at least 1")
         if self.board_count_limit < 0:
             raise ConfigError("BROKER_BOARD_COUNT_LIMIT must be 0 (always exact) or more")
+        if not (0 <= self.storefront_cache_seconds <= 3600):
+            raise ConfigError("BROKER_STOREFRONT_CACHE_SECONDS must be between 0 (off) and 3600")
+        if self.storefront_cache_entries < 1:
+            raise ConfigError("BROKER_STOREFRONT_CACHE_ENTRIES must be at least 1")
         if self.settle_batch_size < 1:
             raise ConfigError("BROKER_SETTLE_BATCH_SIZE must be at least 1")
         if len(self.digest_cron.split()) != 5:

@@ -18,6 +18,7 @@ from broker.db import make_engine, make_session_factory
 from broker.geo.geocoding import Geocoder, make_geocoder
 from broker.notifications.mailer import Mailer, make_mailer
 from broker.payments.provider import PaymentProvider, make_payment_provider
+from broker.storefront.cache import PageCache
 from broker.uow import UnitOfWork
 
 
@@ -32,6 +33,8 @@ class Context:
     mailer: Mailer | None = None  # None: made from the settings when first needed
     # Sessions for `read`; None: the same as `uow`'s.
     read_session_factory: sessionmaker | None = None
+    # The storefront's rendered pages in this process; None: made when first needed.
+    page_cache: PageCache | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, engine: Engine | None = None, **overrides) -> "Context":
@@ -68,6 +71,19 @@ class Context:
 
     def now(self):
         return self.clock()
+
+    def pages(self) -> PageCache:
+        if self.page_cache is None:
+            self.page_cache = PageCache(self.settings.storefront_cache_seconds,
+                                        self.settings.storefront_cache_entries, clock=self.now)
+        return self.page_cache
+
+    def storefront_changed(self, manufacturer_id: int) -> None:
+        """A store's catalog or look changed (call after the commit): this process
+        stops serving its cached pages at once; other processes' copies expire
+        within BROKER_STOREFRONT_CACHE_SECONDS."""
+        if self.page_cache is not None:
+            self.page_cache.invalidate(manufacturer_id)
 
 
 def _read_session_factory(engine: Engine) -> sessionmaker | None:

@@ -8,14 +8,18 @@ a cross-site iframe, where browsers block cookies.
 
 from __future__ import annotations
 
-import json
+import base64
+import dataclasses
 import functools
-import secrets
+import hashlib
+import json
 from datetime import timedelta
 from decimal import Decimal
 
 from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
+from markupsafe import Markup
 
+from broker.accounts.models import Manufacturer
 from broker.auth import ANONYMOUS
 from broker.catalog.services import storefront_catalog
 from broker.errors import BrokerError, Conflict, Invalid, NotFound
@@ -34,15 +38,40 @@ def _ctx():
     return current_app.extensions["broker"]
 
 
+# The pages every visitor sees alike (the cart is in their URL, hence in the key),
+# kept rendered in each process for BROKER_STOREFRONT_CACHE_SECONDS
+# (broker/storefront/cache.py). In another process than the one that changed it, a
+# price on them may be that many seconds old: the cart and checkout never read a
+# cached page, they price every line from the database (shop.price_cart, and
+# orders.place_order for the order itself). The host is not in the key: these
+# pages link with relative URLs only, so a store's custom domain gets the same page.
+CACHED_PAGES = frozenset({"store.catalog", "store.product"})
+
+
+@dataclasses.dataclass(frozen=True)
+class CachedPage:
+    store: Manufacturer  # as read for the page: its headers need it (frame-ancestors, the style's hash)
+    body: bytes
+    etag: str
+
+
 @bp.url_value_preprocessor
 def _load_store(endpoint, values):
     slug = values.pop("slug")
+    g.embedded = request.args.get("embed") == "1"
+    if endpoint in CACHED_PAGES:
+        pages = _ctx().pages()
+        where = values["sku"] if endpoint == "store.product" else _page_number()
+        g.page_key = (endpoint, slug, where, shop.format_cart(_cart()), g.embedded)
+        cached = pages.get(g.page_key)
+        if cached is not None:  # no database at all: the store comes with its page
+            g.store, g.cached_page = cached.store, cached
+            return
+        g.page_fill = pages.begin()  # before the store is read: see PageCache.put
     try:
         g.store = shop.store(_ctx(), slug)
     except NotFound:
         abort(404)
-    g.csp_nonce = secrets.token_urlsafe(16)
-    g.embedded = request.args.get("embed") == "1"
 
 
 @bp.url_defaults
@@ -65,14 +94,34 @@ def _security_headers(response: Response) -> Response:
     stripe = " https://js.stripe.com" if g.get("stripe_page") else ""
     frames = "; frame-src https://js.stripe.com https://hooks.stripe.com" if stripe else ""
     connect = "; connect-src 'self' https://api.stripe.com" if stripe else ""
+    style = _look(g.store.color_primary, g.store.color_accent)[1]
     response.headers["Content-Security-Policy"] = (
-        f"default-src 'self'; img-src 'self' https: data:; style-src 'self' 'nonce-{g.csp_nonce}'; "
+        f"default-src 'self'; img-src 'self' https: data:; style-src 'self' {style}; "
         f"script-src 'self'{stripe}{frames}{connect}; form-action 'self'; base-uri 'none'; object-src 'none'; "
         f"frame-ancestors {ancestors}"
     )
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+@functools.lru_cache(maxsize=1024)
+def _look(primary: str, accent: str) -> tuple[Markup, str]:
+    """The store's colours as the one inline style its pages carry, and the CSP
+    source that allows exactly that text: its hash. Not a nonce: a cached page goes
+    to many visitors, and a nonce that repeats protects nothing."""
+    # update_branding accepts nothing else; a value put in the database by hand
+    # must not end the <style> element either.
+    primary = primary if shop.HEX_COLOR.match(primary or "") else "#1d4ed8"
+    accent = accent if shop.HEX_COLOR.match(accent or "") else "#f59e0b"
+    css = Markup(":root {{ --brand: {}; --accent: {}; }}").format(primary, accent)
+    digest = base64.b64encode(hashlib.sha256(str(css).encode()).digest()).decode()
+    return css, f"'sha256-{digest}'"
+
+
+@bp.context_processor
+def _store_style() -> dict:
+    return {"store_style": _look(g.store.color_primary, g.store.color_accent)[0]} if "store" in g else {}
 
 
 @bp.app_template_filter("price")
@@ -91,24 +140,55 @@ def _cart() -> dict[str, int]:
     return shop.parse_cart(request.values.get("cart"))
 
 
+def _page_number() -> int:
+    return max(1, request.args.get("page", 1, type=int) or 1)
+
+
+def _keep(html: str) -> Response:
+    """The page just rendered, kept for the next visitors (see CACHED_PAGES)."""
+    body = html.encode()
+    # The ETag covers the frame-ancestors too: a 304 makes the browser reuse the
+    # body it has, under the headers of the 304.
+    origins = "\n".join(g.store.frame_origins or []).encode()
+    page = CachedPage(g.store, body, hashlib.blake2b(body + b"\0" + origins, digest_size=16).hexdigest())
+    _ctx().pages().put(g.page_key, g.store.id, page, g.page_fill)
+    return _page_response(page)
+
+
+def _page_response(page: CachedPage) -> Response:
+    """The page, or 304 if the browser has this version. `public`: nothing on it is
+    personal (the cart is in the URL); `no-cache`: the browser asks every time (a
+    304 is cheap), so a change shows as soon as this server shows it."""
+    headers = {"ETag": f'"{page.etag}"', "Cache-Control": "public, no-cache"}
+    if request.if_none_match.contains_weak(page.etag):
+        return Response(status=304, headers=headers)
+    return Response(page.body, mimetype="text/html", headers=headers)
+
+
 @bp.get("/")
 def catalog():
-    page = max(1, request.args.get("page", 1, type=int) or 1)
-    found = storefront_catalog(_ctx(), g.store.slug, PageRequest(page, 48))
+    """The store's active products, 48 a page. :raise 404: no such store."""
+    if "cached_page" in g:
+        return _page_response(g.cached_page)
+    number = _page_number()
+    found = storefront_catalog(_ctx(), g.store.slug, PageRequest(number, 48))
     cart = _cart()
-    return render_template("store/catalog.html", page=found, number=page, cart=cart,
-                           cart_param=shop.format_cart(cart), cart_count=sum(cart.values()))
+    return _keep(render_template("store/catalog.html", page=found, number=number, cart=cart,
+                                 cart_param=shop.format_cart(cart), cart_count=sum(cart.values())))
 
 
 @bp.get("/p/<path:sku>")
 def product(sku: str):
+    """:raise 404: no such store, or no such product on sale there."""
+    if "cached_page" in g:
+        return _page_response(g.cached_page)
     try:
         _, item = shop.product(_ctx(), g.store.slug, sku)
     except NotFound:
         abort(404)
     cart = _cart()
-    return render_template("store/product.html", item=item, cart_param=shop.format_cart(cart),
-                           cart_count=sum(cart.values()))
+    return _keep(render_template("store/product.html", item=item, cart_param=shop.format_cart(cart),
+                                 cart_count=sum(cart.values())))
 
 
 @bp.get("/cart")

@@ -193,6 +193,7 @@ def import_products(ctx: Context, actor: Actor, data: bytes) -> ImportReport:
             else:
                 apply_changes(product, {k: v for k, v in clean.items() if k != "sku"}, now)
                 updated.append(clean["sku"])
+        uow.after_commit(lambda: ctx.storefront_changed(actor.id))
         try:
             uow.commit()
         except IntegrityError:

@@ -170,6 +170,7 @@ def add_product(ctx: Context, actor: Actor, cmd: NewProduct) -> ProductView:
         product = new_product(actor.id, clean, ctx.now())
         uow.session.add(product)
         currency = _currency(uow.session, actor.id)
+        uow.after_commit(lambda: ctx.storefront_changed(actor.id))
         uow.commit()
         return ProductView(product, currency)
 
@@ -186,6 +187,7 @@ def update_product(ctx: Context, actor: Actor, sku: str, changes: ProductChanges
             raise NotFound(f"no product with SKU {sku!r}")
         apply_changes(product, clean, ctx.now())
         currency = _currency(uow.session, actor.id)
+        uow.after_commit(lambda: ctx.storefront_changed(actor.id))
         uow.commit()
         return ProductView(product, currency)
 

@@ -90,6 +90,7 @@ def update_branding(ctx: Context, actor: Actor, changes: Branding) -> Manufactur
             if not (0 <= changes.return_window_days <= 365):
                 raise Invalid.field("return_window_days", "must be between 0 and 365")
             maker.return_window_days = changes.return_window_days
+        uow.after_commit(lambda: ctx.storefront_changed(maker.id))
         uow.commit()
         return maker
 

@@ -123,9 +123,20 @@ def page(browser):
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.dialogs = dialogs  # any alert() at all is a failure (checked on teardown)
+    # Any Content-Security-Policy report fails the test (the store's inline style is
+    # allowed by its hash: one character off and the browser says so), except the
+    # frame-ancestors refusal that test_an_origin_the_store_does_not_list_cannot_frame_it provokes.
+    violations: list[str] = []
+
+    def console(message) -> None:
+        if "Content Security Policy" in message.text and "frame-ancestors" not in message.text:
+            violations.append(message.text)
+
+    page.on("console", console)
     yield page
     context.close()
     assert not dialogs, f"a page opened a dialog: {dialogs}"
+    assert not violations, f"the pages broke their Content-Security-Policy: {violations}"
 
 
 def _fill_checkout(scope) -> None:

@@ -16,8 +16,16 @@ from sqlalchemy import event
 
 from broker.accounts.models import Role
 from broker.settlement.services import settle
+from tests.conftest import make_settings
 from tests.factories import HERE, World, north_of
 from tests.pages import sign_in, user_for
+
+
+@pytest.fixture
+def settings(database_url):
+    # What a page costs to build: the storefront's cache of rendered pages would
+    # answer the second request without a statement (tests/integration/test_storefront_cache.py).
+    return make_settings(database_url, storefront_cache_seconds=0)
 
 
 @contextlib.contextmanager
