@@ -47,8 +47,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value, dialect):
-        if value is None:
-            return None
+        if value is None or value.tzinfo is timezone.utc:
+            return value  # PostgreSQL's, on a connection in UTC (make_engine): as is
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
@@ -64,7 +64,12 @@ def make_engine(url: str, **kwargs) -> Engine:
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         return _make_sqlite_engine(url, **kwargs)
-    engine = create_engine(url, **kwargs)
+    # Timestamps come back in UTC, whatever the server's TimeZone: then the driver
+    # gives them datetime.timezone.utc, which UTCDateTime passes through as is (a
+    # settlement run reads a million of them).
+    connect_args = dict(kwargs.pop("connect_args", {}))
+    connect_args.setdefault("options", "-c timezone=UTC")
+    engine = create_engine(url, connect_args=connect_args, **kwargs)
     _ping_when_idle(engine)
     return engine
 

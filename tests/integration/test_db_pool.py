@@ -1,5 +1,6 @@
-"""The PostgreSQL pool: a connection the server dropped is never handed out,
-and one used a moment ago is handed out without a round trip to check it."""
+"""PostgreSQL connections: a connection the server dropped is never handed out,
+one used a moment ago is handed out without a round trip to check it, and
+every session is in UTC whatever the server's time zone."""
 
 from __future__ import annotations
 
@@ -54,3 +55,23 @@ def test_an_idle_connection_is_pinged_and_a_dead_one_replaced(pg_engine, pings, 
     assert len(pings) == 1
     assert backend_pid(pg_engine) == replaced  # the new one is alive: pinged and kept
     assert len(pings) == 2
+
+
+def test_sessions_are_in_utc_and_timestamps_come_back_as_utc(pg_engine):
+    from datetime import datetime, timezone
+
+    from sqlalchemy import column, select
+
+    from broker.db import UTCDateTime
+
+    with pg_engine.connect() as conn:
+        assert conn.execute(text("SHOW timezone")).scalar_one() == "UTC"
+        # Another zone for this session only: the value is still read as UTC.
+        moment = conn.execute(select(column("t", UTCDateTime)).select_from(
+            text("(SELECT timestamptz '2026-03-02 09:00:00+00' AS t) AS x"))).scalar_one()
+        assert moment == datetime(2026, 3, 2, 9, tzinfo=timezone.utc) and moment.tzinfo is timezone.utc
+        conn.execute(text("SET timezone = 'America/New_York'"))
+        moment = conn.execute(select(column("t", UTCDateTime)).select_from(
+            text("(SELECT timestamptz '2026-03-02 09:00:00+00' AS t) AS x"))).scalar_one()
+        assert moment == datetime(2026, 3, 2, 9, tzinfo=timezone.utc) and moment.tzinfo is timezone.utc
+        conn.rollback()
