@@ -64,14 +64,27 @@ def make_engine(url: str, **kwargs) -> Engine:
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         return _make_sqlite_engine(url, **kwargs)
-    # Timestamps come back in UTC, whatever the server's TimeZone: then the driver
-    # gives them datetime.timezone.utc, which UTCDateTime passes through as is (a
-    # settlement run reads a million of them).
-    connect_args = dict(kwargs.pop("connect_args", {}))
-    connect_args.setdefault("options", "-c timezone=UTC")
-    engine = create_engine(url, connect_args=connect_args, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _sessions_in_utc(engine)
     _ping_when_idle(engine)
     return engine
+
+
+def _sessions_in_utc(engine: Engine) -> None:
+    """Timestamps come back in UTC, whatever the server's TimeZone: then the driver
+    gives them datetime.timezone.utc, which UTCDateTime passes through as is (a
+    settlement run reads a million of them). A SET on each new connection rather
+    than a startup `options` parameter, which PgBouncer refuses; PgBouncer
+    carries a client's time zone over to whichever server connection it gets."""
+
+    @event.listens_for(engine, "connect")
+    def _in_utc(dbapi_connection, _record):
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        try:
+            dbapi_connection.execute("SET TIME ZONE 'UTC'")
+        finally:
+            dbapi_connection.autocommit = autocommit
 
 
 # A pooled connection unused for this long is checked before it is handed out.
