@@ -67,6 +67,17 @@ def wait_until(check, timeout: float, what: str, every: float = 0.5):
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+def settled_and_closed(ctx) -> bool:
+    """No listing left open and no run still running: a run's last batch commits
+    before the run is closed, so both are waited for."""
+    with ctx.uow() as uow:
+        still_open = uow.session.scalar(
+            select(func.count()).select_from(Listing).where(Listing.status == ListingStatus.OPEN))
+        running = uow.session.scalar(
+            select(func.count()).select_from(SettlementRun).where(SettlementRun.status == RunStatus.RUNNING))
+        return still_open == 0 and running == 0
+
+
 def up(base: str) -> bool:
     try:
         with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
@@ -135,16 +146,8 @@ def test_several_web_processes_and_two_schedulers_keep_every_bid_and_award_each_
 
         check = context(database, datetime.now(timezone.utc))
         try:
-            def all_awarded_and_runs_closed():
-                # A run's last batch commits before the run is closed: wait for both.
-                with check.uow() as uow:
-                    still_open = uow.session.scalar(
-                        select(func.count()).select_from(Listing).where(Listing.status == ListingStatus.OPEN))
-                    running = uow.session.scalar(
-                        select(func.count()).select_from(SettlementRun).where(SettlementRun.status == RunStatus.RUNNING))
-                    return still_open == 0 and running == 0
-
-            wait_until(all_awarded_and_runs_closed, 150, "the schedulers to settle every listing and close their runs")
+            wait_until(lambda: settled_and_closed(check), 150,
+                       "the schedulers to settle every listing and close their runs")
             with check.uow() as uow:
                 session = uow.session
                 stored = Counter(session.execute(select(Bid.listing_id, Bid.retailer_id)).all())
@@ -204,15 +207,7 @@ def test_two_schedulers_with_shards_1_2_and_2_2_decide_every_listing_once(databa
 
         check = context(database, datetime.now(timezone.utc))
         try:
-            def both_shards_settled_and_runs_closed():
-                with check.uow() as uow:
-                    still_open = uow.session.scalar(
-                        select(func.count()).select_from(Listing).where(Listing.status == ListingStatus.OPEN))
-                    running = uow.session.scalar(
-                        select(func.count()).select_from(SettlementRun).where(SettlementRun.status == RunStatus.RUNNING))
-                    return still_open == 0 and running == 0
-
-            wait_until(both_shards_settled_and_runs_closed, 90, "the sharded schedulers to settle every listing")
+            wait_until(lambda: settled_and_closed(check), 90, "the sharded schedulers to settle every listing")
             with check.uow() as uow:
                 session = uow.session
                 decided_by = session.execute(
