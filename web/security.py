@@ -114,6 +114,11 @@ def _headers(response):
         )
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["Cache-Control"] = "no-store"
+    # Nothing that did not say otherwise is kept by a browser or a proxy: an
+    # order's page, a request's offers and the API's answers (a winner's ship-to
+    # address) carry personal data. Static files, the storefront's catalog and
+    # its embed script set their own.
+    response.headers.setdefault("Cache-Control", "no-store")
     return response
 
 

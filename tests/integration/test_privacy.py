@@ -470,6 +470,23 @@ class TestApi:
 
 
 class TestPages:
+    def test_no_page_or_answer_with_personal_data_is_kept_by_a_browser_or_proxy(self, client, ctx, maker, shop,
+                                                                                  customer):
+        c = customer
+        personal_pages = [
+            client.get(f"/s/{maker.slug}/o/{c.shipped.order.id}/{c.shipped.access_token}"),  # the order page
+            client.get(f"/requests/{c.open_request.request.id}/{c.open_request.access_token}"),  # its offers
+            client.get(f"/api/v1/orders/{c.shipped.order.id}", headers={"X-Access-Token": c.shipped.access_token}),
+            client.get("/api/v1/assignments", headers={"Authorization": f"Bearer {shop.key}"}),  # ship-to
+        ]
+        for resp in personal_pages:
+            assert resp.status_code == 200, resp.request.path
+            assert resp.headers["Cache-Control"] == "no-store", resp.request.path
+        # What says otherwise keeps its own: the catalog, the static files.
+        assert client.get(f"/s/{maker.slug}/").headers["Cache-Control"] == "public, no-cache"
+        with client.get("/static/app.css") as static:
+            assert static.headers["Cache-Control"] != "no-store"
+
     def test_download_is_a_json_attachment(self, client, maker, customer):
         c = customer
         resp = client.get(f"/s/{maker.slug}/o/{c.shipped.order.id}/{c.shipped.access_token}/data")
