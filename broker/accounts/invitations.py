@@ -33,6 +33,7 @@ from broker.identity.services import (
     RetailerSignUp,
     SignedIn,
     create_retailer_account,
+    end_pending_sessions,
     normalise_email,
     signed_in_user,
     validate_sign_up,
@@ -182,6 +183,7 @@ def sign_up_invited(ctx: Context, token: str, cmd: RetailerSignUp) -> tuple[Sign
         except IntegrityError:
             raise Conflict("that address already has an account: sign in, then open the invitation's link again",
                            errors={"email": ["already has an account"]}) from None
+        end_pending_sessions(uow.session, user, now)
         authorise(uow.session, invitation.manufacturer_id, user.retailer_id, now)
         record_invited(uow.session, invitation.manufacturer_id, user.retailer_id, now)
         _close(invitation, InvitationStatus.ACCEPTED, user.retailer_id, now)

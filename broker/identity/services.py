@@ -153,9 +153,13 @@ def _mark_verified(session: Session, user: User, now: datetime) -> None:
         # index on verified addresses lets one through.
         raise Conflict("this address already has an account: sign in to it, or reset its password",
                        errors={"email": ["already has an account"]}) from None
-    # Whoever else signed up with the address did not own it: their pending
-    # sessions end (they can neither sign in nor verify any more).
-    for other in session.scalars(select(User.id).where(User.email == user.email, User.id != user.id,
+    end_pending_sessions(session, user, now)
+
+
+def end_pending_sessions(session: Session, owner: User, now: datetime) -> None:
+    """The owner verified the address: whoever else signed up with it did not
+    own it, and their sessions end (they can neither sign in nor verify any more)."""
+    for other in session.scalars(select(User.id).where(User.email == owner.email, User.id != owner.id,
                                                        User.verified_at.is_(None))):
         sessions.end_sessions_of(session, other, now)
 
@@ -284,7 +288,8 @@ def check_verification_link(ctx: Context, token: str) -> VerificationLink:
         return VerificationLink(user.id, user.email, user.name, company.name if company else "")
 
 
-def verify_email(ctx: Context, token: str, *, signed_in_as: int | None, password: str = "") -> tuple[SignedIn, str | None]:
+def verify_email(ctx: Context, token: str, *, signed_in_as: int | None,
+                 password: str = "") -> tuple[SignedIn, str | None]:
     """Confirm the address the link was mailed to. The person must be signed in
     as the account it is for, or give its password: the link proves the mailbox,
     the password that the account is theirs, so the owner of an address never
