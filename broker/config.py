@@ -96,6 +96,10 @@ class Settings:
     # shows at once; one made in another process shows within these seconds.
     storefront_cache_seconds: float = 5.0
     storefront_cache_entries: int = 1000
+    # A signed-in session ends after this long without a request, and this long
+    # after sign-in whatever happens (NIST SP 800-63B's AAL2: 30 minutes, 12 hours).
+    session_idle_minutes: float = 30.0
+    session_hours: float = 12.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -150,6 +154,8 @@ class Settings:
         number("BROKER_PII_RETENTION_DAYS", "pii_retention_days")
         number("BROKER_STOREFRONT_CACHE_SECONDS", "storefront_cache_seconds")
         number("BROKER_STOREFRONT_CACHE_ENTRIES", "storefront_cache_entries", int)
+        number("BROKER_SESSION_IDLE_MINUTES", "session_idle_minutes")
+        number("BROKER_SESSION_HOURS", "session_hours")
         if env.get("BROKER_SECURE_COOKIES"):
             values["secure_cookies"] = env["BROKER_SECURE_COOKIES"].lower() in ("1", "true", "yes")
         if env.get("BROKER_ALLOW_PRIVATE_CALLBACKS"):
@@ -190,6 +196,9 @@ class Settings:
             raise ConfigError("BROKER_STOREFRONT_CACHE_SECONDS must be between 0 (off) and 3600")
         if self.storefront_cache_entries < 1:
             raise ConfigError("BROKER_STOREFRONT_CACHE_ENTRIES must be at least 1")
+        if not (1 <= self.session_idle_minutes <= 30 * 24 * 60) or not (0 < self.session_hours <= 30 * 24):
+            raise ConfigError("BROKER_SESSION_IDLE_MINUTES must be between 1 and 43200 (30 days), "
+                              "and BROKER_SESSION_HOURS more than 0 and at most 720 (30 days)")
         if self.settle_batch_size < 1:
             raise ConfigError("BROKER_SETTLE_BATCH_SIZE must be at least 1")
         if len(self.digest_cron.split()) != 5:

@@ -80,7 +80,7 @@ def seed(ctx: Context, *, say=print) -> DemoKeys | None:
         catalog.add_product(ctx, maker_actor, catalog.NewProduct(sku, name, price, description))
     password = secrets.token_urlsafe(9)
     users = {"Northwind Cycles (console)": _demo_user(ctx, Role.MANUFACTURER, maker.id, "owner@northwind.example",
-                                                       "Nora Owner", password)}
+                                                       "Nora Owner", password).email}
     retailer_actors, retailer_keys = [], {}
     for name, zip_code, radius, authorised in RETAILERS:
         retailer, _, key = accounts.create_retailer(
@@ -90,12 +90,13 @@ def seed(ctx: Context, *, say=print) -> DemoKeys | None:
         )
         retailer_actors.append(Actor(ActorKind.RETAILER, retailer.id))
         retailer_keys[name] = key
-        users[f"{name} (portal)"] = _demo_user(ctx, Role.RETAILER, retailer.id,
-                                               f"hello@{name.lower().replace(' ', '')}.example", "Shop Owner", password)
+        owner = _demo_user(ctx, Role.RETAILER, retailer.id, f"hello@{name.lower().replace(' ', '')}.example",
+                           "Shop Owner", password)
+        users[f"{name} (portal)"] = owner.email
         if authorised:
             accounts.authorise_dealer(ctx, maker_actor, retailer.id)
         else:
-            applications.apply(ctx, retailer_actors[-1], maker.id, "We have stocked Northwind for ten years.")
+            applications.apply(ctx, owner, maker.id, "We have stocked Northwind for ten years.")
     order_tokens = {}
     now = ctx.now()
     for i, (customer, zip_code, city, items, hours_ago, bidders) in enumerate(ORDERS, start=1):
@@ -115,10 +116,13 @@ def seed(ctx: Context, *, say=print) -> DemoKeys | None:
     return DemoKeys(maker_key, retailer_keys, order_tokens, users, password)
 
 
-def _demo_user(ctx: Context, role: Role, company_id: int, email: str, name: str, password: str) -> str:
+def _demo_user(ctx: Context, role: Role, company_id: int, email: str, name: str,
+               password: str) -> identity.SignedIn:
+    """A user with the demo password, set through their welcome link as a person
+    would: that verifies the address."""
     _, link = identity.add_user(ctx, role=role, company_id=company_id, email=email, name=name)
-    identity.reset_password(ctx, link.rsplit("/", 1)[1], password)
-    return email
+    user, _ = identity.reset_password(ctx, link.rsplit("/", 1)[1], password)
+    return user
 
 
 def _listing_of(ctx: Context, order_id: int) -> int:

@@ -5,6 +5,8 @@ from broker.accounts.models import (
     ApplicationStatus,
     DealerApplication,
     DealerAuthorisation,
+    DealerInvitation,
+    InvitationStatus,
     Manufacturer,
     Retailer,
     Role,
@@ -13,7 +15,7 @@ from broker.accounts.models import (
 from broker.board.models import Bid, BidStatus, Listing, ListingKind, ListingStatus
 from broker.catalog.models import Product
 from broker.db import Base
-from broker.identity.models import User
+from broker.identity.models import User, UserSession
 from broker.notifications.models import EmailOptOut
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.orders.models import Delivery, Order, OrderLine, OrderStatus
@@ -42,7 +44,8 @@ from broker.settlement.models import (
 )
 
 __all__ = [
-    "ApplicationStatus", "DealerApplication", "EmailOptOut", "User",
+    "ApplicationStatus", "DealerApplication", "DealerInvitation", "EmailOptOut", "InvitationStatus", "User",
+    "UserSession",
     "Review", "Message", "PersonalRequest", "Prefer", "RequestStatus",
     "ConnectedAccount", "Earning", "EarningStatus", "LedgerEntry", "LedgerTransaction", "OfflineAccount",
     "OfflineRefund", "OfflineTransfer", "Payout", "WebhookEvent",

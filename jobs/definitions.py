@@ -16,6 +16,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from broker.context import Context
 from broker.fulfilment.services import check_deadlines
+from broker.identity.services import expire_sign_ups
 from broker.notifications.delivery import deliver_emails
 from broker.notifications.digest import send_digests
 from broker.outbox.delivery import run_callbacks
@@ -69,6 +70,10 @@ def run_emails(ctx: Context) -> None:
 
 def run_digest(ctx: Context) -> None:
     send_digests(ctx)
+
+
+def run_accounts(ctx: Context) -> None:
+    expire_sign_ups(ctx)
 
 
 JOBS: tuple[JobSpec, ...] = (
@@ -126,5 +131,12 @@ JOBS: tuple[JobSpec, ...] = (
         # Daily at a quiet hour (in BROKER_TIMEZONE): after the 02:00 settlement,
         # away from the payouts. Erasing a day late harms nobody.
         trigger=lambda ctx: CronTrigger(hour=3, minute=30, timezone=ctx.settings.timezone),
+    ),
+    JobSpec(
+        id="accounts",
+        func=run_accounts,
+        # Daily: sign-ups never verified are deleted a day or so after they lapse,
+        # and session rows long over with them.
+        trigger=lambda ctx: CronTrigger(hour=3, minute=45, timezone=ctx.settings.timezone),
     ),
 )

@@ -8,9 +8,12 @@ import email.policy
 import re
 from pathlib import Path
 
+from sqlalchemy import select
+
 from broker.accounts.models import Role
 from broker.identity import services as identity
 from broker.notifications.delivery import deliver_emails
+from broker.outbox.models import OutboxMessage
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 PASSWORD = "correct horse battery"
@@ -37,9 +40,33 @@ def sign_in(client, email_address: str, password: str = PASSWORD):
 
 def user_for(ctx, role: Role, company_id: int, email_address: str, name: str = "Pat",
              password: str = PASSWORD) -> identity.SignedIn:
-    """A user of a company with a password set, made the operator's way (`broker user add`)."""
+    """A user of a company with a password set, made the operator's way (`broker user add`):
+    setting it through the mailed link verifies the address."""
     _, link = identity.add_user(ctx, role=role, company_id=company_id, email=email_address, name=name)
-    return identity.reset_password(ctx, link.rsplit("/", 1)[1], password)
+    user, _ = identity.reset_password(ctx, link.rsplit("/", 1)[1], password)
+    return user
+
+
+def outbox_link(ctx, to: str, prefix: str) -> str:
+    """The path of the link starting with `prefix` in the newest email written to
+    `to` (read from the outbox, before any delivery)."""
+    with ctx.uow() as uow:
+        texts = uow.session.scalars(
+            select(OutboxMessage.payload).where(OutboxMessage.topic.like("email.%")).order_by(OutboxMessage.id.desc()))
+        for payload in texts:
+            if payload["to"] == to and prefix in payload["text"]:
+                found = re.search(r"https?://[^/\s]+(" + re.escape(prefix) + r"[^\s]*)", payload["text"])
+                assert found
+                return found.group(1)
+    raise AssertionError(f"no email to {to} with a {prefix} link")
+
+
+def sign_up_verified(ctx, cmd: identity.RetailerSignUp) -> identity.SignedIn:
+    """A retailer signed up through the service and verified through the link mailed to it."""
+    user, _ = identity.sign_up_retailer(ctx, cmd)
+    token = outbox_link(ctx, user.email, "/verify/").rsplit("/", 1)[1]
+    verified, _ = identity.verify_email(ctx, token, signed_in_as=user.user_id)
+    return verified
 
 
 def delivered(ctx, mail_dir: Path) -> list[email.message.EmailMessage]:

@@ -5,20 +5,36 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
+from broker.accounts import invitations
 from broker.accounts import services as accounts
 from broker.accounts.models import Role
 from broker.errors import BrokerError, Invalid
 from broker.geo.geocoding import LocationQuery
 from broker.identity import services as identity
 from broker.notifications import services as notifications
-from web.security import check_csrf, ctx, current_user, end_session, safe_next, signed_in, start_session
+from web.security import (
+    check_csrf,
+    ctx,
+    current_session_id,
+    current_user,
+    end_session,
+    safe_next,
+    signed_in,
+    start_session,
+)
 
 bp = Blueprint("account", __name__, template_folder="templates")
 bp.before_request(check_csrf)
 
 
 def home_for(user) -> str:
+    if not user.verified:
+        return url_for("account.check_email")
     return url_for("portal.board") if user.role == Role.RETAILER else url_for("console.dashboard")
+
+
+def _message(title: str, exc: BrokerError):
+    return render_template("app/message.html", title=title, message=exc.detail), exc.status
 
 
 @bp.route("/signin", methods=["GET", "POST"])
@@ -27,62 +43,184 @@ def signin():
     user = current_user()
     target = safe_next(request.values.get("next"), "")
     if user is not None and request.method == "GET":
-        return redirect(target or home_for(user))
+        return redirect(target if target and user.verified else home_for(user))
     error = None
     if request.method == "POST":
         try:
-            user, epoch = identity.sign_in(ctx(), request.form.get("email", ""), request.form.get("password", ""))
+            user, session_id = identity.sign_in(ctx(), request.form.get("email", ""),
+                                                request.form.get("password", ""))
         except BrokerError as exc:
             error = exc.detail
         else:
-            start_session(user, epoch)
-            return redirect(target or home_for(user))
+            start_session(user, session_id)
+            return redirect(target if target and user.verified else home_for(user))
     return render_template("app/signin.html", error=error, email=request.form.get("email", ""), next=target), \
         (401 if error else 200)
 
 
 @bp.post("/signout")
 def signout():
+    """Ends the session on the server, not only in this browser."""
+    identity.sign_out(ctx(), current_session_id())
     end_session()
     flash("You are signed out.")
     return redirect(url_for("account.signin"))
 
 
+def _sign_up_command(form) -> identity.RetailerSignUp:
+    try:
+        radius = float(form.get("service_radius_km") or "nan")
+    except ValueError:
+        radius = float("nan")
+    return identity.RetailerSignUp(
+        company=form.get("company", ""), name=form.get("name", ""), email=form.get("email", ""),
+        password=form.get("password", ""), store_name=form.get("store_name", ""),
+        location=LocationQuery(postal_code=(form.get("postal_code") or "").strip() or None,
+                               country=(form.get("country") or "US").strip() or None),
+        service_radius_km=radius if radius == radius else 0.0)
+
+
 @bp.route("/signup", methods=["GET", "POST"])
 def signup():
-    """A retailer signs up: its company, its first store and its first user."""
-    invitation = request.values.get("invitation") or None
-    invited = None
-    if invitation:
-        try:
-            invited = identity.read_invitation(ctx(), invitation)
-        except BrokerError as exc:
-            return render_template("app/message.html", title="Invitation", message=exc.detail), 422
+    """A retailer signs up: its company, its first store and its first user,
+    pending until the address is confirmed through the link mailed to it.
+    :raise 409: the address has a verified account. :raise 422: bad input."""
     errors: dict[str, list[str]] = {}
-    form = request.form
+    status = 200
     if request.method == "POST":
         try:
-            radius = float(form.get("service_radius_km") or "nan")
-        except ValueError:
-            radius = float("nan")
-        cmd = identity.RetailerSignUp(
-            company=form.get("company", ""), name=form.get("name", ""), email=form.get("email", ""),
-            password=form.get("password", ""), store_name=form.get("store_name", ""),
-            location=LocationQuery(postal_code=(form.get("postal_code") or "").strip() or None,
-                                   country=(form.get("country") or "US").strip() or None),
-            service_radius_km=radius if radius == radius else 0.0, invitation=invitation)
-        try:
-            user = identity.sign_up_retailer(ctx(), cmd)
+            user, session_id = identity.sign_up_retailer(ctx(), _sign_up_command(request.form))
         except BrokerError as exc:
-            errors = exc.errors or {"form": [exc.detail]}
+            errors, status = exc.errors or {"form": [exc.detail]}, 422
         else:
-            user, epoch = identity.sign_in(ctx(), cmd.email, cmd.password)
-            start_session(user, epoch)
-            flash("Welcome to Broker. Ask the manufacturers you sell for to authorise you as a dealer."
-                  if not invited else f"Welcome to Broker: you are a dealer of {invited[0]}.")
-            return redirect(url_for("portal.dealers") if not invited else url_for("portal.board"))
-    return render_template("app/signup.html", errors=errors, form=form, invitation=invitation, invited=invited), \
-        (422 if errors else 200)
+            start_session(user, session_id)
+            return redirect(url_for("account.check_email"))
+    return render_template("app/signup.html", errors=errors, form=request.form, invited=None,
+                           action=url_for("account.signup")), status
+
+
+# --- Confirming an address --------------------------------------------------------
+
+
+@bp.get("/account/verify")
+@signed_in(verified=False)
+def check_email():
+    """What an unverified user sees after signing in: check your email."""
+    user = current_user()
+    if user.verified:
+        return redirect(home_for(user))
+    return render_template("app/check_email.html", user=user)
+
+
+@bp.post("/account/verify/send")
+@signed_in(verified=False)
+def resend_verification():
+    """Mail the link again. :raise 429: more than once a minute, or five times an hour.
+    :raise 409: already confirmed, or the sign-up has lapsed."""
+    try:
+        identity.resend_verification(ctx(), current_user())
+    except BrokerError as exc:
+        return _message("Confirm your email address", exc)
+    flash(f"We sent the link again to {current_user().email}.")
+    return redirect(url_for("account.check_email"))
+
+
+@bp.route("/verify/<token>", methods=["GET", "POST"])
+def verify(token: str):
+    """GET shows what the link confirms (a mail scanner opening it confirms
+    nothing); POST confirms, signed in as that account or with its password.
+    :raise 422: the link is used, expired or forged, or the password wrong.
+    :raise 409: the address was confirmed for another account first."""
+    try:
+        link = identity.check_verification_link(ctx(), token)
+    except BrokerError as exc:
+        return _message("Confirm your email address", exc)
+    user = current_user()
+    signed_in_as = user.user_id if user is not None else None
+    error = None
+    if request.method == "POST":
+        try:
+            confirmed, session_id = identity.verify_email(ctx(), token, signed_in_as=signed_in_as,
+                                                          password=request.form.get("password", ""))
+        except Invalid as exc:
+            error = "; ".join(m for ms in exc.errors.values() for m in ms) or exc.detail
+        except BrokerError as exc:
+            return _message("Confirm your email address", exc)
+        else:
+            if session_id is not None:
+                start_session(confirmed, session_id)
+            flash("Your email address is confirmed." + (
+                " Ask the manufacturers you sell for to authorise you as a dealer."
+                if confirmed.role == Role.RETAILER else ""))
+            return redirect(url_for("portal.dealers") if confirmed.role == Role.RETAILER else home_for(confirmed))
+    return render_template("app/verify.html", link=link, mine=signed_in_as == link.user_id, error=error), \
+        (422 if error else 200)
+
+
+# --- A manufacturer's invitation --------------------------------------------------
+
+
+def _render_invitation(token: str, *, errors=None, form=None, status: int = 200):
+    try:
+        invitation = invitations.read_invitation(ctx(), token)
+    except BrokerError as exc:
+        return _message("Invitation", exc)
+    return render_template("app/invitation.html", invitation=invitation, token=token, user=current_user(),
+                           errors=errors or {}, form=form or {}, invited=invitation,
+                           action=url_for("account.invitation_signup", token=token)), status
+
+
+@bp.get("/invitations/<token>")
+def invitation(token: str):
+    """A manufacturer's invitation, from the link mailed to the invited address.
+    Signed in as a retailer: accept or decline for that company. Signed out:
+    sign up with the invited address, or sign in. :raise 422: used or expired."""
+    return _render_invitation(token)
+
+
+def _answer(token: str, accept: bool):
+    user = current_user()
+    if user is None:
+        return redirect(url_for("account.invitation", token=token))
+    try:
+        answered = (invitations.accept_invitation if accept else invitations.decline_invitation)(ctx(), token, user)
+    except BrokerError as exc:
+        return _message("Invitation", exc)
+    if accept:
+        flash(f"You are now a dealer of {answered.manufacturer}: its orders near your stores are on your board.")
+        return redirect(url_for("portal.board"))
+    flash(f"You declined the invitation of {answered.manufacturer}.")
+    return redirect(url_for("portal.dealers"))
+
+
+@bp.post("/invitations/<token>/accept")
+def accept_invitation(token: str):
+    """:raise 403: not a retailer's verified user. :raise 422: used or expired."""
+    return _answer(token, accept=True)
+
+
+@bp.post("/invitations/<token>/decline")
+def decline_invitation(token: str):
+    """:raise 403: not a retailer's verified user. :raise 422: used or expired."""
+    return _answer(token, accept=False)
+
+
+@bp.post("/invitations/<token>/signup")
+def invitation_signup(token: str):
+    """Sign up through the invitation: with the invited address, verified by the
+    link, and a dealer at once. :raise 409: the address has an account. :raise 422: bad input."""
+    try:
+        user, session_id = invitations.sign_up_invited(ctx(), token, _sign_up_command(request.form))
+    except BrokerError as exc:
+        return _render_invitation(token, errors=exc.errors or {"form": [exc.detail]}, form=request.form,
+                                  status=exc.status)
+    start_session(user, session_id)
+    flash("Welcome to Broker: you accepted the invitation, and the manufacturer's orders near your store are on "
+          "your board.")
+    return redirect(url_for("portal.board"))
+
+
+# --- Passwords ----------------------------------------------------------------------
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
@@ -96,10 +234,12 @@ def forgot():
 
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])
 def reset(token: str):
+    """Set a password from a reset or welcome link (which confirms the address).
+    Every other session of the user ends."""
     try:
         email = identity.check_password_link(ctx(), token)
     except BrokerError as exc:
-        return render_template("app/message.html", title="Password link", message=exc.detail), 422
+        return _message("Password link", exc)
     error = None
     if request.method == "POST":
         password = request.form.get("password", "")
@@ -107,12 +247,11 @@ def reset(token: str):
             error = "the two passwords differ"
         else:
             try:
-                identity.reset_password(ctx(), token, password)
-                user, epoch = identity.sign_in(ctx(), email, password)
+                user, session_id = identity.reset_password(ctx(), token, password)
             except BrokerError as exc:
                 error = "; ".join(m for ms in exc.errors.values() for m in ms) or exc.detail
             else:
-                start_session(user, epoch)
+                start_session(user, session_id)
                 flash("Your password is set.")
                 return redirect(home_for(user))
     return render_template("app/reset.html", email=email, error=error), 422 if error else 200
@@ -133,11 +272,11 @@ def change_password():
     try:
         if request.form.get("new_password") != request.form.get("confirm"):
             raise Invalid.field("confirm", "the two new passwords differ")
-        epoch = identity.change_password(ctx(), user, request.form.get("current_password", ""),
-                                         request.form.get("new_password", ""))
+        session_id = identity.change_password(ctx(), user, request.form.get("current_password", ""),
+                                              request.form.get("new_password", ""))
     except BrokerError as exc:
         return _settings_with(errors=exc.errors or {"password": [exc.detail]})
-    start_session(user, epoch)  # this session stays; every other one ends
+    start_session(user, session_id)  # this browser stays signed in, on a new session; every other one ends
     flash("Your password is changed; other sessions are signed out.")
     return redirect(url_for("account.settings"))
 

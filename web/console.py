@@ -14,13 +14,13 @@ import dataclasses
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
-from broker.accounts import applications
+from broker.accounts import applications, invitations
 from broker.accounts import services as accounts
 from broker.accounts.models import Role
 from broker.analytics import services as analytics
 from broker.catalog import imports
 from broker.catalog import services as catalog
-from broker.errors import BrokerError, Conflict, Invalid, NotFound
+from broker.errors import BrokerError, Invalid, NotFound
 from broker.fulfilment import services as fulfilment
 from broker.fulfilment.models import AssignmentStatus
 from broker.ledger import reports as ledger_reports
@@ -311,9 +311,10 @@ def product_edit(sku: str):
 def _render_dealers(errors: dict | None = None, email: str = "", status: int = 200):
     actor = _actor()
     pending = applications.list_applications(ctx(), actor)
+    sent = invitations.pending_invitations(ctx(), actor)
     dealers = accounts.list_dealers(ctx(), actor, PageRequest(1, 500))
-    return render_template("console/dealers.html", pending=pending, dealers=dealers, errors=errors or {},
-                           email=email), status
+    return render_template("console/dealers.html", pending=pending, sent=sent, dealers=dealers,
+                           errors=errors or {}, email=email), status
 
 
 @bp.get("/dealers")
@@ -325,7 +326,8 @@ def dealers():
 @bp.post("/dealers/applications/<int:application_id>")
 @manufacturer_only
 def decide_application(application_id: int):
-    """Approve or decline a retailer's application. :raise 404: not the caller's. :raise 409: decided already."""
+    """Approve or decline a retailer's application. :raise 404: not the caller's.
+    :raise 409: decided already, or (approving) the applicant's address is not verified."""
     decision = request.form.get("decision")
     if decision not in ("approve", "decline"):
         abort(400, description="approve or decline")
@@ -337,18 +339,14 @@ def decide_application(application_id: int):
 @bp.post("/dealers/invite")
 @manufacturer_only
 def invite_dealer():
+    """Mail an address a link to become a dealer. :raise 422: not an email address."""
     email = request.form.get("email", "")
     try:
-        outcome = applications.invite(ctx(), _actor(), email)
-    except (Invalid, Conflict) as exc:
-        # A bad address (422), or one that is your dealer already (409): said beside the field.
+        sent = invitations.invite(ctx(), _actor(), email)
+    except Invalid as exc:
         return _render_dealers(exc.errors or {"email": [exc.detail]}, email, exc.status)
-    messages = {
-        "invited": f"Invited {email.strip()}: they find the invitation in their portal.",
-        "emailed": f"Invited {email.strip()} by email to sign up as a retailer and your dealer.",
-        "approved": f"{email.strip()} had already applied: they are now your dealer.",
-    }
-    flash(messages.get(outcome, "Invited."))
+    flash(f"Invited {sent.email}: whoever follows the link we mailed there can accept for their company, "
+          f"until {sent.expires_at:%Y-%m-%d}.")
     return redirect(url_for("console.dealers"))
 
 

@@ -404,7 +404,8 @@ def update_store(store_id: int):
 @signed_in(Role.RETAILER)
 def dealers():
     """Every manufacturer, and where the retailer stands with each: authorised,
-    pending, invited, declined or nothing yet."""
+    pending, declined or nothing yet. (A manufacturer's invitation comes as a
+    link by email, never by matching an address: `/invitations/<token>`.)"""
     return render_template("portal/dealers.html", makers=applications.manufacturers_for(ctx(), _actor()))
 
 
@@ -413,26 +414,8 @@ def dealers():
 def apply(manufacturer_id: int):
     """Ask to be authorised, with an optional note. :raise 404: no such
     manufacturer. :raise 409: already a dealer."""
-    application = applications.apply(ctx(), _actor(), manufacturer_id, request.form.get("note", ""))
-    flash("You are now an authorised dealer: you had been invited." if application.status == "approved"
-          else "Your application is sent; you will get an email when the manufacturer decides.")
-    return redirect(url_for("portal.dealers"))
-
-
-@bp.post("/dealers/applications/<int:application_id>")
-@signed_in(Role.RETAILER)
-def answer(application_id: int):
-    """Accept or decline a manufacturer's invitation (`answer`: accept or decline).
-
-    :raise 404: not an invitation to this retailer. :raise 409: already answered.
-    :raise 422: no answer given.
-    """
-    choice = request.form.get("answer")
-    if choice not in ("accept", "decline"):
-        raise Invalid.field("answer", "accept or decline")
-    applications.decide(ctx(), _actor(), application_id, approve=choice == "accept")
-    flash("You accepted: their orders near your stores will be on your board." if choice == "accept"
-          else "You declined the invitation.")
+    applications.apply(ctx(), current_user(), manufacturer_id, request.form.get("note", ""))
+    flash("Your application is sent; you will get an email when the manufacturer decides.")
     return redirect(url_for("portal.dealers"))
 
 

@@ -1,8 +1,11 @@
 """What every signed-in page shares: the session, CSRF, rate limits, headers.
 
-* The session is Flask's signed cookie: the user's id and the epoch of their
-  password (`broker.identity.services.session_epoch`), HttpOnly, SameSite=Lax,
-  Secure behind HTTPS, for at most SESSION_HOURS.
+* The session is a row on the server (`broker.identity.sessions`). Flask's
+  signed cookie (HttpOnly, SameSite=Lax, Secure behind HTTPS) carries only that
+  row's random id and the CSRF token: every signed-in request checks the row, so
+  a cookie outlives neither sign-out nor a password change nor a removal.
+* A user whose address is not verified yet sees only the "check your email"
+  page (`signed_in`).
 * CSRF: every POST to a signed-in blueprint carries the session's token in a
   hidden `csrf_token` field (`csrf_field()` in templates); a missing or wrong
   token is a 400, checked before the view runs.
@@ -25,7 +28,7 @@ from markupsafe import Markup
 from broker.accounts.models import Role
 from broker.identity.services import SignedIn, load_session
 
-SESSION_HOURS = 12
+SESSION_ID = "sid"
 CSRF_FIELD = "csrf_token"
 # A mail client's one-click unsubscribe (RFC 8058) posts without our form.
 CSRF_EXEMPT = {"account.unsubscribe"}
@@ -37,6 +40,12 @@ def _form_email() -> str:
     return "email:" + ((request.form.get("email") or "").strip().lower() or get_remote_address())
 
 
+def _signed_in_user() -> str:
+    """Counted per signed-in user, from any address (sending the link again)."""
+    user = current_user()
+    return f"user:{user.user_id}" if user is not None else get_remote_address()
+
+
 # Which endpoints are limited, and how: (limits, key) with key None meaning the
 # client's address. Declared here as data and applied to each app's views by
 # `init_security`, so every app (each test's, each web process's) has its own
@@ -46,6 +55,9 @@ RATE_LIMITS: dict[str, list[tuple[str, object]]] = {
     "account.signup": [("10 per hour", None)],
     "account.forgot": [("5 per minute;20 per hour", None)],
     "account.reset": [("10 per minute", None)],
+    "account.resend_verification": [("20 per hour", None), ("1 per minute;5 per hour", _signed_in_user)],
+    "account.verify": [("10 per minute;60 per hour", None)],
+    "account.invitation_signup": [("10 per hour", None)],
     # Placing orders and posting requests: generous for people, a wall for scripts.
     "orders.StorefrontOrders": [("30 per minute;300 per hour", None)],
     "store.checkout": [("30 per minute;300 per hour", None)],
@@ -62,7 +74,8 @@ def init_security(app: Flask) -> None:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.cookies_secure,
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
+        # The cookie's own lifetime; the server's row decides (idle and absolute).
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
     )
     limiter = Limiter(key_func=get_remote_address, app=app, default_limits=[], strategy="moving-window",
                       storage_uri=app.config.get("RATELIMIT_STORAGE_URI") or settings.redis_url or "memory://",
@@ -151,23 +164,29 @@ def ctx():
 def current_user() -> SignedIn | None:
     if "user" not in g:
         g.user = None
-        user_id, epoch = session.get("uid"), session.get("epoch")
-        if isinstance(user_id, int) and isinstance(epoch, str):
-            g.user = load_session(ctx(), user_id, epoch)
+        session_id = session.get(SESSION_ID)
+        if isinstance(session_id, str) and session_id:
+            g.user = load_session(ctx(), session_id)
             if g.user is None:
                 session.clear()
     return g.user
 
 
-def start_session(user: SignedIn, epoch: str) -> None:
-    session.clear()  # a new session id on every sign-in: no fixation
+def current_session_id() -> str:
+    value = session.get(SESSION_ID)
+    return value if isinstance(value, str) else ""
+
+
+def start_session(user: SignedIn, session_id: str) -> None:
+    """Put a session the service opened in the cookie."""
+    session.clear()  # a new CSRF token with every sign-in: nothing carries over
     session.permanent = True
-    session["uid"] = user.user_id
-    session["epoch"] = epoch
+    session[SESSION_ID] = session_id
     g.user = user
 
 
 def end_session() -> None:
+    """Forget the session in this browser (the service has ended it on the server)."""
     session.clear()
     g.user = None
 
@@ -182,9 +201,10 @@ def safe_next(target: str | None, default: str) -> str:
     return target
 
 
-def signed_in(role: Role | None = None):
-    """The page needs a signed-in user (else: to the sign-in page), of this role
-    (else 403: a retailer opening the console by URL)."""
+def signed_in(role: Role | None = None, *, verified: bool = True):
+    """The page needs a signed-in user (else: to the sign-in page) whose address
+    is verified (else: to "check your email"; `verified=False` for that page),
+    of this role (else 403: a retailer opening the console by URL)."""
 
     def decorator(view):
         @functools.wraps(view)
@@ -192,6 +212,8 @@ def signed_in(role: Role | None = None):
             user = current_user()
             if user is None:
                 return redirect(url_for("account.signin", next=request.full_path.rstrip("?")))
+            if verified and not user.verified:
+                return redirect(url_for("account.check_email"))
             if role is not None and user.role != role:
                 return render_template("app/message.html", title="Not for your account",
                                        message="This page belongs to another kind of account.",

@@ -1,14 +1,19 @@
-"""Becoming a dealer: a retailer applies to a manufacturer, or a manufacturer
-invites a retailer; the other side approves or declines. Approval is the same
-authorisation the API's `POST /dealers` makes."""
+"""Becoming a dealer by asking: a retailer applies to a manufacturer, which
+approves or declines. Approval is the same authorisation the API's
+`POST /dealers` makes. (A manufacturer inviting a retailer is
+`broker.accounts.invitations`.)
+
+Only a retailer user whose address is verified may apply, and the manufacturer
+sees who applied and whether that address is still verified: it approves only
+then, so no application rests on an address nobody proved."""
 
 from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session, aliased
 
 from broker.accounts.models import (
     ApplicationStatus,
@@ -21,9 +26,9 @@ from broker.accounts.models import (
 )
 from broker.auth import Actor, ActorKind, require
 from broker.context import Context
-from broker.errors import Conflict, Invalid, NotFound
+from broker.errors import Conflict, Forbidden, NotFound
 from broker.identity.models import User
-from broker.identity.services import invitation_token, normalise_email
+from broker.identity.services import SignedIn
 from broker.notifications.services import company_addresses, send_email
 
 
@@ -33,7 +38,7 @@ class ManufacturerChoice:
     name: str
     slug: str
     area: str
-    status: str  # "authorised", "pending", "invited", "declined" or "" (none yet)
+    status: str  # "authorised", "pending", "declined" or "" (none yet)
     application_id: int | None
 
 
@@ -44,9 +49,12 @@ class ApplicationView:
     retailer_name: str
     areas: list[str]
     note: str
-    invited: bool
     status: str
     created_at: datetime
+    # Who asked, and whether their address is (still) verified: only then can it be approved.
+    applicant_name: str
+    applicant_email: str
+    applicant_verified: bool
 
 
 def _authorisation(session: Session, manufacturer_id: int, retailer_id: int) -> DealerAuthorisation | None:
@@ -54,12 +62,40 @@ def _authorisation(session: Session, manufacturer_id: int, retailer_id: int) -> 
         DealerAuthorisation.manufacturer_id == manufacturer_id, DealerAuthorisation.retailer_id == retailer_id))
 
 
-def _authorise(session: Session, manufacturer_id: int, retailer_id: int, now: datetime) -> None:
+def authorise(session: Session, manufacturer_id: int, retailer_id: int, now: datetime) -> None:
     dealer = _authorisation(session, manufacturer_id, retailer_id)
     if dealer is None:
         session.add(DealerAuthorisation(manufacturer_id=manufacturer_id, retailer_id=retailer_id, authorised_at=now))
     elif dealer.revoked_at is not None:
         dealer.revoked_at, dealer.authorised_at = None, now
+
+
+def is_dealer(session: Session, manufacturer_id: int, retailer_id: int) -> bool:
+    dealer = _authorisation(session, manufacturer_id, retailer_id)
+    return dealer is not None and dealer.revoked_at is None
+
+
+def record_invited(session: Session, manufacturer_id: int, retailer_id: int, now: datetime) -> None:
+    """An accepted invitation, in the application record: approved, `invited`."""
+    application = session.scalar(select(DealerApplication).where(
+        DealerApplication.manufacturer_id == manufacturer_id, DealerApplication.retailer_id == retailer_id
+    ).with_for_update())
+    if application is None:
+        session.add(DealerApplication(manufacturer_id=manufacturer_id, retailer_id=retailer_id,
+                                      status=ApplicationStatus.APPROVED, invited=True, created_at=now,
+                                      decided_at=now))
+    else:
+        application.status, application.invited, application.decided_at = ApplicationStatus.APPROVED, True, now
+
+
+def _verified_user(session: Session, user_id: int | None, retailer_id: int) -> bool:
+    """Whether the applicant's address is verified; for an application made before
+    the applicant was recorded, whether any of the retailer's users' is."""
+    query = select(User.id).where(User.retailer_id == retailer_id, User.removed_at.is_(None),
+                                  User.verified_at.is_not(None))
+    if user_id is not None:
+        query = query.where(User.id == user_id)
+    return session.scalar(query.limit(1)) is not None
 
 
 def manufacturers_for(ctx: Context, actor: Actor) -> list[ManufacturerChoice]:
@@ -78,7 +114,7 @@ def manufacturers_for(ctx: Context, actor: Actor) -> list[ManufacturerChoice]:
             elif application is None or application.status == ApplicationStatus.APPROVED:
                 status = ""  # approved once, revoked since: may apply again
             elif application.status == ApplicationStatus.PENDING:
-                status = "invited" if application.invited else "pending"
+                status = "pending"
             else:
                 status = "declined"
             choices.append(ManufacturerChoice(maker.id, maker.name, maker.slug, maker.area, status,
@@ -86,16 +122,21 @@ def manufacturers_for(ctx: Context, actor: Actor) -> list[ManufacturerChoice]:
         return choices
 
 
-def apply(ctx: Context, actor: Actor, manufacturer_id: int, note: str = "") -> DealerApplication:
-    """:raise 404: no such manufacturer. :raise 409: already a dealer."""
-    require(actor, ActorKind.RETAILER)
+def apply(ctx: Context, applicant: SignedIn, manufacturer_id: int, note: str = "") -> DealerApplication:
+    """A retailer's user asks to be authorised.
+
+    :raise 403: not a retailer's user, or their address is not verified.
+    :raise 404: no such manufacturer. :raise 409: already a dealer.
+    """
+    actor = require(applicant.actor, ActorKind.RETAILER)
     note = (note or "").strip()[:500]
     with ctx.uow() as uow:
+        if not _verified_user(uow.session, applicant.user_id, actor.id):
+            raise Forbidden("confirm your email address before applying: follow the link we mailed you")
         maker = uow.session.get(Manufacturer, manufacturer_id)
         if maker is None:
             raise NotFound(f"no manufacturer {manufacturer_id}")
-        dealer = _authorisation(uow.session, manufacturer_id, actor.id)
-        if dealer is not None and dealer.revoked_at is None:
+        if is_dealer(uow.session, manufacturer_id, actor.id):
             raise Conflict(f"you are already an authorised dealer of {maker.name}")
         now = ctx.now()
         application = uow.session.scalar(select(DealerApplication).where(
@@ -104,32 +145,36 @@ def apply(ctx: Context, actor: Actor, manufacturer_id: int, note: str = "") -> D
         if application is None:
             application = DealerApplication(manufacturer_id=manufacturer_id, retailer_id=actor.id,
                                             status=ApplicationStatus.PENDING, invited=False, note=note,
-                                            created_at=now)
+                                            created_at=now, applicant_user_id=applicant.user_id)
             uow.session.add(application)
-        elif application.status == ApplicationStatus.PENDING and application.invited:
-            # They were invited and now ask: that is a yes to the invitation.
-            application.status, application.decided_at = ApplicationStatus.APPROVED, now
-            _authorise(uow.session, manufacturer_id, actor.id, now)
         else:
             application.status, application.invited, application.note = ApplicationStatus.PENDING, False, note
             application.created_at, application.decided_at = now, None
+            application.applicant_user_id = applicant.user_id
         uow.session.flush()
         retailer = uow.session.get(Retailer, actor.id)
-        if application.status == ApplicationStatus.PENDING:
-            for user_id, address in company_addresses(uow.session, Role.MANUFACTURER, manufacturer_id):
-                send_email(uow.session, ctx, topic="dealer_application", to=address, template="dealer_application",
-                           dedupe_key=f"application-{application.id}-{now.isoformat()}-{user_id}", now=now,
-                           recipient_id=user_id, retailer=retailer.name, note=note, manufacturer=maker.name)
+        for user_id, address in company_addresses(uow.session, Role.MANUFACTURER, manufacturer_id):
+            send_email(uow.session, ctx, topic="dealer_application", to=address, template="dealer_application",
+                       dedupe_key=f"application-{application.id}-{now.isoformat()}-{user_id}", now=now,
+                       recipient_id=user_id, retailer=retailer.name, note=note, manufacturer=maker.name)
         uow.commit()
         return application
 
 
 def list_applications(ctx: Context, actor: Actor) -> list[ApplicationView]:
-    """The manufacturer's open applications and invitations, newest first."""
+    """The manufacturer's open applications, newest first, each with its
+    applicant and whether their address is verified."""
     require(actor, ActorKind.MANUFACTURER)
+    applicant = aliased(User)
+    colleague = aliased(User)
+    anyone_verified = exists().where(colleague.retailer_id == DealerApplication.retailer_id,
+                                     colleague.removed_at.is_(None), colleague.verified_at.is_not(None))
     with ctx.uow() as uow:
         rows = uow.session.execute(
-            select(DealerApplication, Retailer.name).join(Retailer, Retailer.id == DealerApplication.retailer_id)
+            select(DealerApplication, Retailer.name, applicant.name, applicant.email, applicant.verified_at,
+                   applicant.removed_at, anyone_verified.label("anyone_verified"))
+            .join(Retailer, Retailer.id == DealerApplication.retailer_id)
+            .outerjoin(applicant, applicant.id == DealerApplication.applicant_user_id)
             .where(DealerApplication.manufacturer_id == actor.id,
                    DealerApplication.status == ApplicationStatus.PENDING)
             .order_by(DealerApplication.created_at.desc(), DealerApplication.id.desc())
@@ -137,91 +182,48 @@ def list_applications(ctx: Context, actor: Actor) -> list[ApplicationView]:
         areas: dict[int, list[str]] = {}
         if rows:
             for retailer_id, area in uow.session.execute(
-                select(Store.retailer_id, Store.area).where(Store.retailer_id.in_([a.retailer_id for a, _ in rows]))
+                select(Store.retailer_id, Store.area).where(Store.retailer_id.in_([r[0].retailer_id for r in rows]))
                 .order_by(Store.id)
             ):
                 areas.setdefault(retailer_id, []).append(area)
-        return [ApplicationView(a.id, a.retailer_id, name, areas.get(a.retailer_id, []), a.note, a.invited,
-                                a.status, a.created_at) for a, name in rows]
+        views = []
+        for a, retailer_name, name, email, verified_at, removed_at, anyone in rows:
+            if a.applicant_user_id is None:
+                verified = bool(anyone)
+            else:
+                verified = verified_at is not None and removed_at is None
+            views.append(ApplicationView(a.id, a.retailer_id, retailer_name, areas.get(a.retailer_id, []), a.note,
+                                         a.status, a.created_at, name or "", email or "", verified))
+        return views
 
 
 def decide(ctx: Context, actor: Actor, application_id: int, approve: bool) -> DealerApplication:
-    """The manufacturer decides an application; the retailer decides an invitation.
+    """The manufacturer approves or declines an application.
 
-    :raise 404: not the caller's to decide. :raise 409: already decided.
+    :raise 404: not the caller's to decide. :raise 409: already decided, or (to
+    approve) the applicant's address is not verified.
     """
-    require(actor, ActorKind.MANUFACTURER, ActorKind.RETAILER)
+    require(actor, ActorKind.MANUFACTURER)
     with ctx.uow() as uow:
         application = uow.session.scalar(
             select(DealerApplication).where(DealerApplication.id == application_id).with_for_update())
-        mine = application is not None and (
-            (actor.kind is ActorKind.MANUFACTURER and application.manufacturer_id == actor.id
-             and not application.invited)
-            or (actor.kind is ActorKind.RETAILER and application.retailer_id == actor.id and application.invited))
-        if not mine:
+        if application is None or application.manufacturer_id != actor.id or application.invited:
             raise NotFound(f"no application {application_id} for you to decide")
         if application.status != ApplicationStatus.PENDING:
             raise Conflict(f"this application was already {application.status}")
+        if approve and not _verified_user(uow.session, application.applicant_user_id, application.retailer_id):
+            raise Conflict("the applicant's email address is not verified, so this application cannot be "
+                           "approved; decline it, or wait for them to apply again")
         now = ctx.now()
         application.status = ApplicationStatus.APPROVED if approve else ApplicationStatus.DECLINED
         application.decided_at = now
         if approve:
-            _authorise(uow.session, application.manufacturer_id, application.retailer_id, now)
+            authorise(uow.session, application.manufacturer_id, application.retailer_id, now)
         maker = uow.session.get(Manufacturer, application.manufacturer_id)
         retailer = uow.session.get(Retailer, application.retailer_id)
-        if actor.kind is ActorKind.MANUFACTURER:
-            for user_id, address in company_addresses(uow.session, Role.RETAILER, application.retailer_id):
-                send_email(uow.session, ctx, topic="dealer_decision", to=address, template="dealer_decision",
-                           dedupe_key=f"application-{application.id}-{now.isoformat()}-{user_id}", now=now,
-                           recipient_id=user_id, manufacturer=maker.name, approved=approve, retailer=retailer.name)
+        for user_id, address in company_addresses(uow.session, Role.RETAILER, application.retailer_id):
+            send_email(uow.session, ctx, topic="dealer_decision", to=address, template="dealer_decision",
+                       dedupe_key=f"application-{application.id}-{now.isoformat()}-{user_id}", now=now,
+                       recipient_id=user_id, manufacturer=maker.name, approved=approve, retailer=retailer.name)
         uow.commit()
         return application
-
-
-def invite(ctx: Context, actor: Actor, email: str) -> str:
-    """Invite a retailer by email. An existing retailer finds the invitation in its
-    portal; anyone else gets a link to sign up, which makes them a dealer at once.
-    Returns "invited" or "emailed". :raise 409: already a dealer. :raise 422: the
-    address belongs to a manufacturer's user."""
-    require(actor, ActorKind.MANUFACTURER)
-    address = normalise_email(email)
-    with ctx.uow() as uow:
-        maker = uow.session.get(Manufacturer, actor.id)
-        user = uow.session.scalar(select(User).where(User.email == address, User.removed_at.is_(None)))
-        retailer_id = user.retailer_id if user is not None else uow.session.scalar(
-            select(Retailer.id).where(func.lower(Retailer.email) == address).order_by(Retailer.id).limit(1))
-        if user is not None and user.role != Role.RETAILER:
-            raise Invalid.field("email", "this address belongs to a manufacturer's account, not a retailer's")
-        now = ctx.now()
-        if retailer_id is None:
-            token = invitation_token(ctx, actor.id, address)
-            send_email(uow.session, ctx, topic="dealer_invitation", to=address, template="dealer_invitation",
-                       dedupe_key=f"invite-{actor.id}-{address}-{now.date().isoformat()}", now=now,
-                       manufacturer=maker.name, signup_path=f"/signup?invitation={token}")
-            uow.commit()
-            return "emailed"
-        dealer = _authorisation(uow.session, actor.id, retailer_id)
-        if dealer is not None and dealer.revoked_at is None:
-            raise Conflict("that retailer is already your dealer")
-        application = uow.session.scalar(select(DealerApplication).where(
-            DealerApplication.manufacturer_id == actor.id, DealerApplication.retailer_id == retailer_id
-        ).with_for_update())
-        if application is not None and application.status == ApplicationStatus.PENDING and not application.invited:
-            # They already asked: inviting them is approving.
-            application.status, application.decided_at = ApplicationStatus.APPROVED, now
-            _authorise(uow.session, actor.id, retailer_id, now)
-            uow.commit()
-            return "approved"
-        if application is None:
-            application = DealerApplication(manufacturer_id=actor.id, retailer_id=retailer_id,
-                                            status=ApplicationStatus.PENDING, invited=True, created_at=now)
-            uow.session.add(application)
-        else:
-            application.status, application.invited, application.created_at = ApplicationStatus.PENDING, True, now
-            application.decided_at = None
-        uow.session.flush()
-        send_email(uow.session, ctx, topic="dealer_invitation", to=address, template="dealer_invitation",
-                   dedupe_key=f"invite-{application.id}-{now.isoformat()}", now=now, manufacturer=maker.name,
-                   signup_path="/portal/dealers")
-        uow.commit()
-        return "invited"

@@ -109,8 +109,9 @@ class ApplicationStatus(enum.StrEnum):
 
 
 class DealerApplication(Base):
-    """A retailer asks a manufacturer to be authorised as a dealer, or a
-    manufacturer invites a retailer (`invited`): the other side decides.
+    """A retailer asks a manufacturer to be authorised as a dealer; the
+    manufacturer decides. `invited` marks one approved by accepting a
+    manufacturer's invitation (`DealerInvitation`) instead.
 
     One row per (manufacturer, retailer); asking again after a decline reopens it.
     """
@@ -126,3 +127,36 @@ class DealerApplication(Base):
     note: Mapped[str] = mapped_column(String(500), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The retailer's user who asked: the manufacturer sees their address, and
+    # approves only while it is verified. None for applications made before it was kept.
+    applicant_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+
+
+class InvitationStatus(enum.StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+
+
+class DealerInvitation(Base):
+    """A manufacturer invites an email address to become its dealer.
+
+    The link mailed to the address is the only way to accept it: its token
+    proves access to that mailbox. Only the token's SHA-256 is stored; it works
+    once (`status`) and until `expires_at`. Nothing matches the address against
+    accounts: whoever holds the link accepts for the company they sign in to or
+    sign up.
+    """
+
+    __tablename__ = "dealer_invitations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    manufacturer_id: Mapped[int] = mapped_column(ForeignKey("manufacturers.id"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[InvitationStatus] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The retailer that accepted or declined it.
+    retailer_id: Mapped[int | None] = mapped_column(ForeignKey("retailers.id"), default=None)

@@ -89,7 +89,7 @@ def send_digests(ctx: Context) -> DigestReport:
             select(User.retailer_id).distinct()
             .join(Retailer, Retailer.id == User.retailer_id)
             .where(User.role == Role.RETAILER, User.digest_opt_in.is_(True), User.removed_at.is_(None),
-                   Retailer.active.is_(True))
+                   User.verified_at.is_not(None), Retailer.active.is_(True))
             .order_by(User.retailer_id)
         ))
     for retailer_id in retailer_ids:
@@ -106,7 +106,7 @@ def _digest_for(session: Session, ctx: Context, retailer_id: int, *, day: str, n
         for user_id, email, name in session.execute(
             select(User.id, User.email, User.name).where(
                 User.retailer_id == retailer_id, User.role == Role.RETAILER, User.digest_opt_in.is_(True),
-                User.removed_at.is_(None)).order_by(User.id))
+                User.removed_at.is_(None), User.verified_at.is_not(None)).order_by(User.id))
     ]
     done = set(session.scalars(select(OutboxMessage.dedupe_key).where(
         OutboxMessage.topic == f"{TOPIC_PREFIX}digest", OutboxMessage.dedupe_key.in_([u[3] for u in users]))))

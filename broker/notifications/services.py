@@ -105,8 +105,10 @@ def send_email(session: Session, ctx: Context, *, topic: str, to: str, template:
 
 
 def company_addresses(session: Session, role: Role, company_id: int) -> list[tuple[int | None, str]]:
-    """Who at a company gets its email: its active users; a retailer with no
-    users yet (made through the API) gets it at the address it registered."""
+    """Who at a company gets its email: its active users whose address is
+    verified (nothing but the verification link goes to an address nobody
+    proved). A retailer with no users at all (made by the operator through the
+    API) gets it at the address the operator registered."""
     return companies_addresses(session, role, [company_id])[company_id]
 
 
@@ -116,15 +118,20 @@ def companies_addresses(session: Session, role: Role,
     run writes to thousands of winners)."""
     ids = sorted(set(company_ids))
     found: dict[int, list[tuple[int | None, str]]] = {company_id: [] for company_id in ids}
+    with_users: set[int] = set()
     column = User.manufacturer_id if role == Role.MANUFACTURER else User.retailer_id
     for start in range(0, len(ids), 1000):
-        for company_id, user_id, email in session.execute(
-            select(column, User.id, User.email)
-            .where(column.in_(ids[start:start + 1000]), User.removed_at.is_(None)).order_by(User.id)
+        for company_id, user_id, email, verified_at, removed_at in session.execute(
+            select(column, User.id, User.email, User.verified_at, User.removed_at)
+            .where(column.in_(ids[start:start + 1000])).order_by(User.id)
         ):
-            found[company_id].append((user_id, email))
+            with_users.add(company_id)
+            if verified_at is not None and removed_at is None:
+                found[company_id].append((user_id, email))
     if role == Role.RETAILER:
-        without = [company_id for company_id, users in found.items() if not users]
+        # Only a retailer nobody ever signed up or was added to: a sign-up's
+        # registered address is its first user's, unverified until it is.
+        without = [company_id for company_id in ids if company_id not in with_users]
         for start in range(0, len(without), 1000):
             for company_id, email in session.execute(
                 select(Retailer.id, Retailer.email).where(Retailer.id.in_(without[start:start + 1000]))

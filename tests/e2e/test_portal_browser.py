@@ -1,6 +1,7 @@
 """The retailer portal in a real browser (headless Chromium driven by Playwright).
 
-A retailer signs up, applies to a manufacturer and is approved; an order near
+A retailer signs up, confirms its address through the emailed link, applies
+to a manufacturer and is approved; an order near
 its store appears on the board, in the list and on the Leaflet map; it bids with
 one click, wins at settlement, opens the won order, prints the packing slip and
 records the shipment. The pages run under their real Content-Security-Policy, so
@@ -26,6 +27,7 @@ from broker.migrate import upgrade
 from broker.settlement.services import settle
 from tests.e2e.browser import SKIP_WITHOUT_BROWSER, Server, chromium, expect, watched_page
 from tests.factories import World
+from tests.pages import outbox_link
 
 
 pytestmark = SKIP_WITHOUT_BROWSER
@@ -78,7 +80,16 @@ def test_a_retailer_signs_up_bids_wins_and_ships(site, page, shot):
     page.get_by_label("Service radius (km)").fill("50")
     shot(page, "signup")
     page.get_by_role("button", name="Create my account").click()
+
+    # Nothing works until the address is confirmed: the link in the email does it.
+    expect(page).to_have_url(re.compile(r"/account/verify$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Check your email")
+    shot(page, "check-email")
+    page.goto(server.origin + outbox_link(ctx, EMAIL, "/verify/"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Confirm your email address")
+    page.get_by_role("button", name="Confirm my address").click()
     expect(page).to_have_url(re.compile(r"/portal/dealers$"))
+    expect(page.get_by_role("status").first).to_contain_text("Your email address is confirmed")
     expect(page.get_by_role("heading", level=1)).to_have_text("Manufacturers")
     shot(page, "manufacturers")
 

@@ -11,7 +11,7 @@ import itsdangerous.timed
 import pytest
 from sqlalchemy import select
 
-from broker.accounts import applications
+from broker.accounts import applications, invitations
 from broker.accounts.models import ApiKey, DealerAuthorisation, Role
 from broker.errors import Invalid
 from broker.identity import services as identity
@@ -19,7 +19,7 @@ from broker.identity.models import User
 from broker.identity.passwords import hash_password, needs_rehash, verify_password
 from broker.notifications.services import opted_out, unsubscribe_url
 from tests.factories import HERE, World
-from tests.pages import PASSWORD, delivered, link_in, post, sign_in, user_for
+from tests.pages import PASSWORD, delivered, link_in, outbox_link, post, sign_in, user_for
 
 SIGNUP = {"company": "Bay Bikes", "name": "Robin", "email": "Robin@Bay-Bikes.example", "password": PASSWORD,
           "store_name": "Mission St", "postal_code": "94103", "country": "US", "service_radius_km": "40"}
@@ -42,13 +42,19 @@ class TestPasswords:
 
 
 class TestSignUp:
-    def test_a_retailer_signs_up_with_its_first_store_and_is_signed_in(self, client, ctx):
+    def test_a_retailer_signs_up_and_is_signed_in_until_it_confirms_its_address(self, client, ctx):
         response = post(client, "/signup", SIGNUP, form="/signup")
-        assert response.status_code == 302 and response.headers["Location"].endswith("/portal/dealers")
+        assert response.status_code == 302 and response.headers["Location"].endswith("/account/verify")
         with ctx.uow() as uow:
             user = uow.session.scalar(select(User))
             assert user.email == "robin@bay-bikes.example" and user.role == Role.RETAILER
             assert user.password_hash.startswith("scrypt$") and PASSWORD not in user.password_hash
+            assert user.verified_at is None
+        page = client.get("/account/verify").get_data(as_text=True)
+        assert "Check your email" in page and "robin@bay-bikes.example" in page
+        assert client.get("/account").headers["Location"].endswith("/account/verify")
+        path = outbox_link(ctx, "robin@bay-bikes.example", "/verify/")
+        assert post(client, path, form=path).headers["Location"].endswith("/portal/dealers")
         assert client.get("/account").status_code == 200
 
     @pytest.mark.parametrize("field,value,message", [
@@ -67,8 +73,10 @@ class TestSignUp:
         with ctx.uow() as uow:
             assert uow.session.scalar(select(User)) is None
 
-    def test_an_email_signs_up_once(self, client, app):
+    def test_a_verified_email_signs_up_once(self, client, app, ctx):
         post(client, "/signup", SIGNUP, form="/signup")
+        path = outbox_link(ctx, "robin@bay-bikes.example", "/verify/")
+        post(client, path, form=path)
         other = app.test_client()
         response = post(other, "/signup", {**SIGNUP, "email": "robin@BAY-bikes.example"}, form="/signup")
         assert response.status_code == 422 and "already has an account" in response.get_data(as_text=True)
@@ -250,15 +258,17 @@ class TestBecomingADealer:
         maker = world.manufacturer()
         user_for(ctx, Role.MANUFACTURER, maker.id, "sales@maker.example")
         shop = world.retailer(HERE)
-        application = applications.apply(ctx, shop.actor, maker.id, "We stock your range")
+        kim = user_for(ctx, Role.RETAILER, shop.id, "kim@shop.example", "Kim")
+        application = applications.apply(ctx, kim, maker.id, "We stock your range")
         asked = [m for m in delivered(ctx, mail_dir) if m["To"] == "sales@maker.example" and "asks" in m["Subject"]]
         assert len(asked) == 1 and "We stock your range" in asked[0].get_content()
         pending = applications.list_applications(ctx, maker.actor)
-        assert [(a.retailer_id, a.note) for a in pending] == [(shop.id, "We stock your range")]
+        assert [(a.retailer_id, a.note, a.applicant_email, a.applicant_verified) for a in pending] == [
+            (shop.id, "We stock your range", "kim@shop.example", True)]
         # The retailer cannot approve itself.
         with pytest.raises(Exception) as refused:
             applications.decide(ctx, shop.actor, application.id, True)
-        assert getattr(refused.value, "status", None) == 404
+        assert getattr(refused.value, "status", None) == 403
         applications.decide(ctx, maker.actor, application.id, True)
         with ctx.uow() as uow:
             assert uow.session.scalar(select(DealerAuthorisation.retailer_id).where(
@@ -267,35 +277,27 @@ class TestBecomingADealer:
 
     def test_an_invitation_by_email_makes_a_new_retailer_a_dealer_at_sign_up(self, client, ctx, mail_dir):
         maker = World(ctx).manufacturer()
-        assert applications.invite(ctx, maker.actor, "new@retail.example") == "emailed"
+        applications_sent = invitations.invite(ctx, maker.actor, "new@retail.example")
+        assert applications_sent.email == "new@retail.example"
         invitation = [m for m in delivered(ctx, mail_dir) if m["To"] == "new@retail.example"][0]
-        path = link_in(invitation, "/signup?invitation=")
-        response = post(client, path, {**SIGNUP, "email": "new@retail.example"}, form=path)
-        assert response.status_code == 302
+        path = link_in(invitation, "/invitations/")
+        response = post(client, f"{path}/signup", {**SIGNUP, "email": "new@retail.example"}, form=path)
+        assert response.status_code == 302 and response.headers["Location"].endswith("/portal/")
         with ctx.uow() as uow:
-            retailer_id = uow.session.scalar(select(User.retailer_id).where(User.email == "new@retail.example"))
+            user = uow.session.scalar(select(User).where(User.email == "new@retail.example"))
+            assert user.verified_at is not None  # the link proved the address
             assert uow.session.scalar(select(DealerAuthorisation.id).where(
-                DealerAuthorisation.retailer_id == retailer_id, DealerAuthorisation.manufacturer_id == maker.id))
+                DealerAuthorisation.retailer_id == user.retailer_id, DealerAuthorisation.manufacturer_id == maker.id))
+        assert client.get("/portal/").status_code == 200
 
-    def test_an_invitation_is_for_the_address_it_was_sent_to(self, client, ctx, mail_dir):
+    def test_an_invitation_signs_up_only_the_address_it_was_sent_to(self, client, ctx, mail_dir):
         maker = World(ctx).manufacturer()
-        applications.invite(ctx, maker.actor, "new@retail.example")
-        path = link_in(delivered(ctx, mail_dir)[0], "/signup?invitation=")
-        response = post(client, path, {**SIGNUP, "email": "someone.else@retail.example"}, form=path)
-        assert response.status_code == 422 and "another address" in response.get_data(as_text=True)
-
-    def test_an_existing_retailer_accepts_an_invitation(self, ctx):
-        world = World(ctx)
-        maker = world.manufacturer()
-        shop = world.retailer(HERE)
-        user_for(ctx, Role.RETAILER, shop.id, "kim@shop.example")
-        assert applications.invite(ctx, maker.actor, "kim@shop.example") == "invited"
-        choice = [c for c in applications.manufacturers_for(ctx, shop.actor) if c.id == maker.id][0]
-        assert choice.status == "invited"
-        with pytest.raises(Exception):
-            applications.decide(ctx, maker.actor, choice.application_id, True)  # not the maker's to accept
-        applications.decide(ctx, shop.actor, choice.application_id, True)
-        assert [c.status for c in applications.manufacturers_for(ctx, shop.actor) if c.id == maker.id] == ["authorised"]
+        invitations.invite(ctx, maker.actor, "new@retail.example")
+        path = link_in(delivered(ctx, mail_dir)[0], "/invitations/")
+        response = post(client, f"{path}/signup", {**SIGNUP, "email": "someone.else@retail.example"}, form=path)
+        assert response.status_code == 422 and "was sent to new@retail.example" in response.get_data(as_text=True)
+        with ctx.uow() as uow:
+            assert uow.session.scalar(select(User)) is None
 
 
 class TestUnsubscribe:

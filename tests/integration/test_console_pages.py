@@ -340,12 +340,22 @@ class TestCatalog:
         assert signed_in.get("/console/catalog/p/NOPE").status_code == 404
 
 
+def applicant(ctx, shop, email: str | None = None):
+    """A verified user of the retailer, to apply as."""
+    email = email or f"applicant{next(_addresses)}-{shop.id}@retailer.example"
+    _, link = add_user(ctx, role=Role.RETAILER, company_id=shop.id, email=email, name="Sam Applicant")
+    user, _ = reset_password(ctx, link.rsplit("/", 1)[1], PASSWORD)
+    return user
+
+
 class TestDealers:
     def test_approving_an_application_makes_a_dealer(self, signed_in, ctx, world, maker):
         shop = world.retailer(north_of(HERE, 3), name="Applicant Bikes")
-        application = applications.apply(ctx, shop.actor, maker.id, note="We stock your range")
+        application = applications.apply(ctx, applicant(ctx, shop, "sam@applicant.example"), maker.id,
+                                         note="We stock your range")
         page = signed_in.get("/console/dealers").get_data(as_text=True)
         assert "Applicant Bikes" in page and "We stock your range" in page
+        assert "sam@applicant.example" in page and "address verified" in page
         resp = signed_in.post(f"/console/dealers/applications/{application.id}",
                               data={"csrf_token": csrf(signed_in), "decision": "approve"})
         assert resp.status_code == 302
@@ -360,7 +370,7 @@ class TestDealers:
 
     def test_decline_invite_and_revoke(self, signed_in, ctx, world, maker):
         shop = world.retailer(north_of(HERE, 3), name="Maybe Bikes")
-        application = applications.apply(ctx, shop.actor, maker.id)
+        application = applications.apply(ctx, applicant(ctx, shop), maker.id)
         signed_in.post(f"/console/dealers/applications/{application.id}",
                        data={"csrf_token": csrf(signed_in), "decision": "decline"})
         assert accounts.list_dealers(ctx, maker.actor, PageRequest()).total == 0
@@ -369,6 +379,8 @@ class TestDealers:
         invited = signed_in.post("/console/dealers/invite",
                                  data={"csrf_token": csrf(signed_in), "email": "new.shop@example.com"})
         assert invited.status_code == 302
+        page = signed_in.get("/console/dealers").get_data(as_text=True)
+        assert "Invited new.shop@example.com" in page and 'id="invitations"' in page
         accounts.authorise_dealer(ctx, maker.actor, shop.id)
         revoked = signed_in.post(f"/console/dealers/{shop.id}/revoke", data={"csrf_token": csrf(signed_in)})
         assert revoked.status_code == 302
@@ -457,7 +469,7 @@ class TestAccess:
 
     def test_a_post_without_the_csrf_token_is_400(self, signed_in, ctx, world, maker):
         shop = world.retailer(HERE)
-        application = applications.apply(ctx, shop.actor, maker.id)
+        application = applications.apply(ctx, applicant(ctx, shop), maker.id)
         resp = signed_in.post(f"/console/dealers/applications/{application.id}", data={"decision": "approve"})
         assert resp.status_code == 400
         wrong = signed_in.post("/console/dealers/invite", data={"csrf_token": "forged", "email": "a@example.com"})

@@ -33,6 +33,7 @@ from broker.settlement.services import settle
 from tests.conftest import START
 from tests.factories import HERE, KM, World, north_of
 from tests.fakes.stripe_server import FakeStripe, event, sign
+from tests.pages import sign_up_verified, user_for
 
 SETTLED_AT = START + timedelta(hours=13)
 CUSTOMER = ("Grace Hopper", "grace@navy.example", "77 Cobol Court")
@@ -93,7 +94,7 @@ def world(ctx):
 @pytest.fixture
 def maker(world, ctx):
     maker = world.manufacturer(products=[("SKU-1", 5000)])
-    identity.add_user(ctx, role=Role.MANUFACTURER, company_id=maker.id, email="ops@maker.example", name="Ops")
+    user_for(ctx, Role.MANUFACTURER, maker.id, "ops@maker.example", "Ops")
     return maker
 
 
@@ -281,8 +282,7 @@ class TestSettlementRunSummary:
             for i in range(winners):
                 shop = world.retailer(north_of(HERE, 1 + i * 0.1), dealer_of=[maker], email=f"w{winners}-{i}@shop.example")
                 if i % 2:  # some with users, some known only by the retailer's address
-                    identity.add_user(ctx, role=Role.RETAILER, company_id=shop.id, email=f"u{winners}-{i}@shop.example",
-                                      name="U")
+                    user_for(ctx, Role.RETAILER, shop.id, f"u{winners}-{i}@shop.example", "U")
                 world.bid(shop, world.order(maker, to=north_of(HERE, 1 + i * 0.1)).order.id)
             clock.now = clock.now + timedelta(days=1)
             report = settle(ctx)
@@ -336,8 +336,8 @@ class TestAwardsOutsideARun:
         assert award["Subject"].startswith(f"You won order {placed.order.id}")
 
     def test_every_user_of_the_company_gets_it(self, ctx, world, maker, near, far, clock, mail_dir):
-        identity.add_user(ctx, role=Role.RETAILER, company_id=far.id, email="a@far.example", name="A")
-        identity.add_user(ctx, role=Role.RETAILER, company_id=far.id, email="b@far.example", name="B")
+        user_for(ctx, Role.RETAILER, far.id, "a@far.example", "A")
+        user_for(ctx, Role.RETAILER, far.id, "b@far.example", "B")
         placed, _, assignment = won(world, maker, near, far, clock, ctx)
         fulfilment.release_assignment(ctx, near.actor, assignment.id)
         deliver(ctx)
@@ -457,7 +457,7 @@ class TestContactRelay:
 
 
 def sign_up(ctx, email, *, at=north_of(HERE, 2), radius=50.0):
-    return identity.sign_up_retailer(ctx, identity.RetailerSignUp(
+    return sign_up_verified(ctx, identity.RetailerSignUp(
         company=f"Shop {email}", name="Sam", email=email, password="correct horse battery staple",
         location=LocationQuery(lat=at[0], lon=at[1]), service_radius_km=radius))
 

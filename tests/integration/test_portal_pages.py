@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from broker.accounts import applications
+from broker.accounts import applications, invitations
 from broker.accounts import services as accounts
 from broker.accounts.models import Role
 from broker.board import services as board
@@ -31,7 +31,9 @@ from broker.pagination import PageRequest
 from broker.personal import services as personal
 from broker.privacy.models import Disclosure
 from broker.settlement.services import settle
+from tests.conftest import make_settings
 from tests.factories import HERE, World, north_of
+from tests.pages import outbox_link, sign_up_verified
 
 PASSWORD = "portal-test-password"
 CUSTOMER = {"name": "Ada Lovelace", "email": "ada@example.com", "street": "1 Secret Lane"}
@@ -55,8 +57,8 @@ def sign_in(client, email: str, password: str = PASSWORD) -> None:
 
 
 def sign_up(ctx, *, company: str, email: str, postal_code: str = "94103", radius: float = 50.0):
-    """A retailer company with its first store (in San Francisco) and its first user."""
-    return identity.sign_up_retailer(ctx, identity.RetailerSignUp(
+    """A retailer company with its first store (in San Francisco) and its first user, verified."""
+    return sign_up_verified(ctx, identity.RetailerSignUp(
         company=company, name=f"{company} owner", email=email, password=PASSWORD,
         location=LocationQuery(postal_code=postal_code, country="US"), service_radius_km=radius))
 
@@ -106,6 +108,14 @@ class Portal:
         return settle(self.ctx, as_of=self.clock.now)
 
 
+@pytest.fixture
+def settings(database_url):
+    # These pages are used across settlement and shipping windows: the clock moves
+    # on by hours under one signed-in client. How long a session lasts is
+    # tests/integration/test_sessions.py's business.
+    return make_settings(database_url, session_idle_minutes=30 * 24 * 60, session_hours=30 * 24)
+
+
 @pytest.fixture(autouse=True)
 def _cheap_password_hashes(monkeypatch):
     """These tests are about pages, not about how slow a password hash is: a
@@ -137,7 +147,8 @@ class TestAccess:
     def test_a_manufacturer_user_gets_403(self, ctx, client, portal):
         with ctx.uow() as uow:
             uow.session.add(User(email="boss@maker.example", name="Boss", password_hash=hash_password(PASSWORD),
-                                 role=Role.MANUFACTURER, manufacturer_id=portal.maker.id, created_at=ctx.now()))
+                                 role=Role.MANUFACTURER, manufacturer_id=portal.maker.id, created_at=ctx.now(),
+                                 verified_at=ctx.now()))
             uow.commit()
         sign_in(client, "boss@maker.example")
         # One sign-in for every page: each check is a plain GET.
@@ -146,7 +157,8 @@ class TestAccess:
     def test_a_manufacturer_user_cannot_post_a_bid(self, ctx, client, portal):
         with ctx.uow() as uow:
             uow.session.add(User(email="boss@maker.example", name="Boss", password_hash=hash_password(PASSWORD),
-                                 role=Role.MANUFACTURER, manufacturer_id=portal.maker.id, created_at=ctx.now()))
+                                 role=Role.MANUFACTURER, manufacturer_id=portal.maker.id, created_at=ctx.now(),
+                                 verified_at=ctx.now()))
             uow.commit()
         listing_id = portal.world.listing_id(portal.order().order.id)
         sign_in(client, "boss@maker.example")
@@ -495,25 +507,21 @@ class TestDealers:
         assert "Your application is sent" in page and "application pending" in page
         assert [a.note for a in applications.list_applications(ctx, other.actor)] == ["We stock your range."]
 
-    @pytest.mark.parametrize("answer, status", [("accept", "authorised"), ("decline", "declined")])
-    def test_answer_an_invitation(self, ctx, signed_in, portal, answer, status):
+    @pytest.mark.parametrize("answer, status", [("accept", "authorised"), ("decline", "")])
+    def test_answer_an_invitation_through_its_link(self, ctx, signed_in, portal, answer, status):
         other = portal.world.manufacturer(products=())
-        assert applications.invite(ctx, other.actor, "owner@corner.example") == "invited"
-        page = html(signed_in.get("/portal/dealers"))
-        assert "invited you" in page
-        application_id = next(c.application_id for c in applications.manufacturers_for(ctx, portal.actor)
-                              if c.id == other.id)
-        response = post(signed_in, f"/portal/dealers/applications/{application_id}", {"answer": answer},
-                        token_from="/portal/dealers")
+        invitations.invite(ctx, other.actor, "owner@corner.example")
+        path = outbox_link(ctx, "owner@corner.example", "/invitations/")
+        page = html(signed_in.get(path))
+        assert f"Maker {other.slug} invites you" in page and "Accept for Corner Bikes" in page
+        response = post(signed_in, f"{path}/{answer}", token_from=path)
         assert response.status_code == 302
         assert next(c.status for c in applications.manufacturers_for(ctx, portal.actor) if c.id == other.id) == status
+        assert post(signed_in, f"{path}/accept", token_from="/portal/").status_code == 422  # it worked once
 
-    def test_an_invitation_to_someone_else_is_not_found(self, ctx, signed_in, portal):
+    def test_an_invitation_is_not_listed_in_the_portal_of_its_address(self, ctx, signed_in, portal):
         other = portal.world.manufacturer(products=())
-        them = sign_up(ctx, company="Other Shop", email="other@shop.example")
-        applications.invite(ctx, other.actor, "other@shop.example")
-        application_id = next(c.application_id for c in applications.manufacturers_for(ctx, them.actor)
-                              if c.id == other.id)
-        response = post(signed_in, f"/portal/dealers/applications/{application_id}", {"answer": "accept"},
-                        token_from="/portal/dealers")
-        assert response.status_code == 404
+        invitations.invite(ctx, other.actor, "owner@corner.example")
+        page = html(signed_in.get("/portal/dealers"))
+        assert "invited" not in page and "Accept" not in page
+        assert next(c.status for c in applications.manufacturers_for(ctx, portal.actor) if c.id == other.id) == ""

@@ -25,7 +25,10 @@ from tests.pages import sign_in, user_for
 def settings(database_url):
     # What a page costs to build: the storefront's cache of rendered pages would
     # answer the second request without a statement (tests/integration/test_storefront_cache.py).
-    return make_settings(database_url, storefront_cache_seconds=0)
+    # One signed-in client across two settlements (the clock moves 26 hours): a
+    # session that lasts (how long one does is tests/integration/test_sessions.py's).
+    return make_settings(database_url, storefront_cache_seconds=0, session_idle_minutes=30 * 24 * 60,
+                         session_hours=30 * 24)
 
 
 @contextlib.contextmanager

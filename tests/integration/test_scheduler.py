@@ -23,7 +23,7 @@ class TestDefinitions:
     def test_every_job_has_a_stable_id_one_instance_and_coalescing(self, scheduler):
         jobs = {job.id: job for job in scheduler.get_jobs()}
         assert set(jobs) == {spec.id for spec in JOBS} == {"settlement", "deadlines", "payouts", "requests", "callbacks",
-                                                              "emails", "digest", "retention"}
+                                                              "emails", "digest", "retention", "accounts"}
         for job in jobs.values():
             assert job.max_instances == 1
             assert job.coalesce is True
