@@ -3,7 +3,7 @@ the pages every retailer and manufacturer user shares."""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 
 from broker.accounts import services as accounts
 from broker.accounts.models import Role
@@ -11,10 +11,16 @@ from broker.errors import BrokerError, Invalid
 from broker.geo.geocoding import LocationQuery
 from broker.identity import services as identity
 from broker.notifications import services as notifications
+from web import capability
 from web.security import check_csrf, ctx, current_user, end_session, safe_next, signed_in, start_session
 
 bp = Blueprint("account", __name__, template_folder="templates")
 bp.before_request(check_csrf)
+
+# Where each emailed link's cookie is good (web/capability.py): the flow's own path.
+SIGNUP_SCOPE = "/signup"
+RESET_SCOPE = "/password/reset"
+UNSUBSCRIBE_SCOPE = "/unsubscribe"
 
 
 def home_for(user) -> str:
@@ -50,8 +56,16 @@ def signout():
 
 @bp.route("/signup", methods=["GET", "POST"])
 def signup():
-    """A retailer signs up: its company, its first store and its first user."""
-    invitation = request.values.get("invitation") or None
+    """A retailer signs up: its company, its first store and its first user.
+    An invitation's link (`?invitation=`) is exchanged for a cookie on /signup
+    (web/capability.py); the form carries it on in its body."""
+    if request.method == "POST":
+        invitation = request.values.get("invitation") or None
+    elif request.args.get("invitation"):
+        invitation = capability.require(capability.INVITATION, SIGNUP_SCOPE, request.args["invitation"],
+                                        check=_check_invitation, missing=lambda: None).token
+    else:
+        invitation = capability.held(capability.INVITATION, SIGNUP_SCOPE)
     invited = None
     if invitation:
         try:
@@ -80,9 +94,28 @@ def signup():
             start_session(user, epoch)
             flash("Welcome to Broker. Ask the manufacturers you sell for to authorise you as a dealer."
                   if not invited else f"Welcome to Broker: you are a dealer of {invited[0]}.")
-            return redirect(url_for("portal.dealers") if not invited else url_for("portal.board"))
+            response = redirect(url_for("portal.dealers") if not invited else url_for("portal.board"))
+            capability.forget(response, capability.INVITATION, SIGNUP_SCOPE)
+            return response
     return render_template("app/signup.html", errors=errors, form=form, invitation=invitation, invited=invited), \
         (422 if errors else 200)
+
+
+def _link_refused(title: str, exc: BrokerError):
+    abort(make_response(render_template("app/message.html", title=title, message=exc.detail), 422))
+
+
+def _link_needed(title: str):
+    return render_template("app/message.html", title=title,
+                           message="Open the link from your email again: it lets this browser in for "
+                                   f"{capability.COOKIE_HOURS} hours, and this browser holds no such key now."), 403
+
+
+def _check_invitation(token: str) -> None:
+    try:
+        identity.read_invitation(ctx(), token)
+    except BrokerError as exc:
+        _link_refused("Invitation", exc)
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
@@ -94,8 +127,21 @@ def forgot():
     return render_template("app/forgot.html", sent=sent)
 
 
+def _check_password_link(token: str) -> None:
+    try:
+        identity.check_password_link(ctx(), token)
+    except BrokerError as exc:
+        _link_refused("Password link", exc)
+
+
+@bp.route("/password/reset", defaults={"token": None}, methods=["GET", "POST"])
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])
-def reset(token: str):
+def reset(token: str | None):
+    """The emailed link (a reset, or a new colleague's first password), exchanged
+    for a cookie on /password/reset (web/capability.py)."""
+    link = capability.require(capability.PASSWORD, RESET_SCOPE, token, check=_check_password_link,
+                              missing=lambda: _link_needed("Password link"))
+    token = link.token
     try:
         email = identity.check_password_link(ctx(), token)
     except BrokerError as exc:
@@ -114,8 +160,10 @@ def reset(token: str):
             else:
                 start_session(user, epoch)
                 flash("Your password is set.")
-                return redirect(home_for(user))
-    return render_template("app/reset.html", email=email, error=error), 422 if error else 200
+                response = redirect(home_for(user))
+                capability.forget(response, capability.PASSWORD, RESET_SCOPE)
+                return response
+    return render_template("app/reset.html", email=email, error=error, link=link), 422 if error else 200
 
 
 @bp.get("/account")
@@ -195,14 +243,29 @@ def _settings_with(*, errors):
                            keys=accounts.list_keys(ctx(), user.actor), new_key=None, errors=errors), 422
 
 
+def _check_unsubscribe_link(token: str) -> None:
+    try:
+        notifications.unsubscribe_link(ctx(), token)
+    except BrokerError as exc:
+        _link_refused("Unsubscribe", exc)
+
+
+@bp.route("/unsubscribe", defaults={"token": None}, methods=["GET", "POST"])
 @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
-def unsubscribe(token: str):
+def unsubscribe(token: str | None):
     """GET asks (mail scanners open links; they must not unsubscribe anyone);
-    POST does it, including a mail client's one-click List-Unsubscribe-Post."""
+    POST does it, including a mail client's one-click List-Unsubscribe-Post to
+    the token URL (no cookie, no form). The page's own form posts to /unsubscribe,
+    by the cookie the link was exchanged for, with the link's CSRF token."""
+    link = capability.require(capability.UNSUBSCRIBE, UNSUBSCRIBE_SCOPE, token, check=_check_unsubscribe_link,
+                              missing=lambda: _link_needed("Unsubscribe"))
     if request.method == "POST":
         try:
-            what = notifications.unsubscribe(ctx(), token)
+            what = notifications.unsubscribe(ctx(), link.token)
         except BrokerError as exc:
             return render_template("app/message.html", title="Unsubscribe", message=exc.detail), 422
-        return render_template("app/message.html", title="Unsubscribed", message=f"You will no longer get {what}.")
-    return render_template("app/unsubscribe.html", token=token)
+        response = make_response(render_template("app/message.html", title="Unsubscribed",
+                                                 message=f"You will no longer get {what}."))
+        capability.forget(response, capability.UNSUBSCRIBE, UNSUBSCRIBE_SCOPE)
+        return response
+    return render_template("app/unsubscribe.html", link=link)
