@@ -106,3 +106,24 @@ def test_every_gunicorn_access_atom_is_redacted():
     assert atoms["r"] == f"GET /s/acme/o/5/{REDACTED}?new=1&invitation={REDACTED} HTTP/1.1"
     assert atoms["{x-original-url}i"] == f"/verify/{REDACTED}"
     assert atoms["a"] == "Mozilla/5.0" and atoms["s"] == "303"
+
+
+def test_gunicorn_error_lines_are_redacted():
+    import io
+
+    from gunicorn.config import Config
+
+    from web.serving import RedactingLogger
+
+    logger = RedactingLogger(Config())
+    caught = io.StringIO()
+    handler = logging.StreamHandler(caught)
+    logger.error_log.addHandler(handler)
+    try:
+        logger.error("Error handling request %s", f"/s/acme/o/5/{TOKEN}/erase")
+        logger.exception("Invalid request from ip=127.0.0.1: GET /unsubscribe/%s HTTP/1.1", SIGNED)
+    finally:
+        logger.error_log.removeHandler(handler)
+    written = caught.getvalue()
+    assert "Error handling request /s/acme/o/5/[redacted]/erase" in written
+    assert "GET /unsubscribe/[redacted] HTTP/1.1" in written and SIGNED not in written
