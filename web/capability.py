@@ -39,6 +39,7 @@ import hashlib
 import hmac
 import secrets
 from typing import Callable
+from urllib.parse import quote, urlencode
 
 from flask import Flask, Response, abort, current_app, g, make_response, redirect, request, url_for
 from markupsafe import Markup
@@ -110,7 +111,7 @@ def require(kind: Kind, scope: str, token: str | None, *, check: Callable[[str],
             return Capability(kind, scope, token, in_url=True)
         check(token)
         if held(kind, scope) == token:  # this browser has been here before: no check needed
-            response = _redirect(_token_free_url(kind))
+            response = _redirect(_token_free_url(kind, token))
             remember(response, kind, scope, token)  # from now, for another COOKIE_HOURS
             abort(response)
         if request.args.get(CHECK):
@@ -162,18 +163,34 @@ def held(kind: Kind, scope: str) -> str | None:
     return None
 
 
-def _query(kind: Kind) -> dict:
-    return {k: v for k, v in request.args.items() if k not in (CHECK, kind.param)}
+def _query(kind: Kind, **extra) -> str:
+    """This request's query string without the token and the check (`new`, `embed` stay)."""
+    kept = [(k, v) for k, v in request.args.items(multi=True) if k not in (CHECK, kind.param)]
+    query = urlencode([*kept, *extra.items()])
+    return f"?{query}" if query else ""
 
 
-def _token_free_url(kind: Kind) -> str:
-    values = {k: v for k, v in (request.view_args or {}).items() if k != kind.param}
-    return url_for(request.endpoint, **{**_query(kind), **values})
+def _path(path: str) -> str:
+    return request.script_root + quote(path, safe="/:@!$&'()*+,;=-._~")
+
+
+def _token_free_url(kind: Kind, token: str) -> str:
+    """This URL without its token: /s/acme/o/5/<token>/erase?new=1 is /s/acme/o/5/erase?new=1.
+    Made from the request's own path, not by url_for from what the query says: a
+    `?slug=` or `?_external=` in a link must not steer the redirect."""
+    path = request.path
+    if kind.param == "token":
+        segment = f"/{token}"
+        at = path.find(segment)
+        if at >= 0 and path[at + len(segment):][:1] in ("", "/"):
+            path = path[:at] + path[at + len(segment):]
+    return _path(path) + _query(kind)
 
 
 def _token_url(kind: Kind, token: str) -> str:
-    values = {**(request.view_args or {}), kind.param: token}
-    return url_for(request.endpoint, **{**_query(kind), **values, CHECK: 1})
+    """This URL, token and all, with the check added."""
+    in_query = {} if kind.param == "token" else {kind.param: token}
+    return _path(request.path) + _query(kind, **in_query, **{CHECK: "1"})
 
 
 def _redirect(location: str) -> Response:

@@ -95,6 +95,16 @@ class TestOrderLink:
         again = client.get(f"{path}/{token}")
         assert again.status_code == 303 and again.headers["Location"] == path
 
+    def test_the_exchange_redirects_to_this_order_only(self, client, placed):
+        """What the link's query says is carried along as query, never made the path or host."""
+        path, token = order_path(placed), placed.access_token
+        first = client.get(f"{path}/{token}?slug=other&_external=1&_scheme=javascript&order_id=99&embed=1")
+        assert first.headers["Location"].startswith(f"{path}/{token}?")
+        second = client.get(first.headers["Location"])
+        location = second.headers["Location"]
+        assert location.startswith(f"{path}?") and "cookie_check" not in location and token not in location
+        assert "slug=other" in location and "embed=1" in location
+
     def test_a_wrong_token_is_404_and_sets_nothing(self, client, ctx, placed, world, maker):
         other = world.order(maker, sku="KETTLE")
         for wrong in ("not-the-token", other.access_token, placed.access_token[:-1]):
