@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import html
 import re
 from pathlib import Path
 
@@ -21,7 +22,7 @@ PASSWORD = "correct horse battery"
 
 def csrf(client, path: str = "/signin") -> str:
     """The session's CSRF token, as a form on `path` carries it."""
-    page = client.get(path)
+    page = client.get(path, follow_redirects=True)  # an emailed link is exchanged first
     found = CSRF.search(page.get_data(as_text=True))
     assert found, f"no CSRF token on {path} ({page.status_code})"
     return found.group(1)
@@ -30,6 +31,23 @@ def csrf(client, path: str = "/signin") -> str:
 def post(client, path: str, data: dict | None = None, *, form: str | None = None, **kwargs):
     """POST a form the way a browser would: with the CSRF token from the page."""
     return client.post(path, data={**(data or {}), "csrf_token": csrf(client, form or "/signin")}, **kwargs)
+
+
+HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+FORM = re.compile(r'<form method="post"(?: class="[^"]*")?(?: action="([^"]*)")?')
+
+
+def submit(client, link: str, data: dict | None = None, **kwargs):
+    """Open `link` as a browser would (an emailed link is exchanged for a cookie and
+    redirected to its token-free address) and submit the page's main form: `data`
+    and the form's hidden fields (the session's and the link's CSRF tokens)."""
+    page = client.get(link, follow_redirects=True)
+    text = page.get_data(as_text=True)
+    forms = FORM.findall(text)
+    assert forms, f"no form on {page.request.path} ({page.status_code})"
+    action = html.unescape(forms[-1]) or page.request.full_path.rstrip("?")
+    hidden = {name: html.unescape(value) for name, value in HIDDEN.findall(text)}
+    return client.post(action, data={**hidden, **(data or {})}, **kwargs)
 
 
 def sign_in(client, email_address: str, password: str = PASSWORD):

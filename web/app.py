@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     logging.getLogger("broker").setLevel(logging.INFO)
 
     from api import init_api
-    from web import account, console, pages, portal, requests, storefront
+    from web import account, capability, console, pages, portal, requests, storefront
     from web.security import init_security
 
     init_api(app)
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     app.register_blueprint(requests.bp)
     app.register_blueprint(storefront.bp)
     init_security(app)
+    capability.init_app(app)
     if context.settings.trusted_proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

@@ -111,11 +111,17 @@ def _safe_url(url: str) -> str:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")), type=int,
               help="gunicorn worker processes  [default: $WEB_CONCURRENCY or 2]")
-def serve(host: str, port: int, workers: int) -> None:
+@click.option("--access-logformat", "access_log_format", default=None, metavar="FORMAT",
+              help="gunicorn's access_log_format (its atoms, e.g. '%(h)s \"%(r)s\" %(s)s %(f)s'); "
+                   "capability tokens are redacted from every atom")
+def serve(host: str, port: int, workers: int, access_log_format: str | None) -> None:
     """Serve the web pages and the API with gunicorn (no scheduler: run `broker scheduler`)."""
     from gunicorn.app.base import BaseApplication
 
+    from web.serving import RedactingLogger
+
     settings = _settings()
+    _logging(settings)  # our own log lines (and Flask's error lines), redacted like the access log
     _context(settings).engine.dispose()  # refuse to start on an unmigrated database
 
     class Server(BaseApplication):
@@ -123,6 +129,9 @@ def serve(host: str, port: int, workers: int) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("accesslog", "-")
+            self.cfg.set("logger_class", RedactingLogger)
+            if access_log_format:
+                self.cfg.set("access_log_format", access_log_format)
 
         def load(self):
             # Each worker builds its own app and connection pool after the fork.

@@ -153,7 +153,7 @@ def check_csrf() -> None:
         return
     sent = request.form.get(CSRF_FIELD, "")
     expected = session.get(CSRF_FIELD, "")
-    if not expected or not secrets.compare_digest(sent, expected):
+    if not expected or not secrets.compare_digest(sent.encode(), expected.encode()):
         abort(400, description="This form has expired or did not come from Broker. Go back, reload and try again.")
 
 

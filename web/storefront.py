@@ -3,7 +3,9 @@ checkout, and the order-status page reached by its unguessable link.
 
 Server-rendered; the only JavaScript is vendored (`static/store.js`: tell an
 embedding page our height). The cart lives in the URL, so the shop works inside
-a cross-site iframe, where browsers block cookies.
+a cross-site iframe, where browsers block cookies. The order's link is exchanged
+for a cookie scoped to the order (web/capability.py), partitioned inside the
+frame, so the order page's address holds no token.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 from datetime import timedelta
 from decimal import Decimal
 
-from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, g, make_response, redirect, render_template, request, url_for
 from markupsafe import Markup
 
 from broker.accounts.models import Manufacturer
@@ -30,6 +32,7 @@ from broker.pagination import PageRequest
 from broker.privacy import services as privacy
 from broker.reputation import services as reputation
 from broker.storefront import services as shop
+from web import capability
 
 bp = Blueprint("store", __name__, url_prefix="/s/<slug>", template_folder="templates")
 
@@ -244,27 +247,36 @@ def checkout():
             except BrokerError as exc:
                 errors = {"payment": [exc.detail]}
             else:
-                if placed.client_secret:
-                    # Stripe: the customer confirms the card in Stripe's Payment Element;
-                    # the order goes on the board when Stripe's webhook says it is authorised.
-                    g.stripe_page = True
-                    return render_template(
-                        "store/pay.html", order=placed.order, client_secret=placed.client_secret,
-                        publishable_key=_ctx().settings.stripe_publishable_key, cart_param="", cart_count=0,
-                        return_url=url_for("store.order", order_id=placed.order.id, token=placed.access_token,
-                                           new=1, _external=True))
-                if placed.pickup_code:
-                    # The code is shown this once (it is stored only as a hash), so no redirect.
-                    return render_template("store/pickup_code.html", order=placed.order, code=placed.pickup_code,
-                                           link=url_for("store.order", order_id=placed.order.id,
-                                                        token=placed.access_token, new=1),
-                                           cart_param="", cart_count=0)
-                return redirect(url_for("store.order", order_id=placed.order.id, token=placed.access_token,
-                                        new=1), code=303)
+                return _placed(placed)
     status = 422 if errors else 200
     return render_template("store/checkout.html", cart=priced, cart_param=shop.format_cart(items),
                            cart_count=priced.count, form=form, errors=errors,
                            test_mode=_ctx().payments.test_mode), status
+
+
+def _placed(placed: orders.PlacedOrder) -> Response:
+    """After checkout: the order's cookie is set here, where its token is made, so
+    the way to the order page is one hop shorter and Stripe never sees the token."""
+    order_id, token = placed.order.id, placed.access_token
+    if placed.client_secret:
+        # Stripe: the customer confirms the card in Stripe's Payment Element;
+        # the order goes on the board when Stripe's webhook says it is authorised.
+        # Stripe sends the browser back to the token-free page: the token is not
+        # Stripe's to keep in its logs.
+        g.stripe_page = True
+        response = make_response(render_template(
+            "store/pay.html", order=placed.order, client_secret=placed.client_secret,
+            publishable_key=_ctx().settings.stripe_publishable_key, cart_param="", cart_count=0,
+            return_url=url_for("store.order", order_id=order_id, new=1, _external=True)))
+    elif placed.pickup_code:
+        # The code is shown this once (it is stored only as a hash), so no redirect.
+        response = make_response(render_template(
+            "store/pickup_code.html", order=placed.order, code=placed.pickup_code,
+            link=url_for("store.order", order_id=order_id, token=token, new=1), cart_param="", cart_count=0))
+    else:
+        response = redirect(url_for("store.order", order_id=order_id, token=token, new=1), code=303)
+    capability.remember(response, capability.ORDER, _order_scope(order_id), token)
+    return response
 
 
 def _field(name: str) -> str:
@@ -279,17 +291,50 @@ TIMELINE = [("paid", "Paid"), ("open", "On the board"), ("awarded", "With a stor
             ("delivered", "Delivered")]
 
 
+def _order_scope(order_id: int) -> str:
+    """The order's token-free path, to which its cookie is scoped: /s/<slug>/o/<id>."""
+    return f"/s/{g.store.slug}/o/{order_id}"
+
+
+def _order_link(order_id: int, token: str | None) -> capability.Capability:
+    """The customer's key to the order: its link, exchanged for a cookie (see
+    web/capability.py). :raise 404: not this store's order, or not its token.
+    :raise 403: a token-free URL without the order's cookie."""
+    return capability.require(
+        capability.ORDER, _order_scope(order_id), token, check=lambda t: _own_order(order_id, t),
+        missing=lambda: (render_template("store/link_needed.html", hours=capability.COOKIE_HOURS, cart_param="",
+                                                 cart_count=0), 403))
+
+
+def _own_order(order_id: int, token: str) -> orders.OrderView:
+    """:raise 404: not this store's order, or not its token."""
+    try:
+        view = orders.get_order(_ctx(), ANONYMOUS, order_id, token)
+    except NotFound:
+        abort(404)
+    if view.order.manufacturer_id != g.store.id:
+        abort(404)
+    return view
+
+
+# Each page and action answers on the token-free URL (the cookie) and under the
+# token URL: a GET there is the exchange; a POST there comes from the page a
+# browser that keeps no cookie was shown.
+
+
+@bp.get("/o/<int:order_id>", defaults={"token": None})
 @bp.get("/o/<int:order_id>/<token>")
-def order(order_id: int, token: str):
-    return _order_page(order_id, token)
+def order(order_id: int, token: str | None):
+    """:raise 404: wrong token. :raise 403: no link, no cookie."""
+    return _order_page(order_id, _order_link(order_id, token))
 
 
-def _order_page(order_id: int, token: str, *, error: str | None = None, status: int = 200):
+def _order_page(order_id: int, link: capability.Capability, *, error: str | None = None, status: int = 200):
     ctx = _ctx()
     try:
-        view = orders.get_order(ctx, ANONYMOUS, order_id, token)
-        log = shop.disclosure_log(ctx, order_id, token)
-        reviews = reputation.reviews_for_order(ctx, order_id, access_token=token)
+        view = orders.get_order(ctx, ANONYMOUS, order_id, link.token)
+        log = shop.disclosure_log(ctx, order_id, link.token)
+        reviews = reputation.reviews_for_order(ctx, order_id, access_token=link.token)
     except NotFound:
         abort(404)
     if view.order.manufacturer_id != g.store.id:
@@ -297,7 +342,7 @@ def _order_page(order_id: int, token: str, *, error: str | None = None, status: 
     reached = _reached(view.order.status)
     shipped_at = view.order.shipped_at
     return_open = shipped_at is not None and ctx.now() <= shipped_at + timedelta(days=g.store.return_window_days)
-    return render_template("store/order.html", view=view, token=token, log=log, reviews=reviews,
+    return render_template("store/order.html", view=view, link=link, log=log, reviews=reviews,
                            return_open=return_open,
                            timeline=[(key, label, key in reached) for key, label in TIMELINE],
                            new=request.args.get("new"), error=error,
@@ -315,43 +360,49 @@ def _reached(status: str) -> set[str]:
     return reached
 
 
+@bp.post("/o/<int:order_id>/cancel", defaults={"token": None})
 @bp.post("/o/<int:order_id>/<token>/cancel")
-def cancel(order_id: int, token: str):
+def cancel(order_id: int, token: str | None):
+    link = _order_link(order_id, token)
     try:
-        orders.cancel_order(_ctx(), order_id, token)
+        orders.cancel_order(_ctx(), order_id, link.token)
     except NotFound:
         abort(404)
     except Conflict as exc:
-        return _order_page(order_id, token, error=exc.detail, status=409)
-    return redirect(url_for("store.order", order_id=order_id, token=token), code=303)
+        return _order_page(order_id, link, error=exc.detail, status=409)
+    return redirect(link.url_for("store.order", order_id=order_id), code=303)
 
 
+@bp.post("/o/<int:order_id>/review", defaults={"token": None})
 @bp.post("/o/<int:order_id>/<token>/review")
-def review(order_id: int, token: str):
+def review(order_id: int, token: str | None):
+    link = _order_link(order_id, token)
     try:
         rating = int(request.form.get("rating", "0"))
-        reputation.review_as_customer(_ctx(), order_id, token, rating, request.form.get("comment", ""))
+        reputation.review_as_customer(_ctx(), order_id, link.token, rating, request.form.get("comment", ""))
     except ValueError:
-        return _order_page(order_id, token, error="Choose 1 to 5 stars.", status=422)
+        return _order_page(order_id, link, error="Choose 1 to 5 stars.", status=422)
     except NotFound:
         abort(404)
     except BrokerError as exc:
-        return _order_page(order_id, token, error=exc.detail, status=exc.status)
-    return redirect(url_for("store.order", order_id=order_id, token=token), code=303)
+        return _order_page(order_id, link, error=exc.detail, status=exc.status)
+    return redirect(link.url_for("store.order", order_id=order_id), code=303)
 
 
+@bp.post("/o/<int:order_id>/return", defaults={"token": None})
 @bp.post("/o/<int:order_id>/<token>/return")
-def return_request(order_id: int, token: str):
+def return_request(order_id: int, token: str | None):
+    link = _order_link(order_id, token)
     try:
-        orders.request_return(_ctx(), order_id, token, request.form.get("reason", ""))
+        orders.request_return(_ctx(), order_id, link.token, request.form.get("reason", ""))
     except NotFound:
         abort(404)
     except BrokerError as exc:
-        return _order_page(order_id, token, error=exc.detail, status=exc.status)
-    return redirect(url_for("store.order", order_id=order_id, token=token), code=303)
+        return _order_page(order_id, link, error=exc.detail, status=exc.status)
+    return redirect(link.url_for("store.order", order_id=order_id), code=303)
 
 
-# --- the customer's data: download and erase (the link is the key, as above) ----
+# --- the customer's data: download and erase (the same key, as above) ----------
 
 
 def _attachment(data: dict, filename: str) -> Response:
@@ -361,47 +412,40 @@ def _attachment(data: dict, filename: str) -> Response:
                              "Cache-Control": "no-store"})
 
 
-def _own_order(order_id: int, token: str) -> orders.OrderView:
-    """:raise 404: not this store's order, or not its token."""
-    try:
-        view = orders.get_order(_ctx(), ANONYMOUS, order_id, token)
-    except NotFound:
-        abort(404)
-    if view.order.manufacturer_id != g.store.id:
-        abort(404)
-    return view
-
-
+@bp.get("/o/<int:order_id>/data", defaults={"token": None})
 @bp.get("/o/<int:order_id>/<token>/data")
-def my_data(order_id: int, token: str):
+def my_data(order_id: int, token: str | None):
     """Everything Broker holds about the customer for this order, as a JSON download."""
-    _own_order(order_id, token)
+    link = _order_link(order_id, token)
+    _own_order(order_id, link.token)
     try:
-        data = privacy.export_order(_ctx(), order_id, token)
+        data = privacy.export_order(_ctx(), order_id, link.token)
     except NotFound:
         abort(404)
     return _attachment(data, f"order-{order_id}-my-data.json")
 
 
+@bp.route("/o/<int:order_id>/erase", defaults={"token": None}, methods=["GET", "POST"])
 @bp.route("/o/<int:order_id>/<token>/erase", methods=["GET", "POST"])
-def erase(order_id: int, token: str):
+def erase(order_id: int, token: str | None):
     """Erase my data: a confirmation page, then the erasure (an order in flight is
     cancelled and its hold released first)."""
-    view = _own_order(order_id, token)
+    link = _order_link(order_id, token)
+    view = _own_order(order_id, link.token)
     if view.order.erased_at is not None:
-        return redirect(url_for("store.order", order_id=order_id, token=token), code=303)
+        return redirect(link.url_for("store.order", order_id=order_id), code=303)
     if request.method == "GET":
-        return render_template("store/erase.html", view=view, token=token, error=None)
+        return render_template("store/erase.html", view=view, link=link, error=None)
     if request.form.get("confirm") != "yes":
-        return render_template("store/erase.html", view=view, token=token,
+        return render_template("store/erase.html", view=view, link=link,
                                error="Tick the box to confirm that you want your data erased."), 422
     try:
-        privacy.erase_order(_ctx(), order_id, token)
+        privacy.erase_order(_ctx(), order_id, link.token)
     except NotFound:
         abort(404)
     except BrokerError as exc:
-        return render_template("store/erase.html", view=view, token=token, error=exc.detail), exc.status
-    return redirect(url_for("store.order", order_id=order_id, token=token), code=303)
+        return render_template("store/erase.html", view=view, link=link, error=exc.detail), exc.status
+    return redirect(link.url_for("store.order", order_id=order_id), code=303)
 
 
 @bp.get("/embed.js")

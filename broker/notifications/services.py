@@ -141,13 +141,20 @@ def companies_addresses(session: Session, role: Role,
     return found
 
 
-def unsubscribe(ctx: Context, token: str) -> str:
-    """Record the opt-out the link stands for; returns what was unsubscribed from.
-    Links do not expire: an old email's link must still work. :raise 422: a forged link."""
+def unsubscribe_link(ctx: Context, token: str) -> tuple[str, str]:
+    """(topic, address hash) an unsubscribe link stands for, without acting on it
+    (the page that asks first). :raise 422: a forged link."""
     data = read_token(ctx.settings.secret_key, "unsubscribe", token)
     topic, hashed = data.get("t"), data.get("h")
     if topic not in OPTIONAL or not isinstance(hashed, str):
         raise Invalid("this unsubscribe link is not valid")
+    return topic, hashed
+
+
+def unsubscribe(ctx: Context, token: str) -> str:
+    """Record the opt-out the link stands for; returns what was unsubscribed from.
+    Links do not expire: an old email's link must still work. :raise 422: a forged link."""
+    topic, hashed = unsubscribe_link(ctx, token)
     with ctx.uow() as uow:
         exists = uow.session.scalar(
             select(EmailOptOut.id).where(EmailOptOut.address_hash == hashed, EmailOptOut.topic == topic)

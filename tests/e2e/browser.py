@@ -40,11 +40,13 @@ def free_port() -> int:
 
 
 class Server:
-    """A WSGI app on 127.0.0.1:<port> in a thread, stopped and joined on close."""
+    """A WSGI app on 127.0.0.1:<port> in a thread, stopped and joined on close.
+    `name` is the host its origin is reached by: "localhost" is the same address,
+    but another *site* than 127.0.0.1 (a cross-site frame, for the browser)."""
 
-    def __init__(self, app):
-        self.port = free_port()
-        self.origin = f"http://127.0.0.1:{self.port}"
+    def __init__(self, app, *, port: int | None = None, name: str = "127.0.0.1"):
+        self.port = port or free_port()
+        self.origin = f"http://{name}:{self.port}"
         self._server = make_server("127.0.0.1", self.port, app, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, name=f"wsgi-{self.port}", daemon=True)
         self._thread.start()

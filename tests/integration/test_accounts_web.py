@@ -19,7 +19,7 @@ from broker.identity.models import User
 from broker.identity.passwords import hash_password, needs_rehash, verify_password
 from broker.notifications.services import opted_out, unsubscribe_url
 from tests.factories import HERE, World
-from tests.pages import PASSWORD, delivered, link_in, outbox_link, post, sign_in, user_for
+from tests.pages import PASSWORD, delivered, link_in, outbox_link, post, sign_in, submit, user_for
 
 SIGNUP = {"company": "Bay Bikes", "name": "Robin", "email": "Robin@Bay-Bikes.example", "password": PASSWORD,
           "store_name": "Mission St", "postal_code": "94103", "country": "US", "service_radius_km": "40"}
@@ -153,7 +153,7 @@ class TestPasswordChanges:
         reset = [m for m in delivered(ctx, mail_dir) if m["Subject"] == "Reset your Broker password"]
         assert [m["To"] for m in reset] == ["kim@shop.example"]  # nobody@ got nothing, and was told nothing
         path = link_in(reset[0], "/password/reset/")
-        response = post(client, path, {"password": "a brand new one", "confirm": "a brand new one"}, form=path)
+        response = submit(client, path, {"password": "a brand new one", "confirm": "a brand new one"})
         assert response.status_code == 302
         assert post(client, path, {"password": "yet another one", "confirm": "yet another one"},
                     form="/account").status_code == 422
@@ -206,7 +206,7 @@ class TestColleaguesAndKeys:
         assert len(welcome) == 1 and "added you to" in welcome[0]["Subject"]
         path = link_in(welcome[0], "/password/reset/")
         lee = app.test_client()
-        assert post(lee, path, {"password": "lee's password", "confirm": "lee's password"}, form=path).status_code == 302
+        assert submit(lee, path, {"password": "lee's password", "confirm": "lee's password"}).status_code == 302
         assert lee.get("/portal/").status_code == 200
 
     def test_removing_a_colleague_ends_their_access(self, app, client, ctx):
@@ -303,9 +303,15 @@ class TestBecomingADealer:
 class TestUnsubscribe:
     def test_get_asks_and_post_unsubscribes(self, client, ctx):
         path = "/" + unsubscribe_url(ctx, "kim@shop.example", "digest").split("/", 3)[3]
-        assert client.get(path).status_code == 200
+        assert client.get(path, follow_redirects=True).status_code == 200
         with ctx.uow() as uow:
             assert not opted_out(uow.session, "kim@shop.example", "digest")
+        assert submit(client, path).status_code == 200  # the page's own form, on /unsubscribe
+        with ctx.uow() as uow:
+            assert opted_out(uow.session, "KIM@shop.example", "digest")
+
+    def test_one_click_unsubscribe_posts_to_the_link(self, client, ctx):
+        path = "/" + unsubscribe_url(ctx, "kim@shop.example", "digest").split("/", 3)[3]
         assert client.post(path).status_code == 200  # one-click: no CSRF token from a mail client
         with ctx.uow() as uow:
             assert opted_out(uow.session, "KIM@shop.example", "digest")

@@ -5,6 +5,7 @@ manufacturer fallback, the captured amount, and the contact relay."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -311,25 +312,33 @@ class TestPages:
             "prefer": "nearest", "days": "7", "name": "Grace Hopper", "line1": "77 Cobol Court", "line2": "",
             "city": "San Francisco", "postal_code": "94103", "country": "US", "contact": ""}
 
-    def test_post_a_request_follow_it_and_accept_an_offer(self, client, shops):
+    def test_post_a_request_follow_it_and_accept_an_offer(self, client, ctx, shops):
         near, *_ = shops
         response = client.post("/requests/new", data=self.FORM)
         assert response.status_code == 303
-        page = client.get(response.headers["Location"])
+        page = client.get(response.headers["Location"], follow_redirects=True)
         assert page.status_code == 200 and b"on the board" in page.data and b"No offers yet" in page.data
+        follow = page.request.path  # the token-free address: the link was exchanged for a cookie
+        assert re.fullmatch(r"/requests/\d+", follow)
+        # No email carries this link, so the page shows it, once, to keep.
+        shown = re.search(r'id="request-link">([^<]+)<', page.get_data(as_text=True)).group(1)
+        assert shown.startswith(f"{ctx.settings.public_url}{follow}/")
+        assert b"request-link" not in client.get(follow).data
         item = board(client, near).get_json()[0]
         assert item["max_price"] == 4550
         offer(client, near, item["id"], 4000)
-        follow = response.headers["Location"].split("?")[0]
         page = client.get(follow)
         assert b"Near Cycles" in page.data and b"40.00 USD" in page.data
-        bid_id = item["id"]  # the listing id; the form needs the bid's
-        import re
-
         bid_id = int(re.search(rb'name="bid_id" value="(\d+)"', page.data).group(1))
-        accepted = client.post(f"{follow}/accept", data={"bid_id": str(bid_id)})
+        csrf = re.search(rb'name="link_csrf" value="([^"]+)"', page.data).group(1).decode()
+        assert client.post(f"{follow}/accept", data={"bid_id": str(bid_id)}).status_code == 400  # no CSRF token
+        accepted = client.post(f"{follow}/accept", data={"bid_id": str(bid_id), "link_csrf": csrf})
         assert accepted.status_code == 303
         assert b"You have a winner" in client.get(follow).data
+        # From another browser, the link shown opens it again.
+        other = client.application.test_client()
+        assert b"You have a winner" in other.get(shown.removeprefix(ctx.settings.public_url),
+                                                 follow_redirects=True).data
 
     def test_form_errors_show_next_to_the_field_and_post_nothing(self, client, session):
         from broker.personal.models import PersonalRequest

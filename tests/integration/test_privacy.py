@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import smtplib
 from datetime import timedelta
 
@@ -467,6 +468,24 @@ class TestApi:
 
 
 # --- the pages --------------------------------------------------------------------
+#
+# The customer opens the link once; the page and its actions then answer on the
+# token-free URL, by the cookie the link was exchanged for, with the link's CSRF
+# token in each form.
+
+
+def open_link(client, link: str):
+    """Follow an emailed link as a browser does; the page, at its token-free address."""
+    page = client.get(link, follow_redirects=True)
+    assert page.status_code == 200, (link, page.status_code)
+    assert link.rsplit("/", 1)[1] not in page.request.url
+    return page
+
+
+def link_csrf(page) -> str:
+    found = re.search(r'name="link_csrf" value="([^"]+)"', page.get_data(as_text=True))
+    assert found, "the page's forms carry the link's CSRF token"
+    return found.group(1)
 
 
 class TestPages:
@@ -474,8 +493,8 @@ class TestPages:
                                                                                   customer):
         c = customer
         personal_pages = [
-            client.get(f"/s/{maker.slug}/o/{c.shipped.order.id}/{c.shipped.access_token}"),  # the order page
-            client.get(f"/requests/{c.open_request.request.id}/{c.open_request.access_token}"),  # its offers
+            open_link(client, f"/s/{maker.slug}/o/{c.shipped.order.id}/{c.shipped.access_token}"),  # the order page
+            open_link(client, f"/requests/{c.open_request.request.id}/{c.open_request.access_token}"),  # its offers
             client.get(f"/api/v1/orders/{c.shipped.order.id}", headers={"X-Access-Token": c.shipped.access_token}),
             client.get("/api/v1/assignments", headers={"Authorization": f"Bearer {shop.key}"}),  # ship-to
         ]
@@ -489,36 +508,46 @@ class TestPages:
 
     def test_download_is_a_json_attachment(self, client, maker, customer):
         c = customer
-        resp = client.get(f"/s/{maker.slug}/o/{c.shipped.order.id}/{c.shipped.access_token}/data")
+        base = f"/s/{maker.slug}/o/{c.shipped.order.id}"
+        page = open_link(client, f"{base}/{c.shipped.access_token}").get_data(as_text=True)
+        assert "Download my data" in page and "Erase my data" in page
+        resp = client.get(f"{base}/data")
         assert resp.status_code == 200 and resp.mimetype == "application/json"
         assert resp.headers["Content-Disposition"].startswith("attachment;")
         assert resp.headers["Cache-Control"] == "no-store"
         assert json.loads(resp.data)["order"]["customer"]["name"] == NAME
-        assert client.get(f"/s/{maker.slug}/o/{c.shipped.order.id}/{c.other.access_token}/data").status_code == 404
-        page = client.get(f"/s/{maker.slug}/o/{c.shipped.order.id}/{c.shipped.access_token}").get_data(as_text=True)
-        assert "Download my data" in page and "Erase my data" in page
+        assert client.get(f"{base}/{c.other.access_token}/data").status_code == 404
 
     def test_erasing_through_the_page_asks_first_then_cancels_and_erases(self, client, maker, customer):
         c = customer
-        base = f"/s/{maker.slug}/o/{c.in_flight.order.id}/{c.in_flight.access_token}"
+        base = f"/s/{maker.slug}/o/{c.in_flight.order.id}"
+        open_link(client, f"{base}/{c.in_flight.access_token}")
         confirm = client.get(f"{base}/erase")
         assert confirm.status_code == 200 and "cancels it first" in confirm.get_data(as_text=True)
-        assert client.post(f"{base}/erase", data={}).status_code == 422
-        done = client.post(f"{base}/erase", data={"confirm": "yes"})
-        assert done.status_code == 303
+        csrf = link_csrf(confirm)
+        assert client.post(f"{base}/erase", data={"confirm": "yes"}).status_code == 400  # no CSRF token
+        assert client.post(f"{base}/erase", data={"link_csrf": csrf}).status_code == 422
+        done = client.post(f"{base}/erase", data={"confirm": "yes", "link_csrf": csrf})
+        assert done.status_code == 303 and done.headers["Location"] == base
         page = client.get(base).get_data(as_text=True)
         assert "Your personal data was erased" in page and NAME not in page and STREET not in page
         assert "cancelled" in page and "Erase my data</a>" not in page
         assert client.get(f"{base}/erase").status_code == 303  # nothing left to erase
+        # The link keeps working after the erasure, from any browser.
+        assert "Your personal data was erased" in open_link(
+            client.application.test_client(), f"{base}/{c.in_flight.access_token}").get_data(as_text=True)
 
     def test_the_request_page_downloads_and_erases(self, client, customer):
         r = customer.open_request
-        base = f"/requests/{r.request.id}/{r.access_token}"
+        base = f"/requests/{r.request.id}"
+        open_link(client, f"{base}/{r.access_token}")
         resp = client.get(f"{base}/data")
         assert resp.headers["Content-Disposition"].startswith("attachment;")
         assert json.loads(resp.data)["request"]["ship_to"]["name"] == NAME
-        assert "withdraws it first" in client.get(f"{base}/erase").get_data(as_text=True)
-        assert client.post(f"{base}/erase", data={"confirm": "yes"}).status_code == 303
+        confirm = client.get(f"{base}/erase")
+        assert "withdraws it first" in confirm.get_data(as_text=True)
+        assert client.post(f"{base}/erase", data={"confirm": "yes"}).status_code == 400  # no CSRF token
+        assert client.post(f"{base}/erase", data={"confirm": "yes", "link_csrf": link_csrf(confirm)}).status_code == 303
         page = client.get(base).get_data(as_text=True)
         assert "Your personal data was erased" in page
         assert json.loads(client.get(f"{base}/data").data)["request"]["ship_to"]["name"] == "erased"

@@ -160,5 +160,6 @@ def test_checking_a_session_is_one_indexed_read(app, client, ctx, engine, kim):
 def test_a_signed_in_form_still_needs_its_csrf_token(app, client, kim):
     sign_in(client, "kim@shop.example")
     assert client.post("/account/keys", data={"csrf_token": "forged"}).status_code == 400
+    assert client.post("/account/keys", data={"csrf_token": "gef\u00e4lscht"}).status_code == 400  # not a 500
     assert client.post("/signout").status_code == 400
     assert client.get("/account").status_code == 200  # a forged sign-out ends nothing

@@ -43,8 +43,9 @@ def test_browse_add_to_cart_check_out_and_land_on_the_status_page(client, maker,
     assert b"$96.98" in cart.data
     done = client.post(f"/s/acme/checkout?cart={cart_param}", data=FORM)
     assert done.status_code == 303
-    status = client.get(done.headers["Location"])
+    status = client.get(done.headers["Location"], follow_redirects=True)
     assert status.status_code == 200 and b"your order is placed" in status.data
+    assert re.fullmatch(r"/s/acme/o/\d+", status.request.path)  # the link was exchanged for a cookie
     assert b'id="status">open<' in status.data and b"Test mode" in status.data
     order = session.scalar(select(Order))
     assert order.total == 9698 and {l.sku for l in order.lines} == {"KETTLE", "BOX/2"}
@@ -52,9 +53,11 @@ def test_browse_add_to_cart_check_out_and_land_on_the_status_page(client, maker,
 
 def test_cancel_from_the_status_page(client, maker):
     done = client.post("/s/acme/checkout?cart=KETTLE:1", data=FORM)
-    page = done.headers["Location"]
-    assert client.post(f"{page.split('?')[0]}/cancel").status_code == 303
-    assert b'id="status">cancelled<' in client.get(page).data
+    page = client.get(done.headers["Location"], follow_redirects=True)
+    csrf = re.search(rb'name="link_csrf" value="([^"]+)"', page.data).group(1).decode()
+    cancelled = client.post(f"{page.request.path}/cancel", data={"link_csrf": csrf})
+    assert cancelled.status_code == 303 and cancelled.headers["Location"] == page.request.path
+    assert b'id="status">cancelled<' in client.get(page.request.path).data
 
 
 @pytest.mark.parametrize("change, field", [
@@ -175,9 +178,9 @@ class TestReturns:
         from broker.payments.models import Payment
 
         page, order_id = self.shipped(client, ctx, clock, maker)
-        assert b"Ask for a return" in client.get(page).data
+        assert b"Ask for a return" in client.get(page, follow_redirects=True).data
         assert client.post(f"{page}/return", data={"reason": "It leaks"}).status_code == 303
-        assert b"You asked to return it" in client.get(page).data
+        assert b"You asked to return it" in client.get(page, follow_redirects=True).data
         again = client.post(f"{page}/return", data={"reason": "Still leaks"})
         assert again.status_code == 409
         accepted = client.post(f"/api/v1/orders/{order_id}/return/accept",
@@ -190,7 +193,7 @@ class TestReturns:
     def test_no_return_after_the_window(self, client, ctx, clock, maker):
         page, order_id = self.shipped(client, ctx, clock, maker)
         clock.advance(days=31)
-        assert b"return window has closed" in client.get(page).data
+        assert b"return window has closed" in client.get(page, follow_redirects=True).data
         response = client.post(f"/api/v1/orders/{order_id}/return", json={"reason": "late"},
                                headers={"X-Access-Token": page.rsplit("/", 1)[1]})
         assert response.status_code == 409

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -181,6 +182,13 @@ def test_storefront_checkout_with_stripe_shows_the_payment_element(stripe_ctx, f
     page = response.get_data(as_text=True)
     assert f'data-client-secret="{pi["client_secret"]}"' in page and 'data-publishable-key="pk_test_shop"' in page
     assert "https://js.stripe.com/v3/" in page and "Test mode" not in page
+    # Stripe sends the customer back to the order page without its token (the token
+    # is not Stripe's to keep); the cookie that opens it is set here, with the order.
+    return_url = re.search(r'data-return-url="([^"]+)"', page).group(1).replace("&amp;", "&")
+    assert re.fullmatch(r"http://localhost/s/striped/o/(\d+)\?new=1", return_url), return_url
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("broker_order=") and "Path=/s/striped/o/" in cookie and "HttpOnly" in cookie
+    assert client.get(return_url.removeprefix("http://localhost")).status_code == 200
     csp = response.headers["Content-Security-Policy"]
     assert "script-src 'self' https://js.stripe.com" in csp and "frame-src https://js.stripe.com" in csp
     # Every other page keeps Stripe out.
