@@ -16,12 +16,12 @@ from broker.config import Settings
 from broker.outbox.delivery import (
     BACKOFF_CAP,
     backoff,
-    check_destination,
     encode_body,
     sign,
     signing_secret,
     verify,
 )
+from broker.outbox.destinations import check_destination
 
 SECRET = "whsec-test"
 T = 1_772_441_200
