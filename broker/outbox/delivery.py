@@ -24,10 +24,9 @@ message id in `Broker-Delivery`, so an agent de-duplicates on it.
 
 Signing follows Stripe's scheme so agents can reuse its libraries:
 `Broker-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>." + body>`.
-The secret is `signing_secret(settings)`. Operators must set
-BROKER_CALLBACK_SECRET (or at least BROKER_SECRET_KEY) in production: the
-default secret key is random per process, so without either, the web process,
-the scheduler and every restart would sign with different secrets.
+The secret is `signing_secret(settings)`: BROKER_CALLBACK_SECRET, or one
+derived from BROKER_SECRET_KEY, which `broker serve` and `broker scheduler`
+refuse to start without, so every process and every restart signs alike.
 
 Before each call the destination is checked (`broker.outbox.destinations`):
 no private, loopback or link-local address, no port but 80 and 443 (unless the
@@ -285,6 +284,7 @@ def send_request(request: CallbackRequest) -> int:
         response = connection.getresponse()
         # The body is not read: only the status matters, and an agent's reply
         # should not be able to keep us busy.
+        response.close()
         return response.status
     finally:
         connection.close()

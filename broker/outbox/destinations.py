@@ -22,14 +22,17 @@ import dataclasses
 import http.client
 import io
 import ipaddress
+import re
 import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 Resolver = Callable[..., Sequence[tuple[Any, ...]]]
+_NEVER_IN_URL = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029]")
+_SAFE = "/%:@!$&'()*+,;=-._~"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,8 +66,12 @@ def check_destination(url: str, *, allow_private: bool, resolver: Resolver = soc
 
 
 def parse_destination(url: str, *, allow_private: bool) -> Destination:
+    url = url.strip()
+    if _NEVER_IN_URL.search(url):
+        # The URL becomes the request line and the Host header: nothing that could end either.
+        raise Refused("the URL may not contain spaces or control characters")
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
         raise Refused(f"not a valid URL: {exc}") from None
@@ -88,7 +95,8 @@ def parse_destination(url: str, *, allow_private: bool) -> Destination:
     port = default if port is None else port
     if not allow_private and port not in (80, 443):
         raise Refused(f"port {port} is not allowed (only 80 and 443)")
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    # Serialised from the parsed URL: non-ASCII percent-encoded, as a request line must be.
+    target = quote(parts.path or "/", safe=_SAFE) + (f"?{quote(parts.query, safe=_SAFE + '?')}" if parts.query else "")
     return Destination(parts.scheme, host, port, target)
 
 
@@ -208,12 +216,15 @@ def _remaining(deadline: float, timeout: float) -> float:
 
 class _DeadlineSocket:
     """The little of the socket interface http.client uses, with each operation's
-    timeout shortened so the whole call ends by the deadline."""
+    timeout shortened so the whole call ends by the deadline. Like a socket, it
+    stays open while a file made from it (a response being read) is open."""
 
     def __init__(self, sock: socket.socket, deadline: float, timeout: float):
         self._sock = sock
         self._deadline = deadline
         self._timeout = timeout
+        self._files = 0
+        self._closed = False
 
     def _arm(self) -> None:
         self._sock.settimeout(_remaining(self._deadline, self._timeout))
@@ -227,10 +238,21 @@ class _DeadlineSocket:
         return self._sock.recv_into(buffer)
 
     def makefile(self, mode: str):
+        self._files += 1
         return io.BufferedReader(_Reader(self))
 
+    def file_closed(self) -> None:
+        self._files -= 1
+        if self._closed and self._files <= 0:
+            self._sock.close()
+
     def close(self) -> None:
-        self._sock.close()
+        # http.client closes the connection as soon as a response says it will
+        # close, and hands the response the reading: the socket lives on until
+        # the response is closed too.
+        self._closed = True
+        if self._files <= 0:
+            self._sock.close()
 
 
 class _Reader(io.RawIOBase):
@@ -242,3 +264,8 @@ class _Reader(io.RawIOBase):
 
     def readinto(self, buffer) -> int:
         return self._sock.recv_into(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._sock.file_closed()
+        super().close()
