@@ -32,6 +32,7 @@ from broker.identity.models import User
 from broker.identity.passwords import DUMMY_HASH, hash_password, needs_rehash, password_problem, verify_password
 from broker.notifications.services import send_email, subscribe
 from broker.tokens import make_token, read_token
+from broker.urls import absolute_url
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 RESET_HOURS = 2
@@ -337,7 +338,7 @@ def add_user(ctx: Context, *, role: Role, company_id: int, email: str, name: str
         token = _welcome_token(ctx, user)
         _send_welcome(uow.session, ctx, user, inviter="Broker", company=company.name)
         uow.commit()
-        return user, f"{ctx.settings.public_url.rstrip('/')}/password/reset/{token}"
+        return user, absolute_url(ctx.settings, f"/password/reset/{token}")
 
 
 # --- Invitations from manufacturers ----------------------------------------

@@ -40,10 +40,11 @@ def free_port() -> int:
 
 
 class Server:
-    """A WSGI app on 127.0.0.1:<port> in a thread, stopped and joined on close."""
+    """A WSGI app on 127.0.0.1:<port> in a thread, stopped and joined on close.
+    Give `port` when the app must know its own address first (its BROKER_PUBLIC_URL)."""
 
-    def __init__(self, app):
-        self.port = free_port()
+    def __init__(self, app, port: int | None = None):
+        self.port = port or free_port()
         self.origin = f"http://127.0.0.1:{self.port}"
         self._server = make_server("127.0.0.1", self.port, app, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, name=f"wsgi-{self.port}", daemon=True)
