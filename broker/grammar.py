@@ -31,10 +31,11 @@ class GrammarError(ValueError):
 
 
 # Characters no origin, host or URL Broker accepts may hold: whitespace and
-# control characters (header splitting), and what would end a CSP source list,
-# an HTML attribute or a JavaScript string (`;` `,` quotes `<` `>` backslash).
-_NEVER = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029;,\"'<>\\`]")
-_URL_NEVER = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029\"<>\\`]")
+# control characters (header splitting), lone surrogates (no encoding can carry
+# them), and what would end a CSP source list, an HTML attribute or a JavaScript
+# string (`;` `,` quotes `<` `>` backslash).
+_NEVER = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029\ud800-\udfff;,\"'<>\\`]")
+_URL_NEVER = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029\ud800-\udfff\"<>\\`]")
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.ASCII)
 _HEX_NUMBER = re.compile(r"0x[0-9a-f]*", re.ASCII)
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -252,8 +253,11 @@ def parse_image_url(value: object, *, https_only: bool, what: str = "image URL",
     host_text, port = _split_port(authority, what)
     host = parse_host(host_text, what=what)
     origin = Origin(scheme, host, None if port == DEFAULT_PORTS[scheme] else port)
-    return WebUrl(origin, quote(match["path"], safe=_PATH_SAFE), quote(match["query"] or "", safe=_QUERY_SAFE),
-                  quote(match["fragment"] or "", safe=_QUERY_SAFE))
+    url = WebUrl(origin, quote(match["path"], safe=_PATH_SAFE), quote(match["query"] or "", safe=_QUERY_SAFE),
+                 quote(match["fragment"] or "", safe=_QUERY_SAFE))
+    if len(str(url)) > max_length:
+        raise GrammarError(f"{what} is longer than {max_length} characters once percent-encoded")
+    return url
 
 
 def image_url_or_none(value: object, *, https_only: bool) -> str | None:
@@ -303,7 +307,7 @@ def color_or(value: object, default: str) -> str:
 
 
 def _unprintable(char: str) -> bool:
-    return unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in _BIDI
+    return unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp") or char in _BIDI
 
 
 def parse_display_name(value: object, *, what: str = "name", max_length: int = 200) -> str:

@@ -66,10 +66,23 @@ def _one_machine_key(settings: Settings) -> dict[str, str]:
     database = make_url(settings.database_url).database
     path = Path(f"{database}.secret" if database and database != ":memory:" else "broker.secret")
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written whole under another name, then linked into place: a command
+        # started at the same moment never reads half a key, and never replaces
+        # the one that won.
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_hex(32) + "\n")
-    return {"secret_key": path.read_text().strip()}
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temporary)
+    key = path.read_text().strip()
+    if not key:
+        raise click.ClickException(f"{path} is empty: delete it (a new key is made), or set BROKER_SECRET_KEY")
+    return {"secret_key": key}
 
 
 def _keyed_settings(**overrides) -> Settings:
@@ -185,6 +198,10 @@ def serve(host: str, port: int, workers: int) -> None:
 
     settings = _settings(**_served_address(host, port))
     _require_secret_key()
+    if not os.environ.get("BROKER_PUBLIC_URL"):
+        click.echo(f"BROKER_PUBLIC_URL is not set: links are built on {settings.public_url}, and requests are "
+                   f"answered for {', '.join(settings.trusted_hosts)} only. Set it to the address people use.",
+                   err=True)
     _context(settings).engine.dispose()  # refuse to start on an unmigrated database
 
     class Server(BaseApplication):

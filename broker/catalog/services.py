@@ -86,12 +86,9 @@ def _check_image_url(url: str | None, *, https_only: bool) -> str | None:
     if len(url) > MAX_IMAGE_URL:
         raise Invalid.field("image_url", f"at most {MAX_IMAGE_URL} characters")
     try:
-        parsed = str(parse_image_url(url, https_only=https_only))
+        return str(parse_image_url(url, https_only=https_only, max_length=MAX_IMAGE_URL))
     except GrammarError as exc:
         raise Invalid.field("image_url", str(exc)) from None
-    if len(parsed) > MAX_IMAGE_URL:  # percent-encoding made it longer
-        raise Invalid.field("image_url", f"at most {MAX_IMAGE_URL} characters once encoded")
-    return parsed
 
 
 def _check_flag(field: str):

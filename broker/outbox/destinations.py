@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 Resolver = Callable[..., Sequence[tuple[Any, ...]]]
-_NEVER_IN_URL = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029]")
+_NEVER_IN_URL = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _SAFE = "/%:@!$&'()*+,;=-._~"
 
 
@@ -69,7 +69,7 @@ def parse_destination(url: str, *, allow_private: bool) -> Destination:
     url = url.strip()
     if _NEVER_IN_URL.search(url):
         # The URL becomes the request line and the Host header: nothing that could end either.
-        raise Refused("the URL may not contain spaces or control characters")
+        raise Refused("the URL may not contain spaces or control characters (or lone surrogates)")
     try:
         parts = urlsplit(url)
         port = parts.port

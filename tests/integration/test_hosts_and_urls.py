@@ -126,7 +126,7 @@ class TestOrigins:
     @pytest.mark.parametrize("origin", ["https://a.example/path", "https://user@a.example", "https://a.example?x",
                                         "https://a.example#x", "https://*.example", "javascript:alert(1)",
                                         "https://a.example 'unsafe-inline'", "https://a.example,https://b.example",
-                                        "ftp://a.example", "https://0x7f.1"])
+                                        "ftp://a.example", "https://0x7f.1", "https://a.example\ud800"])
     def test_origins_are_scheme_host_and_port_and_nothing_else(self, client, maker, origin):
         response = client.patch("/api/v1/storefront", headers=api(maker), json={"frame_origins": [origin]})
         assert response.status_code == 422, origin
@@ -188,11 +188,19 @@ class TestImages:
 
     @pytest.mark.parametrize("image", ["https://user:secret@img.example/a.png", "https://127.0.0.1/a.png",
                                        "https://2130706433/a.png", "https://localhost/a.png",
-                                       "javascript:alert(1)", "https://img.example/a b.png"])
+                                       "javascript:alert(1)", "https://img.example/a b.png",
+                                       "https://img.example/\ud800.png"])
     def test_image_urls_are_public_https_addresses_without_credentials(self, client, maker, image):
         response = client.post("/api/v1/products", headers=api(maker),
                                json={"sku": "NEW-1", "name": "New", "price": 100, "image_url": image})
         assert response.status_code == 422, image
+
+    def test_an_image_url_too_long_once_encoded_is_a_422(self, client, maker):
+        long = "https://img.example/" + "\u00e9" * 470  # 490 characters, 2,840 once percent-encoded
+        for call in (lambda: client.patch("/api/v1/storefront", headers=api(maker), json={"logo_url": long}),
+                     lambda: client.patch("/api/v1/products/KETTLE", headers=api(maker), json={"image_url": long})):
+            response = call()
+            assert response.status_code == 422 and "percent-encoded" in response.get_data(as_text=True)
 
     def test_image_urls_are_stored_encoded(self, ctx, maker):
         view = add_product(ctx, maker.actor, NewProduct("NEW-1", "New", 100,

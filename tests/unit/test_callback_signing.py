@@ -178,7 +178,8 @@ class TestCheckDestination:
         assert reason is not None and words in reason
 
     @pytest.mark.parametrize("url", ["https://agent.example/a b", "https://agent.example/hook\r\nX-Injected: 1",
-                                     "https://agent.example/\x00", "https://agent.example\t.evil.example/"])
+                                     "https://agent.example/\x00", "https://agent.example\t.evil.example/",
+                                     "https://agent.example/\ud800"])
     def test_refuses_spaces_and_control_characters(self, url):
         reason = check_destination(url, allow_private=False, resolver=resolver_to("93.184.216.34"))
         assert reason is not None and "control characters" in reason
