@@ -12,6 +12,14 @@ from marshmallow import validate as v
 from broker.accounts.services import NewManufacturer, NewRetailer, NewStore, StoreChanges
 from broker.catalog.services import NewProduct, ProductChanges
 from broker.geo.geocoding import LocationQuery
+from broker.grammar import (
+    GrammarError,
+    parse_color,
+    parse_custom_domain,
+    parse_display_name,
+    parse_image_url,
+    parse_origin,
+)
 from broker.money import MAX_AMOUNT
 from broker.orders.models import Delivery, OrderStatus
 from broker.orders.services import Address, Customer, Item, PlaceOrder
@@ -20,6 +28,29 @@ from broker.reputation.rules import MAX_COMMENT, MAX_RATING, MIN_RATING
 Str = lambda **kw: f.String(validate=v.Length(max=kw.pop("max", 200)), **kw)  # noqa: E731
 Money = lambda **kw: f.Integer(strict=True, validate=v.Range(min=1, max=MAX_AMOUNT), **kw)  # noqa: E731
 Id = lambda **kw: f.Integer(strict=True, validate=v.Range(min=1, max=2**63 - 1), **kw)  # noqa: E731
+
+
+def grammar(parse, *, blank: bool = False, **options):
+    """A validator from one of broker/grammar.py's parsers: the API refuses (422)
+    what the grammar refuses, with its message. `blank`: an empty value (clear
+    the field) is allowed. The services parse again (they are the lock); some
+    rules need the deployment (https images, Broker's own hosts) and live there."""
+
+    def check(value) -> None:
+        if blank and isinstance(value, str) and not value.strip():
+            return
+        try:
+            parse(value, **options)
+        except GrammarError as exc:
+            raise ma.ValidationError(str(exc)) from None
+
+    return check
+
+
+ImageUrl = lambda **kw: f.String(validate=[v.Length(max=500), grammar(parse_image_url, blank=True,  # noqa: E731
+                                                                       https_only=False)],
+                                 metadata={"description": "An https:// image on a public host (http:// is refused "
+                                                          "when Broker is served over HTTPS)."}, **kw)
 
 
 class LocationSchema(ma.Schema):
@@ -117,7 +148,7 @@ class ProductIn(ma.Schema):
     name = Str(required=True)
     price = Money(required=True, metadata={"description": "Minor units (cents) of the store's currency."})
     description = f.String(validate=v.Length(max=5000))
-    image_url = f.String(validate=v.Length(max=500), allow_none=True)
+    image_url = ImageUrl(allow_none=True)
 
     @ma.post_load
     def make(self, data, **_):
@@ -128,7 +159,7 @@ class ProductPatch(ma.Schema):
     name = Str()
     price = Money()
     description = f.String(validate=v.Length(max=5000))
-    image_url = f.String(validate=v.Length(max=500))
+    image_url = ImageUrl()
     active = f.Boolean()
     in_stock = f.Boolean(metadata={"description": "false: shown as sold out, not sold."})
 
@@ -536,14 +567,18 @@ class MessageOut(ma.Schema):
 # --- storefront ---------------------------------------------------------------
 
 class BrandingIn(ma.Schema):
-    name = Str()
-    logo_url = f.String(validate=v.Length(max=500))
-    color_primary = Str(max=7, metadata={"description": "e.g. #1d4ed8"})
-    color_accent = Str(max=7)
+    name = f.String(validate=[v.Length(max=200), grammar(parse_display_name)])
+    logo_url = ImageUrl()
+    color_primary = f.String(validate=[v.Length(max=7), grammar(parse_color)], metadata={"description": "e.g. #1d4ed8"})
+    color_accent = f.String(validate=[v.Length(max=7), grammar(parse_color)])
     locale = Str(max=16, metadata={"description": "For prices and dates, e.g. en_US, de_DE"})
-    custom_domain = f.String(validate=v.Length(max=253), metadata={"description": "Requests for it serve this store"})
-    frame_origins = f.List(f.String(validate=v.Length(max=200)), metadata={
-        "description": "Origins allowed to embed the store, e.g. https://www.example.com"})
+    custom_domain = f.String(validate=[v.Length(max=253), grammar(parse_custom_domain, blank=True)], metadata={
+        "description": "The store's own domain name, e.g. shop.example.com (no IP address, not Broker's own "
+                       "host, not another store's; an empty string removes it). It serves the store once "
+                       "verified: point it at Broker, then verify it in the console."})
+    frame_origins = f.List(f.String(validate=[v.Length(max=200), grammar(parse_origin)]), validate=v.Length(max=20),
+                           metadata={"description": "Origins allowed to embed the store, scheme://host[:port] "
+                                                    "only, e.g. https://www.example.com (at most 20)"})
     return_window_days = f.Integer(strict=True)
 
 
@@ -555,6 +590,7 @@ class BrandingOut(ma.Schema):
     color_accent = f.String()
     locale = f.String()
     custom_domain = f.String(allow_none=True)
+    custom_domain_verified = f.Boolean(metadata={"description": "The domain serves the store only once verified."})
     frame_origins = f.List(f.String())
     return_window_days = f.Integer()
     embed_snippet = f.String(metadata={"description": "Paste it where the store should appear on your site."})

@@ -49,8 +49,9 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory()
     url = args.database or f"sqlite:///{tmp.name}/bench.db"
     upgrade(url)
+    # Flask's test client asks for `localhost`: Broker answers only its public host.
     ctx = Context.from_settings(Settings(database_url=url, admin_token="x", secret_key="bench",
-                                         storefront_cache_seconds=0))
+                                         storefront_cache_seconds=0, public_url="http://localhost"))
     maker, _ = create_manufacturer(ctx, OPERATOR, NewManufacturer("Bench Co", "bench", "USD",
                                                                     LocationQuery(lat=37.77, lon=-122.42)))
     actor = Actor(ActorKind.MANUFACTURER, maker.id)

@@ -8,11 +8,13 @@ lists each one.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import secrets
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from broker.grammar import GrammarError, Origin, parse_host, parse_origin
 from broker.settlement.scope import parse_shard
 
 
@@ -63,8 +65,15 @@ class Settings:
     auth_hold_hours: float = 114.0
     # Platform fee in basis points of the captured amount (1000 = 10%).
     platform_fee_bps: int = 1000
-    # Where the portal sends a retailer or manufacturer back after Stripe onboarding.
+    # This Broker's address as people reach it, `scheme://host[:port]`: the base of
+    # every absolute URL it builds (links in emails, the embed script, Stripe's
+    # return URLs), and the host requests must name (with allowed_hosts and the
+    # stores' verified custom domains). `broker run` and `broker serve` default it
+    # to the address they serve.
     public_url: str = "http://127.0.0.1:8000"
+    # More host names requests may use (a balancer's own name, an internal one);
+    # never used to build a URL.
+    allowed_hosts: tuple[str, ...] = ()
     payout_cron: str = "0 4 * * *"
     # A pickup order not collected this long after it is awarded is cancelled and refunded.
     pickup_within_hours: float = 72.0
@@ -140,6 +149,8 @@ class Settings:
         number("BROKER_AUTH_HOLD_HOURS", "auth_hold_hours")
         number("BROKER_PLATFORM_FEE_BPS", "platform_fee_bps", int)
         text("BROKER_PUBLIC_URL", "public_url")
+        if env.get("BROKER_ALLOWED_HOSTS"):
+            values["allowed_hosts"] = tuple(h.strip() for h in env["BROKER_ALLOWED_HOSTS"].split(",") if h.strip())
         text("BROKER_PAYOUT_CRON", "payout_cron")
         number("BROKER_PICKUP_WITHIN_HOURS", "pickup_within_hours")
         number("BROKER_REQUEST_DEFAULT_HOURS", "request_default_hours")
@@ -210,16 +221,45 @@ class Settings:
                 parse_shard(self.settle_shard)
             except ValueError as exc:
                 raise ConfigError(f"BROKER_SETTLE_SHARD {exc}") from None
+        # Each raises ConfigError when BROKER_PUBLIC_URL or BROKER_ALLOWED_HOSTS does not parse.
+        _ = (self.public_origin, self.trusted_hosts)
         if len(self.settle_cron.split()) != 5:
             raise ConfigError(
                 f"BROKER_SETTLE_CRON must have five fields (minute hour day month weekday), got {self.settle_cron!r}"
             )
 
+    @functools.cached_property
+    def public_origin(self) -> Origin:
+        """BROKER_PUBLIC_URL, parsed: every absolute URL is built from this."""
+        try:
+            return parse_origin(self.public_url, allow_ipv6=True, what="BROKER_PUBLIC_URL")
+        except GrammarError as exc:
+            raise ConfigError(f"{exc} (scheme://host[:port], nothing else)") from None
+
+    @functools.cached_property
+    def trusted_hosts(self) -> tuple[str, ...]:
+        """The host names requests may use besides the stores' verified domains:
+        BROKER_PUBLIC_URL's and BROKER_ALLOWED_HOSTS."""
+        hosts = [self.public_origin.host]
+        for name in self.allowed_hosts:
+            try:
+                host = parse_host(name, allow_ip=True, allow_local=True, what="BROKER_ALLOWED_HOSTS")
+            except GrammarError as exc:
+                raise ConfigError(f"{exc} (comma-separated host names, without scheme or port)") from None
+            if host not in hosts:
+                hosts.append(host)
+        return tuple(hosts)
+
+    @property
+    def https(self) -> bool:
+        """Served over HTTPS: then images must be https too, and cookies are Secure."""
+        return self.public_origin.secure
+
     @property
     def cookies_secure(self) -> bool:
         if self.secure_cookies is not None:
             return self.secure_cookies
-        return self.public_url.startswith("https://")
+        return self.public_origin.secure
 
     @property
     def is_sqlite(self) -> bool:

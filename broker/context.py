@@ -19,6 +19,7 @@ from broker.geo.geocoding import Geocoder, make_geocoder
 from broker.notifications.mailer import Mailer, make_mailer
 from broker.payments.provider import PaymentProvider, make_payment_provider
 from broker.storefront.cache import PageCache
+from broker.storefront.hosts import DomainCheck, DomainDirectory, HttpDomainCheck
 from broker.uow import UnitOfWork
 
 
@@ -35,6 +36,10 @@ class Context:
     read_session_factory: sessionmaker | None = None
     # The storefront's rendered pages in this process; None: made when first needed.
     page_cache: PageCache | None = None
+    # The stores' verified domains, for the host check; None: made when first needed.
+    domain_directory: DomainDirectory | None = None
+    # Fetches a custom domain's challenge URL; None: HttpDomainCheck from the settings.
+    domain_checker: DomainCheck | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, engine: Engine | None = None, **overrides) -> "Context":
@@ -77,6 +82,22 @@ class Context:
             self.page_cache = PageCache(self.settings.storefront_cache_seconds,
                                         self.settings.storefront_cache_entries, clock=self.now)
         return self.page_cache
+
+    def domains(self) -> DomainDirectory:
+        if self.domain_directory is None:
+            self.domain_directory = DomainDirectory(self.read, self.settings.storefront_cache_seconds)
+        return self.domain_directory
+
+    def domain_check(self) -> DomainCheck:
+        if self.domain_checker is None:
+            self.domain_checker = HttpDomainCheck(allow_private=self.settings.allow_private_callbacks)
+        return self.domain_checker
+
+    def domains_changed(self, manufacturer_id: int) -> None:
+        """A store's domain was claimed, dropped or verified (call after the commit)."""
+        if self.domain_directory is not None:
+            self.domain_directory.invalidate()
+        self.storefront_changed(manufacturer_id)
 
     def storefront_changed(self, manufacturer_id: int) -> None:
         """A store's catalog or look changed (call after the commit): this process

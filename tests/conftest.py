@@ -82,8 +82,11 @@ def clock():
 
 
 def make_settings(database_url: str, **overrides) -> Settings:
+    # Flask's test client names the host `localhost`: it is this Broker's public
+    # address here, so requests for it are answered and links are built on it.
     values = dict(database_url=database_url, admin_token=ADMIN_TOKEN, secret_key="test-secret",
-                  min_board_hours=12, ship_within_hours=48, settle_cron="0 2 * * *", timezone="UTC")
+                  min_board_hours=12, ship_within_hours=48, settle_cron="0 2 * * *", timezone="UTC",
+                  public_url="http://localhost")
     values.update(overrides)
     return Settings(**values)
 

@@ -1,5 +1,6 @@
 """The app factory. It wires a Context into Flask; it never migrates the database
-and never starts a scheduler (those are `broker db upgrade` and `broker scheduler`)."""
+and never starts a scheduler (those are `broker db upgrade` and `broker scheduler`).
+It answers only for Broker's own hosts and stores' verified domains (web/hosts.py)."""
 
 from __future__ import annotations
 
@@ -41,8 +42,12 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
 
     from api import init_api
     from web import account, capability, console, pages, portal, requests, storefront
+    from web.hosts import init_hosts
     from web.security import init_security
 
+    # Before anything else: a request for a host Broker does not answer for is a
+    # 400 before any view runs (web/hosts.py).
+    init_hosts(app, list(context.settings.trusted_hosts), context.domains)
     init_api(app)
     app.register_blueprint(account.bp)
     app.register_blueprint(portal.bp)

@@ -9,15 +9,18 @@
     broker emails send         send the due emails now
     broker user add EMAIL      an account for a manufacturer's or retailer's person
     broker customer find EMAIL --reason WHY   a customer's orders and requests (logged for them)
+    broker storefront verify-domain SLUG   check that a store's custom domain points here
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
 import sys
 from datetime import datetime
+from pathlib import Path
 
 import click
 
@@ -31,6 +34,60 @@ def _settings(**overrides) -> Settings:
         return Settings.from_env(**overrides)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+MAKE_A_KEY = 'python -c "import secrets; print(secrets.token_hex(32))"'
+
+
+def _require_secret_key() -> None:
+    """`broker serve` and `broker scheduler` run in production, where every process
+    must sign alike: a key made up per process would sign each one's sessions and
+    links differently, and none would survive a restart."""
+    if not os.environ.get("BROKER_SECRET_KEY"):
+        raise click.ClickException(
+            "BROKER_SECRET_KEY is not set. It signs sessions, form tokens and the links in emails (password "
+            "resets, invitations, unsubscribes), and the callbacks' default secret; every web and scheduler "
+            f"process needs the same one, kept secret. Make one with:\n  {MAKE_A_KEY}\n"
+            "and set it in the environment of every Broker process.")
+
+
+def _one_machine_key(settings: Settings) -> dict[str, str]:
+    """Without BROKER_SECRET_KEY, the one-machine commands (`broker run`, `demo`,
+    `settle`, `user add`) on SQLite share one key kept beside the database
+    (`broker.db.secret`, made on first use, readable by its owner only): links in
+    emails written by one run still work in the next. Elsewhere the key must be
+    set, as for `broker serve`. :return: the override for Settings, if any."""
+    if os.environ.get("BROKER_SECRET_KEY"):
+        return {}
+    if not settings.is_sqlite:
+        _require_secret_key()
+    from sqlalchemy.engine import make_url
+
+    database = make_url(settings.database_url).database
+    path = Path(f"{database}.secret" if database and database != ":memory:" else "broker.secret")
+    if not path.exists():
+        # Written whole under another name, then linked into place: a command
+        # started at the same moment never reads half a key, and never replaces
+        # the one that won.
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temporary)
+    key = path.read_text().strip()
+    if not key:
+        raise click.ClickException(f"{path} is empty: delete it (a new key is made), or set BROKER_SECRET_KEY")
+    return {"secret_key": key}
+
+
+def _keyed_settings(**overrides) -> Settings:
+    settings = _settings(**overrides)
+    return _settings(**overrides, **_one_machine_key(settings))
 
 
 def _context(settings: Settings | None = None, *, migrated: bool = True) -> Context:
@@ -106,6 +163,30 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _served_address(host: str, port: int) -> dict:
+    """Without BROKER_PUBLIC_URL, the address actually served is Broker's public
+    URL (email links and the printed links follow --port), and on a loopback or
+    every-interface address `localhost` is answered too. Any other name must be
+    BROKER_PUBLIC_URL's or in BROKER_ALLOWED_HOSTS."""
+    if os.environ.get("BROKER_PUBLIC_URL"):
+        return {}
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is None:
+        local = host == "localhost"
+    else:
+        local = address.is_loopback or address.is_unspecified
+    shown = "127.0.0.1" if address is not None and address.is_unspecified else host
+    if address is not None and address.version == 6 and not address.is_unspecified:
+        shown = f"[{host}]"
+    values: dict = {"public_url": f"http://{shown}:{port}"}
+    if local and not os.environ.get("BROKER_ALLOWED_HOSTS"):
+        values["allowed_hosts"] = ("localhost", "127.0.0.1")
+    return values
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -120,8 +201,13 @@ def serve(host: str, port: int, workers: int, access_log_format: str | None) -> 
 
     from web.serving import RedactingLogger
 
-    settings = _settings()
+    settings = _settings(**_served_address(host, port))
+    _require_secret_key()
     _logging(settings)  # our own log lines (and Flask's error lines), redacted like the access log
+    if not os.environ.get("BROKER_PUBLIC_URL"):
+        click.echo(f"BROKER_PUBLIC_URL is not set: links are built on {settings.public_url}, and requests are "
+                   f"answered for {', '.join(settings.trusted_hosts)} only. Set it to the address people use.",
+                   err=True)
     _context(settings).engine.dispose()  # refuse to start on an unmigrated database
 
     class Server(BaseApplication):
@@ -152,6 +238,7 @@ def scheduler(shard: str | None) -> None:
     from jobs.scheduler import build_scheduler, catch_up
 
     settings = _settings(**({"settle_shard": shard} if shard else {}))
+    _require_secret_key()
     _logging(settings)
     ctx = _context(settings)
     catch_up(ctx)
@@ -182,7 +269,7 @@ def settle(as_of: str | None, dry_run: bool, as_json: bool, shard: str | None, m
     if shard and manufacturers:
         raise click.UsageError("give --shard or --manufacturer, not both")
     moment = _parse_time(as_of) if as_of else None
-    ctx = _context()
+    ctx = _context(_keyed_settings())
 
     def progress(report) -> None:
         click.echo(f"  ... {report.settled} listings settled", err=True)
@@ -281,7 +368,7 @@ def user_add(manufacturer: str | None, retailer_id: int | None, name: str, email
 
     if (manufacturer is None) == (retailer_id is None):
         raise click.UsageError("give --manufacturer SLUG or --retailer ID")
-    ctx = _context()
+    ctx = _context(_keyed_settings())
     if manufacturer is not None:
         with ctx.uow() as uow:
             company_id = uow.session.scalar(select(Manufacturer.id).where(Manufacturer.slug == manufacturer))
@@ -335,12 +422,34 @@ def customer_find(reason: str, email: str) -> None:
     click.echo(f"{len(found)} found; each lookup is in the customer's disclosure log")
 
 
+@main.group()
+def storefront() -> None:
+    """Manufacturers' storefronts."""
+
+
+@storefront.command("verify-domain")
+@click.argument("slug")
+def storefront_verify_domain(slug: str) -> None:
+    """Check that the custom domain of the store SLUG points at this Broker (it
+    must answer http://<domain>/.well-known/broker-domain/<token> with the store's
+    token); if it does, the domain serves the store from now on."""
+    from broker.auth import OPERATOR
+    from broker.errors import BrokerError
+    from broker.storefront.domains import verify_domain
+
+    try:
+        maker = verify_domain(_context(), OPERATOR, slug=slug)
+    except BrokerError as exc:
+        raise click.ClickException(exc.detail) from None
+    click.echo(f"{maker.custom_domain} is verified: it serves the store {maker.slug}")
+
+
 @main.command()
 def demo() -> None:
     """Add the demo manufacturer, retailers and orders (once)."""
     from broker.demo import describe, seed
 
-    keys = seed(_context())
+    keys = seed(_context(_keyed_settings()))
     if keys is None:
         click.echo("the demo data is there already")
         return
@@ -364,12 +473,14 @@ def run(host: str, port: int) -> None:
 
     from broker.demo import describe, seed
     from broker.migrate import upgrade
+    from broker.urls import absolute_url
     from jobs.scheduler import build_scheduler, catch_up
     from web.app import create_app
 
     _logging()
     generated_token = not os.environ.get("BROKER_ADMIN_TOKEN")
-    settings = _settings(**({"admin_token": secrets.token_urlsafe(24)} if generated_token else {}))
+    settings = _keyed_settings(**({"admin_token": secrets.token_urlsafe(24)} if generated_token else {}),
+                               **_served_address(host, port))
     click.echo(f"Database: {_safe_url(settings.database_url)}")
     with click.progressbar(length=2, label="Preparing the database") as bar:
         upgrade(settings.database_url)
@@ -387,11 +498,10 @@ def run(host: str, port: int) -> None:
     sched.start()
     app = create_app(context=ctx)
     server = make_server(host, port, app, threaded=True)
-    base = f"http://{host}:{port}"
     click.echo("")
-    click.echo(f"Broker is running at {base}/")
-    click.echo(f"  demo storefront  {base}/s/northwind/")
-    click.echo(f"  API reference    {base}/api/v1/docs")
+    click.echo(f"Broker is running at {absolute_url(settings, '/')}")
+    click.echo(f"  demo storefront  {absolute_url(settings, '/s/northwind/')}")
+    click.echo(f"  API reference    {absolute_url(settings, '/api/v1/docs')}")
     if generated_token:
         click.echo(f"  operator token   {settings.admin_token}  (set BROKER_ADMIN_TOKEN to choose your own)")
     click.echo(f"  settlement       daily at '{settings.settle_cron}' ({settings.timezone}); "

@@ -30,8 +30,10 @@ from broker.orders.models import OrderStatus
 from broker.pagination import PageRequest
 from broker.payouts import services as payouts
 from broker.settlement import reports as settlement_reports
+from broker.storefront import domains
 from broker.storefront import services as storefront
 from web import charts
+from web.links import embed_snippet, external_url
 from web.security import check_csrf, ctx, current_user, signed_in
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates")
@@ -261,7 +263,7 @@ def product_new():
         try:
             if errors:
                 # Report every field at once: the price could not be read, check the rest.
-                catalog.check_new(dataclasses.replace(cmd, price=1))
+                catalog.check_new(dataclasses.replace(cmd, price=1), https_only=ctx().settings.https)
             else:
                 view = catalog.add_product(ctx(), _actor(), cmd)
                 flash(f"Added {view.product.name} ({view.product.sku}).")
@@ -288,7 +290,7 @@ def product_edit(sku: str):
         changes, errors = _product_form(form, view.currency, new=False)
         try:
             if errors:
-                catalog.check_changes(dataclasses.replace(changes, price=None))
+                catalog.check_changes(dataclasses.replace(changes, price=None), https_only=ctx().settings.https)
             else:
                 view = catalog.update_product(ctx(), _actor(), sku, changes)
                 flash(f"Saved {view.product.name} ({view.product.sku}).")
@@ -398,10 +400,28 @@ def storefront_look():
             else:
                 flash("Saved the storefront's look.")
                 return redirect(url_for("console.storefront_look"))
-    embed_src = url_for("store.embed_js", slug=maker.slug, _external=True)
-    snippet = f'<script src="{embed_src}" data-store="{maker.slug}"></script>'
-    return render_template("console/storefront.html", maker=maker, form=form, errors=errors, snippet=snippet), \
+    return _render_storefront(maker, form, errors)
+
+
+def _render_storefront(maker, form: dict, errors: dict):
+    return render_template("console/storefront.html", maker=maker, form=form, errors=errors,
+                           snippet=embed_snippet(maker), broker_host=ctx().settings.public_origin.host,
+                           store_url=external_url("store.catalog", store=maker, slug=maker.slug)), \
         422 if errors else 200
+
+
+@bp.post("/storefront/domain/verify")
+@manufacturer_only
+def verify_domain():
+    """Check that the store's custom domain points at Broker; once it does, the
+    domain serves the store. A failed check is said beside the field (422)."""
+    try:
+        domains.verify_domain(ctx(), _actor())
+    except Invalid as exc:
+        maker = storefront.own_store(ctx(), _actor())
+        return _render_storefront(maker, _branding_form(maker), exc.errors or {"custom_domain": [exc.detail]})
+    flash("Verified: your domain now serves your store.")
+    return redirect(url_for("console.storefront_look"))
 
 
 # --- settlements -----------------------------------------------------------------

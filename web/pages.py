@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 
 from broker.money import format_amount
-from broker.storefront.services import slug_for_host
 from broker.reports import home_summary
 from broker.settlement.reports import health
 
@@ -20,9 +19,9 @@ def _money(amount: int, currency: str) -> str:
 @bp.get("/")
 def home():
     ctx = current_app.extensions["broker"]
-    slug = slug_for_host(ctx, request.host)
-    if slug is not None:  # a store's own domain: its shop is the home page
-        return redirect(url_for("store.catalog", slug=slug))
+    claim = getattr(request, "store_claim", None)
+    if claim is not None:  # a store's verified domain (web/hosts.py): its shop is the home page
+        return redirect(url_for("store.catalog", slug=claim.slug))
     return render_template("home.html", summary=home_summary(ctx), settings=ctx.settings)
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import secrets
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from flask import Flask, abort, current_app, g, redirect, render_template, request, session, url_for
 from flask_limiter import Limiter
@@ -26,6 +25,7 @@ from flask_limiter.util import get_remote_address
 from markupsafe import Markup
 
 from broker.accounts.models import Role
+from broker.grammar import GrammarError, parse_local_path
 from broker.identity.services import SignedIn, load_session
 
 SESSION_ID = "sid"
@@ -192,13 +192,14 @@ def end_session() -> None:
 
 
 def safe_next(target: str | None, default: str) -> str:
-    """Only a path on this site: `next=https://evil.example` is ignored."""
+    """Only a path on this site, parsed and serialised (broker.grammar): neither
+    `next=https://evil.example` nor `next=/%09/evil.example` leaves it."""
     if not target:
         return default
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    try:
+        return parse_local_path(target)
+    except GrammarError:
         return default
-    return target
 
 
 def signed_in(role: Role | None = None, *, verified: bool = True):

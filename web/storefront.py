@@ -25,6 +25,7 @@ from broker.accounts.models import Manufacturer
 from broker.auth import ANONYMOUS
 from broker.catalog.services import storefront_catalog
 from broker.errors import BrokerError, Conflict, Invalid, NotFound
+from broker.grammar import color_or, image_url_or_none, origins_or_none
 from broker.money import exponent
 from broker.orders import services as orders
 from broker.orders.models import Delivery, OrderStatus
@@ -32,7 +33,9 @@ from broker.pagination import PageRequest
 from broker.privacy import services as privacy
 from broker.reputation import services as reputation
 from broker.storefront import services as shop
+from broker.urls import origin_for
 from web import capability
+from web.links import external_url
 
 bp = Blueprint("store", __name__, url_prefix="/s/<slug>", template_folder="templates")
 
@@ -91,21 +94,36 @@ def _security_headers(response: Response) -> Response:
     script, style, frame or tracker can load."""
     if "store" not in g:
         return response
-    ancestors = " ".join(["'self'", *g.store.frame_origins])
-    # Stripe.js must load from Stripe (its PCI rules forbid copying it), so the
-    # payment page alone also allows Stripe's own hosts, and nothing else.
-    stripe = " https://js.stripe.com" if g.get("stripe_page") else ""
-    frames = "; frame-src https://js.stripe.com https://hooks.stripe.com" if stripe else ""
-    connect = "; connect-src 'self' https://api.stripe.com" if stripe else ""
-    style = _look(g.store.color_primary, g.store.color_accent)[1]
-    response.headers["Content-Security-Policy"] = (
-        f"default-src 'self'; img-src 'self' https: data:; style-src 'self' {style}; "
-        f"script-src 'self'{stripe}{frames}{connect}; form-action 'self'; base-uri 'none'; object-src 'none'; "
-        f"frame-ancestors {ancestors}"
-    )
+    response.headers["Content-Security-Policy"] = store_csp(g.store, https=_ctx().settings.https,
+                                                            stripe=bool(g.get("stripe_page")))
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def _frame_ancestors(store: Manufacturer) -> list[str]:
+    """The store's embedding origins, parsed again and serialised: a value stored
+    before the grammar was enforced (`https://x; report-uri ...`) is dropped, never
+    copied into the header."""
+    return [str(origin) for origin in origins_or_none(store.frame_origins)]
+
+
+def store_csp(store: Manufacturer, *, https: bool, stripe: bool = False) -> str:
+    """The storefront's Content-Security-Policy, built from parsed values only.
+
+    Images: https (and http only on a plain-HTTP deployment, where the catalog may
+    hold http images). Stripe.js must load from Stripe (its PCI rules forbid
+    copying it), so the payment page alone also allows Stripe's own hosts, and
+    nothing else."""
+    images = "'self' https: data:" if https else "'self' https: http: data:"
+    stripe_script = " https://js.stripe.com" if stripe else ""
+    stripe_more = ("; frame-src https://js.stripe.com https://hooks.stripe.com"
+                   "; connect-src 'self' https://api.stripe.com") if stripe else ""
+    style = _look(store.color_primary, store.color_accent)[1]
+    ancestors = " ".join(["'self'", *_frame_ancestors(store)])
+    return (f"default-src 'self'; img-src {images}; style-src 'self' {style}; "
+            f"script-src 'self'{stripe_script}{stripe_more}; form-action 'self'; base-uri 'none'; "
+            f"object-src 'none'; frame-ancestors {ancestors}")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -113,13 +131,20 @@ def _look(primary: str, accent: str) -> tuple[Markup, str]:
     """The store's colours as the one inline style its pages carry, and the CSP
     source that allows exactly that text: its hash. Not a nonce: a cached page goes
     to many visitors, and a nonce that repeats protects nothing."""
-    # update_branding accepts nothing else; a value put in the database by hand
-    # must not end the <style> element either.
-    primary = primary if shop.HEX_COLOR.match(primary or "") else "#1d4ed8"
-    accent = accent if shop.HEX_COLOR.match(accent or "") else "#f59e0b"
+    # Parsed again: a value put in the database by hand must not end the <style>
+    # element either.
+    primary, accent = color_or(primary, "#1d4ed8"), color_or(accent, "#f59e0b")
     css = Markup(":root {{ --brand: {}; --accent: {}; }}").format(primary, accent)
     digest = base64.b64encode(hashlib.sha256(str(css).encode()).digest()).decode()
     return css, f"'sha256-{digest}'"
+
+
+@bp.app_template_filter("image_src")
+def _image_src(url: str | None) -> str | None:
+    """A stored image URL as it may go into a page: parsed and serialised, or None
+    when it does not fit (an http image on an HTTPS deployment, a value stored
+    before the rules)."""
+    return image_url_or_none(url, https_only=_ctx().settings.https)
 
 
 @bp.context_processor
@@ -152,7 +177,7 @@ def _keep(html: str) -> Response:
     body = html.encode()
     # The ETag covers the frame-ancestors too: a 304 makes the browser reuse the
     # body it has, under the headers of the 304.
-    origins = "\n".join(g.store.frame_origins or []).encode()
+    origins = "\n".join(_frame_ancestors(g.store)).encode()
     page = CachedPage(g.store, body, hashlib.blake2b(body + b"\0" + origins, digest_size=16).hexdigest())
     _ctx().pages().put(g.page_key, g.store.id, page, g.page_fill)
     return _page_response(page)
@@ -267,7 +292,7 @@ def _placed(placed: orders.PlacedOrder) -> Response:
         response = make_response(render_template(
             "store/pay.html", order=placed.order, client_secret=placed.client_secret,
             publishable_key=_ctx().settings.stripe_publishable_key, cart_param="", cart_count=0,
-            return_url=url_for("store.order", order_id=order_id, new=1, _external=True)))
+            return_url=external_url("store.order", store=g.store, order_id=order_id, new=1)))
     elif placed.pickup_code:
         # The code is shown this once (it is stored only as a hash), so no redirect.
         response = make_response(render_template(
@@ -451,7 +476,10 @@ def erase(order_id: int, token: str | None):
 @bp.get("/embed.js")
 def embed_js():
     """`<script src=".../s/<slug>/embed.js" data-store="<slug>"></script>` mounts the
-    store in an iframe that grows to its content."""
-    src = url_for("store.catalog", embed="1", _external=True)
-    body = render_template("store/embed.js", src=src, origin=request.host_url.rstrip("/"))
+    store in an iframe that grows to its content. Publicly cacheable, so nothing
+    in it comes from the request: the frame's address and origin are the store's
+    verified domain or BROKER_PUBLIC_URL."""
+    src = external_url("store.catalog", store=g.store, embed="1")
+    origin = str(origin_for(_ctx().settings, g.store))
+    body = render_template("store/embed.js", src=src, origin=origin)
     return Response(body, mimetype="text/javascript", headers={"Cache-Control": "public, max-age=300"})

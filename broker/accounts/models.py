@@ -26,8 +26,14 @@ class Manufacturer(Base):
     color_primary: Mapped[str] = mapped_column(String(7), default="#1d4ed8", server_default="#1d4ed8")
     color_accent: Mapped[str] = mapped_column(String(7), default="#f59e0b", server_default="#f59e0b")
     locale: Mapped[str] = mapped_column(String(16), default="en_US", server_default="en_US")
-    # Requests for this host serve this store.
+    # The store's own domain (normalised: lowercase, punycode, no trailing dot; one
+    # store per domain). Requests for it serve this store once it is verified:
+    # Broker fetched http://<domain>/.well-known/broker-domain/<domain_token> and
+    # got the token back, so the name points at Broker (broker/storefront/domains.py).
     custom_domain: Mapped[str | None] = mapped_column(String(253), unique=True, default=None)
+    domain_token: Mapped[str | None] = mapped_column(String(64), default=None)
+    domain_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    domain_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     # Origins allowed to frame the store (Content-Security-Policy frame-ancestors).
     frame_origins: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
     return_window_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")

@@ -116,7 +116,7 @@ def read_rows(data: bytes) -> tuple[list[str], list[tuple[int, dict[str, str]]]]
     return header, rows
 
 
-def _parse(values: dict[str, str], width: int, currency: str) -> dict:
+def _parse(values: dict[str, str], width: int, currency: str, https_only: bool) -> dict:
     """One row's fields, cleaned by the catalog's rules. :raise 422: every problem in the row."""
     errors: dict[str, list[str]] = {}
     if "__width__" in values:
@@ -141,7 +141,7 @@ def _parse(values: dict[str, str], width: int, currency: str) -> dict:
     else:
         errors["in_stock"] = [f"{stock!r}: use yes or no"]
     try:
-        clean = validate(fields)
+        clean = validate(fields, https_only=https_only)
     except Invalid as exc:
         for field, messages in exc.errors.items():
             errors.setdefault(field, []).extend(messages)
@@ -168,7 +168,7 @@ def import_products(ctx: Context, actor: Actor, data: bytes) -> ImportReport:
         first_row: dict[str, int] = {}
         for number, values in rows:
             try:
-                clean = _parse(values, len(header), currency)
+                clean = _parse(values, len(header), currency, ctx.settings.https)
             except Invalid as exc:
                 errors.append(RowError(number, (values.get("sku") or "").strip(), exc.errors))
                 continue

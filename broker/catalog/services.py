@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from urllib.parse import urlsplit
+import functools
 
 from sqlalchemy import select
 
@@ -12,6 +12,7 @@ from broker.auth import Actor, ActorKind, require
 from broker.catalog.models import Product
 from broker.context import Context
 from broker.errors import Conflict, Invalid, NotFound
+from broker.grammar import GrammarError, parse_image_url
 from broker.money import MAX_AMOUNT
 from broker.pagination import Page, PageRequest, paginate
 
@@ -76,16 +77,18 @@ def _check_description(description: str) -> str:
     return description
 
 
-def _check_image_url(url: str | None) -> str | None:
+def _check_image_url(url: str | None, *, https_only: bool) -> str | None:
+    """The image's URL parsed (broker/grammar.py) and stored as serialised:
+    https on an HTTPS deployment, a public host, no credentials."""
     url = (url or "").strip()
     if not url:
         return None
     if len(url) > MAX_IMAGE_URL:
         raise Invalid.field("image_url", f"at most {MAX_IMAGE_URL} characters")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise Invalid.field("image_url", "must be an http or https URL")
-    return url
+    try:
+        return str(parse_image_url(url, https_only=https_only, max_length=MAX_IMAGE_URL))
+    except GrammarError as exc:
+        raise Invalid.field("image_url", str(exc)) from None
 
 
 def _check_flag(field: str):
@@ -104,18 +107,21 @@ _CHECKS = {
     "name": _check_name,
     "price": _check_price,
     "description": _check_description,
-    "image_url": _check_image_url,
     "active": _check_flag("active"),
     "in_stock": _check_flag("in_stock"),
 }
 
 
-def validate(values: dict) -> dict:
-    """The given fields, cleaned. :raise 422: with a message for every bad field, not only the first."""
+def validate(values: dict, *, https_only: bool) -> dict:
+    """The given fields, cleaned. `https_only`: Broker is served over HTTPS, so
+    images must be too (`settings.https`).
+    :raise 422: with a message for every bad field, not only the first."""
+    # The image's rule depends on the deployment.
+    checks = {**_CHECKS, "image_url": functools.partial(_check_image_url, https_only=https_only)}
     clean, errors = {}, {}
     for field, value in values.items():
         try:
-            clean[field] = _CHECKS[field](value)
+            clean[field] = checks[field](value)
         except Invalid as exc:
             for name, messages in exc.errors.items():
                 errors.setdefault(name, []).extend(messages)
@@ -125,14 +131,14 @@ def validate(values: dict) -> dict:
     return clean
 
 
-def check_new(cmd: NewProduct) -> dict:
+def check_new(cmd: NewProduct, *, https_only: bool) -> dict:
     """A new product's fields, cleaned. :raise 422:"""
-    return validate(dataclasses.asdict(cmd))
+    return validate(dataclasses.asdict(cmd), https_only=https_only)
 
 
-def check_changes(changes: ProductChanges) -> dict:
+def check_changes(changes: ProductChanges, *, https_only: bool) -> dict:
     """The fields an edit sets (None: left alone), cleaned. :raise 422:"""
-    return validate({k: v for k, v in dataclasses.asdict(changes).items() if v is not None})
+    return validate({k: v for k, v in dataclasses.asdict(changes).items() if v is not None}, https_only=https_only)
 
 
 def new_product(manufacturer_id: int, clean: dict, now) -> Product:
@@ -160,7 +166,7 @@ def _currency(session, manufacturer_id: int) -> str:
 def add_product(ctx: Context, actor: Actor, cmd: NewProduct) -> ProductView:
     """:raise 409: the SKU exists. :raise 422: bad input."""
     require(actor, ActorKind.MANUFACTURER)
-    clean = check_new(cmd)
+    clean = check_new(cmd, https_only=ctx.settings.https)
     with ctx.uow() as uow:
         exists = uow.session.scalar(
             select(Product.id).where(Product.manufacturer_id == actor.id, Product.sku == clean["sku"])
@@ -178,7 +184,7 @@ def add_product(ctx: Context, actor: Actor, cmd: NewProduct) -> ProductView:
 def update_product(ctx: Context, actor: Actor, sku: str, changes: ProductChanges) -> ProductView:
     """:raise 404: not one of the caller's SKUs. :raise 422: bad input."""
     require(actor, ActorKind.MANUFACTURER)
-    clean = check_changes(changes)
+    clean = check_changes(changes, https_only=ctx.settings.https)
     with ctx.uow() as uow:
         product = uow.session.scalar(
             select(Product).where(Product.manufacturer_id == actor.id, Product.sku == sku)

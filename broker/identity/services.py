@@ -39,6 +39,7 @@ from broker.identity.models import User, UserSession
 from broker.identity.passwords import DUMMY_HASH, hash_password, needs_rehash, password_problem, verify_password
 from broker.notifications.services import send_email, subscribe
 from broker.tokens import make_token, read_token
+from broker.urls import absolute_url
 
 log = logging.getLogger(__name__)
 
@@ -586,7 +587,7 @@ def add_user(ctx: Context, *, role: Role, company_id: int, email: str, name: str
                          name=(name or "").strip(), inviter="Broker", company=company.name)
         token = _welcome_token(ctx, user)
         uow.commit()
-        return user, f"{ctx.settings.public_url.rstrip('/')}/password/reset/{token}"
+        return user, absolute_url(ctx.settings, f"/password/reset/{token}")
 
 
 # --- Housekeeping ------------------------------------------------------------------

@@ -39,7 +39,10 @@ def deliver_emails(ctx: Context, *, limit: int = 500) -> DeliveryReport:
             mailer.send(Email(to=payload["to"], subject=payload["subject"], text=payload["text"],
                               message_id=f"broker-{claim.message_id}",
                               unsubscribe_url=payload.get("unsubscribe_url")))
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
+            # ValueError: a header the email library refuses (a line break in a
+            # subject written before subjects were made one line). Retrying cannot
+            # help, and it must not hold up the emails behind it.
             failure = Failure(f"malformed email: {exc}", permanent=True)
         except (OSError, smtplib.SMTPException) as exc:
             failure = Failure(f"{type(exc).__name__}: {exc}")

@@ -17,17 +17,19 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment, PackageLoader, StrictUndefined, Template
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from broker.accounts.models import Retailer, Role
 from broker.context import Context
 from broker.errors import Invalid
+from broker.grammar import header_text
 from broker.identity.models import User
 from broker.notifications.models import EmailOptOut
 from broker.outbox.services import enqueue
 from broker.tokens import make_token, read_token
+from broker.urls import absolute_url
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +61,28 @@ def address_hash(address: str) -> str:
     return hashlib.sha256(address.strip().lower().encode()).hexdigest()
 
 
+_parts: dict[str, tuple[Template, Template]] = {}
+
+
+def _template_parts(template: str) -> tuple[Template, Template]:
+    """The template's `Subject: ...` line and its body, compiled apart: the
+    subject is rendered on its own, so a value with a line break in it (a store's
+    name) can neither end the subject early nor start a header of its own."""
+    if template not in _parts:
+        environment = _environment()
+        source, _, _ = environment.loader.get_source(environment, f"{template}.txt")
+        first, _, body = source.partition("\n")
+        if not first.startswith("Subject: "):
+            raise ValueError(f"{template}.txt must start with a Subject: line")
+        _parts[template] = (environment.from_string(first[len("Subject: "):]), environment.from_string(body))
+    return _parts[template]
+
+
 def render(template: str, **values) -> tuple[str, str]:
-    """(subject, text) from `templates/<template>.txt`, whose first line is `Subject: ...`."""
-    rendered = _environment().get_template(f"{template}.txt").render(**values)
-    first, _, body = rendered.partition("\n")
-    if not first.startswith("Subject: "):
-        raise ValueError(f"{template}.txt must start with a Subject: line")
-    return first[len("Subject: "):].strip(), body.lstrip("\n")
+    """(subject, text) from `templates/<template>.txt`, whose first line is
+    `Subject: ...`. The subject is one line (`broker.grammar.header_text`)."""
+    subject, body = _template_parts(template)
+    return header_text(subject.render(**values)), body.render(**values).lstrip("\n")
 
 
 def opted_out(session: Session, address: str, topic: str) -> bool:
@@ -78,11 +95,12 @@ def unsubscribe_url(ctx: Context, address: str, topic: str) -> str:
     # The token names the address by its hash: a link in a log or a referrer
     # header does not give the address away.
     token = make_token(ctx.settings.secret_key, "unsubscribe", {"h": address_hash(address), "t": topic})
-    return f"{ctx.settings.public_url.rstrip('/')}/unsubscribe/{token}"
+    return absolute_url(ctx.settings, f"/unsubscribe/{token}")
 
 
 def link(ctx: Context, path: str) -> str:
-    return f"{ctx.settings.public_url.rstrip('/')}/{path.lstrip('/')}"
+    """A link in an email: on BROKER_PUBLIC_URL, whatever process writes it."""
+    return absolute_url(ctx.settings, "/" + path.lstrip("/"))
 
 
 def send_email(session: Session, ctx: Context, *, topic: str, to: str, template: str, dedupe_key: str,

@@ -24,23 +24,14 @@ message id in `Broker-Delivery`, so an agent de-duplicates on it.
 
 Signing follows Stripe's scheme so agents can reuse its libraries:
 `Broker-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>." + body>`.
-The secret is `signing_secret(settings)`. Operators must set
-BROKER_CALLBACK_SECRET (or at least BROKER_SECRET_KEY) in production: the
-default secret key is random per process, so without either, the web process,
-the scheduler and every restart would sign with different secrets.
+The secret is `signing_secret(settings)`: BROKER_CALLBACK_SECRET, or one
+derived from BROKER_SECRET_KEY, which `broker serve` and `broker scheduler`
+refuse to start without, so every process and every restart signs alike.
 
-The destination check (`check_destination`) refuses URLs that would let an
-agent make Broker call into its own network (SSRF): other schemes, credentials
-in the URL, ports other than 80 and 443, and any host that resolves to a
-private, loopback, link-local, multicast, reserved or unspecified address,
-including those hidden in IPv4-mapped, 6to4, Teredo and NAT64 IPv6 forms. The
-host is resolved once, every address is checked, and the connection goes to a
-checked address (HTTPS still sends SNI and verifies the certificate against the
-host name): a DNS answer that changes between the check and the connection
-(DNS rebinding) cannot redirect it. Redirects are never followed, and proxy
-settings in the environment are ignored (a proxy would make the check moot).
-The operator setting `allow_private_callbacks` (tests, self-hosted agents on a
-LAN) lifts the address and port rules, never the scheme and credential rules.
+Before each call the destination is checked (`broker.outbox.destinations`):
+no private, loopback or link-local address, no port but 80 and 443 (unless the
+operator allows private callbacks), and the connection goes to the address that
+was checked. Redirects are never followed.
 
 Delivery state lives inside the payload, under "_delivery", until the model has
 columns for it; only the accessors below (`delivery_state`,
@@ -59,25 +50,22 @@ import dataclasses
 import hashlib
 import hmac
 import http.client
-import io
-import ipaddress
 import json
 import logging
 import random
 import re
 import secrets
 import socket
-import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import or_, select
 
 from broker.clock import as_utc
 from broker.context import Context
+from broker.outbox.destinations import Destination, PinnedConnection, Refused, Resolver, resolve_destination
 from broker.outbox.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -117,9 +105,6 @@ SIGNATURE_TOLERANCE = 300
 
 _ERROR_LENGTH = 500
 _ADDRESS = re.compile(r"[^\s@<>()\[\]{}'\",;:]+@[^\s@<>()\[\]{}'\",;:]+")
-
-Resolver = Callable[..., Sequence[tuple[Any, ...]]]
-
 
 # --- Signing ---------------------------------------------------------------
 
@@ -269,143 +254,6 @@ def _due_clause(now: datetime, channel: Channel = CALLBACKS):
     )
 
 
-# --- The destination check ------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Destination:
-    scheme: str
-    host: str
-    port: int
-    target: str  # path and query, as sent in the request line
-    # getaddrinfo's (family, type, proto, sockaddr) for each address, checked.
-    addresses: tuple[tuple[Any, ...], ...] = ()
-
-
-class Refused(Exception):
-    """A callback URL Broker will not call; the message is the reason."""
-
-
-def check_destination(url: str, *, allow_private: bool, resolver: Resolver = socket.getaddrinfo) -> str | None:
-    """Why Broker refuses to call `url`, or None if it may.
-
-    With `allow_private` only the scheme and credential rules apply (and the URL
-    is not resolved).
-    """
-    try:
-        if allow_private:
-            _parse(url, allow_private=True)
-        else:
-            _resolve(url, allow_private=False, resolver=resolver)
-    except Refused as exc:
-        return str(exc)
-    return None
-
-
-def _parse(url: str, *, allow_private: bool) -> Destination:
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError as exc:
-        raise Refused(f"not a valid URL: {exc}") from None
-    if parts.scheme not in ("http", "https"):
-        raise Refused(f"scheme {parts.scheme or '(none)'!r} is not http or https")
-    if "@" in parts.netloc:
-        raise Refused("credentials in the URL are not allowed")
-    host = parts.hostname
-    if not host:
-        raise Refused("the URL has no host")
-    if not allow_private:
-        name = host.rstrip(".")
-        if name == "localhost" or name.endswith(".localhost"):  # RFC 6761: always loopback
-            raise Refused(f"{host} is a loopback name")
-        literal = _ip_literal(host)
-        if literal is not None:
-            reason = _refused_address(literal)
-            if reason:
-                raise Refused(reason)
-    default = 443 if parts.scheme == "https" else 80
-    port = default if port is None else port
-    if not allow_private and port not in (80, 443):
-        raise Refused(f"port {port} is not allowed (only 80 and 443)")
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return Destination(parts.scheme, host, port, target)
-
-
-def _resolve(url: str, *, allow_private: bool, resolver: Resolver) -> Destination:
-    """Parse and check `url`, resolve its host once and check every address."""
-    destination = _parse(url, allow_private=allow_private)
-    literal = _ip_literal(destination.host)
-    if literal is not None:
-        # No lookup for an address literal (and no DNS in tests that use one).
-        family = socket.AF_INET6 if literal.version == 6 else socket.AF_INET
-        sockaddr = (str(literal), destination.port) if literal.version == 4 else (str(literal), destination.port, 0, 0)
-        infos = [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr)]
-    else:
-        try:
-            infos = list(resolver(destination.host, destination.port, 0, socket.SOCK_STREAM))
-        except (OSError, UnicodeError) as exc:
-            raise Refused(f"cannot resolve {destination.host}: {exc}") from None
-    if not infos:
-        raise Refused(f"{destination.host} resolves to no address")
-    addresses = []
-    for family, type_, proto, _canonname, sockaddr in infos:
-        if not allow_private:
-            try:
-                address = ipaddress.ip_address(sockaddr[0])
-            except ValueError:
-                raise Refused(f"{destination.host} resolves to {sockaddr[0]!r}, not an IP address") from None
-            reason = _refused_address(address)
-            if reason:
-                # One bad address refuses the host: we might connect to any of them.
-                raise Refused(f"{destination.host} resolves to a refused address: {reason}")
-        addresses.append((family, type_ or socket.SOCK_STREAM, proto, sockaddr))
-    return dataclasses.replace(destination, addresses=tuple(addresses))
-
-
-def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        return None
-
-
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-
-def _refused_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    if isinstance(address, ipaddress.IPv6Address):
-        # IPv4 addresses carried inside IPv6 ones reach the IPv4 network behind
-        # them: check what they carry.
-        embedded: list[ipaddress.IPv4Address] = []
-        if address.ipv4_mapped is not None:
-            embedded.append(address.ipv4_mapped)
-        if address.sixtofour is not None:
-            embedded.append(address.sixtofour)
-        if address.teredo is not None:
-            embedded.extend(address.teredo)
-        if address in _NAT64:
-            embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
-        for inner in embedded:
-            reason = _refused_address(inner)
-            if reason:
-                return f"{address} embeds {reason}"
-    for test, kind in (
-        (address.is_unspecified, "unspecified"),
-        (address.is_loopback, "loopback"),
-        (address.is_link_local, "link-local"),
-        (address.is_multicast, "multicast"),
-        (address.is_private, "private"),
-        (address.is_reserved, "reserved"),
-        # Shared address space (100.64/10), documentation ranges and the like:
-        # not private by the table, but not on the internet either.
-        (not address.is_global, "non-global"),
-    ):
-        if test:
-            return f"{address} is a {kind} address"
-    return None
-
-
 # --- Sending ---------------------------------------------------------------
 
 
@@ -430,91 +278,16 @@ def send_request(request: CallbackRequest) -> int:
     """
     deadline = time.monotonic() + min(MAX_CALL_SECONDS, request.timeout * 6)
     destination = request.destination
-    connection = _PinnedConnection(destination, request.timeout, deadline)
+    connection = PinnedConnection(destination, request.timeout, deadline)
     try:
         connection.request("POST", destination.target, body=request.body, headers=request.headers)
         response = connection.getresponse()
         # The body is not read: only the status matters, and an agent's reply
         # should not be able to keep us busy.
+        response.close()
         return response.status
     finally:
         connection.close()
-
-
-class _PinnedConnection(http.client.HTTPConnection):
-    """An HTTP(S) connection to an address checked beforehand, not to whatever the
-    host name resolves to now. The Host header, SNI and certificate check still
-    use the host name."""
-
-    def __init__(self, destination: Destination, timeout: float, deadline: float):
-        super().__init__(destination.host, destination.port, timeout=timeout)
-        self.default_port = 443 if destination.scheme == "https" else 80  # Host header without ":443"
-        self._destination = destination
-        self._deadline = deadline
-
-    def connect(self) -> None:
-        self.sock = _DeadlineSocket(self._open(), self._deadline, self.timeout)
-
-    def _open(self) -> socket.socket:
-        error: OSError | None = None
-        for family, type_, proto, sockaddr in self._destination.addresses:
-            sock = socket.socket(family, type_, proto)
-            try:
-                sock.settimeout(_remaining(self._deadline, self.timeout))
-                sock.connect(sockaddr)
-                if self._destination.scheme == "https":
-                    # wrap_socket takes the socket over (and closes it on failure).
-                    sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self._destination.host)
-                return sock
-            except OSError as exc:
-                sock.close()
-                error = exc
-        raise error or OSError("no address to connect to")
-
-
-def _remaining(deadline: float, timeout: float) -> float:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise TimeoutError("the callback took too long")
-    return min(timeout, left)
-
-
-class _DeadlineSocket:
-    """The little of the socket interface http.client uses, with each operation's
-    timeout shortened so the whole call ends by the deadline."""
-
-    def __init__(self, sock: socket.socket, deadline: float, timeout: float):
-        self._sock = sock
-        self._deadline = deadline
-        self._timeout = timeout
-
-    def _arm(self) -> None:
-        self._sock.settimeout(_remaining(self._deadline, self._timeout))
-
-    def sendall(self, data) -> None:
-        self._arm()
-        self._sock.sendall(data)
-
-    def recv_into(self, buffer) -> int:
-        self._arm()
-        return self._sock.recv_into(buffer)
-
-    def makefile(self, mode: str):
-        return io.BufferedReader(_Reader(self))
-
-    def close(self) -> None:
-        self._sock.close()
-
-
-class _Reader(io.RawIOBase):
-    def __init__(self, sock: _DeadlineSocket):
-        self._sock = sock
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        return self._sock.recv_into(buffer)
 
 
 # --- The dispatcher --------------------------------------------------------
@@ -631,7 +404,7 @@ def _send(ctx: Context, claim: _Claim, transport: Transport, *, secret: str, tim
     if not isinstance(url, str) or not isinstance(body, dict):
         return Failure('the payload needs "url" (a string) and "body" (an object)', permanent=True)
     try:
-        destination = _resolve(url, allow_private=allow_private, resolver=resolver)
+        destination = resolve_destination(url, allow_private=allow_private, resolver=resolver)
     except Refused as exc:
         return Failure(f"refused: {exc}")
     data = encode_body(body)

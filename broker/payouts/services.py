@@ -22,6 +22,7 @@ from broker.pagination import Page, PageRequest, paginate
 from broker.payments.models import Payment
 from broker.payments.provider import PaymentError
 from broker.payouts.models import ConnectedAccount, Earning, EarningKind, EarningStatus, Payout
+from broker.urls import absolute_url
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,8 @@ def connect(ctx: Context, actor: Actor, *, email: str, country: str = "US") -> O
             session.add(account)
         url = None
         if not account.ready:
-            base = ctx.settings.public_url.rstrip("/")
-            url = ctx.payments.onboarding_link(session, account.account_ref, return_url=f"{base}/",
-                                               refresh_url=f"{base}/")
+            back = absolute_url(ctx.settings, "/")
+            url = ctx.payments.onboarding_link(session, account.account_ref, return_url=back, refresh_url=back)
         uow.commit()
         return Onboarding(account, url)
 

@@ -31,7 +31,7 @@ from broker.money import CURRENCIES, MAX_AMOUNT
 from broker.notifications import events
 from broker.orders.models import Order, OrderLine, OrderStatus
 from broker.orders.rules import move
-from broker.outbox.delivery import check_destination
+from broker.outbox.destinations import check_destination
 from broker.outbox.services import enqueue
 from broker.payments import services as payments
 from broker.payments.models import Payment, PaymentStatus

@@ -4,21 +4,21 @@ customer may read about their own order."""
 from __future__ import annotations
 
 import dataclasses
-import re
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from broker.accounts.models import Manufacturer
 from broker.auth import Actor, ActorKind, digest, require, same
 from broker.catalog.models import Product
 from broker.context import Context
 from broker.errors import Invalid, NotFound
+from broker.grammar import GrammarError, parse_color, parse_display_name, parse_image_url, parse_origin
 from broker.orders.models import Order
 from broker.privacy.models import Disclosure
+from broker.storefront.domains import TAKEN, set_domain
 
-HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
-HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$")
 MAX_CART_LINES = 50
 
 
@@ -34,65 +34,66 @@ class Branding:
     name: str | None = None
 
 
-def _origin(value: str) -> str:
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") \
-            or parts.query or parts.fragment or parts.username:
-        raise Invalid.field("frame_origins", f"{value!r} is not an origin like https://www.example.com")
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}"
+def _origins(values: list[str]) -> list[str]:
+    """The origins allowed to frame the store, parsed and serialised (sorted, no repeats)."""
+    if not isinstance(values, list) or len(values) > 20:
+        raise Invalid.field("frame_origins", "at most 20 origins")
+    try:
+        return sorted({str(parse_origin(value)) for value in values})
+    except GrammarError as exc:
+        raise Invalid.field("frame_origins", str(exc)) from None
 
 
 def update_branding(ctx: Context, actor: Actor, changes: Branding) -> Manufacturer:
-    """The manufacturer sets its store's look. Everything is validated so that no
-    value can carry markup or script into a page or a header."""
+    """The manufacturer sets its store's look. Every value is parsed to its
+    grammar (broker/grammar.py) and stored as the parsed value serialised, so that
+    none can carry markup, script or a header's syntax into a page or a header.
+    :raise 422: a value that does not fit, or a domain another store holds."""
     require(actor, ActorKind.MANUFACTURER)
     from babel import Locale, UnknownLocaleError
 
     with ctx.uow() as uow:
         maker = uow.session.get(Manufacturer, actor.id)
         if changes.name is not None:
-            if not changes.name.strip():
-                raise Invalid.field("name", "must not be blank")
-            maker.name = changes.name.strip()
+            maker.name = _parsed("name", parse_display_name, changes.name)
         for field in ("color_primary", "color_accent"):
             value = getattr(changes, field)
             if value is not None:
-                if not HEX_COLOR.match(value):
-                    raise Invalid.field(field, "use a colour like #1d4ed8")
-                setattr(maker, field, value.lower())
+                setattr(maker, field, _parsed(field, parse_color, value))
         if changes.logo_url is not None:
             url = changes.logo_url.strip()
-            if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc):
-                raise Invalid.field("logo_url", "must be an http or https URL")
-            maker.logo_url = url or None
+            maker.logo_url = str(_parsed("logo_url", parse_image_url, url, https_only=ctx.settings.https)) \
+                if url else None
         if changes.locale is not None:
             try:
                 Locale.parse(changes.locale)
             except (UnknownLocaleError, ValueError):
                 raise Invalid.field("locale", f"{changes.locale!r} is not a known locale (e.g. en_US, de_DE)") from None
             maker.locale = changes.locale
+        domain_changed = False
         if changes.custom_domain is not None:
-            domain = changes.custom_domain.strip().lower().rstrip(".") or None
-            if domain is not None:
-                if not HOSTNAME.match(domain):
-                    raise Invalid.field("custom_domain", "must be a host name like shop.example.com")
-                taken = uow.session.scalar(select(Manufacturer.id).where(Manufacturer.custom_domain == domain,
-                                                                         Manufacturer.id != maker.id))
-                if taken is not None:
-                    raise Invalid.field("custom_domain", "another store uses this domain")
-            maker.custom_domain = domain
+            domain_changed = set_domain(uow.session, ctx.settings, maker, changes.custom_domain)
         if changes.frame_origins is not None:
-            if len(changes.frame_origins) > 20:
-                raise Invalid.field("frame_origins", "at most 20 origins")
-            maker.frame_origins = sorted({_origin(o) for o in changes.frame_origins})
+            maker.frame_origins = _origins(changes.frame_origins)
         if changes.return_window_days is not None:
             if not (0 <= changes.return_window_days <= 365):
                 raise Invalid.field("return_window_days", "must be between 0 and 365")
             maker.return_window_days = changes.return_window_days
-        uow.after_commit(lambda: ctx.storefront_changed(maker.id))
-        uow.commit()
+        store_id = maker.id
+        uow.after_commit(lambda: ctx.domains_changed(store_id) if domain_changed else ctx.storefront_changed(store_id))
+        try:
+            uow.commit()
+        except IntegrityError:
+            # Another store claimed the same domain between our check and our commit.
+            raise Invalid.field("custom_domain", TAKEN) from None
         return maker
+
+
+def _parsed(field: str, parse, value, **options):
+    try:
+        return parse(value, **options)
+    except GrammarError as exc:
+        raise Invalid.field(field, str(exc)) from None
 
 
 def store(ctx: Context, slug: str) -> Manufacturer:
@@ -112,13 +113,6 @@ def own_store(ctx: Context, actor: Actor) -> Manufacturer:
         if maker is None:
             raise NotFound(f"no manufacturer {actor.id}")
         return maker
-
-
-def slug_for_host(ctx: Context, host: str) -> str | None:
-    """The store a custom domain belongs to, if any."""
-    domain = host.split(":", 1)[0].lower().rstrip(".")
-    with ctx.uow() as uow:
-        return uow.session.scalar(select(Manufacturer.slug).where(Manufacturer.custom_domain == domain))
 
 
 def product(ctx: Context, slug: str, sku: str) -> tuple[Manufacturer, Product]:

@@ -234,7 +234,9 @@ class Processes:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("BROKER_", "DATABASE_URL", "STRIPE_", "PGAPPNAME"))}
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-        env.update(DATABASE_URL=self.url, BROKER_ADMIN_TOKEN="x", **extra)
+        # Broker's commands refuse to sign links with a key made up per process.
+        env.update(DATABASE_URL=self.url, BROKER_ADMIN_TOKEN="x", BROKER_SECRET_KEY="settlement-processes")
+        env.update(extra)
         return env
 
     def start(self, *args: str, **env: str) -> subprocess.Popen:

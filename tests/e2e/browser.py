@@ -42,9 +42,10 @@ def free_port() -> int:
 class Server:
     """A WSGI app on 127.0.0.1:<port> in a thread, stopped and joined on close.
     `name` is the host its origin is reached by: "localhost" is the same address,
-    but another *site* than 127.0.0.1 (a cross-site frame, for the browser)."""
+    but another *site* than 127.0.0.1 (a cross-site frame, for the browser).
+    Give `port` when the app must know its own address first (its BROKER_PUBLIC_URL)."""
 
-    def __init__(self, app, *, port: int | None = None, name: str = "127.0.0.1"):
+    def __init__(self, app, port: int | None = None, *, name: str = "127.0.0.1"):
         self.port = port or free_port()
         self.origin = f"http://{name}:{self.port}"
         self._server = make_server("127.0.0.1", self.port, app, threaded=True)

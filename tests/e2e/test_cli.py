@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -108,6 +109,58 @@ def test_run_starts_everything_with_demo_data(tmp_path):
         output = proc.communicate(timeout=20)[0]
     assert "demo storefront" in output and "operator token" in output
     assert (tmp_path / "broker.db").exists()
+
+
+def test_serve_refuses_without_a_secret_key(tmp_path):
+    assert broker(tmp_path, "db", "upgrade").returncode == 0
+    for command in ("serve", "scheduler"):
+        result = broker(tmp_path, command, "--port", str(free_port())) if command == "serve" \
+            else broker(tmp_path, command)
+        assert result.returncode == 1, (command, result.stdout, result.stderr)
+        assert "BROKER_SECRET_KEY is not set" in result.stderr
+        assert 'python -c "import secrets; print(secrets.token_hex(32))"' in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_one_machine_commands_keep_one_key_beside_the_database(tmp_path):
+    assert broker(tmp_path, "db", "upgrade").returncode == 0
+    assert broker(tmp_path, "demo").returncode == 0
+    key = tmp_path / "broker.db.secret"
+    assert key.exists() and oct(key.stat().st_mode & 0o777) == "0o600"
+    first = key.read_text()
+    assert len(first.strip()) == 64
+    assert broker(tmp_path, "settle", "--dry-run").returncode == 0
+    assert key.read_text() == first
+
+
+def test_email_links_follow_the_served_port(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen(BROKER + ["run", "--port", str(port)], cwd=tmp_path, env=_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(base + "/", proc)
+        order = json.dumps({"items": [{"sku": "NW-LOCK", "quantity": 1}],
+                            "customer": {"name": "Ada", "email": "ada@example.com"},
+                            "ship_to": {"line1": "1 Main St", "city": "San Francisco", "postal_code": "94103",
+                                        "country": "US"}}).encode()
+        placed = json.load(urllib.request.urlopen(urllib.request.Request(
+            base + "/api/v1/storefronts/northwind/orders", data=order,
+            headers={"Content-Type": "application/json"}), timeout=10))
+        # Another name for the machine is not one Broker answers to.
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(base + "/", headers={"Host": "evil.example"}), timeout=5)
+        refused.value.close()
+        assert refused.value.code == 400
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=20)[0]
+    assert f"Broker is running at {base}/" in output
+    sent = broker(tmp_path, "emails", "send")
+    assert sent.returncode == 0, sent.stderr
+    mail = "\n".join(p.read_text() for p in (tmp_path / "var" / "mail").glob("*.eml"))
+    assert f"{base}/s/northwind/o/{placed['id']}/" in mail
+    assert "127.0.0.1:8000" not in mail
 
 
 def _wait_for(url: str, proc: subprocess.Popen, seconds: float = 60) -> str:

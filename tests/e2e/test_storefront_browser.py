@@ -29,7 +29,7 @@ from broker.config import Settings
 from broker.context import Context
 from broker.migrate import upgrade
 from broker.storefront.services import Branding, update_branding
-from tests.e2e.browser import SKIP_WITHOUT_BROWSER, STEP_TIMEOUT_MS, Server, chromium, expect
+from tests.e2e.browser import SKIP_WITHOUT_BROWSER, STEP_TIMEOUT_MS, Server, chromium, expect, free_port
 from tests.factories import Maker, World
 
 pytestmark = SKIP_WITHOUT_BROWSER
@@ -80,7 +80,10 @@ def site(_browser_available, tmp_path_factory):
 
     url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'store.db'}"
     upgrade(url)
-    ctx = Context.from_settings(Settings(database_url=url, admin_token="x", secret_key="k"))
+    # The embed script points its frame at BROKER_PUBLIC_URL: the address this server will have.
+    port = free_port()
+    ctx = Context.from_settings(Settings(database_url=url, admin_token="x", secret_key="k",
+                                         public_url=f"http://127.0.0.1:{port}"))
     world = World(ctx)
     acme = world.manufacturer("acme", products=())
     for sku, name, price, description in [
@@ -92,7 +95,7 @@ def site(_browser_available, tmp_path_factory):
     # A second store, to carry a hostile name without changing acme's pages.
     xss = world.manufacturer("xss", products=(("XSS-1", 999),))
 
-    store = Server(create_app(context=ctx))
+    store = Server(create_app(context=ctx), port)
     servers = [store]
     try:
         partner = Server(_static_site(_host_page("Acme's own site", store.origin)))

@@ -17,7 +17,7 @@ from email.message import EmailMessage
 
 import pytest
 import stripe
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from broker.accounts.models import Role
 from broker.fulfilment import services as fulfilment
@@ -152,6 +152,23 @@ class TestOrderConfirmation:
         deliver(ctx)
         [confirmation] = to(mail_dir, CUSTOMER[1])
         assert placed["pickup_code"] in text(confirmation)
+
+    @pytest.mark.parametrize("name", ["Acme\rBcc: attacker@evil.example", "Acme\nBcc: attacker@evil.example",
+                                      "Acme\r\nBcc: attacker@evil.example", "Acme\u2028Bcc: attacker@evil.example"])
+    def test_a_line_break_in_a_store_name_never_becomes_an_email_header(self, client, ctx, maker, mail_dir,
+                                                                        session, name):
+        from broker.accounts.models import Manufacturer
+
+        # A name stored before names were one line (the API refuses it now, below).
+        session.execute(update(Manufacturer).where(Manufacturer.id == maker.id).values(name=name))
+        session.commit()
+        placed = place(client, maker.slug)
+        assert deliver(ctx) >= 1
+        [confirmation] = to(mail_dir, CUSTOMER[1])
+        assert confirmation["Bcc"] is None
+        assert confirmation["Subject"] == f"Your order {placed['id']} at Acme Bcc: attacker@evil.example is confirmed"
+        refused = client.patch("/api/v1/storefront", headers=auth(maker.key), json={"name": name})
+        assert refused.status_code == 422 and "one line" in str(refused.get_json()["errors"])
 
 
 @pytest.fixture

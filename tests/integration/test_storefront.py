@@ -126,8 +126,14 @@ class TestBrandingAndFraming:
         update_branding(ctx, m.actor, Branding(locale="de_DE"))
         assert "1.234,56\xa0€" in client.get("/s/berlin/").get_data(as_text=True)
 
-    def test_a_custom_domain_serves_its_store(self, client, maker, ctx):
+    def test_a_custom_domain_serves_its_store_once_verified(self, client, maker, ctx):
+        from broker.storefront.domains import verify_domain
+        from tests.integration.test_hosts_and_urls import through
+
         update_branding(ctx, maker.actor, Branding(custom_domain="shop.acme.example"))
+        assert client.get("/", headers={"Host": "shop.acme.example"}).status_code == 400
+        ctx.domain_checker = through(client)
+        verify_domain(ctx, maker.actor)
         response = client.get("/", headers={"Host": "shop.acme.example"})
         assert response.status_code == 302 and response.headers["Location"].endswith("/s/acme/")
 

@@ -193,3 +193,23 @@ def test_storefront_checkout_with_stripe_shows_the_payment_element(stripe_ctx, f
     assert "script-src 'self' https://js.stripe.com" in csp and "frame-src https://js.stripe.com" in csp
     # Every other page keeps Stripe out.
     assert "stripe" not in client.get("/s/striped/").headers["Content-Security-Policy"]
+
+
+def test_stripes_return_url_comes_from_the_public_url_not_the_host(stripe_ctx, fake):
+    import dataclasses as dc
+
+    from web.app import create_app
+
+    ctx = dc.replace(stripe_ctx, settings=dc.replace(stripe_ctx.settings, stripe_publishable_key="pk_test_shop",
+                                                     public_url="https://broker.example",
+                                                     allowed_hosts=("internal.example",)))
+    client = create_app(context=ctx, test_config={"TESTING": True}).test_client()
+    World(ctx).manufacturer(slug="striped", products=[("SKU-1", 2500)])
+    form = {"name": "Ada", "email": "ada@example.com", "line1": "1 Main", "line2": "", "city": "San Francisco",
+            "postal_code": "94103", "country": "US"}
+    # A name the balancer answers to, but not the one customers use: Stripe sends them back to the public one.
+    response = client.post("/s/striped/checkout?cart=SKU-1:1", data=form, headers={"Host": "internal.example"})
+    assert response.status_code == 200
+    assert 'data-return-url="https://broker.example/s/striped/o/' in response.get_data(as_text=True)
+    refused = client.post("/s/striped/checkout?cart=SKU-1:1", data=form, headers={"Host": "evil.example"})
+    assert refused.status_code == 400 and len(fake.payment_intents) == 1

@@ -16,12 +16,12 @@ from broker.config import Settings
 from broker.outbox.delivery import (
     BACKOFF_CAP,
     backoff,
-    check_destination,
     encode_body,
     sign,
     signing_secret,
     verify,
 )
+from broker.outbox.destinations import check_destination
 
 SECRET = "whsec-test"
 T = 1_772_441_200
@@ -176,6 +176,19 @@ class TestCheckDestination:
     def test_refuses_bad_urls(self, url, words):
         reason = check_destination(url, allow_private=False, resolver=resolver_to("93.184.216.34"))
         assert reason is not None and words in reason
+
+    @pytest.mark.parametrize("url", ["https://agent.example/a b", "https://agent.example/hook\r\nX-Injected: 1",
+                                     "https://agent.example/\x00", "https://agent.example\t.evil.example/",
+                                     "https://agent.example/\ud800"])
+    def test_refuses_spaces_and_control_characters(self, url):
+        reason = check_destination(url, allow_private=False, resolver=resolver_to("93.184.216.34"))
+        assert reason is not None and "control characters" in reason
+
+    def test_the_request_line_is_serialised_from_the_parsed_url(self):
+        from broker.outbox.destinations import parse_destination
+
+        destination = parse_destination("https://agent.example/h\u00e9?q=\u00fc", allow_private=False)
+        assert destination.target == "/h%C3%A9?q=%C3%BC"
 
     @pytest.mark.parametrize("url", [
         "https://agent.example/hook", "http://agent.example/hook?k=v", "https://agent.example:443/",
