@@ -378,12 +378,18 @@ class BidOutcomeOut(ma.Schema):
     price = f.Integer()
     currency = f.String()
     bid_at = f.AwareDateTime()
-    my_distance_km = f.Float()
-    outcome = f.String(metadata={"description": "pending, withdrawn, won, lost or cancelled"})
+    my_distance_km = f.Float(metadata={"description": "As the board showed it: from the listing's area "
+                                                      "(a cell about 2 km wide), in whole kilometres."})
+    outcome = f.String(metadata={"description": (
+        "pending; withdrawn; won (yours to ship, or shipped); lapsed (you won it but did not ship in time); "
+        "released (you won it and gave it back); lost (see rule and my_eligibility); customer_chose_another "
+        "(a request whose customer accepted another offer); expired (a request that ended without an "
+        "award); cancelled (the order or request was cancelled)")})
     decided_at = f.AwareDateTime(allow_none=True)
     rule = f.String(allow_none=True, metadata={"description": "The rule that decided the listing."})
     winner = f.String(allow_none=True, metadata={"description": "you, another retailer, or the manufacturer"})
-    winner_distance_band = f.String(allow_none=True, metadata={"description": "e.g. 'under 5 km'"})
+    winner_distance_band = f.String(allow_none=True, metadata={
+        "description": "The winner's distance as the board showed it, as a band: e.g. 'under 5 km'."})
     my_eligibility = f.String(allow_none=True, metadata={
         "description": "Empty when your bid was eligible; else why not (e.g. outside_service_radius)."})
     won_round = f.Integer(allow_none=True, metadata={"description": "0 at settlement; more when re-routed to you."})
