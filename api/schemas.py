@@ -281,7 +281,7 @@ class BoardLineOut(ma.Schema):
 class MyBidOut(ma.Schema):
     id = f.Integer()
     store_id = f.Integer()
-    distance_km = f.Float()
+    distance_km = f.Float(metadata={"description": "As the board shows it: whole kilometres."})
     price = f.Integer(allow_none=True)
     created_at = f.AwareDateTime()
 
@@ -305,7 +305,9 @@ class BoardItemOut(ma.Schema):
     max_price = f.Integer(metadata={"description": "A personal request: the ceiling; offer at or under it."})
     price = f.Integer(metadata={"description": "An order's fixed price."})
     currency = f.String()
-    distance_km = f.Float(metadata={"description": "From your nearest store that covers it."})
+    distance_km = f.Float(metadata={"description": (
+        "From your nearest store that covers it to the listing's area (a cell about 2 km wide), in whole "
+        "kilometres, at least 1: never to the customer's door.")})
     store_id = f.Integer()
     area = f.String(metadata={"description": "City and postal prefix; never a street."})
     closes_at = f.AwareDateTime()
@@ -321,7 +323,7 @@ class BidOut(ma.Schema):
     id = f.Integer()
     listing_id = f.Integer()
     store_id = f.Integer()
-    distance_km = f.Float()
+    distance_km = f.Float(metadata={"description": "As the board shows it: whole kilometres."})
     price = f.Integer(allow_none=True)
     status = f.String()
     created_at = f.AwareDateTime()
@@ -496,7 +498,7 @@ class RequestIn(ma.Schema):
 class OfferOut(ma.Schema):
     bid_id = f.Integer()
     price = f.Integer()
-    distance_km = f.Float()
+    distance_km = f.Float(metadata={"description": "From the retailer's store to your place, to 100 m."})
     retailer = f.String()
     rating = f.Float(allow_none=True, metadata={"description": "The retailer's reputation, 1 to 5 stars."})
     offered_at = f.AwareDateTime()

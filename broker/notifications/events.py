@@ -119,7 +119,8 @@ def offer_received(session: Session, ctx: Context, request: PersonalRequest, bid
                dedupe_key=f"request-{request.id}-{hour}", now=now, request_id=request.id,
                description=request.description, price=format_amount(bid.price or 0, currency),
                ceiling=format_amount(request.max_price, currency), retailer=retailer_name or "A retailer",
-               distance_km=round(bid.distance_km, 1), expires=_when(ctx, request.expires_at))
+               # To the customer: from their own place, to 100 m.
+               distance_km=round(bid.exact_distance_km, 1), expires=_when(ctx, request.expires_at))
 
 
 def message_posted(session: Session, ctx: Context, order: Order, message: Message, now: datetime) -> None:
@@ -160,8 +161,12 @@ def awarded(session: Session, ctx: Context, decision: SettlementDecision, now: d
                   pickup=order.delivery == Delivery.PICKUP, due=_when(ctx, due) if due else None,
                   cause=str(decision.cause))
     if decision.fulfiller_kind == FulfillerKind.RETAILER:
+        # The distance the winner bid at, as the board showed it; the address
+        # itself is on the portal, where seeing it is logged.
+        shown = session.scalar(select(Bid.distance_km).where(Bid.listing_id == listing.id,
+                                                             Bid.retailer_id == decision.winner_retailer_id))
         _to_company(session, ctx, Role.RETAILER, decision.winner_retailer_id, topic="award", template="award",
-                    key=key, now=now, distance_km=round(decision.winner_distance_km or 0, 1), **values)
+                    key=key, now=now, distance_km=int(shown or 0), **values)
     elif order.manufacturer_id is not None:
         _to_company(session, ctx, Role.MANUFACTURER, order.manufacturer_id, topic="fallback",
                     template="fallback_order", key=f"order-{order.id}", now=now, **values)

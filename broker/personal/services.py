@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from broker.accounts.models import Manufacturer, Retailer
 from broker.auth import Actor, ActorKind, digest, same
+from broker.board.listings import new_listing
 from broker.board.models import Bid, BidStatus, Listing, ListingKind, ListingStatus
 from broker.catalog.models import Product
 from broker.context import Context
@@ -194,15 +195,17 @@ def _buyer_key(contact: str | None) -> str | None:
 
 def put_on_board(session: Session, request: PersonalRequest, now: datetime) -> None:
     request.status = RequestStatus.OPEN
-    session.add(Listing(kind=ListingKind.REQUEST, manufacturer_id=request.manufacturer_id, request_id=request.id,
-                        status=ListingStatus.OPEN, lat=request.lat, lon=request.lon, area=request.area,
-                        price=request.max_price, currency=request.currency, listed_at=now))
+    session.add(new_listing(kind=ListingKind.REQUEST, manufacturer_id=request.manufacturer_id,
+                            request_id=request.id, status=ListingStatus.OPEN, lat=request.lat, lon=request.lon,
+                            area=request.area, price=request.max_price, currency=request.currency, listed_at=now))
 
 
 @dataclasses.dataclass(frozen=True)
 class Offer:
     bid: Bid
     retailer_name: str
+    # From the retailer's store to the customer's own place, to 100 m: the
+    # customer may know it finer than any retailer, it is where they are.
     distance_km: float
     rating: float | None
 
@@ -232,10 +235,11 @@ def _view(session: Session, request: PersonalRequest) -> RequestView:
         rows = session.execute(
             select(Bid, Retailer.name).join(Retailer, Retailer.id == Bid.retailer_id)
             .where(Bid.listing_id == listing.id, Bid.status == BidStatus.ACTIVE)
-            .order_by(Bid.price, Bid.distance_km, Bid.id)
+            .order_by(Bid.price, Bid.exact_distance_km, Bid.id)
         ).all()
         ratings = _ratings(session, [bid.retailer_id for bid, _ in rows])
-        offers = [Offer(bid, name, bid.distance_km, ratings.get(bid.retailer_id)) for bid, name in rows]
+        offers = [Offer(bid, name, round(bid.exact_distance_km, 1), ratings.get(bid.retailer_id))
+                  for bid, name in rows]
     payment = session.scalar(select(Payment).where(Payment.request_id == request.id))
     order = session.get(Order, request.order_id) if request.order_id else None
     return RequestView(request, offers, payment, order)
@@ -357,7 +361,7 @@ def award_request(session: Session, ctx: Context, listing: Listing, request: Per
     _callback(session, request, "award", {
         "request_id": request.id, "order_id": order.id, "price": price, "currency": request.currency,
         "fulfiller": "retailer" if winner else "manufacturer",
-        "distance_km": winner.distance_km if winner else None,
+        "distance_km": round(winner.distance_km, 1) if winner else None,
     }, now)
     return decision
 
@@ -367,7 +371,7 @@ def notify_offer(session: Session, ctx: Context, listing: Listing, bid: Bid, now
     name = session.scalar(select(Retailer.name).where(Retailer.id == bid.retailer_id))
     _callback(session, request, "offer", {
         "request_id": request.id, "offer": {"bid_id": bid.id, "price": bid.price, "currency": listing.currency,
-                                            "distance_km": bid.distance_km, "retailer": name},
+                                            "distance_km": round(bid.exact_distance_km, 1), "retailer": name},
     }, now, dedupe=f"bid-{bid.id}-{bid.price}")
     events.offer_received(session, ctx, request, bid, name, listing.currency, now)
 
