@@ -539,6 +539,12 @@ class MessageOut(ma.Schema):
     body = f.String()
     created_at = f.AwareDateTime()
     mine = f.Boolean()
+    assignment_id = f.Integer(allow_none=True, metadata={
+        "description": "The thread: each fulfiller of the order (after a release or a lapse, the next one) has "
+                       "its own, and reads only its own. Null only for a message written before the order "
+                       "had a fulfiller, under an earlier version of Broker."})
+    fulfiller = f.String(allow_none=True, metadata={
+        "description": "Who the thread is with: the store's name, or the manufacturer's."})
 
 
 # --- storefront ---------------------------------------------------------------

@@ -127,9 +127,9 @@ def message_posted(session: Session, ctx: Context, order: Order, message: Messag
     """The contact relay: tell the other side, from Broker, without either address."""
     session.flush()  # the message's id names the email
     key = f"message-{message.id}"
+    # The thread's own fulfiller: never one the order had before or after it.
+    current = session.get(Assignment, message.assignment_id) if message.assignment_id is not None else None
     if message.sender == "customer":
-        current = session.scalar(select(Assignment).where(Assignment.order_id == order.id)
-                                 .order_by(Assignment.id.desc()).limit(1))
         if current is None:
             return
         role, company = _fulfiller(current)
@@ -137,8 +137,7 @@ def message_posted(session: Session, ctx: Context, order: Order, message: Messag
         _to_company(session, ctx, role, company, topic="message", template="message_to_fulfiller", key=key,
                     now=now, order_id=order.id, body=message.body, path=path)
     else:
-        shipper = _fulfiller_name(session, session.scalar(
-            select(Assignment).where(Assignment.order_id == order.id).order_by(Assignment.id.desc()).limit(1)))
+        shipper = _fulfiller_name(session, current)
         send_email(session, ctx, topic="message", to=order.customer_email, template="message_to_customer",
                    dedupe_key=key, now=now, name=order.customer_name, order_id=order.id, body=message.body,
                    shipper=shipper)
