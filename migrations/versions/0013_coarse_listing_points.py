@@ -20,7 +20,7 @@ migration does the same thing whatever later code does.
 
 Revision ID: 0013
 Revises: 0012
-Create Date: 2026-11-26 10:00:00
+Create Date: 2026-12-07 10:00:00
 """
 from __future__ import annotations
 
