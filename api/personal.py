@@ -66,8 +66,9 @@ class Cancel(MethodView):
         return present.personal_request(services.cancel_request(broker_context(), request_id, access_token()))
 
 
-def _message(m, me):
-    return {"id": m.id, "sender": m.sender, "body": m.body, "created_at": m.created_at, "mine": m.sender == me}
+def _message(m, me, fulfillers):
+    return {"id": m.id, "sender": m.sender, "body": m.body, "created_at": m.created_at, "mine": m.sender == me,
+            "assignment_id": m.assignment_id, "fulfiller": fulfillers.get(m.assignment_id)}
 
 
 @blp.route("/orders/<int:order_id>/messages")
@@ -75,15 +76,23 @@ class Messages(MethodView):
     @customer_or_key
     @blp.response(200, s.MessageOut(many=True))
     def get(self, order_id):
-        """The thread between the customer (`X-Access-Token`) and the fulfiller (its key)."""
+        """The relay. A fulfiller (its key) reads its own thread with the customer: the messages of its
+        assignment, never those written to a fulfiller the order had before. The customer
+        (`X-Access-Token`) reads all their threads on the order, each message with its `assignment_id`
+        and who the thread is with (`fulfiller`)."""
         thread = services.messages(broker_context(), order_id, actor=current_actor(), token=access_token())
-        return [_message(m, thread.me) for m in thread.messages]
+        return [_message(m, thread.me, thread.fulfillers) for m in thread.messages]
 
     @customer_or_key
     @blp.arguments(s.MessageIn)
     @blp.response(201, s.MessageOut)
     def post(self, data, order_id):
-        """Write to the other side through Broker: neither sees the other's email."""
+        """Write to the other side through Broker: neither sees the other's email. The message goes to
+        the thread of the order's current fulfiller.
+
+        :raise 409: the customer writes while no one has the order (before the award, or after a cancel).
+        """
         ctx, actor, token = broker_context(), current_actor(), access_token()
-        message = services.send_message(ctx, order_id, data["body"], actor=actor, token=token)
-        return _message(message, message.sender)
+        thread = services.send_message(ctx, order_id, data["body"], actor=actor, token=token)
+        [message] = thread.messages
+        return _message(message, thread.me, thread.fulfillers)

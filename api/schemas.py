@@ -312,7 +312,7 @@ class BoardLineOut(ma.Schema):
 class MyBidOut(ma.Schema):
     id = f.Integer()
     store_id = f.Integer()
-    distance_km = f.Float()
+    distance_km = f.Float(metadata={"description": "As the board shows it: whole kilometres."})
     price = f.Integer(allow_none=True)
     created_at = f.AwareDateTime()
 
@@ -336,7 +336,9 @@ class BoardItemOut(ma.Schema):
     max_price = f.Integer(metadata={"description": "A personal request: the ceiling; offer at or under it."})
     price = f.Integer(metadata={"description": "An order's fixed price."})
     currency = f.String()
-    distance_km = f.Float(metadata={"description": "From your nearest store that covers it."})
+    distance_km = f.Float(metadata={"description": (
+        "From your nearest store that covers it to the listing's area (a cell about 2 km wide), in whole "
+        "kilometres, at least 1: never to the customer's door.")})
     store_id = f.Integer()
     area = f.String(metadata={"description": "City and postal prefix; never a street."})
     closes_at = f.AwareDateTime()
@@ -352,7 +354,7 @@ class BidOut(ma.Schema):
     id = f.Integer()
     listing_id = f.Integer()
     store_id = f.Integer()
-    distance_km = f.Float()
+    distance_km = f.Float(metadata={"description": "As the board shows it: whole kilometres."})
     price = f.Integer(allow_none=True)
     status = f.String()
     created_at = f.AwareDateTime()
@@ -409,12 +411,18 @@ class BidOutcomeOut(ma.Schema):
     price = f.Integer()
     currency = f.String()
     bid_at = f.AwareDateTime()
-    my_distance_km = f.Float()
-    outcome = f.String(metadata={"description": "pending, withdrawn, won, lost or cancelled"})
+    my_distance_km = f.Float(metadata={"description": "As the board showed it: from the listing's area "
+                                                      "(a cell about 2 km wide), in whole kilometres."})
+    outcome = f.String(metadata={"description": (
+        "pending; withdrawn; won (yours to ship, or shipped); lapsed (you won it but did not ship in time); "
+        "released (you won it and gave it back); lost (see rule and my_eligibility); customer_chose_another "
+        "(a request whose customer accepted another offer); expired (a request that ended without an "
+        "award); cancelled (the order or request was cancelled)")})
     decided_at = f.AwareDateTime(allow_none=True)
     rule = f.String(allow_none=True, metadata={"description": "The rule that decided the listing."})
     winner = f.String(allow_none=True, metadata={"description": "you, another retailer, or the manufacturer"})
-    winner_distance_band = f.String(allow_none=True, metadata={"description": "e.g. 'under 5 km'"})
+    winner_distance_band = f.String(allow_none=True, metadata={
+        "description": "The winner's distance as the board showed it, as a band: e.g. 'under 5 km'."})
     my_eligibility = f.String(allow_none=True, metadata={
         "description": "Empty when your bid was eligible; else why not (e.g. outside_service_radius)."})
     won_round = f.Integer(allow_none=True, metadata={"description": "0 at settlement; more when re-routed to you."})
@@ -521,7 +529,7 @@ class RequestIn(ma.Schema):
 class OfferOut(ma.Schema):
     bid_id = f.Integer()
     price = f.Integer()
-    distance_km = f.Float()
+    distance_km = f.Float(metadata={"description": "From the retailer's store to your place, to 100 m."})
     retailer = f.String()
     rating = f.Float(allow_none=True, metadata={"description": "The retailer's reputation, 1 to 5 stars."})
     offered_at = f.AwareDateTime()
@@ -562,6 +570,12 @@ class MessageOut(ma.Schema):
     body = f.String()
     created_at = f.AwareDateTime()
     mine = f.Boolean()
+    assignment_id = f.Integer(allow_none=True, metadata={
+        "description": "The thread: each fulfiller of the order (after a release or a lapse, the next one) has "
+                       "its own, and reads only its own. Null only for a message written before the order "
+                       "had a fulfiller, under an earlier version of Broker."})
+    fulfiller = f.String(allow_none=True, metadata={
+        "description": "Who the thread is with: the store's name, or the manufacturer's."})
 
 
 # --- storefront ---------------------------------------------------------------

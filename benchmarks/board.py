@@ -52,7 +52,7 @@ from broker.auth import Actor, ActorKind, digest  # noqa: E402
 from broker.board.services import BoardFilter, board, nearest_covering_store  # noqa: E402
 from broker.config import Settings  # noqa: E402
 from broker.context import Context  # noqa: E402
-from broker.geo.distance import bounding_box, distance_km  # noqa: E402
+from broker.geo.distance import approximate_point, bounding_box, distance_km, shown_distance_km  # noqa: E402
 from broker.migrate import upgrade  # noqa: E402
 from broker.pagination import PageRequest  # noqa: E402
 
@@ -118,15 +118,17 @@ def generate(ctx: Context, listings: int, city: str, n_stores: int, radius_km: f
         orders = [(i, maker_id, "open", "USD", 5000, "ship", "C", "c@example.com", "1 St", "", "City", "00000",
                    "US", lat, lon, "area", digest(f"bench-{i}"), T0, T0, 0) for i, (lat, lon) in zip(ids, points)]
         lines = [(i, i, product_id, "SKU", "Thing", 5000, 1, 5000) for i in ids]
-        rows = [(i, "order", maker_id, i, "open", lat, lon, "area", 5000, "USD", T0)
+        # As `broker.board.listings.new_listing` places them: at the centre of
+        # the ship-to point's cell, with the point itself kept apart.
+        rows = [(i, "order", maker_id, i, "open", *approximate_point(lat, lon), lat, lon, "area", 5000, "USD", T0)
                 for i, (lat, lon) in zip(ids, points)]
         order_cols = ["id", "manufacturer_id", "status", "currency", "total", "delivery", "customer_name",
                       "customer_email", "ship_line1", "ship_line2", "ship_city", "ship_postal_code", "ship_country",
                       "ship_lat", "ship_lon", "area", "access_token_hash", "created_at", "updated_at",
                       "pickup_attempts"]
         line_cols = ["id", "order_id", "product_id", "sku", "name", "unit_price", "quantity", "line_total"]
-        listing_cols = ["id", "kind", "manufacturer_id", "order_id", "status", "lat", "lon", "area", "price",
-                        "currency", "listed_at"]
+        listing_cols = ["id", "kind", "manufacturer_id", "order_id", "status", "lat", "lon", "exact_lat",
+                        "exact_lon", "area", "price", "currency", "listed_at"]
         with ctx.engine.begin() as conn:
             if pg:
                 _copy(conn, "orders", order_cols, orders)
@@ -144,11 +146,17 @@ def generate(ctx: Context, listings: int, city: str, n_stores: int, radius_km: f
         # The retailer has already bid on about one in ten listings near its first store.
         store = conn.execute(select(m.Store).where(m.Store.retailer_id == retailer_id).order_by(m.Store.id)).first()
         min_lat, max_lat, min_lon, max_lon = bounding_box(store.lat, store.lon, 5)
-        near = conn.execute(select(m.Listing.id, m.Listing.lat, m.Listing.lon).where(
+        near = conn.execute(select(m.Listing.id, m.Listing.lat, m.Listing.lon, m.Listing.exact_lat,
+                                   m.Listing.exact_lon).where(
             m.Listing.lat.between(min_lat, max_lat), m.Listing.lon.between(min_lon, max_lon))).all()
-        bids = [dict(listing_id=r.id, retailer_id=retailer_id, store_id=store.id,
-                     distance_km=distance_km(store.lat, store.lon, r.lat, r.lon), status="active",
-                     created_at=T0 + timedelta(hours=1)) for r in near if r.id % 10 == 0]
+        bids = []
+        for r in near:
+            if r.id % 10 == 0:
+                cell = distance_km(store.lat, store.lon, r.lat, r.lon)
+                bids.append(dict(listing_id=r.id, retailer_id=retailer_id, store_id=store.id,
+                                 distance_km=shown_distance_km(cell), cell_distance_km=cell,
+                                 exact_distance_km=distance_km(store.lat, store.lon, r.exact_lat, r.exact_lon),
+                                 status="active", created_at=T0 + timedelta(hours=1)))
         if bids:
             conn.execute(insert(m.Bid), bids)
     if pg:
@@ -171,8 +179,8 @@ def full_scan(ctx: Context, retailer_id: int, page: PageRequest) -> tuple[list[t
                 continue
             found = nearest_covering_store(stores, row.lat, row.lon)
             if found is not None:
-                visible.append((found[1], row.id, found[0].id))
-    visible.sort()
+                visible.append((shown_distance_km(found[1]), row.id, found[0].id))
+    visible.sort()  # the board's order: the distance shown, then the listing id
     return [(i, km, s) for km, i, s in visible[page.offset:page.offset + page.page_size]], len(visible)
 
 

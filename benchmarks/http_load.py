@@ -67,6 +67,7 @@ from broker.auth import OPERATOR, Actor, ActorKind, digest  # noqa: E402
 from broker.catalog.services import NewProduct, add_product  # noqa: E402
 from broker.config import Settings  # noqa: E402
 from broker.context import Context  # noqa: E402
+from broker.geo.distance import approximate_point  # noqa: E402
 from broker.geo.geocoding import LocationQuery  # noqa: E402
 from broker.migrate import upgrade  # noqa: E402
 
@@ -209,7 +210,8 @@ def generate(ctx: Context, products: int, retailers: int, listings: int, seed: i
                                                 name="Product 00000", unit_price=5000, quantity=1, line_total=5000)
                                            for oid in order_ids])
         listing_ids = list(conn.execute(insert(m.Listing).returning(m.Listing.id, sort_by_parameter_order=True), [
-            dict(kind="order", manufacturer_id=maker.id, order_id=oid, status="open", lat=lat, lon=lon,
+            dict(kind="order", manufacturer_id=maker.id, order_id=oid, status="open",
+                 lat=approximate_point(lat, lon)[0], lon=approximate_point(lat, lon)[1], exact_lat=lat, exact_lon=lon,
                  area="Chicago", price=5000, currency="USD", listed_at=T0)
             for oid, (lat, lon) in zip(order_ids, points)]).scalars())
     return maker.slug, keys, listing_ids

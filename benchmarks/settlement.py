@@ -40,7 +40,7 @@ import broker.models as m  # noqa: E402
 from broker.auth import digest  # noqa: E402
 from broker.config import Settings  # noqa: E402
 from broker.context import Context  # noqa: E402
-from broker.geo.distance import distance_km  # noqa: E402
+from broker.geo.distance import approximate_point, distance_km, shown_distance_km  # noqa: E402
 from broker.migrate import upgrade  # noqa: E402
 from broker.settlement.services import WORKERS as settlement_workers, settle  # noqa: E402
 
@@ -106,8 +106,9 @@ def generate(ctx: Context, listings: int, per_listing: int, retailers: int, seed
                                                     unit_price=5000, quantity=1, line_total=5000) for oid in order_ids])
             listing_ids = list(conn.execute(
                 insert(m.Listing).returning(m.Listing.id, sort_by_parameter_order=True),
-                [dict(kind="order", manufacturer_id=maker_id, order_id=oid, status="open", lat=lat, lon=lon,
-                      area="area", price=5000, currency="USD", listed_at=T0)
+                [dict(kind="order", manufacturer_id=maker_id, order_id=oid, status="open",
+                      lat=approximate_point(lat, lon)[0], lon=approximate_point(lat, lon)[1], exact_lat=lat,
+                      exact_lon=lon, area="area", price=5000, currency="USD", listed_at=T0)
                  for oid, (lat, lon) in zip(order_ids, points)]).scalars())
             bid_rows = []
             for lid, (lat, lon) in zip(listing_ids, points):
@@ -119,11 +120,13 @@ def generate(ctx: Context, listings: int, per_listing: int, retailers: int, seed
                         break
                     if s.retailer_id in taken:
                         continue
-                    km = distance_km(s.lat, s.lon, lat, lon) if abs(s.lat - lat) < 1 else 999
-                    if km <= s.service_radius_km:
+                    # Coverage from the listing's cell, as the board decides it.
+                    cell = distance_km(s.lat, s.lon, *approximate_point(lat, lon)) if abs(s.lat - lat) < 1 else 999
+                    if cell <= s.service_radius_km:
                         taken.add(s.retailer_id)
                         bid_rows.append(dict(listing_id=lid, retailer_id=s.retailer_id, store_id=s.id,
-                                             distance_km=km, status="active",
+                                             distance_km=shown_distance_km(cell), cell_distance_km=cell,
+                                             exact_distance_km=distance_km(s.lat, s.lon, lat, lon), status="active",
                                              created_at=T0 + timedelta(minutes=rng.randrange(600))))
             if bid_rows:
                 conn.execute(insert(m.Bid), bid_rows)
@@ -144,8 +147,8 @@ def read_floor(ctx: Context, cutoff: datetime, batch: int) -> float:
             if not ids:
                 break
             after = ids[-1].id
-            conn.execute(select(m.Bid.listing_id, m.Bid.retailer_id, m.Bid.created_at, m.Store.lat, m.Store.lon,
-                                m.Store.service_radius_km)
+            conn.execute(select(m.Bid.listing_id, m.Bid.retailer_id, m.Bid.created_at, m.Bid.exact_distance_km,
+                                m.Bid.cell_distance_km, m.Store.lat, m.Store.lon, m.Store.service_radius_km)
                          .join(m.Store, m.Store.id == m.Bid.store_id)
                          .where(m.Bid.listing_id.in_([r.id for r in ids]), m.Bid.status == "active")).all()
     return time.perf_counter() - started

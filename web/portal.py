@@ -118,7 +118,7 @@ def _render_board(args: MultiDict, *, listing_errors=None, typed=None, status: i
             {"id": item.listing.id, "kind": str(item.listing.kind), "lat": found.points[item.listing.id][0],
              "lon": found.points[item.listing.id][1], "label": _label(item),
              "price": item.listing.price, "currency": item.listing.currency, "area": item.listing.area,
-             "distance_km": round(item.distance_km, 1), "bid": item.my_bid is not None}
+             "distance_km": int(item.distance_km), "bid": item.my_bid is not None}
             for item in found.listings.items
         ],
     }

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from broker.accounts.models import ApiKey, DealerAuthorisation, Manufacturer, Retailer, Role, Store
 from broker.auth import ANONYMOUS, Actor, ActorKind, digest, new_secret, require, same
 from broker.board.models import Bid, BidStatus, Listing, ListingStatus
-from broker.geo.distance import distance_km
+from broker.geo.distance import distance_km, shown_distance_km
 from broker.context import Context
 from broker.errors import Conflict, Invalid, NotFound, Unauthenticated
 from broker.geo.geocoding import LocationQuery, resolve_location
@@ -194,13 +194,18 @@ def update_store(ctx: Context, actor: Actor, store_id: int, changes: StoreChange
 
 def _remeasure_bids(session: Session, store: Store) -> None:
     """A store moved: its open bids' distances are measured again now, so that a
-    bid's stored distance is always from where its store is (settlement relies on it)."""
+    bid's stored distances are always from where its store is (settlement relies
+    on them): the shown one and coverage from the listing's cell, the ranking's
+    from the exact point."""
     rows = session.execute(
-        select(Bid, Listing.lat, Listing.lon).join(Listing, Listing.id == Bid.listing_id)
+        select(Bid, Listing.lat, Listing.lon, Listing.exact_lat, Listing.exact_lon)
+        .join(Listing, Listing.id == Bid.listing_id)
         .where(Bid.store_id == store.id, Bid.status == BidStatus.ACTIVE, Listing.status == ListingStatus.OPEN)
     )
-    for bid, lat, lon in rows:
-        bid.distance_km = distance_km(store.lat, store.lon, lat, lon)
+    for bid, lat, lon, exact_lat, exact_lon in rows:
+        bid.cell_distance_km = distance_km(store.lat, store.lon, lat, lon)
+        bid.distance_km = shown_distance_km(bid.cell_distance_km)
+        bid.exact_distance_km = distance_km(store.lat, store.lon, exact_lat, exact_lon)
 
 
 @dataclasses.dataclass(frozen=True)

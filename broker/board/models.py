@@ -23,8 +23,14 @@ class ListingStatus(enum.StrEnum):
 class Listing(Base):
     """What retailers see on the board: where (coarse), what, and for how much.
 
-    It carries the ship-to coordinates (needed for distances) but no name, email
-    or street: the board is built from this table alone.
+    No name, email or street: the board is built from this table alone. Its
+    position, `lat`/`lon`, is the centre of the ship-to point's grid cell
+    (`approximate_point`, about 2 km wide): everything a retailer is shown
+    before the award (distances, which stores cover it, the order of the board)
+    is computed from it, so no number of stores, bids or withdrawals locates
+    the customer more precisely than the cell. The exact point is kept apart,
+    in `exact_lat`/`exact_lon`, for settlement's ranking alone (through each
+    bid's `exact_distance_km`).
     """
 
     __tablename__ = "listings"
@@ -46,8 +52,11 @@ class Listing(Base):
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), unique=True, default=None)
     request_id: Mapped[int | None] = mapped_column(ForeignKey("personal_requests.id"), unique=True, default=None)
     status: Mapped[ListingStatus] = mapped_column(String(10))
-    lat: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)  # the cell's centre
     lon: Mapped[float] = mapped_column(Float)
+    # The ship-to point itself: read only to measure a bid's exact distance.
+    exact_lat: Mapped[float] = mapped_column(Float)
+    exact_lon: Mapped[float] = mapped_column(Float)
     area: Mapped[str] = mapped_column(String(120))
     price: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
@@ -64,8 +73,13 @@ class BidStatus(enum.StrEnum):
 class Bid(Base):
     """A retailer's "in stock, will ship": one per retailer and listing.
 
-    The distance is from the bidding store, measured when the bid is placed and
-    measured again at settlement (a store may have moved or closed since).
+    Its distances are from the bidding store, measured when the bid is placed
+    and again whenever the store moves:
+    * `distance_km`: what the retailer was shown, from the listing's cell, in
+      whole kilometres (`shown_distance_km`); the only one a retailer ever sees;
+    * `cell_distance_km`: from the cell's centre, to the metre: whether the
+      store covers the listing (its service radius), at bidding and settlement;
+    * `exact_distance_km`: from the ship-to point itself: settlement's ranking.
     """
 
     __tablename__ = "bids"
@@ -79,6 +93,8 @@ class Bid(Base):
     retailer_id: Mapped[int] = mapped_column(ForeignKey("retailers.id"))
     store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"))
     distance_km: Mapped[float] = mapped_column(Float)
+    cell_distance_km: Mapped[float] = mapped_column(Float)
+    exact_distance_km: Mapped[float] = mapped_column(Float)
     price: Mapped[int | None] = mapped_column(Integer, default=None)
     status: Mapped[BidStatus] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

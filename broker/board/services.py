@@ -1,8 +1,22 @@
 """The board: what a retailer may bid on, and its bids.
 
 A retailer sees an open listing when the listing's manufacturer has authorised it
-and one of its open stores covers the ship-to point. Visibility is decided here,
-once, for the board and for bidding alike.
+and one of its open stores covers the listing: the listing's position (the
+centre of the ship-to point's cell, `Listing.lat/lon`) is inside the store's
+service radius. Visibility is decided here, once, for the board and for
+bidding alike, and settlement judges a bid's coverage by the same rule.
+
+Before the award a retailer learns nothing of where the customer is that the
+cell does not already say: every distance it is shown is measured from the
+cell's centre and rounded to whole kilometres (`shown_distance_km`), and the
+board is sorted by that shown distance, then by listing id. Only a bid's
+`exact_distance_km`, which no retailer is shown, is measured to the exact point,
+for settlement to rank by.
+
+Bids race: the same retailer may bid twice at once, or bid and withdraw at
+once. Every write locks the listing first and reads the bid after the lock, and
+a new bid is inserted with ON CONFLICT DO NOTHING, so a race between
+well-formed requests gets an answer, never a 500.
 """
 
 from __future__ import annotations
@@ -12,7 +26,8 @@ import math
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import String, and_, case, cast, exists, false, func, literal, or_, select, union_all
+from sqlalchemy import String, and_, case, cast, exists, false, func, literal, or_, select, union_all, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from broker.accounts.models import DealerAuthorisation, Store
@@ -21,7 +36,7 @@ from broker.board.models import Bid, BidStatus, Listing, ListingKind, ListingSta
 from broker.board.reach import Reach, merge_boxes
 from broker.context import Context
 from broker.errors import Conflict, Invalid, NotFound
-from broker.geo.distance import bounding_box, distance_km
+from broker.geo.distance import bounding_box, distance_km, shown_distance_km, shown_upper_km
 from broker.orders.models import OrderLine
 from broker.pagination import Page, PageRequest
 from broker.personal.models import PersonalRequest
@@ -34,6 +49,7 @@ from broker.settlement.schedule import closing_times
 @dataclasses.dataclass(frozen=True)
 class BoardItem:
     listing: Listing
+    # From the covering store to the listing's cell, as shown: whole kilometres.
     distance_km: float
     store_id: int
     closes_at: datetime
@@ -65,6 +81,9 @@ def _authorising_manufacturers(session: Session, retailer_id: int) -> list[int]:
 
 
 def nearest_covering_store(stores: Sequence[Store], lat: float, lon: float) -> tuple[Store, float] | None:
+    """The store nearest to a listing's position (`Listing.lat/lon`, its cell's
+    centre) among those whose radius covers it, with that distance to the metre;
+    ties go to the lower store id."""
     best: tuple[Store, float] | None = None
     for store in stores:
         km = distance_km(store.lat, store.lon, lat, lon)
@@ -73,8 +92,20 @@ def nearest_covering_store(stores: Sequence[Store], lat: float, lon: float) -> t
     return best
 
 
+def _reach_limit(max_km: float | None) -> float | None:
+    """How far from a store, to the metre, a listing may be for its shown
+    distance to pass the filter `max_km`: shown distances are whole kilometres,
+    so one shown as N km is under N + 0.5 km away. None: no filter; 0: nothing
+    passes (no distance is shown under 1 km)."""
+    if max_km is None or math.isinf(max_km):
+        return None
+    whole = math.floor(max_km)
+    return shown_upper_km(whole) if whole >= 1 else 0.0
+
+
 def board(ctx: Context, actor: Actor, filters: BoardFilter, page: PageRequest) -> Page[BoardItem]:
-    """Open listings the retailer may bid on, nearest first.
+    """Open listings the retailer may bid on, nearest first (by the distance shown,
+    then by id), each with the distance from its nearest covering store.
 
     Deciding every listing in range with a geodesic is too slow for a metro
     (10^5 listings), so: the total is counted in the database with an
@@ -84,16 +115,17 @@ def board(ctx: Context, actor: Actor, filters: BoardFilter, page: PageRequest) -
     Both read only an index on (status, lat, lon) with the filtered columns.
     """
     require(actor, ActorKind.RETAILER)
-    if filters.max_distance_km is not None and filters.max_distance_km <= 0:
+    if filters.max_distance_km is not None and not filters.max_distance_km > 0:
         raise Invalid.field("max_distance_km", "must be more than 0")
+    limit = _reach_limit(filters.max_distance_km)
     with ctx.uow() as uow:
         session = uow.session
         stores = _open_stores(session, actor.id)
-        if not stores:
+        if not stores or limit == 0:
             return Page([], 0)
         makers = _authorising_manufacturers(session, actor.id)
-        reaches = [Reach.around(s.lat, s.lon, s.service_radius_km if filters.max_distance_km is None
-                                else min(s.service_radius_km, filters.max_distance_km)) for s in stores]
+        reaches = [Reach.around(s.lat, s.lon, s.service_radius_km if limit is None
+                                else min(s.service_radius_km, limit)) for s in stores]
         conditions = [
             Listing.status == ListingStatus.OPEN,
             # A manufacturer's listings go to its dealers; a request naming no
@@ -135,7 +167,7 @@ def board(ctx: Context, actor: Actor, filters: BoardFilter, page: PageRequest) -
         items = [
             BoardItem(
                 listing=listing,
-                distance_km=km,
+                distance_km=shown_distance_km(km),
                 store_id=store.id,
                 closes_at=closing[listing.listed_at],
                 items=lines.get(listing.order_id, []),
@@ -220,12 +252,15 @@ def _count_visible(session: Session, stores: Sequence[Store], reaches: Sequence[
 
 def _nearest_visible(session: Session, stores: Sequence[Store], reaches: Sequence[Reach], conditions,
                      max_km: float | None, need: int, total: int) -> list[tuple[float, int, Store]]:
-    """The `need` nearest visible listings as (km, listing id, store), in board order.
+    """The `need` first visible listings as (km, listing id, store), in board
+    order: by the distance shown (whole kilometres), then by listing id.
 
     Every visible listing within `rho` km of its store lies in the boxes of
-    radius `rho` around the stores, so once those boxes hold `need` of them, the
-    first `need` are exact. The first `rho` expects about twice the page if
-    listings were spread evenly over the reach; it doubles until enough.
+    radius `rho` around the stores. Once those hold `need` of them, and `rho`
+    reaches past every distance that shows as the last one's, no listing left
+    outside can come before it, and the first `need` are exact. The first `rho`
+    expects about twice the page if listings were spread evenly over the reach;
+    it doubles until enough.
     """
     widest = max(reach.radius_km for reach in reaches)
     rho = min(widest, max(0.5, widest * math.sqrt(2 * need / total)))
@@ -246,22 +281,37 @@ def _nearest_visible(session: Session, stores: Sequence[Store], reaches: Sequenc
         found: list[tuple[float, int, Store]] = []
         for low, listing_id, lat, lon in bounded:
             if len(found) >= need:
-                found.sort(key=lambda r: (r[0], r[1]))
+                found.sort(key=_board_order)
                 del found[need:]
-                if low > found[-1][0]:
+                # Nothing this far off shows as near as the last one kept.
+                if low >= shown_upper_km(shown_distance_km(found[-1][0])):
                     break
             hit = _covering(stores, reaches, lat, lon, max_km)
             if hit is not None and hit[1] <= rho:
                 found.append((hit[1], listing_id, hit[0]))
-        found.sort(key=lambda r: (r[0], r[1]))
-        if len(found) >= need or rho >= widest:
+        found.sort(key=_board_order)
+        if rho >= widest:
             return found[:need]
-        rho = min(widest, rho * 2)
+        if len(found) >= need:
+            reach = shown_upper_km(shown_distance_km(found[need - 1][0]))
+            if reach <= rho:
+                return found[:need]
+            rho = min(widest, max(reach, rho * 2))
+        else:
+            rho = min(widest, rho * 2)
+
+
+def _board_order(found: tuple[float, int, Store]) -> tuple[float, int]:
+    """The board's order: the distance shown, then the listing id. Not the
+    distance to the metre: within a shown kilometre that would rank listings by
+    something no retailer is shown."""
+    return shown_distance_km(found[0]), found[1]
 
 
 def _covering(stores: Sequence[Store], reaches: Sequence[Reach], lat: float, lon: float,
               max_km: float | None) -> tuple[Store, float] | None:
-    """`nearest_covering_store`, then the filter's distance: the board's verdict on one listing.
+    """`nearest_covering_store`, then the filter on the distance shown: the
+    board's verdict on one listing.
 
     The same answer with fewer geodesics: a store whose lower bound is past its
     radius cannot cover the listing, nor be nearer than a store already found
@@ -277,7 +327,7 @@ def _covering(stores: Sequence[Store], reaches: Sequence[Reach], lat: float, lon
         km = distance_km(store.lat, store.lon, lat, lon)
         if km <= store.service_radius_km and (best is None or (km, store.id) < (best[1], best[0].id)):
             best = (store, km)
-    if best is None or (max_km is not None and best[1] > max_km):
+    if best is None or (max_km is not None and shown_distance_km(best[1]) > max_km):
         return None
     return best
 
@@ -289,24 +339,43 @@ def _buyer_score(request: PersonalRequest | None, scores: dict[str, float]) -> f
     return scores.get(request.buyer_key, buyer_score(0, 0, 0)) if request.buyer_key else buyer_score(0, 0, 0)
 
 
-def _visible_listing(session: Session, actor: Actor, listing_id: int, *, lock: bool) -> tuple[Listing, Bid | None]:
-    """The listing, if its manufacturer lets this retailer see it (the stores are
-    the caller's to check), and the retailer's bid on it: one statement, as
-    bidding is the API's busiest write."""
+def _lock_visible_listing(session: Session, actor: Actor, listing_id: int) -> Listing:
+    """The listing, locked, if its manufacturer lets this retailer see it (the
+    stores are the caller's to check).
+
+    Every write to a listing's bids takes this lock first, so they happen one
+    after the other; the retailer's bid must be read after it (`_my_bid`): a
+    bid read in the same statement would come from before the wait, and miss a
+    bid that a racing request had just committed."""
     authorised = or_(Listing.manufacturer_id.is_(None), exists().where(
         DealerAuthorisation.manufacturer_id == Listing.manufacturer_id,
         DealerAuthorisation.retailer_id == actor.id, DealerAuthorisation.revoked_at.is_(None)))
-    stmt = (select(Listing, authorised.label("authorised"), Bid)
-            .outerjoin(Bid, and_(Bid.listing_id == Listing.id, Bid.retailer_id == actor.id))
-            .where(Listing.id == listing_id))
-    if lock:
-        stmt = stmt.with_for_update(of=Listing)
-    row = session.execute(stmt).first()
+    row = session.execute(select(Listing, authorised.label("authorised")).where(Listing.id == listing_id)
+                          .with_for_update(of=Listing)).first()
     if row is None or not row.authorised:
         # Not authorised looks exactly like not there: a retailer learns nothing
         # about another manufacturer's orders.
         raise NotFound(f"no listing {listing_id} on your board")
-    return row.Listing, row.Bid
+    return row.Listing
+
+
+def _my_bid(session: Session, listing_id: int, retailer_id: int) -> Bid | None:
+    """The retailer's bid on the listing as committed now (not as this session
+    last saw it)."""
+    return session.scalar(select(Bid).where(Bid.listing_id == listing_id, Bid.retailer_id == retailer_id)
+                          .execution_options(populate_existing=True))
+
+
+def _insert_bid(session: Session, **values) -> bool:
+    """Insert the retailer's bid unless it has one on the listing already: True
+    if this call inserted it. INSERT ... ON CONFLICT DO NOTHING, so that two
+    identical bids at once make one row and two answers, never a unique
+    violation."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (insert(Bid.__table__).values(**values)
+            .on_conflict_do_nothing(index_elements=["listing_id", "retailer_id"]).returning(Bid.__table__.c.id))
+    return session.execute(stmt).first() is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -320,7 +389,9 @@ def place_bid(ctx: Context, actor: Actor, cmd: PlaceBid) -> tuple[Bid, bool]:
     """Bid on a listing from the nearest covering store, or the one named.
 
     Returns the bid and whether it is new; bidding again on a listing the retailer
-    already bid on returns the same bid (safe to retry).
+    already bid on returns the same bid (safe to retry, and to send twice at once).
+    Its `distance_km` is what the board shows: from the listing's cell, in whole
+    kilometres.
 
     :raise 404: not on this retailer's board. :raise 409: the listing is closed.
     :raise 422: a price on an order listing; a store that is not the caller's, is
@@ -329,7 +400,7 @@ def place_bid(ctx: Context, actor: Actor, cmd: PlaceBid) -> tuple[Bid, bool]:
     require(actor, ActorKind.RETAILER)
     with ctx.uow() as uow:
         session = uow.session
-        listing, bid = _visible_listing(session, actor, cmd.listing_id, lock=True)
+        listing = _lock_visible_listing(session, actor, cmd.listing_id)
         stores = _open_stores(session, actor.id)
         if cmd.store_id is not None:
             named = [s for s in stores if s.id == cmd.store_id]
@@ -348,12 +419,26 @@ def place_bid(ctx: Context, actor: Actor, cmd: PlaceBid) -> tuple[Bid, bool]:
             raise Invalid.field("price", "an order is bid at its fixed price; send {} without a price")
         if listing.kind == ListingKind.REQUEST:
             _check_offer(cmd.price, listing.price)
-        store, km = found
+        store, cell_km = found
+        distances = dict(distance_km=shown_distance_km(cell_km), cell_distance_km=cell_km,
+                         exact_distance_km=distance_km(store.lat, store.lon, listing.exact_lat, listing.exact_lon))
         now = ctx.now()
-        if bid is not None and bid.status == BidStatus.ACTIVE:
+        bid = _my_bid(session, listing.id, actor.id)
+        if bid is None:
+            created = _insert_bid(session, listing_id=listing.id, retailer_id=actor.id, store_id=store.id,
+                                  price=cmd.price, status=BidStatus.ACTIVE, created_at=now, **distances)
+            bid = _my_bid(session, listing.id, actor.id)
+            if created:
+                if listing.kind == ListingKind.REQUEST:
+                    notify_offer(session, ctx, listing, bid, now)
+                uow.commit()
+                return bid, True
+        if bid.status == BidStatus.ACTIVE:
             changed = False
             if cmd.store_id is not None and cmd.store_id != bid.store_id:
-                bid.store_id, bid.distance_km, changed = store.id, km, True
+                bid.store_id, changed = store.id, True
+                for name, value in distances.items():
+                    setattr(bid, name, value)
             if listing.kind == ListingKind.REQUEST and cmd.price != bid.price:
                 if cmd.price > bid.price:
                     raise Invalid.field("price", f"an offer can only be improved: yours is {bid.price}")
@@ -365,10 +450,10 @@ def place_bid(ctx: Context, actor: Actor, cmd: PlaceBid) -> tuple[Bid, bool]:
                     notify_offer(session, ctx, listing, bid, now)
                 uow.commit()
             return bid, False
-        if bid is None:
-            bid = Bid(listing_id=listing.id, retailer_id=actor.id)
-            session.add(bid)
-        bid.store_id, bid.distance_km, bid.price = store.id, km, cmd.price
+        # Withdrawn before: bid again, as new.
+        bid.store_id, bid.price = store.id, cmd.price
+        for name, value in distances.items():
+            setattr(bid, name, value)
         bid.status, bid.created_at, bid.withdrawn_at = BidStatus.ACTIVE, now, None
         if listing.kind == ListingKind.REQUEST:
             session.flush()
@@ -394,11 +479,15 @@ def withdraw_bid(ctx: Context, actor: Actor, listing_id: int) -> None:
     require(actor, ActorKind.RETAILER)
     with ctx.uow() as uow:
         session = uow.session
-        listing, bid = _visible_listing(session, actor, listing_id, lock=True)
-        if bid is None or bid.status != BidStatus.ACTIVE:
-            raise NotFound(f"you have no bid on listing {listing_id}")
+        listing = _lock_visible_listing(session, actor, listing_id)
+        mine = (Bid.listing_id == listing.id, Bid.retailer_id == actor.id, Bid.status == BidStatus.ACTIVE)
         if listing.status != ListingStatus.OPEN:
+            if session.scalar(select(Bid.id).where(*mine)) is None:
+                raise NotFound(f"you have no bid on listing {listing_id}")
             raise Conflict(f"listing {listing_id} is closed; its bids can no longer be withdrawn")
-        bid.status = BidStatus.WITHDRAWN
-        bid.withdrawn_at = ctx.now()
+        # Only an active bid is withdrawn: a second withdrawal racing the first finds none.
+        withdrawn = session.execute(update(Bid).where(*mine).values(status=BidStatus.WITHDRAWN,
+                                                                    withdrawn_at=ctx.now()))
+        if withdrawn.rowcount != 1:
+            raise NotFound(f"you have no bid on listing {listing_id}")
         uow.commit()

@@ -62,3 +62,20 @@ def approximate_point(lat: float, lon: float, cell: float = APPROXIMATE_CELL_DEG
         return round((math.floor(value / cell) + 0.5) * cell, 6)
 
     return max(-90.0, min(90.0, snap(lat))), max(-180.0, min(180.0, snap(lon)))
+
+
+def shown_distance_km(km: float) -> float:
+    """A distance as a retailer is shown it before the award: whole kilometres,
+    and at least 1.
+
+    It is measured from the listing's cell (`approximate_point`), whose centre
+    can be over a kilometre from the customer: "0 km" would claim a precision
+    the number does not have, so anything under 1.5 km reads 1 km. Halves round
+    up, the same on every machine."""
+    return float(max(1, math.floor(km + 0.5)))
+
+
+def shown_upper_km(shown: float) -> float:
+    """The distances that show as `shown` are those under this (and at least
+    `shown` − 0.5, or 0 for 1 km): what a search by shown distance must reach."""
+    return shown + 0.5

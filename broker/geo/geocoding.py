@@ -15,6 +15,7 @@ import threading
 from typing import Protocol
 
 from broker.errors import Invalid
+from broker.geo.distance import approximate_point
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,9 +135,14 @@ def resolve_location(geocoder: Geocoder, query: LocationQuery, *, field: str = "
         if query.postal_code and query.country:
             known = _safe_geocode(geocoder, query.postal_code, query.country)
             area = known.area if known else None
+        if area is None and (query.postal_code or query.country):
+            area = coarse_area(None, (query.country or "").upper() or None, query.postal_code)
         if area is None:
-            area = coarse_area(None, (query.country or "").upper() or None, query.postal_code) \
-                if query.postal_code or query.country else f"near {lat:.1f}, {lon:.1f}"
+            # From the point's grid cell, not the point: the board shows this
+            # text, and rounding the point itself would tell which side of a
+            # rounding line inside the cell the customer is on.
+            cell_lat, cell_lon = approximate_point(lat, lon)
+            area = f"near {cell_lat:.1f}, {cell_lon:.1f}"
         return GeocodeResult(lat, lon, area)
     if not query.postal_code:
         raise Invalid.field(field, "give a postal_code and country, or lat and lon")

@@ -25,7 +25,7 @@ from broker.accounts.models import DealerAuthorisation, Retailer, Role, Store
 from broker.board.models import Listing, ListingKind, ListingStatus
 from broker.board.services import nearest_covering_store
 from broker.context import Context
-from broker.geo.distance import bounding_box
+from broker.geo.distance import bounding_box, shown_distance_km
 from broker.identity.models import User
 from broker.money import format_amount
 from broker.notifications.services import TOPIC_PREFIX, send_email
@@ -40,6 +40,7 @@ WINDOW = timedelta(hours=24)
 @dataclasses.dataclass(frozen=True)
 class NewListing:
     listing: Listing
+    # As the board shows it: from the listing's cell, in whole kilometres.
     distance_km: float
 
 
@@ -50,9 +51,10 @@ class DigestReport:
 
 
 def new_listings(session: Session, retailer_id: int, *, since: datetime, now: datetime) -> list[NewListing]:
-    """Open listings listed in (since, now] that this retailer may bid on, nearest
-    first: the board's visibility rule (`broker.board.services.board`), with the
-    listing time as the extra filter."""
+    """Open listings listed in (since, now] that this retailer may bid on, in
+    the board's order (the distance shown, then the id): the board's
+    visibility rule (`broker.board.services.board`), with the listing time as
+    the extra filter."""
     stores = list(session.scalars(
         select(Store).where(Store.retailer_id == retailer_id, Store.is_open.is_(True)).order_by(Store.id)))
     if not stores:
@@ -74,7 +76,7 @@ def new_listings(session: Session, retailer_id: int, *, since: datetime, now: da
     ):
         covering = nearest_covering_store(stores, listing.lat, listing.lon)
         if covering is not None:
-            found.append(NewListing(listing, covering[1]))
+            found.append(NewListing(listing, shown_distance_km(covering[1])))
     found.sort(key=lambda item: (item.distance_km, item.listing.id))
     return found
 
@@ -144,7 +146,7 @@ def _describe(session: Session, found: list[NewListing]) -> list[dict]:
         else:
             what = _short(", ".join(lines.get(listing.order_id, [])))
             price = format_amount(listing.price, listing.currency)
-        out.append({"what": what, "price": price, "distance_km": round(f.distance_km, 1), "area": listing.area})
+        out.append({"what": what, "price": price, "distance_km": int(f.distance_km), "area": listing.area})
     return out
 
 

@@ -119,16 +119,17 @@ def offer_received(session: Session, ctx: Context, request: PersonalRequest, bid
                dedupe_key=f"request-{request.id}-{hour}", now=now, request_id=request.id,
                description=request.description, price=format_amount(bid.price or 0, currency),
                ceiling=format_amount(request.max_price, currency), retailer=retailer_name or "A retailer",
-               distance_km=round(bid.distance_km, 1), expires=_when(ctx, request.expires_at))
+               # To the customer: from their own place, to 100 m.
+               distance_km=round(bid.exact_distance_km, 1), expires=_when(ctx, request.expires_at))
 
 
 def message_posted(session: Session, ctx: Context, order: Order, message: Message, now: datetime) -> None:
     """The contact relay: tell the other side, from Broker, without either address."""
     session.flush()  # the message's id names the email
     key = f"message-{message.id}"
+    # The thread's own fulfiller: never one the order had before or after it.
+    current = session.get(Assignment, message.assignment_id) if message.assignment_id is not None else None
     if message.sender == "customer":
-        current = session.scalar(select(Assignment).where(Assignment.order_id == order.id)
-                                 .order_by(Assignment.id.desc()).limit(1))
         if current is None:
             return
         role, company = _fulfiller(current)
@@ -136,8 +137,7 @@ def message_posted(session: Session, ctx: Context, order: Order, message: Messag
         _to_company(session, ctx, role, company, topic="message", template="message_to_fulfiller", key=key,
                     now=now, order_id=order.id, body=message.body, path=path)
     else:
-        shipper = _fulfiller_name(session, session.scalar(
-            select(Assignment).where(Assignment.order_id == order.id).order_by(Assignment.id.desc()).limit(1)))
+        shipper = _fulfiller_name(session, current)
         send_email(session, ctx, topic="message", to=order.customer_email, template="message_to_customer",
                    dedupe_key=key, now=now, name=order.customer_name, order_id=order.id, body=message.body,
                    shipper=shipper)
@@ -160,8 +160,12 @@ def awarded(session: Session, ctx: Context, decision: SettlementDecision, now: d
                   pickup=order.delivery == Delivery.PICKUP, due=_when(ctx, due) if due else None,
                   cause=str(decision.cause))
     if decision.fulfiller_kind == FulfillerKind.RETAILER:
+        # The distance the winner bid at, as the board showed it; the address
+        # itself is on the portal, where seeing it is logged.
+        shown = session.scalar(select(Bid.distance_km).where(Bid.listing_id == listing.id,
+                                                             Bid.retailer_id == decision.winner_retailer_id))
         _to_company(session, ctx, Role.RETAILER, decision.winner_retailer_id, topic="award", template="award",
-                    key=key, now=now, distance_km=round(decision.winner_distance_km or 0, 1), **values)
+                    key=key, now=now, distance_km=int(shown or 0), **values)
     elif order.manufacturer_id is not None:
         _to_company(session, ctx, Role.MANUFACTURER, order.manufacturer_id, topic="fallback",
                     template="fallback_order", key=f"order-{order.id}", now=now, **values)

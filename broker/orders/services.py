@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from broker.accounts.models import Manufacturer
 from broker.auth import Actor, ActorKind, digest, require, same
+from broker.board.listings import new_listing
 from broker.board.models import Listing, ListingKind, ListingStatus
 from broker.catalog.models import Product
 from broker.context import Context
@@ -184,9 +185,9 @@ def put_on_board(session: Session, order: Order, now: datetime) -> None:
     """The hold is in place: the order goes on the board (caller's transaction)."""
     move(order, OrderStatus.OPEN, now)
     session.add(
-        Listing(kind=ListingKind.ORDER, manufacturer_id=order.manufacturer_id, order_id=order.id,
-                status=ListingStatus.OPEN, lat=order.ship_lat, lon=order.ship_lon, area=order.area,
-                price=order.total, currency=order.currency, listed_at=now)
+        new_listing(kind=ListingKind.ORDER, manufacturer_id=order.manufacturer_id, order_id=order.id,
+                    status=ListingStatus.OPEN, lat=order.ship_lat, lon=order.ship_lon, area=order.area,
+                    price=order.total, currency=order.currency, listed_at=now)
     )
     events.order_on_board(session, order, now)
 

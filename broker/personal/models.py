@@ -69,12 +69,21 @@ class PersonalRequest(Base):
 
 class Message(Base):
     """The contact relay: the winner and the customer talk through Broker, and
-    neither sees the other's email."""
+    neither sees the other's email.
+
+    Each message belongs to one assignment: a thread between the customer and
+    that fulfiller. A fulfiller reads only its own assignment's thread, so the
+    next one after a release or a lapse starts with an empty thread; the
+    customer reads all of theirs.
+    """
 
     __tablename__ = "messages"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    # None only for messages a customer wrote, before threads were kept per
+    # assignment, on an order that never had a fulfiller: nobody else read them.
+    assignment_id: Mapped[int | None] = mapped_column(ForeignKey("assignments.id"), index=True, default=None)
     sender: Mapped[str] = mapped_column(String(12))  # customer or fulfiller
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -19,8 +19,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broker.accounts.models import Manufacturer, Retailer
+from broker.accounts.models import Manufacturer, Retailer, Store
 from broker.auth import Actor, ActorKind, digest, same
+from broker.board.listings import new_listing
 from broker.board.models import Bid, BidStatus, Listing, ListingKind, ListingStatus
 from broker.catalog.models import Product
 from broker.context import Context
@@ -194,15 +195,17 @@ def _buyer_key(contact: str | None) -> str | None:
 
 def put_on_board(session: Session, request: PersonalRequest, now: datetime) -> None:
     request.status = RequestStatus.OPEN
-    session.add(Listing(kind=ListingKind.REQUEST, manufacturer_id=request.manufacturer_id, request_id=request.id,
-                        status=ListingStatus.OPEN, lat=request.lat, lon=request.lon, area=request.area,
-                        price=request.max_price, currency=request.currency, listed_at=now))
+    session.add(new_listing(kind=ListingKind.REQUEST, manufacturer_id=request.manufacturer_id,
+                            request_id=request.id, status=ListingStatus.OPEN, lat=request.lat, lon=request.lon,
+                            area=request.area, price=request.max_price, currency=request.currency, listed_at=now))
 
 
 @dataclasses.dataclass(frozen=True)
 class Offer:
     bid: Bid
     retailer_name: str
+    # From the retailer's store to the customer's own place, to 100 m: the
+    # customer may know it finer than any retailer, it is where they are.
     distance_km: float
     rating: float | None
 
@@ -232,10 +235,11 @@ def _view(session: Session, request: PersonalRequest) -> RequestView:
         rows = session.execute(
             select(Bid, Retailer.name).join(Retailer, Retailer.id == Bid.retailer_id)
             .where(Bid.listing_id == listing.id, Bid.status == BidStatus.ACTIVE)
-            .order_by(Bid.price, Bid.distance_km, Bid.id)
+            .order_by(Bid.price, Bid.exact_distance_km, Bid.id)
         ).all()
         ratings = _ratings(session, [bid.retailer_id for bid, _ in rows])
-        offers = [Offer(bid, name, bid.distance_km, ratings.get(bid.retailer_id)) for bid, name in rows]
+        offers = [Offer(bid, name, round(bid.exact_distance_km, 1), ratings.get(bid.retailer_id))
+                  for bid, name in rows]
     payment = session.scalar(select(Payment).where(Payment.request_id == request.id))
     order = session.get(Order, request.order_id) if request.order_id else None
     return RequestView(request, offers, payment, order)
@@ -357,7 +361,7 @@ def award_request(session: Session, ctx: Context, listing: Listing, request: Per
     _callback(session, request, "award", {
         "request_id": request.id, "order_id": order.id, "price": price, "currency": request.currency,
         "fulfiller": "retailer" if winner else "manufacturer",
-        "distance_km": winner.distance_km if winner else None,
+        "distance_km": round(winner.distance_km, 1) if winner else None,
     }, now)
     return decision
 
@@ -367,7 +371,7 @@ def notify_offer(session: Session, ctx: Context, listing: Listing, bid: Bid, now
     name = session.scalar(select(Retailer.name).where(Retailer.id == bid.retailer_id))
     _callback(session, request, "offer", {
         "request_id": request.id, "offer": {"bid_id": bid.id, "price": bid.price, "currency": listing.currency,
-                                            "distance_km": bid.distance_km, "retailer": name},
+                                            "distance_km": round(bid.exact_distance_km, 1), "retailer": name},
     }, now, dedupe=f"bid-{bid.id}-{bid.price}")
     events.offer_received(session, ctx, request, bid, name, listing.currency, now)
 
@@ -436,49 +440,89 @@ def _fallback_price(session: Session, request: PersonalRequest) -> int | None:
 
 @dataclasses.dataclass(frozen=True)
 class Thread:
+    """What one party may read of an order's relay: a fulfiller, the thread of
+    its own assignment; the customer, every thread of the order."""
+
     order_id: int
     messages: list[Message]
     me: str
+    # assignment id -> who that thread is with (a store's name, or the manufacturer's)
+    fulfillers: dict[int, str]
 
 
-def _party(session: Session, order_id: int, actor: Actor, token: str | None) -> tuple[Order, str]:
+# While an assignment is in one of these, its fulfiller and the customer can write to each other.
+_TALKING = (AssignmentStatus.ACTIVE, AssignmentStatus.SHIPPED)
+
+
+def _party(session: Session, order_id: int, actor: Actor, token: str | None) -> tuple[Order, str, Assignment | None]:
+    """The order, who the caller is to it, and the order's current assignment
+    (its latest: at most one is active at a time)."""
     order = session.get(Order, order_id)
     if order is None:
         raise NotFound(f"no order {order_id}")
+    current = session.scalar(select(Assignment).where(Assignment.order_id == order.id)
+                             .order_by(Assignment.id.desc()).limit(1))
     if token and same(order.access_token_hash, digest(token)):
-        return order, "customer"
+        return order, "customer", current
     if actor.kind in (ActorKind.RETAILER, ActorKind.MANUFACTURER):
-        current = session.scalar(select(Assignment).where(Assignment.order_id == order.id)
-                                 .order_by(Assignment.id.desc()).limit(1))
-        if current is not None and current.status in (AssignmentStatus.ACTIVE, AssignmentStatus.SHIPPED):
+        if current is not None and current.status in _TALKING:
             mine = (current.retailer_id == actor.id) if actor.kind is ActorKind.RETAILER else (
                 current.fulfiller_kind == "manufacturer" and current.manufacturer_id == actor.id)
             if mine:
-                return order, "fulfiller"
+                return order, "fulfiller", current
     if actor.kind is ActorKind.ANONYMOUS and not token:
         raise Unauthenticated("give the order's X-Access-Token, or the fulfiller's API key")
     raise NotFound(f"no order {order_id}")
 
 
+def _fulfillers(session: Session, assignment_ids: set[int]) -> dict[int, str]:
+    """Who each assignment's thread is with: its store's name (a retailer), or
+    the manufacturer's."""
+    if not assignment_ids:
+        return {}
+    rows = session.execute(
+        select(Assignment.id, Store.name, Manufacturer.name)
+        .outerjoin(Store, Store.id == Assignment.store_id)
+        .outerjoin(Manufacturer, Manufacturer.id == Assignment.manufacturer_id)
+        .where(Assignment.id.in_(assignment_ids))
+    )
+    return {assignment_id: store or maker or "the store" for assignment_id, store, maker in rows}
+
+
 def messages(ctx: Context, order_id: int, *, actor: Actor, token: str | None) -> Thread:
-    """The thread between the customer and the fulfiller. :raise 404: anyone else."""
+    """A fulfiller's thread with the customer (its own assignment's only: not
+    what the customer wrote to an earlier fulfiller), or all of the customer's
+    threads on the order. :raise 404: anyone else."""
     with ctx.uow() as uow:
-        order, me = _party(uow.session, order_id, actor, token)
-        found = list(uow.session.scalars(select(Message).where(Message.order_id == order.id).order_by(Message.id)))
-        return Thread(order.id, found, me)
+        session = uow.session
+        order, me, current = _party(session, order_id, actor, token)
+        stmt = select(Message).where(Message.order_id == order.id)
+        if me == "fulfiller":
+            stmt = stmt.where(Message.assignment_id == current.id)
+        found = list(session.scalars(stmt.order_by(Message.id)))
+        return Thread(order.id, found, me, _fulfillers(session, {m.assignment_id for m in found
+                                                                  if m.assignment_id is not None}))
 
 
-def send_message(ctx: Context, order_id: int, body: str, *, actor: Actor, token: str | None) -> Message:
-    """Write to the other side, through Broker. :raise 422: empty or too long."""
+def send_message(ctx: Context, order_id: int, body: str, *, actor: Actor, token: str | None) -> Thread:
+    """Write to the other side, through Broker, in the thread of the order's
+    current assignment; returns the message as a thread of one.
+
+    :raise 422: empty or too long. :raise 409: the customer writes while no
+        fulfiller has the order (before the award, or after a cancel)."""
     text = (body or "").strip()
     if not text:
         raise Invalid.field("body", "must not be blank")
     if len(text) > MAX_MESSAGE:
         raise Invalid.field("body", f"at most {MAX_MESSAGE} characters")
     with ctx.uow() as uow:
-        order, me = _party(uow.session, order_id, actor, token)
-        message = Message(order_id=order.id, sender=me, body=text, created_at=ctx.now())
-        uow.session.add(message)
-        events.message_posted(uow.session, ctx, order, message, message.created_at)
+        session = uow.session
+        order, me, current = _party(session, order_id, actor, token)
+        if current is None or current.status not in _TALKING:
+            raise Conflict("no one is fulfilling this order now, so there is no one to write to: messages go to "
+                           "the store that has the order, once it has it")
+        message = Message(order_id=order.id, assignment_id=current.id, sender=me, body=text, created_at=ctx.now())
+        session.add(message)
+        events.message_posted(session, ctx, order, message, message.created_at)
         uow.commit()
-        return message
+        return Thread(order.id, [message], me, _fulfillers(session, {current.id}))

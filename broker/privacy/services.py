@@ -430,7 +430,7 @@ def _erase_order(session: Session, order: Order, now: datetime, purpose: str) ->
         order.return_reason = ERASED
     order.erased_at = now
     for listing in session.scalars(select(Listing).where(Listing.order_id == order.id)):
-        listing.lat, listing.lon = coarse_coordinate(listing.lat), coarse_coordinate(listing.lon)
+        _coarsen_listing(listing)
     for message in messages:
         message.body = ""
     for review in reviews:
@@ -446,6 +446,12 @@ def _erase_order(session: Session, order: Order, now: datetime, purpose: str) ->
              party_id=None, fields=["name", "email", "address", "messages", "reviews"], purpose=purpose, now=now)
     if request is not None and request.erased_at is None:
         _erase_request(session, request, now, purpose, audit=False)
+
+
+def _coarsen_listing(listing: Listing) -> None:
+    """The listing's cell and its exact point both to about 11 km, as the order's ship-to."""
+    listing.lat, listing.lon = coarse_coordinate(listing.lat), coarse_coordinate(listing.lon)
+    listing.exact_lat, listing.exact_lon = coarse_coordinate(listing.exact_lat), coarse_coordinate(listing.exact_lon)
 
 
 def _erase_request(session: Session, request: PersonalRequest, now: datetime, purpose: str, *,
@@ -466,7 +472,7 @@ def _erase_request(session: Session, request: PersonalRequest, now: datetime, pu
     request.lon = coarse_coordinate(request.lon)
     request.erased_at = now
     for listing in session.scalars(select(Listing).where(Listing.request_id == request.id)):
-        listing.lat, listing.lon = coarse_coordinate(listing.lat), coarse_coordinate(listing.lon)
+        _coarsen_listing(listing)
     _scrub_outbox(session, _outbox_about(session, request=request), emails=emails, personal=personal,
                   placeholder=_request_placeholder(request.id), relay=set(), now=now)
     _scrub_webhooks(session, _payment_of(session, order_id=request.order_id, request_id=request.id), personal)

@@ -8,6 +8,7 @@ winner's distance band: never who won, never who the customer is.
 from __future__ import annotations
 
 import dataclasses
+import enum
 from datetime import datetime
 
 from sqlalchemy import case, func, select, true
@@ -18,10 +19,26 @@ from broker.auth import Actor, ActorKind, require
 from broker.board.models import Bid, BidStatus, Listing, ListingStatus
 from broker.context import Context
 from broker.errors import NotFound
+from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.pagination import Page, PageRequest, paginate
-from broker.settlement.models import RunStatus, SettlementDecision, SettlementRun
+from broker.personal.models import PersonalRequest, RequestStatus
+from broker.settlement.models import Cause, RunStatus, SettlementDecision, SettlementRun
 from broker.settlement.rules import distance_band
 from broker.settlement.scope import is_shard
+
+
+class Outcome(enum.StrEnum):
+    """What became of a bid, as its retailer is told."""
+
+    PENDING = "pending"  # the listing is open and the bid stands
+    WITHDRAWN = "withdrawn"  # the retailer withdrew it (and did not bid again)
+    WON = "won"  # it won, and the order is the retailer's to ship (or shipped)
+    LAPSED = "lapsed"  # it won, but the order was not shipped in time and went on
+    RELEASED = "released"  # it won, and the retailer gave the order back
+    LOST = "lost"  # another bidder or the manufacturer got it (`rule`, `my_eligibility` say why)
+    CUSTOMER_CHOSE_ANOTHER = "customer_chose_another"  # a request whose customer accepted another offer
+    EXPIRED = "expired"  # a request that expired without an award
+    CANCELLED = "cancelled"  # the order or request was cancelled (before or after the award)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,19 +49,29 @@ class BidOutcome:
     price: int
     currency: str
     bid_at: datetime
+    # As the board showed it: from the listing's cell, in whole kilometres.
     my_distance_km: float
-    # pending, withdrawn, won, lost, cancelled
-    outcome: str
+    outcome: Outcome
     decided_at: datetime | None = None
     rule: str | None = None
-    winner: str | None = None  # "another retailer" or "the manufacturer"
+    winner: str | None = None  # "you", "another retailer" or "the manufacturer"
+    # From the winner's shown distance (the cell's, never the exact point's).
     winner_distance_band: str | None = None
     my_eligibility: str | None = None  # "" when eligible, else why not
     won_round: int | None = None
 
 
+# An assignment's end, as the outcome of the bid that won it.
+_WON_AS = {AssignmentStatus.ACTIVE: Outcome.WON, AssignmentStatus.SHIPPED: Outcome.WON,
+           AssignmentStatus.LAPSED: Outcome.LAPSED, AssignmentStatus.RELEASED: Outcome.RELEASED,
+           AssignmentStatus.CANCELLED: Outcome.CANCELLED}
+
+
 def bid_outcomes(ctx: Context, actor: Actor, page: PageRequest) -> Page[BidOutcome]:
-    """Every listing the retailer bid on, newest first, with what became of it."""
+    """Every listing the retailer bid on, newest first, with what became of it.
+
+    Everything distance-like it is told is what it could see before the award:
+    its own shown distance, and the band of the winner's."""
     require(actor, ActorKind.RETAILER)
     with ctx.uow() as uow:
         session = uow.session
@@ -62,31 +89,62 @@ def bid_outcomes(ctx: Context, actor: Actor, page: PageRequest) -> Page[BidOutco
             .order_by(SettlementDecision.round)
         ):
             decisions.setdefault(d.listing_id, []).append(d)
-        return Page([_outcome(actor.id, bid, listing, decisions.get(listing.id, []))
-                     for bid, listing in found.items], found.total)
+        everyone = [d for ds in decisions.values() for d in ds]
+        ended = dict(session.execute(select(Assignment.decision_id, Assignment.status).where(
+            Assignment.decision_id.in_([d.id for d in everyone if d.winner_retailer_id == actor.id])))
+            .tuples().all()) if everyone else {}
+        winners = {(d.listing_id, d.winner_retailer_id) for d in everyone if d.winner_retailer_id is not None}
+        shown = {(listing_id, retailer_id): km for listing_id, retailer_id, km in session.execute(
+            select(Bid.listing_id, Bid.retailer_id, Bid.distance_km).where(
+                Bid.listing_id.in_({listing_id for listing_id, _ in winners}),
+                Bid.retailer_id.in_({retailer_id for _, retailer_id in winners})))
+            if (listing_id, retailer_id) in winners} if winners else {}
+        expired = set(session.scalars(select(PersonalRequest.id).where(
+            PersonalRequest.id.in_([listing.request_id for _, listing in found.items if listing.request_id]),
+            PersonalRequest.status == RequestStatus.EXPIRED)))
+        return Page([_outcome(actor.id, bid, listing, decisions.get(listing.id, []), ended, shown,
+                              listing.request_id in expired) for bid, listing in found.items], found.total)
 
 
-def _outcome(me: int, bid: Bid, listing: Listing, decisions: list[SettlementDecision]) -> BidOutcome:
+def _outcome(me: int, bid: Bid, listing: Listing, decisions: list[SettlementDecision],
+             ended: dict[int, AssignmentStatus], shown: dict[tuple[int, int], float],
+             expired: bool) -> BidOutcome:
     base = dict(listing_id=listing.id, kind=listing.kind, area=listing.area, price=bid.price or listing.price,
                 currency=listing.currency, bid_at=bid.created_at, my_distance_km=bid.distance_km)
+    if bid.status == BidStatus.WITHDRAWN:
+        return BidOutcome(**base, outcome=Outcome.WITHDRAWN, decided_at=decisions[0].decided_at if decisions else None)
     if listing.status == ListingStatus.OPEN:
-        return BidOutcome(**base, outcome="pending" if bid.status == BidStatus.ACTIVE else "withdrawn")
-    if listing.status == ListingStatus.CLOSED or not decisions:
-        return BidOutcome(**base, outcome="cancelled")
-    mine = [d for d in decisions if d.winner_retailer_id == me]
-    first = decisions[0]
-    if mine:
-        return BidOutcome(**base, outcome="won", decided_at=mine[0].decided_at, rule=mine[0].rule,
-                          winner="you", winner_distance_band=distance_band(mine[0].winner_distance_km),
-                          my_eligibility="", won_round=mine[0].round)
-    record = next((c for c in first.candidates if c["retailer_id"] == me), None)
-    if record is None:  # withdrawn before settlement
-        return BidOutcome(**base, outcome="withdrawn", decided_at=first.decided_at)
-    by_maker = first.winner_retailer_id is None
+        return BidOutcome(**base, outcome=Outcome.PENDING)
+    if not decisions:  # taken off the board without an award
+        return BidOutcome(**base, outcome=Outcome.EXPIRED if expired else Outcome.CANCELLED)
+
+    def band(decision: SettlementDecision) -> str | None:
+        km = shown.get((listing.id, decision.winner_retailer_id))
+        return None if km is None else distance_band(km)
+
+    mine = next((d for d in decisions if d.winner_retailer_id == me), None)
+    if mine is not None:
+        # What became of the order once it was ours: still ours, shipped, or gone on.
+        return BidOutcome(**base, outcome=_WON_AS.get(ended.get(mine.id), Outcome.WON), decided_at=mine.decided_at,
+                          rule=mine.rule, winner="you", winner_distance_band=band(mine), my_eligibility="",
+                          won_round=mine.round)
+    # The last round this bid took part in is the one that decided it.
+    considered = [(d, record) for d in decisions for record in d.candidates if record["retailer_id"] == me]
+    if not considered:
+        # A customer who accepts an offer decides among the offers alone: the
+        # decision records only the one accepted.
+        accepted = next((d for d in decisions if d.cause == Cause.ACCEPTED), None)
+        if accepted is not None:
+            return BidOutcome(**base, outcome=Outcome.CUSTOMER_CHOSE_ANOTHER, decided_at=accepted.decided_at,
+                              rule=accepted.rule, winner="another retailer", winner_distance_band=band(accepted))
+        return BidOutcome(**base, outcome=Outcome.WITHDRAWN, decided_at=decisions[0].decided_at)
+    decision, record = considered[-1]
+    by_maker = decision.winner_retailer_id is None
     return BidOutcome(
-        **base, outcome="lost", decided_at=first.decided_at, rule=first.rule,
+        **base, outcome=Outcome.CUSTOMER_CHOSE_ANOTHER if decision.cause == Cause.ACCEPTED else Outcome.LOST,
+        decided_at=decision.decided_at, rule=decision.rule,
         winner="the manufacturer" if by_maker else "another retailer",
-        winner_distance_band=None if by_maker else distance_band(first.winner_distance_km),
+        winner_distance_band=None if by_maker else band(decision),
         my_eligibility=record["reason"],
     )
 

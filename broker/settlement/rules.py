@@ -26,6 +26,8 @@ class Candidate(NamedTuple):
     bid_id: int
     retailer_id: int
     store_id: int
+    # From the bidding store to the ship-to point itself: what bids are ranked
+    # by. No retailer is shown it.
     distance_km: float
     score: float
     bid_at: datetime
@@ -90,7 +92,9 @@ class Choice:
 
 def eligibility(*, retailer_active: bool, authorised: bool, store_open: bool, distance_km: float,
                 radius_km: float) -> str:
-    """The reason a bid cannot win, or "" if it can."""
+    """The reason a bid cannot win, or "" if it can. `distance_km` is from the
+    store to the listing's cell (its position on the board): coverage is judged
+    as the board judges it, so that "outside_service_radius" says nothing finer."""
     if not retailer_active:
         return "retailer_inactive"
     if not authorised:

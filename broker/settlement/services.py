@@ -148,6 +148,10 @@ def candidates_for(session: Session, listings: Sequence, exclude: dict[int, set[
     rows). `scores` keeps bidders' fulfilment scores from one call to the next (a
     settlement run's batches share theirs); by default they are read afresh. A
     fixed number of queries whatever the batch size.
+
+    A candidate's `distance_km` is the bid's exact distance, to the ship-to
+    point itself: the ranking's. Whether its store covers the listing is judged
+    by its distance to the listing's cell, as the board judges it.
     """
     exclude = exclude or {}
     scores = {} if scores is None else scores
@@ -158,8 +162,9 @@ def candidates_for(session: Session, listings: Sequence, exclude: dict[int, set[
     conn = _core(session)
     active_bid = (_among(Bid.listing_id, makers, conn), Bid.status == BidStatus.ACTIVE)
     rows = conn.execute(
-        select(Bid.id, Bid.listing_id, Bid.retailer_id, Bid.store_id, Bid.distance_km, Bid.price, Bid.created_at,
-               and_(Store.is_open, Store.retailer_id == Bid.retailer_id), Store.service_radius_km)
+        select(Bid.id, Bid.listing_id, Bid.retailer_id, Bid.store_id, Bid.exact_distance_km, Bid.cell_distance_km,
+               Bid.price, Bid.created_at, and_(Store.is_open, Store.retailer_id == Bid.retailer_id),
+               Store.service_radius_km)
         .join(Store, Store.id == Bid.store_id)
         .where(*active_bid)
     ).all()
@@ -182,15 +187,18 @@ def candidates_for(session: Session, listings: Sequence, exclude: dict[int, set[
     unscored = {row[2] for row in rows} - scores.keys()
     if unscored:
         scores.update(fulfilment_scores(session, unscored, now=now))
-    for bid_id, listing_id, retailer_id, store_id, km, price, bid_at, store_open, radius in rows:
+    for bid_id, listing_id, retailer_id, store_id, km, cell_km, price, bid_at, store_open, radius in rows:
         if exclude and retailer_id in exclude.get(listing_id, ()):
             continue
         maker = makers[listing_id]
-        # The distance was measured when the bid was placed, and again whenever its
-        # store moves (accounts.update_store), so it is the distance from where the store is.
+        # The distances were measured when the bid was placed, and again whenever
+        # its store moves (accounts.update_store), so they are from where the
+        # store is. Whether the store covers the listing is judged from the
+        # listing's cell, as on the board (a bid that could not be placed there
+        # cannot win here, and the reverse); the ranking is by the exact distance.
         reason = eligibility(retailer_active=retailer_id not in inactive,
                              authorised=maker is None or (maker, retailer_id) in dealers,
-                             store_open=store_open, distance_km=km, radius_km=radius)
+                             store_open=store_open, distance_km=cell_km, radius_km=radius)
         by_listing[listing_id].append(
             Candidate(bid_id, retailer_id, store_id, km, scores[retailer_id], bid_at, not reason, reason, price)
         )

@@ -16,7 +16,7 @@ Pending invitations made by matching an address to an account (never mailed as
 a link) are withdrawn; manufacturers invite again.
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-07 05:20:00
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ import broker.db
 
 
 revision = '0014'
-down_revision = '0012'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 

@@ -15,6 +15,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from broker.geo.distance import approximate_point, distance_km, shown_distance_km
 from broker.models import Assignment, Manufacturer, Order, Product, Retailer, SettlementRun
 from tests.conftest import ADMIN_TOKEN, START
 from tests.factories import HERE, World, north_of
@@ -412,7 +413,9 @@ class TestBidsArePrivate:
             again = ok(bid(client, who, listing_id), 200)  # bidding again returns one's own bid
             assert again["id"] == own["id"] != rival_bid["id"]
             seen[who.id] = entry["my_bid"]["distance_km"]
-        assert seen == {shop.id: pytest.approx(2, abs=0.05), other.id: pytest.approx(4, abs=0.05)}
+        # As the board shows them: from the listing's cell, in whole kilometres.
+        assert seen == {who.id: shown_distance_km(distance_km(*where, *approximate_point(*HERE)))
+                        for who, where in ((shop, north_of(HERE, 2)), (other, north_of(HERE, 4)))}
 
     def test_withdrawing_touches_only_ones_own_bid(self, client, world, maker, shop):
         other = world.retailer(north_of(HERE, 4), dealer_of=[maker])

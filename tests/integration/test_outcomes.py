@@ -1,9 +1,11 @@
 """Explaining settlement: retailers' bid outcomes, run reports, and /healthz."""
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
 
+from broker.clock import FrozenClock
 from tests.conftest import ADMIN_TOKEN, START
 from tests.factories import HERE, World, north_of
 
@@ -141,3 +143,82 @@ class TestHealth:
         monkeypatch.setattr(ctx, "session_factory", Down())
         response = client.get("/healthz")
         assert response.status_code == 503 and response.get_json()["database"] == "down"
+
+
+class TestEveryOutcomeIsTruthful:
+    """What became of a bid after it won, or when a request ended, in `/bids`."""
+
+    @pytest.fixture
+    def won(self, scene, client):
+        """The near shop's assignment of the contested order, and a way to read
+        a shop's outcome for that order."""
+        [assignment] = client.get("/api/v1/assignments", headers=auth(scene["near"].key)).get_json()
+        listing_id = World(client.application.extensions["broker"]).listing_id(assignment["order_id"])
+
+        def outcome(shop):
+            return next(o for o in client.get("/api/v1/bids", headers=auth(shop.key)).get_json()
+                        if o["listing_id"] == listing_id)
+        return assignment, outcome
+
+    def test_lapsed_assignment_is_not_reported_as_won(self, scene, won, ctx):
+        from broker.fulfilment.services import check_deadlines
+
+        _, outcome = won
+        assert check_deadlines(dataclasses.replace(ctx, clock=FrozenClock(LATER + timedelta(hours=49)))).lapsed == 1
+        mine = outcome(scene["near"])
+        assert (mine["outcome"], mine["winner"], mine["won_round"]) == ("lapsed", "you", 0)
+        # The order went on to the far shop, which now has it.
+        theirs = outcome(scene["far"])
+        assert (theirs["outcome"], theirs["won_round"]) == ("won", 1)
+
+    def test_released_assignment_is_reported_as_released(self, scene, won, client):
+        assignment, outcome = won
+        assert client.post(f"/api/v1/assignments/{assignment['id']}/release",
+                           headers=auth(scene["near"].key)).status_code == 200
+        assert outcome(scene["near"])["outcome"] == "released"
+        assert outcome(scene["far"])["outcome"] == "won"
+
+    def test_an_order_cancelled_after_the_award_is_reported_as_cancelled(self, scene, won, client):
+        _, outcome = won
+        contested = scene["contested"]
+        assert client.post(f"/api/v1/orders/{contested.order.id}/cancel",
+                           headers={"X-Access-Token": contested.access_token}).status_code == 200
+        assert outcome(scene["near"])["outcome"] == "cancelled"
+        assert outcome(scene["far"])["outcome"] == "lost"
+
+
+class TestRequestOutcomes:
+    @pytest.fixture
+    def request_with_two_offers(self, ctx, client):
+        world = World(ctx)
+        near = world.retailer(north_of(HERE, 2), name="Near Offer")
+        far = world.retailer(north_of(HERE, 9), name="Far Offer")
+        posted = client.post("/api/v1/requests", json={
+            "description": "a cast-iron kettle", "quantity": 1, "max_price": 9000, "currency": "USD",
+            "location": {"lat": HERE[0], "lon": HERE[1]},
+            "ship_to": {"name": "Grace Hopper", "line1": "77 Cobol Court", "city": "San Francisco",
+                        "postal_code": "94103", "country": "US"}}).get_json()
+        [listing] = client.get("/api/v1/board", headers=auth(near.key)).get_json()
+        offers = {shop.id: client.post(f"/api/v1/board/{listing['id']}/bids", headers=auth(shop.key),
+                                       json={"price": 8000}).get_json() for shop in (near, far)}
+        return posted, near, far, offers
+
+    def test_an_offer_the_customer_did_not_accept_says_so(self, request_with_two_offers, client):
+        posted, near, far, offers = request_with_two_offers
+        assert client.post(f"/api/v1/requests/{posted['id']}/accept", headers={"X-Access-Token": posted["access_token"]},
+                           json={"bid_id": offers[far.id]["id"]}).status_code == 200
+        [chose_another] = client.get("/api/v1/bids", headers=auth(near.key)).get_json()
+        assert (chose_another["outcome"], chose_another["rule"]) == ("customer_chose_another", "customer_choice")
+        [accepted] = client.get("/api/v1/bids", headers=auth(far.key)).get_json()
+        assert accepted["outcome"] == "won"
+
+    def test_a_request_that_expired_says_expired(self, request_with_two_offers, client, ctx):
+        from broker.accounts.services import StoreChanges, update_store
+        from broker.personal.services import expire_requests
+
+        _, near, far, _ = request_with_two_offers
+        for shop in (near, far):  # neither offer can win any more
+            update_store(ctx, shop.actor, shop.store_id, StoreChanges(is_open=False))
+        assert expire_requests(dataclasses.replace(ctx, clock=FrozenClock(START + timedelta(days=8)))).expired == 1
+        [expired] = client.get("/api/v1/bids", headers=auth(near.key)).get_json()
+        assert expired["outcome"] == "expired"

@@ -1,12 +1,13 @@
 """Settlement, by property: random bids and random worlds, checked against an oracle.
 
 The oracle is written here from the product's words, not from the code: the winner
-is the eligible bidder nearest to the ship-to point (eligible: active, still
-authorised by the manufacturer, its store open, the ship-to inside that store's
-radius); ties go to the better fulfilment score, then the earlier bid, then the
-lower retailer id; with no eligible bid the manufacturer ships. It narrows the
-field one rule at a time instead of sorting by a key, so it does not share the
-rule module's shape.
+is the eligible bidder nearest to the ship-to point by exact distance (eligible:
+active, still authorised by the manufacturer, its store open, and the listing's
+place on the board, the centre of the ship-to point's 0.02° grid cell, inside
+that store's radius); ties go to the better fulfilment score, then the earlier
+bid, then the lower retailer id; with no eligible bid the manufacturer ships. It
+narrows the field one rule at a time instead of sorting by a key, so it does not
+share the rule module's shape.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from broker.errors import Invalid, NotFound
 from broker.fulfilment.models import Assignment
 from broker.geo.geocoding import LocationQuery
 from broker.orders import services as orders
+from broker.orders.models import Order
 from broker.settlement.models import Rule, SettlementDecision
 from broker.settlement.rules import Candidate, choose, eligibility
 from broker.settlement.services import settle
@@ -182,6 +184,11 @@ def km_between(a: tuple[float, float], b: tuple[float, float]) -> float:
     return round(geodesic(a, b).km, 3)
 
 
+def cell_centre(where: tuple[float, float]) -> tuple[float, float]:
+    """The centre of the 0.02° grid cell a point is in: where the board places a listing."""
+    return tuple(round((math.floor(x / 0.02) + 0.5) * 0.02, 6) for x in where)
+
+
 @dataclasses.dataclass
 class ShopPlan:
     stores: list[tuple[int, float]]  # (grid point, radius)
@@ -293,7 +300,7 @@ def build(ctx, plan: WorldPlan) -> None:
 
 def _covers(shop: ShopPlan, store: int | None, order_point: int) -> bool:
     chosen = shop.stores if store is None else [shop.stores[store]]
-    return any(km_between(point(p), point(order_point)) <= radius for p, radius in chosen)
+    return any(km_between(point(p), cell_centre(point(order_point))) <= radius for p, radius in chosen)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -313,15 +320,17 @@ def expected_outcomes(session) -> dict[int, Expected]:
                                      .where(DealerAuthorisation.revoked_at.is_(None))).tuples())
     out = {}
     for listing in session.scalars(select(Listing).where(Listing.status == ListingStatus.OPEN)):
+        order = session.get(Order, listing.order_id)
+        ship_to = (order.ship_lat, order.ship_lon)
         eligible, pool = {}, []
         for bid in session.scalars(select(Bid).where(Bid.listing_id == listing.id, Bid.status == BidStatus.ACTIVE)):
             store = stores[bid.store_id]
-            km = km_between((store.lat, store.lon), (listing.lat, listing.lon))
+            covers = km_between((store.lat, store.lon), cell_centre(ship_to)) <= store.service_radius_km
             ok = (active[bid.retailer_id] and (listing.manufacturer_id, bid.retailer_id) in authorised
-                  and store.is_open and store.retailer_id == bid.retailer_id and km <= store.service_radius_km)
+                  and store.is_open and store.retailer_id == bid.retailer_id and covers)
             eligible[bid.id] = ok
             if ok:
-                pool.append((bid, km))
+                pool.append((bid, km_between((store.lat, store.lon), ship_to)))
         # Every retailer here is new, with the same (prior) fulfilment score: no tie ends on it.
         winner = oracle(pool, distance=lambda p: p[1], score=lambda p: 0, bid_at=lambda p: p[0].created_at,
                            retailer_id=lambda p: p[0].retailer_id)

@@ -47,7 +47,7 @@
     box.appendChild(el("strong", "Listing #" + item.id + (item.kind === "request" ? " · request" : " · order")));
     box.appendChild(el("div", item.label));
     box.appendChild(el("div", (item.kind === "request" ? "Up to " : "") + money(item.price, item.currency)));
-    box.appendChild(el("div", item.distance_km + " km · " + item.area));
+    box.appendChild(el("div", "about " + item.distance_km + " km · " + item.area));
     var link = el("a", item.bid ? "You bid: see it in the list" : "Bid in the list");
     link.href = "#listing-" + item.id;
     box.appendChild(link);
