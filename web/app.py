@@ -41,8 +41,10 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
 
     from api import init_api
     from web import account, console, pages, portal, requests, storefront
+    from web.boundary import init_boundary
     from web.security import init_security
 
+    init_boundary(app)
     init_api(app)
     app.register_blueprint(account.bp)
     app.register_blueprint(portal.bp)
