@@ -11,6 +11,7 @@ from marshmallow import validate as v
 
 from broker.accounts.services import NewManufacturer, NewRetailer, NewStore, StoreChanges
 from broker.catalog.services import NewProduct, ProductChanges
+from broker.email_address import check_email
 from broker.geo.geocoding import LocationQuery
 from broker.money import MAX_AMOUNT
 from broker.orders.models import Delivery, OrderStatus
@@ -20,6 +21,21 @@ from broker.reputation.rules import MAX_COMMENT, MAX_RATING, MIN_RATING
 Str = lambda **kw: f.String(validate=v.Length(max=kw.pop("max", 200)), **kw)  # noqa: E731
 Money = lambda **kw: f.Integer(strict=True, validate=v.Range(min=1, max=MAX_AMOUNT), **kw)  # noqa: E731
 Id = lambda **kw: f.Integer(strict=True, validate=v.Range(min=1, max=2**63 - 1), **kw)  # noqa: E731
+
+
+class EmailAddress(f.Email):
+    """An email address by Broker's one rule (`broker.email_address`), the same the
+    pages and the services apply; documented as `format: email`."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators = [rule for rule in self.validators if not isinstance(rule, v.Email)]
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return check_email(super()._deserialize(value, attr, data, **kwargs))
+        except ValueError as exc:
+            raise ma.ValidationError(str(exc)) from None
 
 
 class LocationSchema(ma.Schema):
@@ -54,7 +70,7 @@ class ManufacturerCreated(ma.Schema):
 
 class RetailerIn(ma.Schema):
     name = Str(required=True)
-    email = f.Email(required=True, validate=v.Length(max=254))
+    email = EmailAddress(required=True)
     location = f.Nested(LocationSchema, required=True)
     service_radius_km = f.Float(required=True)
 
@@ -161,7 +177,7 @@ class ItemIn(ma.Schema):
 
 class CustomerIn(ma.Schema):
     name = Str(required=True)
-    email = f.Email(required=True, validate=v.Length(max=254))
+    email = EmailAddress(required=True)
 
     @ma.post_load
     def make(self, data, **_):
@@ -423,7 +439,7 @@ class RefundIn(ma.Schema):
 
 
 class ConnectIn(ma.Schema):
-    email = f.Email(required=True, validate=v.Length(max=254))
+    email = EmailAddress(required=True)
     country = Str(max=2)
 
 
@@ -484,7 +500,7 @@ class RequestIn(ma.Schema):
     prefer = f.String(validate=v.OneOf(["nearest", "lowest_price"]), load_default="nearest")
     expires_at = f.AwareDateTime()
     callback_url = f.String(validate=v.Length(max=500))
-    contact = f.Email(validate=v.Length(max=254), metadata={"description": "For notices; never shown to retailers."})
+    contact = EmailAddress(metadata={"description": "For notices; never shown to retailers."})
 
 
 class OfferOut(ma.Schema):

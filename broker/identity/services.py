@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import re
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,6 +25,7 @@ from broker.accounts.models import (
 from broker.accounts.services import MAX_RADIUS_KM
 from broker.auth import Actor, ActorKind
 from broker.context import Context
+from broker.email_address import email_address
 from broker.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from broker.geo.geocoding import LocationQuery, resolve_location
 from broker.identity.models import User
@@ -33,7 +33,6 @@ from broker.identity.passwords import DUMMY_HASH, hash_password, needs_rehash, p
 from broker.notifications.services import send_email, subscribe
 from broker.tokens import make_token, read_token
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 RESET_HOURS = 2
 INVITE_DAYS = 14
 
@@ -69,10 +68,9 @@ class SignedIn:
 
 
 def normalise_email(value: str, field: str = "email") -> str:
-    email = (value or "").strip().lower()
-    if len(email) > 254 or not EMAIL.match(email):
-        raise Invalid.field(field, "must be an email address")
-    return email
+    """A person's sign-in address: the one email rule (`broker.email_address`),
+    then lowercased whole, since it is also the key an account is found by."""
+    return email_address(value, field).lower()
 
 
 def session_epoch(user: User) -> str:

@@ -14,6 +14,7 @@ from broker.auth import Actor, ActorKind, digest, require, same
 from broker.board.models import Listing, ListingKind, ListingStatus
 from broker.catalog.models import Product
 from broker.context import Context
+from broker.email_address import email_address
 from broker.errors import Conflict, Invalid, NotFound, PaymentRequired, Unauthenticated, Unavailable
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.geo.geocoding import LocationQuery, resolve_location
@@ -93,9 +94,7 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
     name = cmd.customer.name.strip()
     if not name:
         raise Invalid.field("customer.name", "must not be blank")
-    email = cmd.customer.email.strip()
-    if "@" not in email or len(email) > 254:
-        raise Invalid.field("customer.email", "must be an email address")
+    email = email_address(cmd.customer.email, "customer.email")
     to = cmd.ship_to
     # For a pickup the address is only where the customer is: a postal code will do.
     needed = ("postal_code", "country") if cmd.delivery == Delivery.PICKUP else ("line1", "city", "postal_code",

@@ -43,6 +43,7 @@ from broker.accounts.models import Manufacturer, Retailer
 from broker.auth import digest, same
 from broker.board.models import Listing
 from broker.context import Context
+from broker.email_address import email_address
 from broker.errors import Conflict, Invalid, NotFound, Unauthenticated
 from broker.fulfilment.models import Assignment
 from broker.ledger.models import LedgerTransaction
@@ -690,9 +691,7 @@ def find_customer(ctx: Context, email: str, reason: str) -> list[CustomerRecord]
         raise Invalid.field("reason", "say why you look this customer up; the customer will see it")
     if len(reason) > 120:
         raise Invalid.field("reason", "at most 120 characters")
-    address = (email or "").strip().lower()
-    if "@" not in address:
-        raise Invalid.field("email", "must be an email address")
+    address = email_address(email).lower()
     with ctx.uow() as uow:
         session = uow.session
         now = ctx.now()
