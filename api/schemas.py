@@ -363,7 +363,8 @@ class AssignmentOut(ma.Schema):
     total = f.Integer()
     currency = f.String()
     items = f.List(f.Nested(LineOut))
-    ship_to = f.Nested(ShipToOut)
+    ship_to = f.Nested(ShipToOut, allow_none=True, metadata={
+        "description": "Where it goes; null once the order is no longer the caller's (after a release)."})
 
 
 class ShipmentIn(ma.Schema):
