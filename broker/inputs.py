@@ -40,6 +40,10 @@ class BadInput(ValueError):
     """Input that is not text Broker can take (a 400); the message is for a person."""
 
 
+class NotJSON(BadInput):
+    """A body that is not JSON at all (a syntax error)."""
+
+
 def is_multiline(field: str) -> bool:
     return field in MULTILINE_FIELDS
 
@@ -105,7 +109,7 @@ def load_json(raw: bytes | str, *, multiline_everywhere: bool = False) -> Any:
     except RecursionError:
         raise BadInput(f"the JSON body is nested too deeply (at most {MAX_JSON_DEPTH} levels)") from None
     except ValueError as exc:
-        raise BadInput(f"the body is not valid JSON: {exc}") from None
+        raise NotJSON(f"the body is not valid JSON: {exc}") from None
     check_json(value, multiline_everywhere=multiline_everywhere)
     return value
 

@@ -10,7 +10,9 @@ control characters, line breaks outside multi-line fields, and pathological JSON
 * every header's value (control characters only: headers are not UTF-8 text);
 * the body: a JSON body's every key and string; a form's every field name and
   value, and each uploaded file's name (not a file's contents: the CSV import
-  reads those itself and says what is wrong with them).
+  reads those itself and says what is wrong with them). A body that is not JSON
+  at all is left to the view's parser, which answers 400 after the caller's key
+  is checked, as before: no value in it can reach anything.
 
 The check is the app's first URL-value preprocessor, so it runs before every
 other hook (the storefront's, which reads the store by its slug; CSRF) and every
@@ -30,7 +32,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import BadRequest
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
-from broker.inputs import BadInput, check_text, decode_utf8, is_multiline, load_json
+from broker.inputs import BadInput, NotJSON, check_text, decode_utf8, is_multiline, load_json
 
 # Headers may hold a tab (RFC 9110 allows HTAB in field values); nothing else below 0x20, nor DEL.
 _HEADER_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -78,7 +80,13 @@ def check_request(req: Request) -> None:
     if req.is_json:
         raw = req.get_data(cache=True)
         if raw.strip():
-            load_json(raw, multiline_everywhere=path.startswith(WEBHOOKS))
+            try:
+                load_json(raw, multiline_everywhere=path.startswith(WEBHOOKS))
+            except NotJSON:
+                # Not JSON at all: no value in it reaches anything. The view's own
+                # parser answers it with its 400, after the caller's key is checked
+                # (a caller who may not call learns nothing about the body).
+                pass
     elif req.mimetype == "application/x-www-form-urlencoded":
         _check_pairs(decode_utf8(req.get_data(cache=True), "the form"), "form field", multiline=True)
     elif req.mimetype == "multipart/form-data":
