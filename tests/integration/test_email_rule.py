@@ -161,12 +161,19 @@ def test_the_operator_s_and_a_payee_s_addresses_refuse_every_bad_address(client,
     assert_unchanged(ctx, before)
 
 
-def test_the_command_line_refuses_every_bad_address(database_url):
+def test_the_command_line_refuses_every_bad_address(database_url, monkeypatch):
     """The commands run in their own process's connection, so this test holds no
     transaction of its own (SQLite would be locked against them); it counts the
     users and disclosures with a connection of its own instead."""
+    from web import cli
     from web.cli import main
 
+    # A command's process ends with it, and its connections with that; here they
+    # are closed after each command instead.
+    made = []
+    real_context = cli._context
+    monkeypatch.setattr(cli, "_context", lambda *args, **kwargs: made.append(real_context(*args, **kwargs))
+                        or made[-1])
     engine = make_engine(database_url)
 
     def counts():
@@ -182,6 +189,8 @@ def test_the_command_line_refuses_every_bad_address(database_url):
             assert added.exit_code != 0 and "email address" in added.output, (address, added.output)
             found = runner.invoke(main, ["customer", "find", "--reason", "the customer asked", address], env=env)
             assert found.exit_code != 0 and "email address" in found.output, (address, found.output)
+            while made:
+                made.pop().engine.dispose()
         assert counts() == before
     finally:
         engine.dispose()
