@@ -81,7 +81,8 @@ def assignment(view: AssignmentView) -> dict:
         "id": a.id, "order_id": o.id, "status": a.status, "fulfiller": a.fulfiller_kind, "store_id": a.store_id,
         "assigned_at": a.assigned_at, "due_at": a.due_at, "shipped_at": a.shipped_at, "carrier": a.carrier,
         "tracking_number": a.tracking_number, "total": o.total, "currency": o.currency, "items": lines(o),
-        "ship_to": ship_to(o),
+        # Only with the proof that showing it was logged (privacy.disclose_to).
+        "ship_to": ship_to(o) if view.disclosed is not None else None,
     }
 
 

@@ -18,7 +18,8 @@ PROBLEM_JSON = "application/problem+json"
 # them into each operation of the OpenAPI document; a view adds what only it can
 # answer with `@blp.alt_response(status, response=problems.response_name(status))`.
 WHEN = {
-    400: "The body is not JSON.",
+    400: "The request holds what no field can: a body that is not JSON, bytes that are not UTF-8, a NUL or "
+         "other control character, a lone surrogate, or JSON nested too deeply (web/boundary.py).",
     401: "No credentials, or not valid ones.",
     403: "These credentials may not call this operation.",
     404: "No such object, or not one the caller may see.",
@@ -101,8 +102,10 @@ def response_name(status: int) -> str:
 class ProblemResponses(BasePlugin):
     """Documents the problems each operation can answer, in one place, from its shape:
 
-    * 400 and 413 when it takes a body (not JSON; too large), 422 when it takes a
-      body or a query (flask-smorest's own 422, in application/json, is replaced);
+    * 400 for every operation: the input boundary refuses bad bytes in any path,
+      query or header before routing is done with (web/boundary.py);
+    * 413 when it takes a body (too large), 422 when it takes a body or a query
+      (flask-smorest's own 422, in application/json, is replaced);
     * 401 when it asks for credentials, 403 when an API key may be the wrong one;
     * 404 when its path names an object, 409 when it writes.
 
@@ -125,9 +128,9 @@ class ProblemResponses(BasePlugin):
         for method, operation in (operations or {}).items():
             responses = operation.setdefault("responses", {})
             security = {name for requirement in operation.get("security", []) for name in requirement}
-            statuses = set()
+            statuses = {400}
             if "requestBody" in operation:
-                statuses |= {400, 413, 422}
+                statuses |= {413, 422}
             if any(p.get("in") == "query" for p in operation.get("parameters", []) if isinstance(p, dict)):
                 statuses.add(422)
             if security:

@@ -11,6 +11,7 @@ from marshmallow import validate as v
 
 from broker.accounts.services import NewManufacturer, NewRetailer, NewStore, StoreChanges
 from broker.catalog.services import NewProduct, ProductChanges
+from broker.email_address import check_email
 from broker.geo.geocoding import LocationQuery
 from broker.grammar import (
     GrammarError,
@@ -53,6 +54,21 @@ ImageUrl = lambda **kw: f.String(validate=[v.Length(max=500), grammar(parse_imag
                                                           "when Broker is served over HTTPS)."}, **kw)
 
 
+class EmailAddress(f.Email):
+    """An email address by Broker's one rule (`broker.email_address`), the same the
+    pages and the services apply; documented as `format: email`."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators = [rule for rule in self.validators if not isinstance(rule, v.Email)]
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return check_email(super()._deserialize(value, attr, data, **kwargs))
+        except ValueError as exc:
+            raise ma.ValidationError(str(exc)) from None
+
+
 class LocationSchema(ma.Schema):
     postal_code = Str(max=20)
     country = Str(max=2)
@@ -85,7 +101,7 @@ class ManufacturerCreated(ma.Schema):
 
 class RetailerIn(ma.Schema):
     name = Str(required=True)
-    email = f.Email(required=True, validate=v.Length(max=254))
+    email = EmailAddress(required=True)
     location = f.Nested(LocationSchema, required=True)
     service_radius_km = f.Float(required=True)
 
@@ -192,7 +208,7 @@ class ItemIn(ma.Schema):
 
 class CustomerIn(ma.Schema):
     name = Str(required=True)
-    email = f.Email(required=True, validate=v.Length(max=254))
+    email = EmailAddress(required=True)
 
     @ma.post_load
     def make(self, data, **_):
@@ -380,7 +396,8 @@ class AssignmentOut(ma.Schema):
     total = f.Integer()
     currency = f.String()
     items = f.List(f.Nested(LineOut))
-    ship_to = f.Nested(ShipToOut)
+    ship_to = f.Nested(ShipToOut, allow_none=True, metadata={
+        "description": "Where it goes; null once the order is no longer the caller's (after a release)."})
 
 
 class ShipmentIn(ma.Schema):
@@ -462,7 +479,7 @@ class RefundIn(ma.Schema):
 
 
 class ConnectIn(ma.Schema):
-    email = f.Email(required=True, validate=v.Length(max=254))
+    email = EmailAddress(required=True)
     country = Str(max=2)
 
 
@@ -523,7 +540,7 @@ class RequestIn(ma.Schema):
     prefer = f.String(validate=v.OneOf(["nearest", "lowest_price"]), load_default="nearest")
     expires_at = f.AwareDateTime()
     callback_url = f.String(validate=v.Length(max=500))
-    contact = f.Email(validate=v.Length(max=254), metadata={"description": "For notices; never shown to retailers."})
+    contact = EmailAddress(metadata={"description": "For notices; never shown to retailers."})
 
 
 class OfferOut(ma.Schema):

@@ -42,12 +42,15 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
 
     from api import init_api
     from web import account, capability, console, pages, portal, requests, storefront
+    from web.boundary import init_boundary
     from web.hosts import init_hosts
     from web.security import init_security
 
     # Before anything else: a request for a host Broker does not answer for is a
-    # 400 before any view runs (web/hosts.py).
+    # 400 before any view runs (web/hosts.py); then bad bytes are a 400 before any
+    # view reads them (web/boundary.py).
     init_hosts(app, list(context.settings.trusted_hosts), context.domains)
+    init_boundary(app)
     init_api(app)
     app.register_blueprint(account.bp)
     app.register_blueprint(portal.bp)

@@ -24,7 +24,7 @@ from broker.errors import BrokerError, Invalid, NotFound
 from broker.fulfilment import services as fulfilment
 from broker.fulfilment.models import AssignmentStatus
 from broker.ledger import reports as ledger_reports
-from broker.money import exponent, format_amount, parse_amount
+from broker.money import amount_examples, amount_input, exponent, format_amount, parse_amount
 from broker.orders import services as orders
 from broker.orders.models import OrderStatus
 from broker.pagination import PageRequest
@@ -57,20 +57,14 @@ def _page_number() -> int:
     return min(max(1, number), 100_000)
 
 
-def _amount_input(amount: int | None, currency: str) -> str:
-    """Minor units as a person types them back: 12900 USD → "129.00"."""
-    if amount is None:
-        return ""
-    return format_amount(amount, currency).split(" ")[0]
-
-
 def _pages(total: int, size: int) -> int:
     return max(1, -(-total // size))
 
 
 @bp.context_processor
 def _helpers():
-    return {"money": format_amount, "amount_input": _amount_input, "exponent": exponent}
+    return {"money": format_amount, "amount_input": amount_input, "amount_examples": amount_examples,
+            "exponent": exponent}
 
 
 @bp.errorhandler(BrokerError)
@@ -205,9 +199,10 @@ def _render_catalog(report: imports.ImportReport | None = None, import_error: st
                     status: int = 200):
     number = _page_number()
     found = catalog.list_products(ctx(), _actor(), PageRequest(number, PRODUCTS_PER_PAGE))
+    maker = storefront.own_store(ctx(), _actor())
     return render_template("console/catalog.html", found=found, number=number,
                            pages=_pages(found.total, PRODUCTS_PER_PAGE), report=report,
-                           import_error=import_error), status
+                           import_error=import_error, currency=maker.currency, locale=maker.locale), status
 
 
 @bp.get("/catalog")
@@ -238,11 +233,12 @@ def catalog_import():
     return _render_catalog(report=report, status=200 if report.applied else 422)
 
 
-def _product_form(form, currency: str, *, new: bool):
-    """The form's fields as the service's command; a price that is not an amount is a field error."""
+def _product_form(form, currency: str, locale: str, *, new: bool):
+    """The form's fields as the service's command; a price that is not an amount in
+    the store's format (`broker.money.parse_amount`, as the CSV import reads it) is a field error."""
     errors: dict[str, list[str]] = {}
     try:
-        price = parse_amount(form.get("price", ""), currency)
+        price = parse_amount(form.get("price", ""), currency, locale)
     except ValueError as exc:
         errors["price"] = [str(exc)]
         price = None
@@ -259,7 +255,7 @@ def product_new():
     maker = storefront.own_store(ctx(), _actor())
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
-        cmd, errors = _product_form(request.form, maker.currency, new=True)
+        cmd, errors = _product_form(request.form, maker.currency, maker.locale, new=True)
         try:
             if errors:
                 # Report every field at once: the price could not be read, check the rest.
@@ -272,7 +268,7 @@ def product_new():
             for field, messages in (exc.errors or {"sku": [exc.detail]}).items():
                 errors.setdefault(field, []).extend(messages)
     return render_template("console/product_form.html", new=True, form=request.form, currency=maker.currency,
-                           errors=errors, product=None), 422 if errors else 200
+                           locale=maker.locale, errors=errors, product=None), 422 if errors else 200
 
 
 @bp.route("/catalog/p/<path:sku>", methods=["GET", "POST"])
@@ -283,11 +279,12 @@ def product_edit(sku: str):
         view = catalog.get_product(ctx(), _actor(), sku)
     except NotFound:
         abort(404)
+    locale = storefront.own_store(ctx(), _actor()).locale
     errors: dict[str, list[str]] = {}
     form = None
     if request.method == "POST":
         form = request.form
-        changes, errors = _product_form(form, view.currency, new=False)
+        changes, errors = _product_form(form, view.currency, locale, new=False)
         try:
             if errors:
                 catalog.check_changes(dataclasses.replace(changes, price=None), https_only=ctx().settings.https)
@@ -300,11 +297,11 @@ def product_edit(sku: str):
                 errors.setdefault(field, []).extend(messages)
     if form is None:
         p = view.product
-        form = {"sku": p.sku, "name": p.name, "price": _amount_input(p.price, view.currency),
+        form = {"sku": p.sku, "name": p.name, "price": amount_input(p.price, view.currency, locale),
                 "description": p.description, "image_url": p.image_url or "",
                 "in_stock": "on" if p.in_stock else "", "active": "on" if p.active else ""}
     return render_template("console/product_form.html", new=False, form=form, currency=view.currency,
-                           errors=errors, product=view.product), 422 if errors else 200
+                           locale=locale, errors=errors, product=view.product), 422 if errors else 200
 
 
 # --- dealers ---------------------------------------------------------------------

@@ -13,6 +13,7 @@ from broker.auth import ANONYMOUS, Actor, ActorKind, digest, new_secret, require
 from broker.board.models import Bid, BidStatus, Listing, ListingStatus
 from broker.geo.distance import distance_km, shown_distance_km
 from broker.context import Context
+from broker.email_address import email_address
 from broker.errors import Conflict, Invalid, NotFound, Unauthenticated
 from broker.geo.geocoding import LocationQuery, resolve_location
 from broker.money import CURRENCIES
@@ -134,9 +135,7 @@ def create_retailer(ctx: Context, actor: Actor, cmd: NewRetailer) -> tuple[Retai
     """A retailer with its first store. :raise 401/403: not the operator. :raise 422: bad input."""
     require(actor, ActorKind.OPERATOR)
     name = _clean_name(cmd.name)
-    email = (cmd.email or "").strip()
-    if "@" not in email:
-        raise Invalid.field("email", "must be an email address")
+    email = email_address(cmd.email)
     radius = _check_radius(cmd.service_radius_km)
     place = resolve_location(ctx.geocoder, cmd.location)
     with ctx.uow() as uow:

@@ -2,8 +2,11 @@
 
 The file has a header row naming its columns, in any order: `sku`, `name` and
 `price` are required; `description`, `image_url` and `in_stock` are optional.
-`price` is in major units of the store's currency, as a person types it
-(`129.00`, `129`, `1,299.50`); `in_stock` is yes/no, true/false or 1/0 (blank:
+`price` is in major units of the store's currency, written as the store's
+locale writes amounts (`129.00`, `129`, `1,299.50` in en_US; `129,00` and
+`1.299,50` in de_DE), read by the same parser as the console's product form
+(`broker.money.parse_amount`: an ambiguous `12,50` in en_US is refused with the
+format to use, never guessed at); `in_stock` is yes/no, true/false or 1/0 (blank:
 in stock). Each row adds the SKU or, if the store has it already, replaces its
 name, price, description, image URL and stock flag (a blank description or
 image URL clears it; whether the product is on sale, `active`, is left as it is).
@@ -26,7 +29,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import re
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -42,7 +44,6 @@ from broker.money import parse_amount
 REQUIRED = ("sku", "name", "price")
 OPTIONAL = ("description", "image_url", "in_stock")
 MAX_ROWS = 5000
-THOUSANDS = re.compile(r"^\d{1,3}(,\d{3})+(\.\d+)?$")
 YES = {"", "1", "true", "yes", "y"}
 NO = {"0", "false", "no", "n"}
 
@@ -116,7 +117,7 @@ def read_rows(data: bytes) -> tuple[list[str], list[tuple[int, dict[str, str]]]]
     return header, rows
 
 
-def _parse(values: dict[str, str], width: int, currency: str, https_only: bool) -> dict:
+def _parse(values: dict[str, str], width: int, currency: str, locale: str, https_only: bool) -> dict:
     """One row's fields, cleaned by the catalog's rules. :raise 422: every problem in the row."""
     errors: dict[str, list[str]] = {}
     if "__width__" in values:
@@ -126,12 +127,9 @@ def _parse(values: dict[str, str], width: int, currency: str, https_only: bool) 
     price_text = (values.get("price") or "").strip()
     if not price_text:
         errors["price"] = ["must not be blank"]
-    elif "," in price_text and not THOUSANDS.match(price_text):
-        # "1,00" is one euro in much of Europe and 100 to parse_amount: refuse to guess.
-        errors["price"] = [f"{price_text!r}: write it with a decimal point, like 129.00"]
     else:
         try:
-            fields["price"] = parse_amount(price_text, currency)
+            fields["price"] = parse_amount(price_text, currency, locale)
         except ValueError as exc:
             message = str(exc)
             errors["price"] = [message if repr(price_text) in message else f"{price_text!r}: {message}"]
@@ -163,12 +161,13 @@ def import_products(ctx: Context, actor: Actor, data: bytes) -> ImportReport:
     errors: list[RowError] = []
     with ctx.uow() as uow:
         session = uow.session
-        currency = session.scalar(select(Manufacturer.currency).where(Manufacturer.id == actor.id))
+        currency, locale = session.execute(select(Manufacturer.currency, Manufacturer.locale)
+                                           .where(Manufacturer.id == actor.id)).one()
         parsed: list[tuple[int, dict]] = []
         first_row: dict[str, int] = {}
         for number, values in rows:
             try:
-                clean = _parse(values, len(header), currency, ctx.settings.https)
+                clean = _parse(values, len(header), currency, locale, ctx.settings.https)
             except Invalid as exc:
                 errors.append(RowError(number, (values.get("sku") or "").strip(), exc.errors))
                 continue

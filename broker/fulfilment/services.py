@@ -24,7 +24,7 @@ from broker.payments import services as payments
 from broker.payments.models import Payment, PaymentStatus
 from broker.payments.provider import PaymentError
 from broker.personal.models import PersonalRequest, RequestStatus
-from broker.privacy.services import disclose, disclose_all
+from broker.privacy.services import Disclosed, disclose_to
 from broker.settlement.models import Cause
 from broker.settlement.services import reroute
 
@@ -32,10 +32,25 @@ log = logging.getLogger(__name__)
 VISIBLE = (AssignmentStatus.ACTIVE, AssignmentStatus.SHIPPED)
 
 
+# What a fulfiller is shown of the customer to ship an order: never the email.
+SHIP_TO = ("name", "address")
+
+
 @dataclasses.dataclass(frozen=True)
 class AssignmentView:
+    """An assignment and its order. The ship-to (the customer's name and address)
+    goes out with it only when `disclosed` says the showing was logged
+    (`privacy.services.disclose_to`); without, it is the order's items alone."""
+
     assignment: Assignment
     order: Order
+    disclosed: Disclosed | None = None
+
+
+def _shown(session, actor: Actor, orders: list[Order], purpose: str, now) -> Disclosed:
+    """The fulfiller is shown these orders' ship-to: logged, one row each."""
+    return disclose_to(session, party_kind=actor.kind.value, party_id=actor.id, fields=SHIP_TO, purpose=purpose,
+                       now=now, order_ids=[order.id for order in orders])
 
 
 def _owned_by(actor: Actor):
@@ -60,12 +75,10 @@ def list_assignments(ctx: Context, actor: Actor, page: PageRequest,
             .order_by(Assignment.due_at, Assignment.id)
         )
         found = paginate(session, stmt, page, rows=True)
-        now = ctx.now()
-        disclose_all(session, order_ids=[order.id for _, order in found.items], party_kind=actor.kind.value,
-                     party_id=actor.id, fields=["name", "address"], purpose="fulfiller listed what it must ship",
-                     now=now)
+        disclosed = _shown(session, actor, [order for _, order in found.items], "fulfiller listed what it must ship",
+                           ctx.now())
         uow.commit()
-        return Page([AssignmentView(a, o) for a, o in found.items], found.total)
+        return Page([AssignmentView(a, o, disclosed) for a, o in found.items], found.total)
 
 
 def get_assignment(ctx: Context, actor: Actor, assignment_id: int, *,
@@ -89,10 +102,9 @@ def get_assignment(ctx: Context, actor: Actor, assignment_id: int, *,
         if found is None:
             raise NotFound(f"no assignment {assignment_id} of yours")
         assignment, order = found
-        disclose(session, order_id=order.id, party_kind=actor.kind.value, party_id=actor.id,
-                 fields=["name", "address"], purpose=purpose, now=ctx.now())
+        disclosed = _shown(session, actor, [order], purpose, ctx.now())
         uow.commit()
-        return AssignmentView(assignment, order)
+        return AssignmentView(assignment, order, disclosed)
 
 
 def _lock_mine(session, actor: Actor, assignment_id: int, *, listing: bool) -> tuple[Assignment, Order]:
@@ -143,8 +155,9 @@ def record_shipment(ctx: Context, actor: Actor, assignment_id: int, cmd: RecordS
         assignment.carrier, assignment.tracking_number = carrier, tracking
         _capture_and_earn(ctx, session, order, assignment, now)
         events.order_shipped(session, ctx, order, assignment, now)
+        disclosed = _shown(session, actor, [order], "fulfiller recorded the shipment", now)
         uow.commit()
-        return AssignmentView(assignment, order)
+        return AssignmentView(assignment, order, disclosed)
 
 
 def _capture_and_earn(ctx: Context, session, order: Order, assignment: Assignment, now) -> None:
@@ -196,13 +209,15 @@ def collect_pickup(ctx: Context, actor: Actor, assignment_id: int, code: str) ->
         assignment.shipped_at = now
         assignment.carrier, assignment.tracking_number = "pickup", "collected in store"
         _capture_and_earn(ctx, session, order, assignment, now)
+        disclosed = _shown(session, actor, [order], "fulfiller handed a pickup order over", now)
         uow.commit()
-        return AssignmentView(assignment, order)
+        return AssignmentView(assignment, order, disclosed)
 
 
 def release_assignment(ctx: Context, actor: Actor, assignment_id: int) -> AssignmentView:
     """A retailer gives an order back; it goes to the next-nearest eligible bidder,
     else to the manufacturer, and the release counts in the retailer's record.
+    The answer carries the order's items, not the ship-to: it is no longer theirs.
 
     :raise 404: not the caller's. :raise 409: not active, or the caller is the
         manufacturer (the last resort cannot hand an order on).
@@ -222,6 +237,7 @@ def release_assignment(ctx: Context, actor: Actor, assignment_id: int) -> Assign
         listing = session.scalar(select(Listing).where(Listing.order_id == assignment.order_id))
         events.awarded(session, ctx, reroute(session, ctx, listing, cause=Cause.RELEASE, now=now), now)
         uow.commit()
+        # Given back: where it goes is none of this retailer's business any more.
         return AssignmentView(assignment, order)
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import re
 import secrets
 from datetime import datetime, timedelta
 
@@ -32,6 +31,7 @@ from broker.accounts.models import DealerApplication, Manufacturer, Retailer, Ro
 from broker.accounts.services import MAX_RADIUS_KM
 from broker.auth import Actor, ActorKind, digest
 from broker.context import Context
+from broker.email_address import email_address
 from broker.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from broker.geo.geocoding import GeocodeResult, LocationQuery, resolve_location
 from broker.identity import sessions
@@ -43,7 +43,6 @@ from broker.urls import absolute_url
 
 log = logging.getLogger(__name__)
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 RESET_HOURS = 2
 INVITE_DAYS = 14
 # A verification link works this long; a sign-up not verified within PENDING_DAYS lapses.
@@ -96,10 +95,9 @@ class VerificationLink:
 
 
 def normalise_email(value: str, field: str = "email") -> str:
-    email = (value or "").strip().lower()
-    if len(email) > 254 or not EMAIL.match(email):
-        raise Invalid.field(field, "must be an email address")
-    return email
+    """A person's sign-in address: the one email rule (`broker.email_address`),
+    then lowercased whole, since it is also the key an account is found by."""
+    return email_address(value, field).lower()
 
 
 def password_fingerprint(user: User) -> str:

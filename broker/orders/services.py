@@ -15,6 +15,7 @@ from broker.board.listings import new_listing
 from broker.board.models import Listing, ListingKind, ListingStatus
 from broker.catalog.models import Product
 from broker.context import Context
+from broker.email_address import email_address
 from broker.errors import Conflict, Invalid, NotFound, PaymentRequired, Unauthenticated, Unavailable
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.geo.geocoding import LocationQuery, resolve_location
@@ -28,7 +29,7 @@ from broker.payments import services as payments
 from broker.payments.models import Payment, PaymentStatus
 from broker.payments.provider import PaymentError
 from broker.personal.models import PersonalRequest
-from broker.privacy.services import disclose, disclose_all
+from broker.privacy.services import Disclosed, UnloggedDisclosure, disclose_to
 
 MAX_QUANTITY = 999
 MAX_LINES = 100
@@ -94,9 +95,7 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
     name = cmd.customer.name.strip()
     if not name:
         raise Invalid.field("customer.name", "must not be blank")
-    email = cmd.customer.email.strip()
-    if "@" not in email or len(email) > 254:
-        raise Invalid.field("customer.email", "must be an email address")
+    email = email_address(cmd.customer.email, "customer.email")
     to = cmd.ship_to
     # For a pickup the address is only where the customer is: a postal code will do.
     needed = ("postal_code", "country") if cmd.delivery == Delivery.PICKUP else ("line1", "city", "postal_code",
@@ -201,7 +200,9 @@ class Party:
 @dataclasses.dataclass(frozen=True)
 class OrderView:
     """An order as one party may see it: `customer` and `ship_to` are None where
-    that party may not see them."""
+    that party may not see them. Anyone but the customer is shown them only with
+    `disclosed`, the proof that the showing was logged (`privacy.disclose_to`):
+    a view that would show them without it cannot be made."""
 
     order: Order
     party: str
@@ -209,6 +210,19 @@ class OrderView:
     assignment: Assignment | None
     show_customer: bool
     show_email: bool
+    disclosed: Disclosed | None = None
+
+    def __post_init__(self):
+        if self.party == Party.CUSTOMER or not (self.show_customer or self.show_email):
+            return
+        shown = {"name", "address"} | ({"email"} if self.show_email else set())
+        if self.disclosed is None or not self.disclosed.covers(shown):
+            raise UnloggedDisclosure(f"order {self.order.id} would show {sorted(shown)} to the {self.party} unlogged")
+
+
+# What a manufacturer and a fulfiller are shown of the customer.
+FOR_MANUFACTURER = ("name", "email", "address")
+FOR_FULFILLER = ("name", "address")
 
 
 def _find_order(session: Session, order_id: int) -> Order | None:
@@ -239,20 +253,20 @@ def get_order(ctx: Context, actor: Actor, order_id: int, access_token: str | Non
         if actor.kind is ActorKind.MANUFACTURER and order.manufacturer_id == actor.id:
             if not _manufacturer_sees_customer(current, order.id in _request_born(session, [order.id])):
                 return OrderView(order, Party.MANUFACTURER, payment, current, False, False)
-            disclose(session, order_id=order.id, party_kind="manufacturer", party_id=actor.id,
-                     fields=["name", "email", "address"], purpose="manufacturer opened the order", now=now)
+            disclosed = disclose_to(session, party_kind="manufacturer", party_id=actor.id, fields=FOR_MANUFACTURER,
+                                    purpose="manufacturer opened the order", now=now, order_ids=[order.id])
             uow.commit()
-            return OrderView(order, Party.MANUFACTURER, payment, current, True, True)
+            return OrderView(order, Party.MANUFACTURER, payment, current, True, True, disclosed)
         if (
             actor.kind is ActorKind.RETAILER
             and current is not None
             and current.retailer_id == actor.id
             and current.status in (AssignmentStatus.ACTIVE, AssignmentStatus.SHIPPED)
         ):
-            disclose(session, order_id=order.id, party_kind="retailer", party_id=actor.id,
-                     fields=["name", "address"], purpose="fulfiller opened the order to ship it", now=now)
+            disclosed = disclose_to(session, party_kind="retailer", party_id=actor.id, fields=FOR_FULFILLER,
+                                    purpose="fulfiller opened the order to ship it", now=now, order_ids=[order.id])
             uow.commit()
-            return OrderView(order, Party.FULFILLER, None, current, True, False)
+            return OrderView(order, Party.FULFILLER, None, current, True, False, disclosed)
         raise NotFound(f"no order {order_id}")
 
 
@@ -294,11 +308,12 @@ def list_orders(ctx: Context, actor: Actor, filters: OrderFilter, page: PageRequ
         now = ctx.now()
         from_requests = _request_born(session, ids)
         sees = {o.id: _manufacturer_sees_customer(assignments.get(o.id), o.id in from_requests) for o in found.items}
-        disclose_all(session, order_ids=[o.id for o in found.items if sees[o.id]], party_kind="manufacturer",
-                     party_id=actor.id, fields=["name", "email", "address"],
-                     purpose="manufacturer listed its orders", now=now)
+        disclosed = disclose_to(session, party_kind="manufacturer", party_id=actor.id, fields=FOR_MANUFACTURER,
+                                purpose="manufacturer listed its orders", now=now,
+                                order_ids=[o.id for o in found.items if sees[o.id]])
         uow.commit()
-        views = [OrderView(o, Party.MANUFACTURER, payments.get(o.id), assignments.get(o.id), sees[o.id], sees[o.id])
+        views = [OrderView(o, Party.MANUFACTURER, payments.get(o.id), assignments.get(o.id), sees[o.id], sees[o.id],
+                           disclosed if sees[o.id] else None)
                  for o in found.items]
         return Page(views, found.total)
 
@@ -409,8 +424,17 @@ def refund_order(ctx: Context, actor: Actor, order_id: int, amount: int | None =
             raise Unavailable(f"the payment provider refused the refund: {exc}") from None
         payments.record_refunded(session, payment, payment.refunded_amount + amount, now=now, reference=ref)
         payment_changed(session, ctx, order, payment, ["refunded"], now)
+        # The answer shows the customer as opening the order would: to a manufacturer
+        # that may see them (not a request's customer a retailer served), and logged.
+        current = session.scalar(select(Assignment).where(Assignment.order_id == order.id)
+                                 .order_by(Assignment.id.desc()).limit(1))
+        disclosed = None
+        if _manufacturer_sees_customer(current, order.id in _request_born(session, [order.id])):
+            disclosed = disclose_to(session, party_kind="manufacturer", party_id=actor.id, fields=FOR_MANUFACTURER,
+                                    purpose="manufacturer refunded the order", now=now, order_ids=[order.id])
         uow.commit()
-        return OrderView(order, Party.MANUFACTURER, payment, None, True, True)
+        return OrderView(order, Party.MANUFACTURER, payment, None, disclosed is not None, disclosed is not None,
+                         disclosed)
 
 
 def request_return(ctx: Context, order_id: int, access_token: str | None, reason: str) -> OrderView:
@@ -487,5 +511,7 @@ def accept_return(ctx: Context, actor: Actor, order_id: int) -> OrderView:
             raise Unavailable(f"the payment provider refused the refund: {exc}") from None
         payments.record_refunded(session, payment, payment.captured_amount, now=now, reference=ref)
         payment_changed(session, ctx, order, payment, ["refunded"], now)
+        disclosed = disclose_to(session, party_kind=actor.kind.value, party_id=actor.id, fields=FOR_FULFILLER,
+                                purpose="fulfiller accepted the return", now=now, order_ids=[order.id])
         uow.commit()
-        return OrderView(order, Party.FULFILLER, payment, current, True, False)
+        return OrderView(order, Party.FULFILLER, payment, current, True, False, disclosed)

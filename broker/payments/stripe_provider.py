@@ -36,13 +36,13 @@ How a PaymentIntent's status reads in Broker (`payment_state`):
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import stripe
 from sqlalchemy.orm import Session
 
+from broker.inputs import BadInput, load_json
 from broker.payments.provider import Account, Authorization, PaymentError, PaymentState
 
 # The version stripe-python 16.1 was generated for. The SDK's typed objects
@@ -66,8 +66,12 @@ _STATUS = {
 }
 
 
+class WebhookPayloadError(ValueError):
+    """A correctly signed body that is not a JSON object Broker can take."""
+
+
 class WebhookSignatureError(ValueError):
-    """A webhook whose signature is missing, malformed, wrong or stale, or whose body is not a JSON object."""
+    """A webhook whose signature is missing, malformed, wrong or stale."""
 
 
 def verify_webhook(payload: bytes, signature_header: str | None, secret: str, tolerance: int = 300) -> dict:
@@ -79,7 +83,8 @@ def verify_webhook(payload: bytes, signature_header: str | None, secret: str, to
     timestamp may be; it defends against replays of a captured request.
 
     :raise WebhookSignatureError: missing, malformed, wrong, stale or tampered
-        signature, or a body that is not a JSON object.
+        signature. :raise WebhookPayloadError: signed, but not a JSON object
+        Broker can take (`broker.inputs.load_json`).
     """
     try:
         stripe.WebhookSignature.verify_header(payload, signature_header, secret, tolerance)
@@ -88,11 +93,13 @@ def verify_webhook(payload: bytes, signature_header: str | None, secret: str, to
     except UnicodeDecodeError:
         raise WebhookSignatureError("the body is not UTF-8 text") from None
     try:
-        event = json.loads(payload)
-    except ValueError:
-        raise WebhookSignatureError("the body is not JSON") from None
+        # The strict loader: a NUL or lone surrogate in a signed body is still not
+        # text the database can store, nor 100,000 levels of nesting a payload.
+        event = load_json(payload, multiline_everywhere=True)
+    except BadInput as exc:
+        raise WebhookPayloadError(str(exc)) from None
     if not isinstance(event, dict):
-        raise WebhookSignatureError("the body is not a JSON object")
+        raise WebhookPayloadError("the body is not a JSON object")
     return event
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from broker.board.models import Listing
 from broker.context import Context
-from broker.errors import Invalid, Unavailable
+from broker.errors import BrokerError, Unavailable
 from broker.orders.models import Order
 from broker.orders.services import payment_changed
 from broker.payments import services as payments
@@ -41,12 +41,51 @@ class Received:
     outcome: str  # applied, ignored, unknown_object, duplicate
 
 
+# The object's fields the handlers read, and what each must be when present.
+_TEXT_FIELDS = ("id", "payment_intent", "charge", "status")
+_AMOUNT_FIELDS = ("amount", "amount_reversed")
+MAX_REF = 100  # WebhookEvent.event_id and .object_ref
+MAX_TYPE = 60  # WebhookEvent.type
+MAX_AMOUNT = 10**12
+
+
+class MalformedEvent(BrokerError):
+    """A correctly signed event that is not the shape the handler reads (400):
+    nothing is written, so a fixed redelivery is applied."""
+
+
+def event_parts(event: object) -> tuple[str, str, dict]:
+    """(id, type, data.object) of an event, each the shape the handlers need.
+
+    :raise MalformedEvent: not a JSON object with a string `id` and `type` and an
+        object `data.object` whose ids are strings and amounts whole numbers.
+    """
+    if not isinstance(event, dict):
+        raise MalformedEvent("the event is not a JSON object")
+    event_id, kind, data = event.get("id"), event.get("type"), event.get("data")
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= MAX_REF:
+        raise MalformedEvent(f"the event's id must be a string of 1 to {MAX_REF} characters")
+    if not isinstance(kind, str) or not 0 < len(kind) <= MAX_TYPE:
+        raise MalformedEvent(f"the event's type must be a string of 1 to {MAX_TYPE} characters")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(obj, dict):
+        raise MalformedEvent("the event's data.object must be a JSON object")
+    for name in _TEXT_FIELDS:
+        value = obj.get(name)
+        if value is not None and (not isinstance(value, str) or len(value) > MAX_REF):
+            raise MalformedEvent(f"data.object.{name} must be a string of at most {MAX_REF} characters")
+    for name in _AMOUNT_FIELDS:
+        value = obj.get(name)
+        if value is not None and (type(value) is not int or not 0 <= value <= MAX_AMOUNT):
+            raise MalformedEvent(f"data.object.{name} must be a whole number of minor units")
+    if kind.startswith("charge.dispute.") and not obj.get("id"):
+        raise MalformedEvent("a dispute event's data.object needs its id")
+    return event_id, kind, obj
+
+
 def apply_event(ctx: Context, event: dict, *, provider: str = "stripe") -> Received:
-    """Store and apply one verified event, exactly once."""
-    try:
-        event_id, kind, obj = event["id"], event["type"], event["data"]["object"]
-    except (KeyError, TypeError):
-        raise Invalid("the event has no id, type or data.object") from None
+    """Store and apply one verified event, exactly once. :raise 400: not the shape of an event."""
+    event_id, kind, obj = event_parts(event)
     try:
         with ctx.uow() as uow:
             session = uow.session
@@ -58,7 +97,7 @@ def apply_event(ctx: Context, event: dict, *, provider: str = "stripe") -> Recei
                 # Nothing is stored: the provider retries the event, and we apply it then.
                 raise Unavailable(f"could not re-read the payment from the provider: {exc}") from None
             session.add(WebhookEvent(provider=provider, event_id=event_id, type=kind,
-                                     object_ref=obj.get("id") if isinstance(obj, dict) else None,
+                                     object_ref=obj.get("id"),
                                      payload=event, outcome=outcome, received_at=ctx.now()))
             uow.commit()
     except IntegrityError:
@@ -130,11 +169,11 @@ def _lock(session, payment: Payment) -> tuple[Order, Payment]:
 def receive_stripe(ctx: Context, payload: bytes, signature: str | None) -> Received:
     """Verify a Stripe webhook's signature, then apply it once.
 
-    :raise 400: no secret configured, or a missing, wrong, stale or tampered
-        signature (nothing is written).
+    :raise 400: no secret configured, a missing, wrong, stale or tampered
+        signature, or a signed body that is not an event Broker can read
+        (nothing is written).
     """
-    from broker.errors import BrokerError
-    from broker.payments.stripe_provider import WebhookSignatureError, verify_webhook
+    from broker.payments.stripe_provider import WebhookPayloadError, WebhookSignatureError, verify_webhook
 
     secret = ctx.settings.stripe_webhook_secret
     if not secret:
@@ -143,4 +182,6 @@ def receive_stripe(ctx: Context, payload: bytes, signature: str | None) -> Recei
         event = verify_webhook(payload, signature, secret)
     except WebhookSignatureError as exc:
         raise BrokerError(f"the webhook signature is not valid: {exc}") from None
+    except WebhookPayloadError as exc:
+        raise MalformedEvent(f"the event is not one Broker can read: {exc}") from None
     return apply_event(ctx, event, provider="stripe")

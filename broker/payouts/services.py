@@ -16,6 +16,7 @@ from sqlalchemy import exists, func, select, true
 
 from broker.auth import Actor, ActorKind, require
 from broker.context import Context
+from broker.email_address import email_address
 from broker.errors import Invalid
 from broker.ledger import services as ledger
 from broker.pagination import Page, PageRequest, paginate
@@ -42,6 +43,7 @@ def connect(ctx: Context, actor: Actor, *, email: str, country: str = "US") -> O
     """Create (once) the caller's connected account and return a link to finish
     onboarding at the provider (none when the account is ready already)."""
     owner_kind, owner_id = _owner(actor)
+    email = email_address(email)
     if len(country) != 2:
         raise Invalid.field("country", "use the two-letter ISO 3166 country code")
     with ctx.uow() as uow:

@@ -25,6 +25,7 @@ from broker.board.listings import new_listing
 from broker.board.models import Bid, BidStatus, Listing, ListingKind, ListingStatus
 from broker.catalog.models import Product
 from broker.context import Context
+from broker.email_address import email_address
 from broker.errors import Conflict, Invalid, NotFound, PaymentRequired, Unauthenticated, Unavailable
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.geo.geocoding import LocationQuery, resolve_location
@@ -113,9 +114,7 @@ def post_request(ctx: Context, cmd: PostRequest) -> PostedRequest:
         raise Invalid.field("expires_at", "must be at least an hour from now")
     if expires_at > now + timedelta(hours=settings.request_max_hours):
         raise Invalid.field("expires_at", f"must be within {settings.request_max_hours:g} hours from now")
-    contact = (cmd.contact or "").strip() or None
-    if contact is not None and ("@" not in contact or len(contact) > 254):
-        raise Invalid.field("contact", "must be an email address")
+    contact = email_address(cmd.contact, "contact") if (cmd.contact or "").strip() else None
     callback = (cmd.callback_url or "").strip() or None
     if callback is not None:
         refused = check_destination(callback, allow_private=settings.allow_private_callbacks,

@@ -43,6 +43,7 @@ from broker.accounts.models import Manufacturer, Retailer
 from broker.auth import digest, same
 from broker.board.models import Listing
 from broker.context import Context
+from broker.email_address import email_address
 from broker.errors import Conflict, Invalid, NotFound, Unauthenticated
 from broker.fulfilment.models import Assignment
 from broker.ledger.models import LedgerTransaction
@@ -72,20 +73,56 @@ FOR_CUSTOMER_ERASURE = "erased at the customer's request"
 FOR_RETENTION = "erased: the retention period ended"
 
 
-def disclose(session: Session, *, order_id: int | None, party_kind: str, party_id: int | None, fields: list[str],
-             purpose: str, now: datetime, request_id: int | None = None) -> None:
-    """Record that a party was shown some of a customer's personal data (caller's transaction)."""
-    session.add(Disclosure(order_id=order_id, request_id=request_id, party_kind=party_kind, party_id=party_id,
-                           fields=sorted(fields), purpose=purpose, at=now))
+_ISSUED = object()  # only disclose_to makes a Disclosed
 
 
-def disclose_all(session: Session, *, order_ids: Iterable[int], party_kind: str, party_id: int | None,
-                 fields: list[str], purpose: str, now: datetime) -> None:
-    """`disclose` for a page of orders, in one statement however long the page."""
-    rows = [dict(order_id=order_id, request_id=None, party_kind=party_kind, party_id=party_id,
-                 fields=sorted(fields), purpose=purpose, at=now) for order_id in order_ids]
+class UnloggedDisclosure(RuntimeError):
+    """A view was about to show a customer's details to another party without a
+    disclosure-log row: a bug, refused rather than answered."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Disclosed:
+    """The proof, carried by a view, that showing these fields to this party was
+    written to the disclosure log. The views that carry a customer's details to
+    anyone but the customer (`orders.services.OrderView`,
+    `fulfilment.services.AssignmentView`) show them only with one, and only
+    `disclose_to` makes one: no answer can carry them unlogged."""
+
+    party_kind: str
+    party_id: int | None
+    fields: frozenset[str]
+    issued: object = dataclasses.field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.issued is not _ISSUED:
+            raise UnloggedDisclosure("a Disclosed comes from privacy.services.disclose_to only")
+
+    def covers(self, fields: Iterable[str]) -> bool:
+        return set(fields) <= self.fields
+
+
+def disclose_to(session: Session, *, party_kind: str, party_id: int | None, fields: Iterable[str], purpose: str,
+                now: datetime, order_ids: Iterable[int] = (), request_ids: Iterable[int] = ()) -> Disclosed:
+    """The one place a showing of a customer's personal data to anyone but the
+    customer is logged: one row per order or request shown (who, which fields,
+    when, why), in the caller's transaction and one statement however many.
+    Returns the `Disclosed` the view that shows them must carry."""
+    fields = sorted(set(fields))
+    rows = [dict(order_id=order_id, request_id=None, party_kind=party_kind, party_id=party_id, fields=fields,
+                 purpose=purpose, at=now) for order_id in order_ids]
+    rows += [dict(order_id=None, request_id=request_id, party_kind=party_kind, party_id=party_id, fields=fields,
+                  purpose=purpose, at=now) for request_id in request_ids]
     if rows:
         session.execute(insert(Disclosure), rows)
+    return Disclosed(party_kind, party_id, frozenset(fields), issued=_ISSUED)
+
+
+def _record_erasure(session: Session, *, order_id: int | None, request_id: int | None, fields: list[str],
+                    purpose: str, now: datetime) -> None:
+    """The erasure's own row in the customer's log (party "broker"): what was erased and why."""
+    session.add(Disclosure(order_id=order_id, request_id=request_id, party_kind="broker", party_id=None,
+                           fields=sorted(fields), purpose=purpose, at=now))
 
 
 def placeholder_email(order_id: int) -> str:
@@ -442,8 +479,8 @@ def _erase_order(session: Session, order: Order, now: datetime, purpose: str) ->
     _scrub_outbox(session, _outbox_about(session, order=order, request=request, message_ids=[m.id for m in messages]),
                   emails=emails, personal=personal, placeholder=placeholder, relay={m.id for m in messages}, now=now)
     _scrub_webhooks(session, _payment_of(session, order_id=order.id), personal)
-    disclose(session, order_id=order.id, request_id=request.id if request else None, party_kind="broker",
-             party_id=None, fields=["name", "email", "address", "messages", "reviews"], purpose=purpose, now=now)
+    _record_erasure(session, order_id=order.id, request_id=request.id if request else None,
+                    fields=["name", "email", "address", "messages", "reviews"], purpose=purpose, now=now)
     if request is not None and request.erased_at is None:
         _erase_request(session, request, now, purpose, audit=False)
 
@@ -477,8 +514,8 @@ def _erase_request(session: Session, request: PersonalRequest, now: datetime, pu
                   placeholder=_request_placeholder(request.id), relay=set(), now=now)
     _scrub_webhooks(session, _payment_of(session, order_id=request.order_id, request_id=request.id), personal)
     if audit:
-        disclose(session, order_id=request.order_id, request_id=request.id, party_kind="broker", party_id=None,
-                 fields=["name", "email", "address", "callback_url"], purpose=purpose, now=now)
+        _record_erasure(session, order_id=request.order_id, request_id=request.id,
+                        fields=["name", "email", "address", "callback_url"], purpose=purpose, now=now)
 
 
 def _redact(text: str, personal: Iterable[str]) -> str:
@@ -696,9 +733,7 @@ def find_customer(ctx: Context, email: str, reason: str) -> list[CustomerRecord]
         raise Invalid.field("reason", "say why you look this customer up; the customer will see it")
     if len(reason) > 120:
         raise Invalid.field("reason", "at most 120 characters")
-    address = (email or "").strip().lower()
-    if "@" not in address:
-        raise Invalid.field("email", "must be an email address")
+    address = email_address(email).lower()
     with ctx.uow() as uow:
         session = uow.session
         now = ctx.now()
@@ -710,15 +745,14 @@ def find_customer(ctx: Context, email: str, reason: str) -> list[CustomerRecord]
         for order, slug in rows:
             found.append(CustomerRecord("order", order.id, order.status, order.created_at, order.customer_name,
                                         order.area, slug))
-            disclose(session, order_id=order.id, party_kind="operator", party_id=None, fields=["email", "name"],
-                     purpose=reason, now=now)
-        requests = session.scalars(select(PersonalRequest).where(func.lower(PersonalRequest.contact_email) == address)
-                                   .order_by(PersonalRequest.id))
+        requests = list(session.scalars(select(PersonalRequest)
+                                        .where(func.lower(PersonalRequest.contact_email) == address)
+                                        .order_by(PersonalRequest.id)))
         for request in requests:
             found.append(CustomerRecord("request", request.id, request.status, request.created_at,
                                         request.ship_name, request.area, None, request.order_id))
-            disclose(session, order_id=None, request_id=request.id, party_kind="operator", party_id=None,
-                     fields=["email", "name"], purpose=reason, now=now)
+        disclose_to(session, party_kind="operator", party_id=None, fields=["email", "name"], purpose=reason, now=now,
+                    order_ids=[order.id for order, _ in rows], request_ids=[r.id for r in requests])
         uow.commit()
         log.info("operator looked up a customer: %s orders, %s requests", len(rows), len(found) - len(rows),
                  extra={"event": "privacy.lookup", "records": len(found)})

@@ -265,7 +265,7 @@ class TestCatalog:
         report = re.search(r'<table id="import-errors">.*?</table>', html, re.DOTALL).group(0)
         rows = re.findall(r'<tr data-row="(\d+)"><td class="num">\d+</td><td>([^<]*)</td><td class="error">([^<]*)</td>',
                           report)
-        assert rows == [("5", "BAD-1", "price: &#39;abc&#39; is not an amount")]
+        assert rows == [("5", "BAD-1", "price: &#39;abc&#39; is not an amount in USD; write it like 12.50 or 1,250.00")]
         assert "4 rows applied, 1 with errors" in html
         products = {p.sku: p for p in session.scalars(select(Product).where(Product.manufacturer_id == maker.id))}
         assert set(products) == {"SKU-1", "SKU-2", "NEW-1", "NEW-2", "NEW-3"}
@@ -310,7 +310,7 @@ class TestCatalog:
         assert "sku: must not be blank" in html
         assert "name: must not be blank" in html and "in_stock: &#39;maybe&#39;: use yes or no" in html
         assert "already given on row 4" in html
-        assert "write it with a decimal point" in html
+        assert "&#39;1,00&#39; is ambiguous here; write it like 12.50 or 1,250.00" in html
         assert "has 2 fields; the header has 4" in html
         assert re.findall(r'<tr data-row="(\d+)">', html) == ["2", "3", "5", "6", "7"]
 

@@ -17,6 +17,7 @@ from broker.payments.provider import PaymentError, make_payment_provider
 from broker.payments.stripe_provider import (
     STRIPE_API_VERSION,
     StripeProvider,
+    WebhookPayloadError,
     WebhookSignatureError,
     account_ready,
     payment_state,
@@ -569,8 +570,15 @@ class TestWebhookSignature:
         with pytest.raises(WebhookSignatureError, match="tolerance"):
             verify_webhook(payload, header, WEBHOOK_SECRET)
 
-    @pytest.mark.parametrize("payload", [b"not json", b"[1, 2]", b"\xff\xfe"])
+    @pytest.mark.parametrize("payload", [b"not json", b"[1, 2]", b'{"id": "evt_\\u0000"}',
+                                         b"[" * 1000 + b"]" * 1000])
     def test_a_signed_body_that_is_not_a_json_object_is_refused(self, payload):
+        """Signed, so not a signature error: a payload Broker cannot read (strict JSON, broker.inputs)."""
+        with pytest.raises(WebhookPayloadError):
+            verify_webhook(payload, sign(payload, WEBHOOK_SECRET), WEBHOOK_SECRET)
+
+    def test_a_signed_body_that_is_not_text_is_refused(self):
+        payload = b"\xff\xfe"
         with pytest.raises(WebhookSignatureError):
             verify_webhook(payload, sign(payload, WEBHOOK_SECRET), WEBHOOK_SECRET)
 
