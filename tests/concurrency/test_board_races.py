@@ -55,7 +55,9 @@ def ctx(database):
     from broker.db import make_engine
 
     engine = make_engine(database, **({} if database.startswith("sqlite") else {"pool_size": THREADS}))
-    context = Context.from_settings(make_settings(database, admin_token="x"), engine=engine, clock=FrozenClock(START))
+    # The threaded server below is reached as 127.0.0.1: the host Broker answers for.
+    context = Context.from_settings(make_settings(database, admin_token="x", public_url="http://127.0.0.1"),
+                                    engine=engine, clock=FrozenClock(START))
     yield context
     engine.dispose()
 

@@ -167,8 +167,9 @@ class TestOrderConfirmation:
         [confirmation] = to(mail_dir, CUSTOMER[1])
         assert confirmation["Bcc"] is None
         assert confirmation["Subject"] == f"Your order {placed['id']} at Acme Bcc: attacker@evil.example is confirmed"
+        # The input boundary refuses a line break in a one-line field before any view sees it.
         refused = client.patch("/api/v1/storefront", headers=auth(maker.key), json={"name": name})
-        assert refused.status_code == 422 and "one line" in str(refused.get_json()["errors"])
+        assert refused.status_code == 400 and "line break" in refused.get_json()["detail"]
 
 
 @pytest.fixture

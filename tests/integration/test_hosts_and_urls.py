@@ -129,7 +129,8 @@ class TestOrigins:
                                         "ftp://a.example", "https://0x7f.1", "https://a.example\ud800"])
     def test_origins_are_scheme_host_and_port_and_nothing_else(self, client, maker, origin):
         response = client.patch("/api/v1/storefront", headers=api(maker), json={"frame_origins": [origin]})
-        assert response.status_code == 422, origin
+        # A lone surrogate never reaches the grammar: the input boundary refuses it (400).
+        assert response.status_code == (400 if "\ud800" in origin else 422), origin
 
     def test_origins_are_stored_as_browsers_send_them(self, client, maker):
         response = client.patch("/api/v1/storefront", headers=api(maker), json={"frame_origins": [
@@ -193,7 +194,7 @@ class TestImages:
     def test_image_urls_are_public_https_addresses_without_credentials(self, client, maker, image):
         response = client.post("/api/v1/products", headers=api(maker),
                                json={"sku": "NEW-1", "name": "New", "price": 100, "image_url": image})
-        assert response.status_code == 422, image
+        assert response.status_code == (400 if "\ud800" in image else 422), image
 
     def test_an_image_url_too_long_once_encoded_is_a_422(self, client, maker):
         long = "https://img.example/" + "\u00e9" * 470  # 490 characters, 2,840 once percent-encoded

@@ -45,7 +45,7 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def csrf(client, path: str = "/signin") -> str:
-    page = client.get(path)
+    page = client.get(path, follow_redirects=True)  # an emailed link is exchanged first
     found = CSRF.search(page.get_data(as_text=True))
     assert found, f"no CSRF token on {path}"
     return found.group(1)
@@ -512,7 +512,7 @@ class TestDealers:
         other = portal.world.manufacturer(products=())
         invitations.invite(ctx, other.actor, "owner@corner.example")
         path = outbox_link(ctx, "owner@corner.example", "/invitations/")
-        page = html(signed_in.get(path))
+        page = html(signed_in.get(path, follow_redirects=True))
         assert f"Maker {other.slug} invites you" in page and "Accept for Corner Bikes" in page
         response = post(signed_in, f"{path}/{answer}", token_from=path)
         assert response.status_code == 302

@@ -59,6 +59,9 @@ def test_free_text_redacts_urls_and_leaves_words_alone():
 def test_our_log_lines_and_tracebacks_are_redacted(capsys):
     root = logging.getLogger()
     saved = root.handlers[:], root.level
+    request_log = logging.getLogger("werkzeug")
+    saved_request_level = request_log.level
+    request_log.setLevel(logging.INFO)  # another test may have quietened it
     logs.configure("text")
     try:
         log = logging.getLogger("web.app")
@@ -74,6 +77,7 @@ def test_our_log_lines_and_tracebacks_are_redacted(capsys):
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)
+        request_log.setLevel(saved_request_level)
     written = capsys.readouterr().err
     assert "Exception on /s/acme/o/5/[redacted]" in written and "could not handle /verify/[redacted]" in written
     assert "GET /unsubscribe/[redacted] HTTP/1.1" in written and "invitation=[redacted]" in written
