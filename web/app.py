@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     logging.getLogger("broker").setLevel(logging.INFO)
 
     from api import init_api
-    from web import account, console, pages, portal, requests, storefront
+    from web import account, console, pages, portal, requests, retries, storefront
     from web.security import init_security
 
     init_api(app)
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     app.register_blueprint(pages.bp)
     app.register_blueprint(requests.bp)
     app.register_blueprint(storefront.bp)
+    retries.install(app)  # every view, before the rate limits wrap theirs
     init_security(app)
     if context.settings.trusted_proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
