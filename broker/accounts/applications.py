@@ -19,11 +19,14 @@ from broker.accounts.models import (
     Role,
     Store,
 )
+from broker.accounts.services import authorise
 from broker.auth import Actor, ActorKind, require
 from broker.context import Context
+from broker.db import insert_if_absent
 from broker.errors import Conflict, Invalid, NotFound
 from broker.identity.models import User
 from broker.identity.services import invitation_token, normalise_email
+from broker.locks import lock
 from broker.notifications.services import company_addresses, send_email
 
 
@@ -54,12 +57,18 @@ def _authorisation(session: Session, manufacturer_id: int, retailer_id: int) -> 
         DealerAuthorisation.manufacturer_id == manufacturer_id, DealerAuthorisation.retailer_id == retailer_id))
 
 
-def _authorise(session: Session, manufacturer_id: int, retailer_id: int, now: datetime) -> None:
-    dealer = _authorisation(session, manufacturer_id, retailer_id)
-    if dealer is None:
-        session.add(DealerAuthorisation(manufacturer_id=manufacturer_id, retailer_id=retailer_id, authorised_at=now))
-    elif dealer.revoked_at is not None:
-        dealer.revoked_at, dealer.authorised_at = None, now
+def _application(session: Session, manufacturer_id: int, retailer_id: int, *, invited: bool, note: str,
+                 now: datetime) -> tuple[DealerApplication, bool]:
+    """The pair's application, locked; made pending now (True) if there was none.
+    One row however many ask at once: the second waits for the first's and
+    finds it."""
+    created = insert_if_absent(session, DealerApplication, dict(
+        manufacturer_id=manufacturer_id, retailer_id=retailer_id, status=ApplicationStatus.PENDING, invited=invited,
+        note=note, created_at=now), unique=["manufacturer_id", "retailer_id"])
+    application = session.scalar(lock(select(DealerApplication).where(
+        DealerApplication.manufacturer_id == manufacturer_id, DealerApplication.retailer_id == retailer_id))
+        .execution_options(populate_existing=True))
+    return application, created is not None
 
 
 def manufacturers_for(ctx: Context, actor: Actor) -> list[ManufacturerChoice]:
@@ -98,18 +107,20 @@ def apply(ctx: Context, actor: Actor, manufacturer_id: int, note: str = "") -> D
         if dealer is not None and dealer.revoked_at is None:
             raise Conflict(f"you are already an authorised dealer of {maker.name}")
         now = ctx.now()
-        application = uow.session.scalar(select(DealerApplication).where(
-            DealerApplication.manufacturer_id == manufacturer_id, DealerApplication.retailer_id == actor.id
-        ).with_for_update())
-        if application is None:
-            application = DealerApplication(manufacturer_id=manufacturer_id, retailer_id=actor.id,
-                                            status=ApplicationStatus.PENDING, invited=False, note=note,
-                                            created_at=now)
-            uow.session.add(application)
+        application, created = _application(uow.session, manufacturer_id, actor.id, invited=False, note=note,
+                                            now=now)
+        if created:
+            pass
         elif application.status == ApplicationStatus.PENDING and application.invited:
             # They were invited and now ask: that is a yes to the invitation.
             application.status, application.decided_at = ApplicationStatus.APPROVED, now
-            _authorise(uow.session, manufacturer_id, actor.id, now)
+            authorise(uow.session, manufacturer_id, actor.id, now)
+        elif application.status == ApplicationStatus.PENDING:
+            # Asked already and not decided (a form sent twice): the same
+            # application, with the newer note; the manufacturer was told once.
+            application.note = note or application.note
+            uow.commit()
+            return application
         else:
             application.status, application.invited, application.note = ApplicationStatus.PENDING, False, note
             application.created_at, application.decided_at = now, None
@@ -166,7 +177,7 @@ def decide(ctx: Context, actor: Actor, application_id: int, approve: bool) -> De
         application.status = ApplicationStatus.APPROVED if approve else ApplicationStatus.DECLINED
         application.decided_at = now
         if approve:
-            _authorise(uow.session, application.manufacturer_id, application.retailer_id, now)
+            authorise(uow.session, application.manufacturer_id, application.retailer_id, now)
         maker = uow.session.get(Manufacturer, application.manufacturer_id)
         retailer = uow.session.get(Retailer, application.retailer_id)
         if actor.kind is ActorKind.MANUFACTURER:
@@ -203,20 +214,14 @@ def invite(ctx: Context, actor: Actor, email: str) -> str:
         dealer = _authorisation(uow.session, actor.id, retailer_id)
         if dealer is not None and dealer.revoked_at is None:
             raise Conflict("that retailer is already your dealer")
-        application = uow.session.scalar(select(DealerApplication).where(
-            DealerApplication.manufacturer_id == actor.id, DealerApplication.retailer_id == retailer_id
-        ).with_for_update())
-        if application is not None and application.status == ApplicationStatus.PENDING and not application.invited:
+        application, created = _application(uow.session, actor.id, retailer_id, invited=True, note="", now=now)
+        if not created and application.status == ApplicationStatus.PENDING and not application.invited:
             # They already asked: inviting them is approving.
             application.status, application.decided_at = ApplicationStatus.APPROVED, now
-            _authorise(uow.session, actor.id, retailer_id, now)
+            authorise(uow.session, actor.id, retailer_id, now)
             uow.commit()
             return "approved"
-        if application is None:
-            application = DealerApplication(manufacturer_id=actor.id, retailer_id=retailer_id,
-                                            status=ApplicationStatus.PENDING, invited=True, created_at=now)
-            uow.session.add(application)
-        else:
+        if not created:
             application.status, application.invited, application.created_at = ApplicationStatus.PENDING, True, now
             application.decided_at = None
         uow.session.flush()

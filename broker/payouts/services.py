@@ -16,6 +16,7 @@ from sqlalchemy import exists, func, select, true
 
 from broker.auth import Actor, ActorKind, require
 from broker.context import Context
+from broker.db import insert_if_absent
 from broker.errors import Invalid
 from broker.ledger import services as ledger
 from broker.pagination import Page, PageRequest, paginate
@@ -50,11 +51,16 @@ def connect(ctx: Context, actor: Actor, *, email: str, country: str = "US") -> O
             ConnectedAccount.provider == ctx.payments.name))
         now = ctx.now()
         if account is None:
+            # The key makes a second request at the same moment get the same
+            # account from the provider; ON CONFLICT makes it find the first's row.
             made = ctx.payments.create_account(session, email=email, country=country.upper(),
                                                idempotency_key=f"{owner_kind}-{owner_id}-account")
-            account = ConnectedAccount(owner_kind=owner_kind, owner_id=owner_id, provider=ctx.payments.name,
-                                       account_ref=made.ref, ready=made.ready, created_at=now, updated_at=now)
-            session.add(account)
+            insert_if_absent(session, ConnectedAccount, dict(
+                owner_kind=owner_kind, owner_id=owner_id, provider=ctx.payments.name, account_ref=made.ref,
+                ready=made.ready, created_at=now, updated_at=now), unique=["owner_kind", "owner_id", "provider"])
+            account = session.scalar(select(ConnectedAccount).where(
+                ConnectedAccount.owner_kind == owner_kind, ConnectedAccount.owner_id == owner_id,
+                ConnectedAccount.provider == ctx.payments.name))
         url = None
         if not account.ready:
             base = ctx.settings.public_url.rstrip("/")
