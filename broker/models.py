@@ -18,6 +18,7 @@ from broker.notifications.models import EmailOptOut
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.orders.models import Delivery, Order, OrderLine, OrderStatus
 from broker.outbox.models import OutboxMessage
+from broker.parking.models import JobFailure
 from broker.ledger.models import LedgerEntry, LedgerTransaction
 from broker.payments.models import (
     OfflineAccount,
@@ -42,7 +43,7 @@ from broker.settlement.models import (
 )
 
 __all__ = [
-    "ApplicationStatus", "DealerApplication", "EmailOptOut", "User",
+    "ApplicationStatus", "DealerApplication", "EmailOptOut", "JobFailure", "User",
     "Review", "Message", "PersonalRequest", "Prefer", "RequestStatus",
     "ConnectedAccount", "Earning", "EarningStatus", "LedgerEntry", "LedgerTransaction", "OfflineAccount",
     "OfflineRefund", "OfflineTransfer", "Payout", "WebhookEvent",
