@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 
-from flask import Flask, g
+from flask import Flask, g, request
 
 from broker import retry
 
@@ -29,8 +29,22 @@ def install(app: Flask) -> None:
 def _retrying(view):
     @functools.wraps(view)
     def retrying(*args, **kwargs):
+        # A second run must read the same request: the body is kept (a webhook
+        # reads it uncached, to check its signature), and uploaded files are
+        # rewound to their start.
+        request.get_data()
+        runs = 0
+
+        def run():
+            nonlocal runs
+            if runs:
+                for upload in request.files.values():
+                    upload.stream.seek(0)
+            runs += 1
+            return view(*args, **kwargs)
+
         try:
-            return retry.run(view, *args, **kwargs)
+            return retry.run(run)
         except retry.Contended as exc:
             setattr(g, _RETRY_AFTER, exc.retry_after)
             raise

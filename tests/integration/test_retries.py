@@ -168,3 +168,54 @@ def test_a_unique_violation_is_a_race_and_other_integrity_errors_are_not(engine)
         conn.rollback()
     assert retry.lost_race(duplicate_row.value) == retry.DUPLICATE
     assert retry.lost_race(missing_value.value) is None
+
+
+# --- a second run reads the same request -------------------------------------------------
+
+
+def test_a_retried_webhook_reads_its_body_again(ctx, monkeypatch, no_pause):
+    """The webhook view reads the raw body uncached, to check its signature; a
+    second run must see the same bytes, not an empty stream."""
+    import dataclasses
+    import json
+
+    from broker.payments import webhooks
+    from tests.fakes.stripe_server import event, sign
+    from web.app import create_app
+
+    settings = dataclasses.replace(ctx.settings, stripe_webhook_secret="whsec_retry")
+    client = create_app(context=dataclasses.replace(ctx, settings=settings),
+                        test_config={"TESTING": True}).test_client()
+    calls = losing(monkeypatch, webhooks, "apply_event", deadlock, times=1)
+    body = json.dumps(event("invoice.created", {"id": "in_1"})).encode()
+
+    response = client.post("/webhooks/stripe", data=body, headers={"Stripe-Signature": sign(body, "whsec_retry"),
+                                                                   "Content-Type": "application/json"})
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["outcome"] == "ignored"
+    assert len(calls) == 2
+
+
+def test_a_retried_upload_reads_its_file_again(world, ctx, client, session, monkeypatch, no_pause):
+    """The console's CSV import reads the uploaded file; a second run reads it from the start."""
+    import io
+
+    from broker.accounts.models import Role
+    from broker.catalog import imports
+    from broker.catalog.models import Product
+    from tests.pages import csrf, sign_in, user_for
+
+    maker = world.manufacturer(products=[])
+    user_for(ctx, Role.MANUFACTURER, maker.id, "owner@maker.example")
+    sign_in(client, "owner@maker.example")
+    calls = losing(monkeypatch, imports, "import_products", deadlock, times=1)
+    csv = b"sku,name,price,description,image_url,in_stock\nKETTLE,Kettle,25.00,,,true\n"
+
+    response = client.post("/console/catalog/import", data={"file": (io.BytesIO(csv), "products.csv"),
+                                                             "csrf_token": csrf(client, "/console/catalog")},
+                           content_type="multipart/form-data")
+
+    assert response.status_code == 302, response.get_data(as_text=True)
+    assert len(calls) == 2
+    assert session.scalar(select(Product.name).where(Product.manufacturer_id == maker.id)) == "Kettle"
