@@ -187,6 +187,7 @@ def settle(as_of: str | None, dry_run: bool, as_json: bool, shard: str | None, m
         "run_id": report.run_id, "dry_run": report.dry_run, "as_of": report.as_of.isoformat(),
         "scope": report.scope, "settled": report.settled, "to_retailers": report.to_retailers,
         "to_manufacturer": report.to_manufacturer, "by_rule": report.by_rule, "seconds": round(report.seconds, 3),
+        "parked": sorted(report.parked),
     }
     if dry_run:
         summary["plan"] = report.decisions
@@ -199,6 +200,9 @@ def settle(as_of: str | None, dry_run: bool, as_json: bool, shard: str | None, m
                f"{report.to_manufacturer} to manufacturers, in {summary['seconds']}s")
     for rule, count in sorted(report.by_rule.items()):
         click.echo(f"  {rule}: {count}")
+    if report.parked:
+        click.echo(f"  parked {len(report.parked)} listings it could not settle: "
+                   f"{', '.join(map(str, sorted(report.parked)))} (see `broker jobs parked`)")
     for d in report.decisions:
         who = f"retailer {d['retailer_id']} at {d['distance_km']} km" if d["retailer_id"] else "the manufacturer"
         click.echo(f"  listing {d['listing_id']} -> {who} ({d['rule']})")

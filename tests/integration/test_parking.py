@@ -416,6 +416,26 @@ def test_the_api_and_the_command_say_which_listings_a_run_parked(world, ctx, clo
     assert mine["parked"] is None  # a manufacturer is not told of other manufacturers' listings
 
 
+def test_broker_settle_names_the_listings_it_parked(world, ctx, clock, cli):
+    import json
+
+    maker = world.manufacturer()
+    placed = world.order(maker)
+    with ctx.uow() as uow:
+        uow.session.execute(update(Order).where(Order.id == placed.order.id).values(status=OrderStatus.CANCELLED))
+        uow.commit()
+    listing = world.listing_id(placed.order.id)
+    clock.now = SETTLED_AT
+
+    text = cli("settle")
+    assert text.exit_code == 0, text.output
+    assert f"parked 1 listings it could not settle: {listing}" in text.output
+    with ctx.uow() as uow:  # put back, for a second run that reports it again
+        uow.session.execute(update(JobFailure).values(parked_at=None, next_attempt_at=None))
+        uow.commit()
+    assert json.loads(cli("settle", "--json").stdout)["parked"] == [listing]
+
+
 # --- retention ----------------------------------------------------------------------------------
 
 
