@@ -269,7 +269,8 @@ def jobs_parked() -> None:
     found = list_parked(_context())
     for row in found:
         click.echo(f"{row.id}  job {row.job}  {row.row_kind} {row.row_id}  {row.attempts} attempts  "
-                   f"first failed {row.first_failed_at:%Y-%m-%d %H:%M:%S}  last {row.last_failed_at:%Y-%m-%d %H:%M:%S}"
+                   f"first failed {row.first_failed_at:%Y-%m-%d %H:%M:%S}  "
+                   f"last {row.last_failed_at:%Y-%m-%d %H:%M:%S} UTC"
                    f"\n    {row.last_error}")
     click.echo(f"{len(found)} parked" + ("; put them back with `broker jobs retry ID` or `--all`" if found else ""))
 
