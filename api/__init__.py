@@ -6,7 +6,7 @@ from flask import Flask, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
-from api import paging, problems
+from api import contention, paging, problems
 from api.schemas import Problem
 from broker.errors import BrokerError
 
@@ -45,6 +45,7 @@ def init_api(app: Flask) -> Api:
                                 "that may call them in `x-roles`."},
     })
     api = BrokerApi(app, spec_kwargs={"extra_plugins": [problems.ProblemResponses(Problem),
+                                                          contention.ContentionResponses(Problem),
                                                           paging.PaginationHeader()]})
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.components.security_scheme("accessToken", {"type": "apiKey", "in": "header", "name": "X-Access-Token"})

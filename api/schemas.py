@@ -419,6 +419,9 @@ class SettlementOut(ma.Schema):
     to_manufacturer = f.Integer()
     by_rule = f.Dict(keys=f.String(), values=f.Integer())
     seconds = f.Float()
+    parked = f.List(f.Integer(), metadata={
+        "description": "Listings that could not be settled: each is parked with its error (`broker jobs "
+                       "parked`) and left out of runs until the operator puts it back; the rest were settled."})
 
 
 class BidOutcomeOut(ma.Schema):
@@ -460,6 +463,9 @@ class RunOut(ma.Schema):
     scope = f.String(metadata={"description": "What the run took: \"everything\", \"shard K/N\" of the "
                                               "manufacturers, or named manufacturers (to a manufacturer, "
                                               "\"chosen manufacturers\")."})
+    parked = f.Integer(allow_none=True, metadata={
+        "description": "How many listings the run could not settle and parked (to the operator; null to a "
+                       "manufacturer)."})
 
 
 class RetailerShareOut(ma.Schema):
@@ -513,7 +519,9 @@ class EarningsSummaryOut(ma.Schema):
 class PayoutRunOut(ma.Schema):
     payouts = f.Integer()
     amount = f.Dict(keys=f.String(), values=f.Integer())
-    failed = f.Integer()
+    failed = f.Integer(metadata={"description": "Earnings whose payout failed; tried again at the next run."})
+    parked = f.Integer(metadata={"description": "Earnings whose payout failed too often: parked until the "
+                                                "operator puts them back (`broker jobs retry`)."})
 
 
 # --- personal requests ------------------------------------------------------

@@ -19,7 +19,8 @@ def _run(summary: reports.RunSummary) -> dict:
     return {"id": run.id, "as_of": run.as_of, "trigger": run.trigger, "status": run.status,
             "started_at": run.started_at, "finished_at": run.finished_at, "seconds": summary.seconds,
             "settled": summary.settled, "to_retailers": summary.to_retailers,
-            "to_manufacturer": summary.to_manufacturer, "error": run.error, "scope": summary.scope}
+            "to_manufacturer": summary.to_manufacturer, "error": run.error, "scope": summary.scope,
+            "parked": summary.parked}
 
 
 @blp.route("/settlements")
@@ -41,7 +42,7 @@ class Settlements(MethodView):
         report = services.settle_as(broker_context(), current_actor(), as_of=data.get("as_of"))
         return {"id": report.run_id, "as_of": report.as_of, "settled": report.settled,
                 "to_retailers": report.to_retailers, "to_manufacturer": report.to_manufacturer,
-                "by_rule": report.by_rule, "seconds": report.seconds}
+                "by_rule": report.by_rule, "seconds": report.seconds, "parked": sorted(report.parked)}
 
 
 @blp.route("/settlements/<int:run_id>")

@@ -9,9 +9,12 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
+from collections.abc import Sequence
+
 from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.orm import DeclarativeBase, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool, StaticPool
 from sqlalchemy.types import TypeDecorator
 
@@ -155,3 +158,18 @@ def _make_sqlite_engine(url: str, **kwargs) -> Engine:
 
 def make_session_factory(bind) -> sessionmaker:
     return sessionmaker(bind=bind, expire_on_commit=False)
+
+
+def insert_if_absent(session: Session, model, values: dict, *, unique: Sequence[str]) -> int | None:
+    """`INSERT ... ON CONFLICT (unique) DO NOTHING`, in the session's transaction:
+    the new row's id, or None if a row with the same `unique` columns exists.
+
+    For a row two requests may both write at once (a double-submitted form): a
+    SELECT-then-INSERT lets both see nothing and the second fail on the unique
+    constraint. Here PostgreSQL makes the second wait for the first and then do
+    nothing; SQLite's writers never overlap. The caller then reads the row that is
+    there, whoever wrote it."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = (dialect.insert(model).values(**values)
+            .on_conflict_do_nothing(index_elements=list(unique)).returning(model.id))
+    return session.scalar(stmt)

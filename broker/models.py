@@ -20,6 +20,7 @@ from broker.notifications.models import EmailOptOut
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.orders.models import Delivery, Order, OrderLine, OrderStatus
 from broker.outbox.models import OutboxMessage
+from broker.parking.models import JobFailure
 from broker.ledger.models import LedgerEntry, LedgerTransaction
 from broker.payments.models import (
     OfflineAccount,
@@ -44,8 +45,8 @@ from broker.settlement.models import (
 )
 
 __all__ = [
-    "ApplicationStatus", "DealerApplication", "DealerInvitation", "EmailOptOut", "InvitationStatus", "User",
-    "UserSession",
+    "ApplicationStatus", "DealerApplication", "DealerInvitation", "EmailOptOut", "InvitationStatus", "JobFailure",
+    "User", "UserSession",
     "Review", "Message", "PersonalRequest", "Prefer", "RequestStatus",
     "ConnectedAccount", "Earning", "EarningStatus", "LedgerEntry", "LedgerTransaction", "OfflineAccount",
     "OfflineRefund", "OfflineTransfer", "Payout", "WebhookEvent",

@@ -3,6 +3,10 @@ coalesces missed runs into one, and does its work in its own units of work.
 
 Every job is safe to run in two schedulers at once: it claims its work in the
 database (see each service), so two schedulers are redundancy, not double work.
+
+Every job that works through rows does each row (or batch) in its own unit of
+work through `broker.parking`: a row that fails is recorded and retried later,
+parked after a few failures, and never stops the rest of the run.
 """
 
 from __future__ import annotations

@@ -283,6 +283,7 @@ def settle(as_of: str | None, dry_run: bool, as_json: bool, shard: str | None, m
         "run_id": report.run_id, "dry_run": report.dry_run, "as_of": report.as_of.isoformat(),
         "scope": report.scope, "settled": report.settled, "to_retailers": report.to_retailers,
         "to_manufacturer": report.to_manufacturer, "by_rule": report.by_rule, "seconds": round(report.seconds, 3),
+        "parked": sorted(report.parked),
     }
     if dry_run:
         summary["plan"] = report.decisions
@@ -295,6 +296,9 @@ def settle(as_of: str | None, dry_run: bool, as_json: bool, shard: str | None, m
                f"{report.to_manufacturer} to manufacturers, in {summary['seconds']}s")
     for rule, count in sorted(report.by_rule.items()):
         click.echo(f"  {rule}: {count}")
+    if report.parked:
+        click.echo(f"  parked {len(report.parked)} listings it could not settle: "
+                   f"{', '.join(map(str, sorted(report.parked)))} (see `broker jobs parked`)")
     for d in report.decisions:
         who = f"retailer {d['retailer_id']} at {d['distance_km']} km" if d["retailer_id"] else "the manufacturer"
         click.echo(f"  listing {d['listing_id']} -> {who} ({d['rule']})")
@@ -344,7 +348,45 @@ def payouts_run() -> None:
 
     report = run_payouts(_context())
     amounts = ", ".join(f"{amount} {currency}" for currency, amount in sorted(report.amount.items())) or "nothing"
-    click.echo(f"{report.payouts} payouts: {amounts}; {report.failed} failed (retried next run)")
+    click.echo(f"{report.payouts} payouts: {amounts}; {report.failed} failed (retried next run); "
+               f"{report.parked} parked" + (" (see `broker jobs parked`)" if report.parked else ""))
+
+
+@main.group()
+def jobs() -> None:
+    """Rows the scheduled jobs could not get through (broker.parking)."""
+
+
+@jobs.command("parked")
+def jobs_parked() -> None:
+    """List the parked rows: each failed too often and waits for you; fix the cause, then `broker jobs retry`."""
+    from broker.parking.services import list_parked
+
+    found = list_parked(_context())
+    for row in found:
+        click.echo(f"{row.id}  job {row.job}  {row.row_kind} {row.row_id}  {row.attempts} attempts  "
+                   f"first failed {row.first_failed_at:%Y-%m-%d %H:%M:%S}  "
+                   f"last {row.last_failed_at:%Y-%m-%d %H:%M:%S} UTC"
+                   f"\n    {row.last_error}")
+    click.echo(f"{len(found)} parked" + ("; put them back with `broker jobs retry ID` or `--all`" if found else ""))
+
+
+@jobs.command("retry")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all", "every", is_flag=True, help="put back every parked row")
+def jobs_retry(ids: tuple[int, ...], every: bool) -> None:
+    """Put parked rows back (by the IDs `broker jobs parked` shows, or --all): their jobs try them again at
+    their next run, with a fresh count of attempts."""
+    from broker.errors import BrokerError
+    from broker.parking.services import put_back
+
+    if bool(ids) == every:
+        raise click.UsageError("give the IDs of parked rows, or --all")
+    try:
+        count = put_back(_context(), None if every else list(ids))
+    except BrokerError as exc:
+        raise click.ClickException(exc.detail) from None
+    click.echo(f"{count} put back; their jobs try them at their next run")
 
 
 @main.group()
@@ -395,7 +437,8 @@ def emails_send() -> None:
     from broker.notifications.delivery import deliver_emails
 
     report = deliver_emails(_context())
-    click.echo(f"{report.sent} emails sent; {report.failed} failed (retried later); {report.gave_up} given up")
+    click.echo(f"{report.sent} emails sent; {report.failed} failed (retried later); {report.parked} parked"
+               + (" (see `broker jobs parked`)" if report.parked else ""))
 
 
 @main.group()

@@ -27,7 +27,8 @@ def home():
 
 @bp.get("/healthz")
 def healthz():
-    """Up (200) when the database answers; says when settlement last completed and failed."""
+    """Up (200) when the database answers; says when settlement last completed and
+    failed, and how many rows the scheduled jobs have parked."""
     ctx = current_app.extensions["broker"]
     found = health(ctx)
 
@@ -37,7 +38,9 @@ def healthz():
                                        "error": r.error}
 
     body = {"status": "ok" if found.database else "unavailable", "database": "ok" if found.database else "down",
-            "last_settlement": run(found.last_completed), "last_failed_settlement": run(found.last_failed)}
+            "last_settlement": run(found.last_completed), "last_failed_settlement": run(found.last_failed),
+            # Rows the jobs could not get through: they wait for `broker jobs parked` / `retry`.
+            "parked_rows": sum(found.parked.values()), "parked_by_job": found.parked}
     return jsonify(body), 200 if found.database else 503
 
 

@@ -24,11 +24,14 @@ from broker.accounts.models import (
     Role,
     Store,
 )
+from broker.accounts.services import authorise
 from broker.auth import Actor, ActorKind, require
 from broker.context import Context
+from broker.db import insert_if_absent
 from broker.errors import Conflict, Forbidden, NotFound
 from broker.identity.models import User
 from broker.identity.services import SignedIn
+from broker.locks import lock
 from broker.notifications.services import company_addresses, send_email
 
 
@@ -62,12 +65,18 @@ def _authorisation(session: Session, manufacturer_id: int, retailer_id: int) -> 
         DealerAuthorisation.manufacturer_id == manufacturer_id, DealerAuthorisation.retailer_id == retailer_id))
 
 
-def authorise(session: Session, manufacturer_id: int, retailer_id: int, now: datetime) -> None:
-    dealer = _authorisation(session, manufacturer_id, retailer_id)
-    if dealer is None:
-        session.add(DealerAuthorisation(manufacturer_id=manufacturer_id, retailer_id=retailer_id, authorised_at=now))
-    elif dealer.revoked_at is not None:
-        dealer.revoked_at, dealer.authorised_at = None, now
+def _application(session: Session, manufacturer_id: int, retailer_id: int, *, invited: bool, note: str,
+                 now: datetime, applicant_user_id: int | None = None) -> tuple[DealerApplication, bool]:
+    """The pair's application, locked; made pending now (True) if there was none.
+    One row however many ask at once: the second waits for the first's and
+    finds it."""
+    created = insert_if_absent(session, DealerApplication, dict(
+        manufacturer_id=manufacturer_id, retailer_id=retailer_id, status=ApplicationStatus.PENDING, invited=invited,
+        note=note, created_at=now, applicant_user_id=applicant_user_id), unique=["manufacturer_id", "retailer_id"])
+    application = session.scalar(lock(select(DealerApplication).where(
+        DealerApplication.manufacturer_id == manufacturer_id, DealerApplication.retailer_id == retailer_id))
+        .execution_options(populate_existing=True))
+    return application, created is not None
 
 
 def is_dealer(session: Session, manufacturer_id: int, retailer_id: int) -> bool:
@@ -139,15 +148,16 @@ def apply(ctx: Context, applicant: SignedIn, manufacturer_id: int, note: str = "
         if is_dealer(uow.session, manufacturer_id, actor.id):
             raise Conflict(f"you are already an authorised dealer of {maker.name}")
         now = ctx.now()
-        application = uow.session.scalar(select(DealerApplication).where(
-            DealerApplication.manufacturer_id == manufacturer_id, DealerApplication.retailer_id == actor.id
-        ).with_for_update())
-        if application is None:
-            application = DealerApplication(manufacturer_id=manufacturer_id, retailer_id=actor.id,
-                                            status=ApplicationStatus.PENDING, invited=False, note=note,
-                                            created_at=now, applicant_user_id=applicant.user_id)
-            uow.session.add(application)
-        else:
+        application, created = _application(uow.session, manufacturer_id, actor.id, invited=False, note=note,
+                                            now=now, applicant_user_id=applicant.user_id)
+        if not created and application.status == ApplicationStatus.PENDING:
+            # Asked already and not decided (a form sent twice): the same
+            # application, with the newer note; the manufacturer was told once.
+            application.note = note or application.note
+            application.applicant_user_id = applicant.user_id
+            uow.commit()
+            return application
+        if not created:  # asked again after a decision: pending once more
             application.status, application.invited, application.note = ApplicationStatus.PENDING, False, note
             application.created_at, application.decided_at = now, None
             application.applicant_user_id = applicant.user_id

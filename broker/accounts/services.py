@@ -13,9 +13,11 @@ from broker.auth import ANONYMOUS, Actor, ActorKind, digest, new_secret, require
 from broker.board.models import Bid, BidStatus, Listing, ListingStatus
 from broker.geo.distance import distance_km, shown_distance_km
 from broker.context import Context
+from broker.db import insert_if_absent
 from broker.email_address import email_address
 from broker.errors import Conflict, Invalid, NotFound, Unauthenticated
 from broker.geo.geocoding import LocationQuery, resolve_location
+from broker.locks import lock
 from broker.money import CURRENCIES
 from broker.pagination import Page, PageRequest, paginate
 
@@ -120,12 +122,14 @@ def create_manufacturer(ctx: Context, actor: Actor, cmd: NewManufacturer) -> tup
         raise Invalid.field("currency", f"{cmd.currency!r} is not a supported ISO 4217 currency")
     place = resolve_location(ctx.geocoder, cmd.location)
     with ctx.uow() as uow:
-        if uow.session.scalar(select(Manufacturer.id).where(Manufacturer.slug == slug)) is not None:
+        # ON CONFLICT: of two requests for one slug at once, the second waits for
+        # the first and is told the slug is taken.
+        maker_id = insert_if_absent(uow.session, Manufacturer, dict(
+            name=name, slug=slug, currency=currency, lat=place.lat, lon=place.lon, area=place.area,
+            created_at=ctx.now()), unique=["slug"])
+        if maker_id is None:
             raise Conflict(f"the slug {slug!r} is taken", errors={"slug": ["already taken"]})
-        maker = Manufacturer(name=name, slug=slug, currency=currency, lat=place.lat, lon=place.lon,
-                             area=place.area, created_at=ctx.now())
-        uow.session.add(maker)
-        uow.session.flush()
+        maker = uow.session.get_one(Manufacturer, maker_id)
         key = _issue_key(uow.session, ctx, Role.MANUFACTURER, manufacturer_id=maker.id)
         uow.commit()
         return maker, key
@@ -222,19 +226,25 @@ def authorise_dealer(ctx: Context, actor: Actor, retailer_id: int) -> DealerView
         retailer = uow.session.get(Retailer, retailer_id)
         if retailer is None:
             raise Invalid.field("retailer_id", f"no retailer {retailer_id}")
-        dealer = uow.session.scalar(
-            select(DealerAuthorisation).where(
-                DealerAuthorisation.manufacturer_id == actor.id, DealerAuthorisation.retailer_id == retailer_id
-            )
-        )
-        if dealer is None:
-            dealer = DealerAuthorisation(manufacturer_id=actor.id, retailer_id=retailer_id, authorised_at=ctx.now())
-            uow.session.add(dealer)
-        elif dealer.revoked_at is not None:
-            dealer.revoked_at = None
-            dealer.authorised_at = ctx.now()
+        dealer = authorise(uow.session, actor.id, retailer_id, ctx.now())
         uow.commit()
         return DealerView(retailer.id, retailer.name, dealer.authorised_at, True)
+
+
+def authorise(session: Session, manufacturer_id: int, retailer_id: int, now) -> DealerAuthorisation:
+    """Make the retailer a dealer of the manufacturer, in the caller's transaction:
+    once, however many ask at the same moment (a double-submitted form, the API
+    and an approval in the console); a revoked authorisation is renewed."""
+    insert_if_absent(session, DealerAuthorisation,
+                     dict(manufacturer_id=manufacturer_id, retailer_id=retailer_id, authorised_at=now),
+                     unique=["manufacturer_id", "retailer_id"])
+    dealer = session.scalar(lock(select(DealerAuthorisation).where(
+        DealerAuthorisation.manufacturer_id == manufacturer_id, DealerAuthorisation.retailer_id == retailer_id))
+        .execution_options(populate_existing=True))
+    if dealer.revoked_at is not None:
+        dealer.revoked_at = None
+        dealer.authorised_at = now
+    return dealer
 
 
 def list_dealers(ctx: Context, actor: Actor, page: PageRequest) -> Page[DealerView]:

@@ -11,6 +11,7 @@ from broker.accounts.models import Manufacturer
 from broker.auth import Actor, ActorKind, require
 from broker.catalog.models import Product
 from broker.context import Context
+from broker.db import insert_if_absent
 from broker.errors import Conflict, Invalid, NotFound
 from broker.grammar import GrammarError, parse_image_url
 from broker.money import MAX_AMOUNT
@@ -168,13 +169,15 @@ def add_product(ctx: Context, actor: Actor, cmd: NewProduct) -> ProductView:
     require(actor, ActorKind.MANUFACTURER)
     clean = check_new(cmd, https_only=ctx.settings.https)
     with ctx.uow() as uow:
-        exists = uow.session.scalar(
-            select(Product.id).where(Product.manufacturer_id == actor.id, Product.sku == clean["sku"])
-        )
-        if exists is not None:
+        # ON CONFLICT: of two requests adding one SKU at once, the second waits
+        # for the first and is told it exists.
+        now = ctx.now()
+        product_id = insert_if_absent(uow.session, Product, dict(
+            manufacturer_id=actor.id, active=True, created_at=now, updated_at=now, **clean),
+            unique=["manufacturer_id", "sku"])
+        if product_id is None:
             raise Conflict(f"SKU {clean['sku']!r} already exists", errors={"sku": ["already exists"]})
-        product = new_product(actor.id, clean, ctx.now())
-        uow.session.add(product)
+        product = uow.session.get_one(Product, product_id)
         currency = _currency(uow.session, actor.id)
         uow.after_commit(lambda: ctx.storefront_changed(actor.id))
         uow.commit()

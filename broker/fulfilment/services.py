@@ -15,11 +15,13 @@ from broker.context import Context
 from broker.errors import Conflict, Invalid, NotFound, Unavailable
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.auth import same
+from broker.locks import lock
 from broker.notifications import events
 from broker.orders.models import Delivery, Order, OrderStatus
 from broker.orders.services import pickup_digest
 from broker.orders.rules import move
 from broker.pagination import Page, PageRequest, paginate
+from broker.parking import services as parking
 from broker.payments import services as payments
 from broker.payments.models import Payment, PaymentStatus
 from broker.payments.provider import PaymentError
@@ -114,11 +116,9 @@ def _lock_mine(session, actor: Actor, assignment_id: int, *, listing: bool) -> t
     if order_id is None:
         raise NotFound(f"no assignment {assignment_id} of yours")
     if listing:
-        session.scalar(select(Listing).where(Listing.order_id == order_id).with_for_update())
-    order = session.scalar(
-        select(Order).where(Order.id == order_id).options(selectinload(Order.lines)).with_for_update()
-    )
-    assignment = session.scalar(select(Assignment).where(Assignment.id == assignment_id).with_for_update())
+        session.scalar(lock(select(Listing).where(Listing.order_id == order_id)))
+    order = session.scalar(lock(select(Order).where(Order.id == order_id).options(selectinload(Order.lines))))
+    assignment = session.scalar(lock(select(Assignment).where(Assignment.id == assignment_id)))
     return assignment, order
 
 
@@ -163,7 +163,7 @@ def record_shipment(ctx: Context, actor: Actor, assignment_id: int, cmd: RecordS
 def _capture_and_earn(ctx: Context, session, order: Order, assignment: Assignment, now) -> None:
     """Fulfilled: capture the payment (the order's total: for a personal request the
     winning price, not the ceiling) and accrue the fulfiller's earning."""
-    payment = session.scalar(select(Payment).where(Payment.order_id == order.id).with_for_update())
+    payment = session.scalar(lock(select(Payment).where(Payment.order_id == order.id)))
     if payment is None:
         return
     try:
@@ -249,29 +249,42 @@ class LapseReport:
     lapsed: int = 0
     to_retailers: int = 0
     to_manufacturer: int = 0
+    failed: int = 0  # rows that failed this run: tried again next run (broker.parking)
+    parked: int = 0  # rows that failed too often: they wait for the operator
+
+
+JOB = "deadlines"
 
 
 def check_deadlines(ctx: Context) -> LapseReport:
-    """The hourly job: warn winners whose window closes soon, and take orders
-    from winners whose window has closed (they go to the next-nearest eligible
-    bidder, else the manufacturer). Safe to run in several schedulers at once."""
+    """The hourly job: capture holds about to lapse, warn winners whose window
+    closes soon, and take orders from winners whose window has closed (they go to
+    the next-nearest eligible bidder, else the manufacturer). Each payment and
+    assignment in its own transaction; one that fails is recorded and the rest go
+    on (broker.parking). Safe to run in several schedulers at once."""
     report = LapseReport()
-    report.captured_early = capture_expiring_holds(ctx)
-    report.warned = _warn_due_soon(ctx)
+    rows = parking.RowsReport()
+    report.captured_early = capture_expiring_holds(ctx, rows)
+    report.warned = _warn_due_soon(ctx, rows)
     now = ctx.now()
     with ctx.uow() as uow:
-        overdue = list(uow.session.execute(
+        overdue = dict(uow.session.execute(
             select(Assignment.id, Order.delivery).join(Order, Order.id == Assignment.order_id)
             .where(Assignment.status == AssignmentStatus.ACTIVE, Assignment.due_at < now,
                    # The manufacturer, the last resort, never lapses; any uncollected pickup expires.
-                   or_(Assignment.fulfiller_kind == "retailer", Order.delivery == Delivery.PICKUP))
+                   or_(Assignment.fulfiller_kind == "retailer", Order.delivery == Delivery.PICKUP),
+                   parking.may_try(JOB, "assignment", Assignment.id, now))
             .order_by(Assignment.id)
-        ))
-    for assignment_id, delivery in overdue:
-        if delivery == Delivery.PICKUP:
+        ).tuples().all())
+
+    def overdue_one(assignment_id: int) -> None:
+        if overdue[assignment_id] == Delivery.PICKUP:
             _pickup_expired(ctx, assignment_id, report)
         else:
             _lapse_one(ctx, assignment_id, report)
+
+    rows.add(parking.each(ctx, JOB, "assignment", list(overdue), overdue_one))
+    report.failed, report.parked = rows.failed, rows.parked
     return report
 
 
@@ -281,9 +294,9 @@ def _pickup_expired(ctx: Context, assignment_id: int, report: LapseReport) -> No
     with ctx.uow() as uow:
         session = uow.session
         order_id = session.scalar(select(Assignment.order_id).where(Assignment.id == assignment_id))
-        session.scalar(select(Listing).where(Listing.order_id == order_id).with_for_update())
-        order = session.scalar(select(Order).where(Order.id == order_id).with_for_update())
-        assignment = session.scalar(select(Assignment).where(Assignment.id == assignment_id).with_for_update())
+        session.scalar(lock(select(Listing).where(Listing.order_id == order_id)))
+        order = session.scalar(lock(select(Order).where(Order.id == order_id)))
+        assignment = session.scalar(lock(select(Assignment).where(Assignment.id == assignment_id)))
         now = ctx.now()
         if assignment.status != AssignmentStatus.ACTIVE or assignment.due_at >= now:
             return
@@ -291,7 +304,7 @@ def _pickup_expired(ctx: Context, assignment_id: int, report: LapseReport) -> No
         order.cancelled_at = now
         assignment.status = AssignmentStatus.CANCELLED
         assignment.ended_at = now
-        payment = session.scalar(select(Payment).where(Payment.order_id == order_id).with_for_update())
+        payment = session.scalar(lock(select(Payment).where(Payment.order_id == order_id)))
         if payment is not None:
             payments.give_back(session, ctx.payments, payment, now=now)
         uow.commit()
@@ -304,9 +317,9 @@ def _lapse_one(ctx: Context, assignment_id: int, report: LapseReport) -> None:
     with ctx.uow() as uow:
         session = uow.session
         order_id = session.scalar(select(Assignment.order_id).where(Assignment.id == assignment_id))
-        listing = session.scalar(select(Listing).where(Listing.order_id == order_id).with_for_update())
-        session.scalar(select(Order).where(Order.id == order_id).with_for_update())
-        assignment = session.scalar(select(Assignment).where(Assignment.id == assignment_id).with_for_update())
+        listing = session.scalar(lock(select(Listing).where(Listing.order_id == order_id)))
+        session.scalar(lock(select(Order).where(Order.id == order_id)))
+        assignment = session.scalar(lock(select(Assignment).where(Assignment.id == assignment_id)))
         now = ctx.now()
         if assignment.status != AssignmentStatus.ACTIVE or assignment.due_at >= now:
             return
@@ -327,61 +340,93 @@ def _lapse_one(ctx: Context, assignment_id: int, report: LapseReport) -> None:
                         "rule": str(decision.rule)})
 
 
-def _warn_due_soon(ctx: Context) -> int:
+def _warn_due_soon(ctx: Context, rows: parking.RowsReport) -> int:
     now = ctx.now()
     horizon = now + timedelta(hours=ctx.settings.lapse_warning_hours)
     with ctx.uow() as uow:
-        session = uow.session
-        due = list(session.scalars(
-            select(Assignment).join(Order, Order.id == Assignment.order_id)
+        due = list(uow.session.scalars(
+            select(Assignment.id).join(Order, Order.id == Assignment.order_id)
             .where(Assignment.status == AssignmentStatus.ACTIVE, Assignment.fulfiller_kind == "retailer",
                    Assignment.warned_at.is_(None), Assignment.due_at <= horizon, Assignment.due_at >= now,
-                   Order.delivery == Delivery.SHIP)
+                   Order.delivery == Delivery.SHIP, parking.may_try(JOB, "warning", Assignment.id, now))
             .order_by(Assignment.id)
-            .with_for_update(skip_locked=True, of=Assignment)
         ))
-        for assignment in due:
+    warned = []
+
+    def warn(assignment_id: int) -> None:
+        with ctx.uow() as uow:
+            # Another scheduler warning it now holds it: it is that one's to warn.
+            assignment = uow.session.scalar(lock(select(Assignment).where(
+                Assignment.id == assignment_id, Assignment.status == AssignmentStatus.ACTIVE,
+                Assignment.warned_at.is_(None)), skip_locked=True))
+            if assignment is None:
+                return
             assignment.warned_at = now
-            events.deadline_warning(session, ctx, assignment, now)
-        uow.commit()
-        return len(due)
+            events.deadline_warning(uow.session, ctx, assignment, now)
+            uow.commit()
+        warned.append(assignment_id)
+
+    rows.add(parking.each(ctx, JOB, "warning", due, warn))
+    return len(warned)
 
 
-
-def capture_expiring_holds(ctx: Context) -> int:
+def capture_expiring_holds(ctx: Context, rows: parking.RowsReport | None = None) -> int:
     """Capture every hold that would lapse before the next checks can reach it,
     while its order is still in flight. The order keeps its money; the card is
-    charged a little early, never lost."""
+    charged a little early, never lost. A capture the provider refuses is tried
+    again next hour, and parked after a few (broker.parking)."""
     now = ctx.now()
-    in_flight = or_(
-        Order.status.in_([OrderStatus.OPEN, OrderStatus.AWARDED]),
-        # A personal request still collecting offers: its ceiling is captured, and
-        # whatever the winning price leaves is refunded at the award.
-        PersonalRequest.status == RequestStatus.OPEN,
-    )
     with ctx.uow() as uow:
         ids = list(uow.session.scalars(
             select(Payment.id)
             .outerjoin(Order, Order.id == Payment.order_id)
             .outerjoin(PersonalRequest, PersonalRequest.id == Payment.request_id)
             .where(Payment.status == PaymentStatus.AUTHORIZED, Payment.hold_expires_at <= now + payments.HOLD_MARGIN,
-                   in_flight)
+                   _in_flight(), parking.may_try(JOB, "payment", Payment.id, now))
             .order_by(Payment.id)
         ))
-    captured = 0
-    for payment_id in ids:
-        with ctx.uow() as uow:
-            payment = uow.session.scalar(select(Payment).where(Payment.id == payment_id).with_for_update())
-            if payment.status != PaymentStatus.AUTHORIZED:
-                continue
-            try:
-                payments.capture(uow.session, ctx.payments, payment, now=ctx.now(), reason="hold_expiry")
-            except PaymentError as exc:
-                log.error("early capture of payment %s failed: %s", payment.id, exc,
-                          extra={"event": "payment.early_capture_failed", "payment_id": payment.id})
-                continue
-            uow.commit()
-            captured += 1
-            log.info("captured payment %s early: its hold would have lapsed", payment.id,
-                     extra={"event": "payment.captured_early", "payment_id": payment.id})
-    return captured
+    captured = []
+    done = parking.each(ctx, JOB, "payment", ids, lambda payment_id: _capture_early(ctx, payment_id, captured))
+    if rows is not None:
+        rows.add(done)
+    return len(captured)
+
+
+def _in_flight():
+    return or_(
+        Order.status.in_([OrderStatus.OPEN, OrderStatus.AWARDED]),
+        # A personal request still collecting offers: its ceiling is captured, and
+        # whatever the winning price leaves is refunded at the award.
+        PersonalRequest.status == RequestStatus.OPEN,
+    )
+
+
+def _capture_early(ctx: Context, payment_id: int, captured: list[int]) -> None:
+    with ctx.uow() as uow:
+        session = uow.session
+        order_id, request_id = session.execute(
+            select(Payment.order_id, Payment.request_id).where(Payment.id == payment_id)).one()
+        # Lock order (broker.locks): the order, or before the award the request's
+        # listing and the request; then the payment.
+        if order_id is not None:
+            session.scalar(lock(select(Order.id).where(Order.id == order_id)))
+        elif request_id is not None:
+            session.scalar(lock(select(Listing.id).where(Listing.request_id == request_id)))
+            session.scalar(lock(select(PersonalRequest.id).where(PersonalRequest.id == request_id)))
+        payment = session.scalar(lock(select(Payment).where(Payment.id == payment_id))
+                                 .execution_options(populate_existing=True))
+        still = session.scalar(select(Payment.id).outerjoin(Order, Order.id == Payment.order_id)
+                               .outerjoin(PersonalRequest, PersonalRequest.id == Payment.request_id)
+                               .where(Payment.id == payment_id, _in_flight()))
+        if payment.status != PaymentStatus.AUTHORIZED or still is None:
+            return
+        try:
+            payments.capture(session, ctx.payments, payment, now=ctx.now(), reason="hold_expiry")
+        except PaymentError as exc:
+            log.error("early capture of payment %s failed: %s", payment.id, exc,
+                      extra={"event": "payment.early_capture_failed", "payment_id": payment.id})
+            raise
+        uow.commit()
+    captured.append(payment_id)
+    log.info("captured payment %s early: its hold would have lapsed", payment_id,
+             extra={"event": "payment.captured_early", "payment_id": payment_id})

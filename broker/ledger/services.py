@@ -25,6 +25,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from broker.db import insert_if_absent
 from broker.ledger.models import LedgerEntry, LedgerTransaction
 
 HOLDS_CARDS = "holds:cards"
@@ -50,12 +51,15 @@ def post(session: Session, *, kind: str, dedupe_key: str, currency: str, lines: 
     lines = [(account, amount) for account, amount in lines if amount]
     if sum(amount for _, amount in lines) != 0:
         raise Unbalanced(f"{kind} {dedupe_key}: entries sum to {sum(a for _, a in lines)}, not 0")
-    if session.scalar(select(LedgerTransaction.id).where(LedgerTransaction.dedupe_key == dedupe_key)) is not None:
+    # ON CONFLICT, not a look first: two transactions posting the same movement
+    # at once (a webhook and a retried job) would both see no posting.
+    txn_id = insert_if_absent(session, LedgerTransaction, dict(
+        kind=kind, dedupe_key=dedupe_key, currency=currency, order_id=order_id, reference=reference,
+        created_at=now), unique=["dedupe_key"])
+    if txn_id is None:
         return False
-    txn = LedgerTransaction(kind=kind, dedupe_key=dedupe_key, currency=currency, order_id=order_id,
-                            reference=reference, created_at=now)
-    txn.entries = [LedgerEntry(account=account, amount=amount, currency=currency) for account, amount in lines]
-    session.add(txn)
+    session.add_all([LedgerEntry(transaction_id=txn_id, account=account, amount=amount, currency=currency)
+                     for account, amount in lines])
     session.flush()
     return True
 

@@ -1,10 +1,14 @@
 """Delivering the outbox's emails through the configured mailer (the `emails` job).
 
-The same claim-send-record cycle as callbacks (`broker.outbox.delivery`): a
-claim is a short transaction with a lease, the send happens outside any
-transaction, and the outcome is recorded in a second one; failures retry with
-backoff and give up after MAX_ATTEMPTS. Delivery is at least once; each email
-carries a Message-ID made from its outbox id, so a repeat is recognisable.
+Emails are a channel of the outbox's queue (`broker.outbox.queue`): a claim is
+a short transaction with a lease, the send happens outside any transaction, and
+the outcome is recorded in a second one. A mail server that refuses or cannot
+be reached is retried with backoff, and the email is parked after MAX_ATTEMPTS
+(about a day and a half); an email whose sending raises anything else (an
+address that slipped in malformed, say) is parked after five tries, and one
+that lacks a recipient, subject or text at once. The rest go out meanwhile.
+Delivery is at least once; each email carries a Message-ID made from its
+outbox id, so a repeat is recognisable.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ import logging
 import smtplib
 
 from broker.context import Context
-from broker.notifications.mailer import Email
+from broker.notifications.mailer import Email, Mailer
 from broker.notifications.services import RECIPIENT_KIND, TOPIC_PREFIX
-from broker.outbox.delivery import Channel, DeliveryReport, Failure, claim_next, record_outcome
+from broker.outbox.queue import Channel, Claim, DeliveryReport, Failure, deliver
 
 log = logging.getLogger(__name__)
 
@@ -23,42 +27,32 @@ MAX_ATTEMPTS = 10  # with the shared backoff: about a day and a half
 # A sent email keeps its recipient, subject and time (the customer's data download
 # lists them); its text, which may hold an order's access link or a pickup code,
 # is dropped.
-EMAILS = Channel("email", TOPIC_PREFIX, RECIPIENT_KIND, MAX_ATTEMPTS, forget_when_sent=("text",))
+EMAILS = Channel("email", "emails", TOPIC_PREFIX, RECIPIENT_KIND, MAX_ATTEMPTS, forget_when_sent=("text",))
 
 
 def deliver_emails(ctx: Context, *, limit: int = 500) -> DeliveryReport:
     mailer = ctx.email()
-    report = DeliveryReport()
-    for _ in range(limit):
-        claim = claim_next(ctx, EMAILS)
-        if claim is None:
-            break
-        payload = claim.payload if isinstance(claim.payload, dict) else {}
-        failure = None
-        try:
-            mailer.send(Email(to=payload["to"], subject=payload["subject"], text=payload["text"],
-                              message_id=f"broker-{claim.message_id}",
-                              unsubscribe_url=payload.get("unsubscribe_url")))
-        except (KeyError, TypeError, ValueError) as exc:
-            # ValueError: a header the email library refuses (a line break in a
-            # subject written before subjects were made one line). Retrying cannot
-            # help, and it must not hold up the emails behind it.
-            failure = Failure(f"malformed email: {exc}", permanent=True)
-        except (OSError, smtplib.SMTPException) as exc:
-            failure = Failure(f"{type(exc).__name__}: {exc}")
-        try:
-            outcome = record_outcome(ctx, claim, failure, EMAILS)
-        except Exception:
-            log.exception("email %s: recording the outcome failed", claim.message_id)
-            continue
-        if outcome == "sent":
-            report.sent += 1
-        elif outcome == "gave_up":
-            report.gave_up += 1
-        elif outcome == "failed":
-            report.failed += 1
+    report = deliver(ctx, EMAILS, lambda claim: _send(mailer, claim), limit=limit)
     if report.handled:
-        log.info("emails: %s sent, %s failed, %s gave up", report.sent, report.failed, report.gave_up,
+        log.info("emails: %s sent, %s failed, %s parked", report.sent, report.failed, report.parked,
                  extra={"event": "emails.run", "sent": report.sent, "failed": report.failed,
-                        "gave_up": report.gave_up})
+                        "parked": report.parked})
     return report
+
+
+def _send(mailer: Mailer, claim: Claim) -> Failure | None:
+    payload = claim.payload if isinstance(claim.payload, dict) else {}
+    try:
+        email = Email(to=payload["to"], subject=payload["subject"], text=payload["text"],
+                      message_id=f"broker-{claim.message_id}", unsubscribe_url=payload.get("unsubscribe_url"))
+    except KeyError as exc:
+        return Failure(f"malformed email: no {exc}", permanent=True)
+    try:
+        mailer.send(email)
+    except ValueError as exc:
+        # A header the email library refuses (a line break in a subject written
+        # before subjects were made one line): retrying cannot help.
+        return Failure(f"malformed email: {exc}", permanent=True)
+    except (OSError, smtplib.SMTPException) as exc:
+        return Failure(f"{type(exc).__name__}: {exc}")
+    return None

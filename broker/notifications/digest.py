@@ -31,6 +31,7 @@ from broker.money import format_amount
 from broker.notifications.services import TOPIC_PREFIX, send_email
 from broker.orders.models import OrderLine
 from broker.outbox.models import OutboxMessage
+from broker.parking import services as parking
 from broker.personal.models import PersonalRequest
 
 MAX_LISTED = 20
@@ -48,6 +49,11 @@ class NewListing:
 class DigestReport:
     sent: int = 0
     retailers: int = 0
+    failed: int = 0  # retailers whose digest failed: tried again at the next run (broker.parking)
+    parked: int = 0  # retailers whose digest failed too often: they wait for the operator
+
+
+JOB = "digest"
 
 
 def new_listings(session: Session, retailer_id: int, *, since: datetime, now: datetime) -> list[NewListing]:
@@ -91,14 +97,22 @@ def send_digests(ctx: Context) -> DigestReport:
             select(User.retailer_id).distinct()
             .join(Retailer, Retailer.id == User.retailer_id)
             .where(User.role == Role.RETAILER, User.digest_opt_in.is_(True), User.removed_at.is_(None),
-                   User.verified_at.is_not(None), Retailer.active.is_(True))
+                   User.verified_at.is_not(None), Retailer.active.is_(True),
+                   parking.may_try(JOB, "retailer", User.retailer_id, now))
             .order_by(User.retailer_id)
         ))
-    for retailer_id in retailer_ids:
+
+    def digest(retailer_id: int) -> None:
         with ctx.uow() as uow:
-            report.sent += _digest_for(uow.session, ctx, retailer_id, day=day, now=now)
-            report.retailers += 1
+            sent = _digest_for(uow.session, ctx, retailer_id, day=day, now=now)
             uow.commit()
+        report.sent += sent
+        report.retailers += 1
+
+    # One retailer at a time: one whose digest cannot be made is recorded, and
+    # the others still get theirs.
+    rows = parking.each(ctx, JOB, "retailer", retailer_ids, digest)
+    report.failed, report.parked = rows.failed, rows.parked
     return report
 
 

@@ -25,7 +25,7 @@ disclosure logged). Relay emails come from Broker, never from either party.
 The order-status link needs the order's access token, which exists in clear
 only while the order is placed (it is stored hashed). So the confirmation is
 rendered at placement, with its link; when the payment is not authorised yet
-(Stripe waits for a webhook) the email is written *parked* (not due) and
+(Stripe waits for a webhook) the email is written *held* (not due) and
 `order_on_board` releases it when the order goes on the board. An order whose
 payment never succeeds never sends it. Later emails to the customer cannot
 rebuild the link and point back to the confirmation instead.
@@ -33,7 +33,6 @@ rebuild the link and point back to the confirmation instead.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
@@ -55,13 +54,11 @@ from broker.notifications.services import (
 )
 from broker.outbox.services import written_keys
 from broker.orders.models import Delivery, Order, OrderLine, OrderStatus
-from broker.outbox.delivery import delivery_state, set_delivery_state
 from broker.outbox.models import OutboxMessage
+from broker.outbox.queue import hold, release
 from broker.personal.models import Message, PersonalRequest
 from broker.settlement.models import FulfillerKind, SettlementDecision
 
-# Not due before this: a parked email waits for `order_on_board` to release it.
-PARKED = datetime(9999, 12, 31, tzinfo=timezone.utc)
 # A run summary lists at most this many orders; the portal or console has the rest.
 SUMMARY_LIST = 20
 
@@ -71,7 +68,7 @@ SUMMARY_LIST = 20
 
 def order_placed(session: Session, ctx: Context, order: Order, access_token: str, pickup_code: str | None,
                  now: datetime) -> None:
-    """The confirmation, with the order-status link (only known now). Parked until
+    """The confirmation, with the order-status link (only known now). Held until
     the order is on the board if the payment is not authorised yet."""
     maker = session.get(Manufacturer, order.manufacturer_id) if order.manufacturer_id else None
     slug = maker.slug if maker else ""
@@ -85,14 +82,14 @@ def order_placed(session: Session, ctx: Context, order: Order, access_token: str
     if written and order.status != OrderStatus.OPEN:
         message = _confirmation(session, order.id)
         if message is not None:
-            set_delivery_state(message, dataclasses.replace(delivery_state(message), next_at=PARKED))
+            hold(message)
 
 
 def order_on_board(session: Session, order: Order, now: datetime) -> None:
-    """Release the confirmation parked at placement (the payment was authorised later)."""
+    """Release the confirmation held at placement (the payment was authorised later)."""
     message = _confirmation(session, order.id)
-    if message is not None and message.sent_at is None and delivery_state(message).next_at == PARKED:
-        set_delivery_state(message, dataclasses.replace(delivery_state(message), next_at=None))
+    if message is not None:
+        release(message)
 
 
 def _confirmation(session: Session, order_id: int) -> OutboxMessage | None:

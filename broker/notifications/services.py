@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from broker.accounts.models import Retailer, Role
 from broker.context import Context
+from broker.db import insert_if_absent
 from broker.errors import Invalid
 from broker.grammar import header_text
 from broker.identity.models import User
@@ -174,11 +175,10 @@ def unsubscribe(ctx: Context, token: str) -> str:
     Links do not expire: an old email's link must still work. :raise 422: a forged link."""
     topic, hashed = unsubscribe_link(ctx, token)
     with ctx.uow() as uow:
-        exists = uow.session.scalar(
-            select(EmailOptOut.id).where(EmailOptOut.address_hash == hashed, EmailOptOut.topic == topic)
-        )
-        if exists is None:
-            uow.session.add(EmailOptOut(address_hash=hashed, topic=topic, created_at=ctx.now()))
+        # Once, however often the link is followed at the same moment (a double
+        # click, a mail scanner and the person).
+        insert_if_absent(uow.session, EmailOptOut, dict(address_hash=hashed, topic=topic, created_at=ctx.now()),
+                         unique=["address_hash", "topic"])
         uow.commit()
     return OPTIONAL[topic]
 

@@ -19,6 +19,7 @@ from broker.email_address import email_address
 from broker.errors import Conflict, Invalid, NotFound, PaymentRequired, Unauthenticated, Unavailable
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.geo.geocoding import LocationQuery, resolve_location
+from broker.locks import lock
 from broker.money import MAX_AMOUNT, format_amount
 from broker.notifications import events
 from broker.orders.models import Delivery, Order, OrderLine, OrderStatus
@@ -343,17 +344,15 @@ def cancel_order(ctx: Context, order_id: int, access_token: str | None) -> Order
     with ctx.uow() as uow:
         session = uow.session
         # Lock order: listing, order, assignment, payment (as every writer does).
-        session.scalar(select(Listing).where(Listing.order_id == order_id).with_for_update())
-        order = session.scalar(
-            select(Order).where(Order.id == order_id).options(selectinload(Order.lines)).with_for_update()
-        )
+        session.scalar(lock(select(Listing).where(Listing.order_id == order_id)))
+        order = session.scalar(lock(select(Order).where(Order.id == order_id).options(selectinload(Order.lines))))
         if not _customer_may(order, access_token):
             raise NotFound(f"no order {order_id}")
         if order.status not in CANCELLABLE | {OrderStatus.PAYMENT_FAILED}:
             raise Conflict(f"the order is {order.status} and can no longer be cancelled")
         now = ctx.now()
         _close(session, order, now)
-        payment = session.scalar(select(Payment).where(Payment.order_id == order.id).with_for_update())
+        payment = session.scalar(lock(select(Payment).where(Payment.order_id == order.id)))
         if payment is not None:
             _give_back(session, ctx, payment, now)
         uow.commit()
@@ -405,11 +404,12 @@ def refund_order(ctx: Context, actor: Actor, order_id: int, amount: int | None =
     require(actor, ActorKind.MANUFACTURER)
     with ctx.uow() as uow:
         session = uow.session
-        order = session.scalar(select(Order).where(Order.id == order_id, Order.manufacturer_id == actor.id)
-                               .options(selectinload(Order.lines)).with_for_update())
+        # Lock order: order, payment, earning (broker.locks).
+        order = session.scalar(lock(select(Order).where(Order.id == order_id, Order.manufacturer_id == actor.id)
+                                    .options(selectinload(Order.lines))))
         if order is None:
             raise NotFound(f"no order {order_id}")
-        payment = session.scalar(select(Payment).where(Payment.order_id == order.id).with_for_update())
+        payment = session.scalar(lock(select(Payment).where(Payment.order_id == order.id)))
         if payment is None or payment.status not in (PaymentStatus.CAPTURED,):
             raise Conflict("only a captured payment can be refunded; cancel an order that has not shipped")
         left = payment.captured_amount - payment.refunded_amount
@@ -452,8 +452,7 @@ def request_return(ctx: Context, order_id: int, access_token: str | None, reason
         raise Invalid.field("reason", "at most 500 characters")
     with ctx.uow() as uow:
         session = uow.session
-        order = session.scalar(select(Order).where(Order.id == order_id).options(selectinload(Order.lines))
-                               .with_for_update())
+        order = session.scalar(lock(select(Order).where(Order.id == order_id).options(selectinload(Order.lines))))
         if not _customer_may(order, access_token):
             raise NotFound(f"no order {order_id}")
         if order.status not in (OrderStatus.SHIPPED, OrderStatus.DELIVERED):
@@ -489,8 +488,7 @@ def accept_return(ctx: Context, actor: Actor, order_id: int) -> OrderView:
     require(actor, ActorKind.RETAILER, ActorKind.MANUFACTURER)
     with ctx.uow() as uow:
         session = uow.session
-        order = session.scalar(select(Order).where(Order.id == order_id).options(selectinload(Order.lines))
-                               .with_for_update())
+        order = session.scalar(lock(select(Order).where(Order.id == order_id).options(selectinload(Order.lines))))
         current = order and session.scalar(select(Assignment).where(
             Assignment.order_id == order.id, Assignment.status == AssignmentStatus.SHIPPED))
         mine = current is not None and (
@@ -501,7 +499,7 @@ def accept_return(ctx: Context, actor: Actor, order_id: int) -> OrderView:
             raise NotFound(f"no order {order_id} of yours to accept a return for")
         if order.return_requested_at is None or order.status == OrderStatus.REFUNDED:
             raise Conflict("no open return request on this order")
-        payment = session.scalar(select(Payment).where(Payment.order_id == order.id).with_for_update())
+        payment = session.scalar(lock(select(Payment).where(Payment.order_id == order.id)))
         now = ctx.now()
         left = payment.captured_amount - payment.refunded_amount
         try:

@@ -31,3 +31,11 @@ class OutboxMessage(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The queue (broker.outbox.delivery): not due before this (a dispatcher's
+    # lease, a failure's backoff, or HELD until released); None: due now.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The claim the current lease belongs to.
+    lease: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    # Never to be sent: its recipient's data was erased before it went out.
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Its failures, and whether it is parked, are in job_failures (broker.parking).

@@ -6,27 +6,31 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from broker.db import insert_if_absent
 from broker.outbox.models import OutboxMessage
 
 
 def enqueue(session: Session, *, topic: str, dedupe_key: str, recipient_kind: str, recipient_id: int | None,
             payload: dict, now: datetime, written: set[str] | None = None) -> bool:
     """Add a message in the caller's transaction, once per (topic, dedupe_key).
+    True if it was written now.
 
     `written`: the topic's keys already in the outbox, read once by the caller
     with `written_keys` (it gets this one added), instead of a query here: for
-    a caller writing thousands at once."""
+    a caller writing thousands at once, whose keys no other transaction writes."""
+    values = dict(topic=topic, dedupe_key=dedupe_key, recipient_kind=recipient_kind, recipient_id=recipient_id,
+                  payload=payload, created_at=now)
     if written is not None:
+        # A caller writing thousands (a settlement run's summaries) under keys
+        # only it can write: added to the session, flushed together.
         if dedupe_key in written:
             return False
         written.add(dedupe_key)
-    elif session.scalar(
-        select(OutboxMessage.id).where(OutboxMessage.topic == topic, OutboxMessage.dedupe_key == dedupe_key)
-    ) is not None:
-        return False
-    session.add(OutboxMessage(topic=topic, dedupe_key=dedupe_key, recipient_kind=recipient_kind,
-                              recipient_id=recipient_id, payload=payload, created_at=now))
-    return True
+        session.add(OutboxMessage(**values))
+        return True
+    # ON CONFLICT rather than a look first: two transactions deciding the same
+    # message at once (a double-submitted form) would both find none.
+    return insert_if_absent(session, OutboxMessage, values, unique=["topic", "dedupe_key"]) is not None
 
 
 def written_keys(session: Session, topic: str, keys: Iterable[str]) -> set[str]:

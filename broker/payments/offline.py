@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from broker.db import insert_if_absent
 from broker.payments.models import OfflineAccount, OfflineCharge, OfflineRefund, OfflineTransfer
 from broker.payments.provider import Account, Authorization, PaymentError, PaymentState
 
@@ -23,21 +24,23 @@ def _ref(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
 
 
+def _once(session: Session, model, idempotency_key: str, **values) -> None:
+    """Write the provider's record for this idempotency key unless there is one:
+    as at Stripe, the same key twice, even at the same moment, is one operation."""
+    insert_if_absent(session, model, dict(idempotency_key=idempotency_key, **values), unique=["idempotency_key"])
+
+
 class OfflineProvider:
     name = "offline"
     test_mode = True
 
     def authorize(self, session: Session, *, amount: int, currency: str, idempotency_key: str,
                   description: str, metadata: dict[str, str] | None = None) -> Authorization:
-        existing = session.scalar(select(OfflineCharge).where(OfflineCharge.idempotency_key == idempotency_key))
-        if existing is not None:
-            return Authorization(ref=existing.ref, authorized=existing.status != "failed")
         now = _now()
-        charge = OfflineCharge(ref=_ref("off"), idempotency_key=idempotency_key, status="authorized", amount=amount,
-                               currency=currency, created_at=now, updated_at=now)
-        session.add(charge)
-        session.flush()
-        return Authorization(ref=charge.ref, authorized=True)
+        _once(session, OfflineCharge, idempotency_key, ref=_ref("off"), status="authorized", amount=amount,
+              currency=currency, created_at=now, updated_at=now)
+        charge = session.scalar(select(OfflineCharge).where(OfflineCharge.idempotency_key == idempotency_key))
+        return Authorization(ref=charge.ref, authorized=charge.status != "failed")
 
     def capture(self, session: Session, ref: str, *, amount: int, idempotency_key: str) -> PaymentState:
         charge = self._charge(session, ref)
@@ -62,10 +65,12 @@ class OfflineProvider:
         charge.updated_at = _now()
 
     def refund(self, session: Session, ref: str, *, amount: int, idempotency_key: str) -> str:
+        # The charge first: refunds of one charge queue behind its lock, and the
+        # second with the same key finds the first's refund.
+        charge = self._charge(session, ref)
         existing = session.scalar(select(OfflineRefund).where(OfflineRefund.idempotency_key == idempotency_key))
         if existing is not None:
             return existing.ref
-        charge = self._charge(session, ref)
         if charge.status != "captured":
             raise PaymentError(f"cannot refund a payment that is {charge.status}")
         if amount <= 0 or charge.refunded_amount + amount > charge.captured_amount:
@@ -81,13 +86,9 @@ class OfflineProvider:
         return self._state(self._charge(session, ref, lock=False))
 
     def create_account(self, session: Session, *, email: str, country: str, idempotency_key: str) -> Account:
-        existing = session.scalar(select(OfflineAccount).where(OfflineAccount.idempotency_key == idempotency_key))
-        if existing is None:
-            existing = OfflineAccount(ref=_ref("offacct"), idempotency_key=idempotency_key, email=email,
-                                      created_at=_now())
-            session.add(existing)
-            session.flush()
-        return Account(ref=existing.ref, ready=True)
+        _once(session, OfflineAccount, idempotency_key, ref=_ref("offacct"), email=email, created_at=_now())
+        found = session.scalar(select(OfflineAccount).where(OfflineAccount.idempotency_key == idempotency_key))
+        return Account(ref=found.ref, ready=True)
 
     def account(self, session: Session, ref: str) -> Account:
         found = session.scalar(select(OfflineAccount).where(OfflineAccount.ref == ref))
@@ -100,15 +101,10 @@ class OfflineProvider:
 
     def transfer(self, session: Session, *, account_ref: str, amount: int, currency: str, transfer_group: str,
                  source_ref: str | None, idempotency_key: str) -> str:
-        existing = session.scalar(select(OfflineTransfer).where(OfflineTransfer.idempotency_key == idempotency_key))
-        if existing is not None:
-            return existing.ref
         self.account(session, account_ref)
-        transfer = OfflineTransfer(ref=_ref("offtr"), idempotency_key=idempotency_key, account_ref=account_ref,
-                                   amount=amount, currency=currency, transfer_group=transfer_group, created_at=_now())
-        session.add(transfer)
-        session.flush()
-        return transfer.ref
+        _once(session, OfflineTransfer, idempotency_key, ref=_ref("offtr"), account_ref=account_ref, amount=amount,
+              currency=currency, transfer_group=transfer_group, created_at=_now())
+        return session.scalar(select(OfflineTransfer.ref).where(OfflineTransfer.idempotency_key == idempotency_key))
 
     @staticmethod
     def _charge(session: Session, ref: str, *, lock: bool = True) -> OfflineCharge:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from broker.accounts.models import Manufacturer
 from broker.ledger import services as ledger
+from broker.locks import lock
 from broker.orders.models import Order
 from broker.payments.models import Payment, PaymentStatus
 from broker.payments.provider import PaymentProvider, PaymentState
@@ -140,8 +141,8 @@ def accrue_earning(session: Session, order: Order, payment: Payment, *, owner_ki
 
 
 def sale_earning(session: Session, order_id: int) -> Earning | None:
-    return session.scalar(select(Earning).where(Earning.order_id == order_id, Earning.kind == EarningKind.SALE)
-                          .with_for_update())
+    """The order's sale earning, locked (after its order and payment: broker.locks)."""
+    return session.scalar(lock(select(Earning).where(Earning.order_id == order_id, Earning.kind == EarningKind.SALE)))
 
 
 def record_refunded(session: Session, payment: Payment, total_refunded: int, *, now: datetime,

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from broker.board.models import Listing
 from broker.context import Context
 from broker.errors import BrokerError, Unavailable
+from broker.locks import lock
 from broker.orders.models import Order
 from broker.orders.services import payment_changed
 from broker.payments import services as payments
@@ -156,12 +157,12 @@ def _payment(session, ref: str | None, charge: str | None) -> Payment | None:
 
 
 def _lock(session, payment: Payment) -> tuple[Order, Payment]:
-    """Lock in the order every writer uses (listing, order, payment), so a webhook
-    and a settlement batch never deadlock; re-read the rows once locked."""
-    session.scalar(select(Listing.id).where(Listing.order_id == payment.order_id).with_for_update())
-    order = session.scalar(select(Order).where(Order.id == payment.order_id).with_for_update()
+    """Lock in the order every writer uses (listing, order, payment: broker.locks),
+    so a webhook and a settlement batch never deadlock; re-read the rows once locked."""
+    session.scalar(lock(select(Listing.id).where(Listing.order_id == payment.order_id)))
+    order = session.scalar(lock(select(Order).where(Order.id == payment.order_id))
                            .execution_options(populate_existing=True))
-    payment = session.scalar(select(Payment).where(Payment.id == payment.id).with_for_update()
+    payment = session.scalar(lock(select(Payment).where(Payment.id == payment.id))
                              .execution_options(populate_existing=True))
     return order, payment
 

@@ -29,12 +29,14 @@ from broker.email_address import email_address
 from broker.errors import Conflict, Invalid, NotFound, PaymentRequired, Unauthenticated, Unavailable
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.geo.geocoding import LocationQuery, resolve_location
+from broker.locks import lock as lock_rows
 from broker.money import CURRENCIES, MAX_AMOUNT
 from broker.notifications import events
 from broker.orders.models import Order, OrderLine, OrderStatus
 from broker.orders.rules import move
 from broker.outbox.destinations import check_destination
 from broker.outbox.services import enqueue
+from broker.parking import services as parking
 from broker.payments import services as payments
 from broker.payments.models import Payment, PaymentStatus
 from broker.payments.provider import PaymentError
@@ -221,7 +223,7 @@ def _mine(session: Session, request_id: int, token: str | None, *, lock: bool = 
     if not token:
         raise Unauthenticated("give the request's X-Access-Token")
     stmt = select(PersonalRequest).where(PersonalRequest.id == request_id)
-    request = session.scalar(stmt.with_for_update() if lock else stmt)
+    request = session.scalar(lock_rows(stmt) if lock else stmt)
     if request is None or not same(request.access_token_hash, digest(token)):
         raise NotFound(f"no request {request_id}")
     return request
@@ -258,7 +260,7 @@ def get_request(ctx: Context, request_id: int, token: str | None) -> RequestView
 
 
 def _lock_listing(session: Session, request_id: int) -> Listing | None:
-    return session.scalar(select(Listing).where(Listing.request_id == request_id).with_for_update())
+    return session.scalar(lock_rows(select(Listing).where(Listing.request_id == request_id)))
 
 
 def accept_offer(ctx: Context, request_id: int, token: str | None, bid_id: int) -> RequestView:
@@ -307,7 +309,7 @@ def _close(session: Session, ctx: Context, request: PersonalRequest, listing: Li
     if listing is not None and listing.status == ListingStatus.OPEN:
         listing.status = ListingStatus.CLOSED
         listing.closed_at = now
-    payment = session.scalar(select(Payment).where(Payment.request_id == request.id).with_for_update())
+    payment = session.scalar(lock_rows(select(Payment).where(Payment.request_id == request.id)))
     if payment is not None:
         try:
             payments.give_back(session, ctx.payments, payment, now=now)
@@ -340,7 +342,7 @@ def award_request(session: Session, ctx: Context, listing: Listing, request: Per
                                  quantity=request.quantity, line_total=price))
     session.add(order)
     session.flush()
-    payment = session.scalar(select(Payment).where(Payment.request_id == request.id).with_for_update())
+    payment = session.scalar(lock_rows(select(Payment).where(Payment.request_id == request.id)))
     payment.order_id = order.id
     if payment.status == PaymentStatus.CAPTURED and payment.captured_amount > price:
         # Captured early (the hold was lapsing): give back what the winning price did not use.
@@ -389,38 +391,50 @@ class ExpiryReport:
     awarded: int = 0
     to_manufacturer: int = 0
     expired: int = 0
+    failed: int = 0  # requests that failed this run: tried again next run (broker.parking)
+    parked: int = 0  # requests that failed too often: they wait for the operator
+
+
+JOB = "requests"
 
 
 def expire_requests(ctx: Context) -> ExpiryReport:
     """The hourly job: requests past their expiry are awarded (an eligible offer by
     the request's preference; else a catalog product within the ceiling to its
-    manufacturer) or expire and release the hold. One transaction per request."""
+    manufacturer) or expire and release the hold. One transaction per request;
+    one that fails is recorded and the rest go on (broker.parking)."""
     report = ExpiryReport()
     now = ctx.now()
     with ctx.uow() as uow:
         due = list(uow.session.scalars(
             select(PersonalRequest.id).where(PersonalRequest.status == RequestStatus.OPEN,
-                                             PersonalRequest.expires_at <= now).order_by(PersonalRequest.id)))
-    for request_id in due:
-        with ctx.uow() as uow:
-            session = uow.session
-            listing = _lock_listing(session, request_id)
-            request = session.scalar(select(PersonalRequest).where(PersonalRequest.id == request_id)
-                                     .with_for_update())
-            if request.status != RequestStatus.OPEN or listing is None or listing.status != ListingStatus.OPEN:
-                continue
-            choice = choose(candidates_for(session, [listing], now=now)[listing.id], request.prefer)
-            if choice.winner is not None:
-                award_request(session, ctx, listing, request, choice, cause=Cause.EXPIRY, now=now)
-                report.awarded += 1
-            elif _fallback_price(session, request) is not None:
-                award_request(session, ctx, listing, request, choice, cause=Cause.EXPIRY, now=now)
-                report.to_manufacturer += 1
-            else:
-                _close(session, ctx, request, listing, RequestStatus.EXPIRED, now)
-                report.expired += 1
-            uow.commit()
+                                             PersonalRequest.expires_at <= now,
+                                             parking.may_try(JOB, "request", PersonalRequest.id, now))
+            .order_by(PersonalRequest.id)))
+    rows = parking.each(ctx, JOB, "request", due, lambda request_id: _expire_one(ctx, request_id, now, report))
+    report.failed, report.parked = rows.failed, rows.parked
     return report
+
+
+def _expire_one(ctx: Context, request_id: int, now: datetime, report: ExpiryReport) -> None:
+    with ctx.uow() as uow:
+        session = uow.session
+        listing = _lock_listing(session, request_id)
+        request = session.scalar(lock_rows(select(PersonalRequest).where(PersonalRequest.id == request_id)))
+        if request.status != RequestStatus.OPEN or listing is None or listing.status != ListingStatus.OPEN:
+            return
+        choice = choose(candidates_for(session, [listing], now=now)[listing.id], request.prefer)
+        if choice.winner is not None:
+            award_request(session, ctx, listing, request, choice, cause=Cause.EXPIRY, now=now)
+            outcome = "awarded"
+        elif _fallback_price(session, request) is not None:
+            award_request(session, ctx, listing, request, choice, cause=Cause.EXPIRY, now=now)
+            outcome = "to_manufacturer"
+        else:
+            _close(session, ctx, request, listing, RequestStatus.EXPIRED, now)
+            outcome = "expired"
+        uow.commit()
+    setattr(report, outcome, getattr(report, outcome) + 1)
 
 
 def _fallback_price(session: Session, request: PersonalRequest) -> int | None:

@@ -17,7 +17,7 @@ What erasure does, to an order or a personal request and everything about it
   the email) is dropped, so the buyer record no longer links to the address;
 * the outbox (emails to the customer, relay emails to the fulfiller, callbacks to
   the customer's agent) loses addresses, URLs and text; an email not sent yet is
-  given up, so nothing goes to the placeholder; the provider's webhook events
+  cancelled, so nothing goes to the placeholder; the provider's webhook events
   about the payment lose billing and shipping details;
 * money records stay as they are: payments, the ledger, earnings, payouts, the
   order's lines and totals; `broker ledger check` balances before and after.
@@ -49,8 +49,9 @@ from broker.fulfilment.models import Assignment
 from broker.ledger.models import LedgerTransaction
 from broker.orders.models import Order, OrderStatus
 from broker.orders.rules import CANCELLABLE
-from broker.outbox.delivery import delivery_state, set_delivery_state
+from broker.outbox import queue as outbox_queue
 from broker.outbox.models import OutboxMessage
+from broker.parking import services as parking
 from broker.payments.models import Payment, WebhookEvent
 from broker.personal.models import Message, PersonalRequest, RequestStatus
 from broker.privacy.models import Disclosure
@@ -529,7 +530,7 @@ def _scrub_outbox(session: Session, found: list[OutboxMessage], *, emails: set[s
     """Emails to the customer lose address and text; relay emails (whose text is
     the customer's message) lose their text; callbacks lose their URL; anything
     else about the order loses whatever personal value it quotes. What was not
-    sent yet is given up: nothing goes to a placeholder or an erased URL."""
+    sent yet is cancelled: nothing goes to a placeholder or an erased URL."""
     emails = {e for e in emails if e}
     relay_keys = {f"message-{i}" for i in relay}
     for message in found:
@@ -550,14 +551,12 @@ def _scrub_outbox(session: Session, found: list[OutboxMessage], *, emails: set[s
             # Someone else's email about the order (an award, a fallback): it goes
             # out as written, less any personal value it quotes.
             stop = False
-            payload = {k: (v if k == "_delivery" else _scrub_json(v, personal)) for k, v in payload.items()}
+            payload = {k: _scrub_json(v, personal) for k, v in payload.items()}
         message.payload = payload
-        state = delivery_state(message)
         if message.sent_at is None and stop:
-            state = dataclasses.replace(state, gave_up=True, next_at=None, lease="", last_error="erased")
-        elif state.last_error:
-            state = dataclasses.replace(state, last_error=_redact(state.last_error, personal))
-        set_delivery_state(message, state)
+            outbox_queue.cancel(session, message, now)
+        else:
+            outbox_queue.scrub_errors(session, message, lambda error: _redact(error, personal))
 
 
 def _scrub_json(value: Any, personal: list[str]) -> Any:
@@ -588,6 +587,11 @@ def _scrub_webhooks(session: Session, payment: Payment | None, personal: list[st
 class RetentionReport:
     orders: int = 0
     requests: int = 0
+    failed: int = 0  # orders or requests that could not be erased this run (broker.parking)
+    parked: int = 0  # those that failed too often: they wait for the operator
+
+
+RETENTION_JOB = "retention"
 
 
 def run_retention(ctx: Context, *, batch_size: int = RETENTION_BATCH) -> RetentionReport:
@@ -610,6 +614,8 @@ def run_retention(ctx: Context, *, batch_size: int = RETENTION_BATCH) -> Retenti
     LOCKED` on PostgreSQL (listing first, then the order or request, the lock
     order every writer uses), so two schedulers share the work and erase each
     row once; anything erased already is skipped, so running again does nothing.
+    A batch that fails is erased one row at a time, and a row that cannot be
+    erased is recorded and parked after a few runs (broker.parking).
     """
     report = RetentionReport()
     now = ctx.now()
@@ -651,11 +657,23 @@ def _retention_orders(ctx: Context, cutoff: datetime, now: datetime, days: float
         Order.status.in_([OrderStatus.SHIPPED, OrderStatus.DELIVERED]) & (Order.shipped_at <= cutoff),
     )
     with ctx.uow() as uow:
+        ids = list(uow.session.scalars(
+            select(Order.id).where(Order.id > after, Order.erased_at.is_(None), maybe_due,
+                                   parking.may_try(RETENTION_JOB, "order", Order.id, now))
+            .order_by(Order.id).limit(batch_size)))
+    if not ids:
+        return 0
+    rows = parking.in_batches(ctx, RETENTION_JOB, "order", ids,
+                              lambda batch: _erase_due_orders(ctx, batch, maybe_due, now, days, report))
+    report.failed, report.parked = report.failed + rows.failed, report.parked + rows.parked
+    return ids[-1]
+
+
+def _erase_due_orders(ctx: Context, ids: list[int], maybe_due, now: datetime, days: float,
+                      report: RetentionReport) -> None:
+    erased = 0
+    with ctx.uow() as uow:
         session = uow.session
-        ids = list(session.scalars(select(Order.id).where(Order.id > after, Order.erased_at.is_(None), maybe_due)
-                                   .order_by(Order.id).limit(batch_size)))
-        if not ids:
-            return 0
         listings = {
             listing.order_id: listing for listing in session.scalars(
                 select(Listing).where(Listing.order_id.in_(ids)).order_by(Listing.id)
@@ -676,9 +694,9 @@ def _retention_orders(ctx: Context, cutoff: datetime, now: datetime, days: float
             if complete_at is None or complete_at + timedelta(days=days) > now:
                 continue
             _erase_order(session, order, now, FOR_RETENTION)
-            report.orders += 1
+            erased += 1
         uow.commit()
-        return ids[-1]
+    report.orders += erased
 
 
 def _retention_requests(ctx: Context, cutoff: datetime, now: datetime, after: int, batch_size: int,
@@ -686,11 +704,22 @@ def _retention_requests(ctx: Context, cutoff: datetime, now: datetime, after: in
     due = (PersonalRequest.status.in_([RequestStatus.EXPIRED, RequestStatus.CANCELLED])
            & PersonalRequest.erased_at.is_(None) & (PersonalRequest.closed_at <= cutoff))
     with ctx.uow() as uow:
+        ids = list(uow.session.scalars(
+            select(PersonalRequest.id).where(PersonalRequest.id > after, due,
+                                             parking.may_try(RETENTION_JOB, "request", PersonalRequest.id, now))
+            .order_by(PersonalRequest.id).limit(batch_size)))
+    if not ids:
+        return 0
+    rows = parking.in_batches(ctx, RETENTION_JOB, "request", ids,
+                              lambda batch: _erase_due_requests(ctx, batch, due, now, report))
+    report.failed, report.parked = report.failed + rows.failed, report.parked + rows.parked
+    return ids[-1]
+
+
+def _erase_due_requests(ctx: Context, ids: list[int], due, now: datetime, report: RetentionReport) -> None:
+    erased = 0
+    with ctx.uow() as uow:
         session = uow.session
-        ids = list(session.scalars(select(PersonalRequest.id).where(PersonalRequest.id > after, due)
-                                   .order_by(PersonalRequest.id).limit(batch_size)))
-        if not ids:
-            return 0
         listings = {listing.request_id for listing in session.scalars(
             select(Listing).where(Listing.request_id.in_(ids)).order_by(Listing.id)
             .with_for_update(skip_locked=True))}
@@ -701,9 +730,9 @@ def _retention_requests(ctx: Context, cutoff: datetime, now: datetime, after: in
             if request.id in has_listing and request.id not in listings:
                 continue
             _erase_request(session, request, now, FOR_RETENTION)
-            report.requests += 1
+            erased += 1
         uow.commit()
-        return ids[-1]
+    report.requests += erased
 
 
 # --- the operator's lookup -----------------------------------------------------

@@ -33,6 +33,9 @@ class SettlementRun(Base):
     to_retailers: Mapped[int] = mapped_column(Integer, default=0)
     to_manufacturer: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    # Listings the run could not settle: each is parked (broker.parking) with
+    # its error, and the run went on without it.
+    parked: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The part of the due listings the run took (SettlementScope.describe(),
     # "shard 2/3"); None: every due listing.
     scope: Mapped[str | None] = mapped_column(Text, default=None)

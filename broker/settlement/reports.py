@@ -21,6 +21,7 @@ from broker.context import Context
 from broker.errors import NotFound
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.pagination import Page, PageRequest, paginate
+from broker.parking.services import count_parked
 from broker.personal.models import PersonalRequest, RequestStatus
 from broker.settlement.models import Cause, RunStatus, SettlementDecision, SettlementRun
 from broker.settlement.rules import distance_band
@@ -157,6 +158,8 @@ class RunSummary:
     to_manufacturer: int
     # What the run took, as the caller may be told (see `_run_scope`).
     scope: str
+    # Listings it could not settle and parked (broker.parking); told to the operator only.
+    parked: int | None = None
 
     @property
     def seconds(self) -> float | None:
@@ -198,6 +201,10 @@ def _run_scope(actor: Actor, scope: str | None) -> str:
     return "chosen manufacturers"
 
 
+def _parked(actor: Actor, run: SettlementRun) -> int | None:
+    return run.parked if actor.kind is ActorKind.OPERATOR else None
+
+
 def list_runs(ctx: Context, actor: Actor, page: PageRequest) -> Page[RunSummary]:
     """Settlement runs, newest first, counted over the caller's own listings."""
     scope = _scope(actor)
@@ -205,8 +212,8 @@ def list_runs(ctx: Context, actor: Actor, page: PageRequest) -> Page[RunSummary]
         session = uow.session
         found = paginate(session, select(SettlementRun).order_by(SettlementRun.id.desc()), page)
         counts = _counts(session, [r.id for r in found.items], scope)
-        return Page([RunSummary(r, *counts.get(r.id, (0, 0, 0)), scope=_run_scope(actor, r.scope))
-                     for r in found.items], found.total)
+        return Page([RunSummary(r, *counts.get(r.id, (0, 0, 0)), scope=_run_scope(actor, r.scope),
+                                parked=_parked(actor, r)) for r in found.items], found.total)
 
 
 def _counts(session, run_ids: list[int], scope) -> dict[int, tuple[int, int, int]]:
@@ -250,8 +257,8 @@ def run_report(ctx: Context, actor: Actor, run_id: int) -> RunReport:
                 .order_by(func.count().desc(), SettlementDecision.winner_retailer_id)
             )
         ]
-        return RunReport(RunSummary(run, settled, to_retailers, to_maker, _run_scope(actor, run.scope)), by_rule,
-                         shares)
+        return RunReport(RunSummary(run, settled, to_retailers, to_maker, _run_scope(actor, run.scope),
+                                    _parked(actor, run)), by_rule, shares)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,10 +266,13 @@ class Health:
     database: bool
     last_completed: SettlementRun | None
     last_failed: SettlementRun | None
+    # Rows the scheduled jobs parked, by job (broker.parking); empty: none.
+    parked: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def health(ctx: Context) -> Health:
-    """For /healthz: can we reach the database, and how is settlement doing."""
+    """For /healthz: can we reach the database, how is settlement doing, and how
+    many rows the jobs have parked."""
     try:
         with ctx.uow() as uow:
             s = uow.session
@@ -270,6 +280,6 @@ def health(ctx: Context) -> Health:
                                .order_by(SettlementRun.finished_at.desc()).limit(1))
             last_bad = s.scalar(select(SettlementRun).where(SettlementRun.status == RunStatus.FAILED)
                                 .order_by(SettlementRun.finished_at.desc()).limit(1))
-            return Health(True, last_ok, last_bad)
+        return Health(True, last_ok, last_bad, count_parked(ctx))
     except SQLAlchemyError:  # the health check reports the database down; it does not raise
         return Health(False, None, None)

@@ -61,6 +61,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from broker.accounts.models import DealerAuthorisation, Manufacturer, Retailer, Store
+from broker import retry
 from broker.auth import Actor, ActorKind, require
 from broker.board.models import Bid, BidStatus, Listing, ListingKind, ListingStatus
 from broker.clock import as_utc
@@ -71,6 +72,7 @@ from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.notifications import events
 from broker.orders.models import Delivery, Order, OrderStatus
 from broker.orders.rules import check_move
+from broker.parking import services as parking
 from broker.payments import services as payments
 from broker.payments.models import Payment, PaymentStatus
 from broker.payments.provider import PaymentError
@@ -105,6 +107,9 @@ class SettlementReport:
     by_rule: dict[str, int] = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
     decisions: list[dict] = dataclasses.field(default_factory=list)
+    # Listings that could not be settled: parked with their errors (broker.parking)
+    # and left out of every run until the operator puts them back.
+    parked: list[int] = dataclasses.field(default_factory=list)
 
     def count(self, choice: Choice) -> None:
         self.settled += 1
@@ -373,6 +378,10 @@ def settle(ctx: Context, *, as_of: datetime | None = None, trigger: str = "manua
         raise
     report.seconds = time.perf_counter() - started
     _close_run(ctx, run_id, report)
+    if report.parked:
+        log.error("settlement run %s parked %s listings it could not settle: %s (see `broker jobs parked`)",
+                  run_id, len(report.parked), ", ".join(map(str, sorted(report.parked))),
+                  extra={"event": "settlement.parked", "run_id": run_id, "listings": sorted(report.parked)})
     log.info(
         "settlement run %s (%s) as of %s: %s settled, %s to retailers, %s to manufacturers in %.2fs",
         run_id, report.scope or "everything", as_of.isoformat(), report.settled, report.to_retailers,
@@ -380,7 +389,7 @@ def settle(ctx: Context, *, as_of: datetime | None = None, trigger: str = "manua
         extra={"event": "settlement.completed", "run_id": run_id, "as_of": as_of.isoformat(),
                "scope": report.scope, "settled": report.settled, "to_retailers": report.to_retailers,
                "to_manufacturer": report.to_manufacturer, "by_rule": report.by_rule,
-               "seconds": round(report.seconds, 3)},
+               "parked": len(report.parked), "seconds": round(report.seconds, 3)},
     )
     return report
 
@@ -437,7 +446,7 @@ def _run_batches(ctx: Context, batches: _Batches) -> None:
 
     def work() -> None:
         try:
-            while _settle_batch(ctx, batches):
+            while _settle_next_batch(ctx, batches):
                 if batches.progress:
                     with batches.lock:
                         batches.progress(batches.report)
@@ -482,6 +491,8 @@ def _due(cutoff: datetime, after: int = 0, scope: SettlementScope | None = None)
                or_(Listing.kind == ListingKind.ORDER, has_offer))
         .order_by(Listing.id)
     )
+    # A listing that could not be settled waits for the operator, not in every batch.
+    stmt = stmt.where(Listing.id.not_in(parking.parked(JOB, "listing")))
     if scope is not None and scope.shard is not None:
         k, n = scope.shard
         # A request naming no catalog product has no manufacturer: shard 1 takes it.
@@ -491,20 +502,66 @@ def _due(cutoff: datetime, after: int = 0, scope: SettlementScope | None = None)
     return stmt
 
 
-def _settle_batch(ctx: Context, batches: _Batches) -> bool:
-    """Claim and settle the next batch of listings, in one transaction; False
-    when there are none left."""
+JOB = "settlement"
+
+
+def _settle_next_batch(ctx: Context, batches: _Batches) -> bool:
+    """Claim and settle the next batch of listings; False when there are none left.
+
+    A batch that fails is settled again, then (if it fails again) one listing at
+    a time: a listing that cannot be settled alone is parked with its error and
+    named in the run's report, and the rest of its batch, and the run, go on.
+    """
+    claimed: list[int] = []
+    try:
+        return _settle_batch(ctx, batches, claimed=claimed)
+    except Exception as exc:  # which listing it was, settling them one at a time will tell
+        if not claimed:
+            raise  # nothing was claimed: the database, not a listing, is the trouble
+        log.warning("settlement run %s: a batch of %s listings failed (%s); settling them again",
+                    batches.run_id, len(claimed), parking.describe(exc),
+                    extra={"event": "settlement.batch_failed", "run_id": batches.run_id, "listings": len(claimed)})
+    try:
+        # A lost race (a deadlock with a bid or a webhook) passes on a second go.
+        retry.run(_settle_batch, ctx, batches, only=claimed)
+        return True
+    except Exception as exc:  # one of them, at least, cannot be settled
+        log.warning("settlement run %s: the batch failed again (%s); settling its listings one at a time",
+                    batches.run_id, parking.describe(exc), extra={"event": "settlement.batch_failed_again",
+                                                                  "run_id": batches.run_id})
+    rows = parking.each(ctx, JOB, "listing", claimed, lambda listing_id: _settle_batch(ctx, batches,
+                                                                                          only=[listing_id]),
+                        max_attempts=1)
+    with batches.lock:
+        batches.report.parked.extend(rows.parked_ids)
+    return True
+
+
+def _settle_batch(ctx: Context, batches: _Batches, *, claimed: list[int] | None = None,
+                  only: list[int] | None = None) -> bool:
+    """Claim and settle the next batch of listings (or the listings `only` names,
+    if they are still due), in one transaction; False when there are none left.
+    `claimed` gets the batch's listing ids as soon as they are locked."""
     with ctx.uow() as uow:
         session = uow.session
-        with batches.lock:
-            if batches.done:
-                return False
-            stmt = _due(batches.cutoff, batches.after, batches.scope).limit(ctx.settings.settle_batch_size)
-            listings = _core(session).execute(stmt.with_for_update(skip_locked=batches.skip_locked, of=Listing)).all()
+        if only is not None:
+            stmt = _due(batches.cutoff, 0, batches.scope).where(Listing.id.in_(only))
+            listings = _core(session).execute(stmt.with_for_update(of=Listing)).all()
             if not listings:
-                batches.done = True
-                return False
-            batches.after = listings[-1].id
+                return True  # settled meanwhile, by another run
+        else:
+            with batches.lock:
+                if batches.done:
+                    return False
+                stmt = _due(batches.cutoff, batches.after, batches.scope).limit(ctx.settings.settle_batch_size)
+                listings = _core(session).execute(
+                    stmt.with_for_update(skip_locked=batches.skip_locked, of=Listing)).all()
+                if not listings:
+                    batches.done = True
+                    return False
+                batches.after = listings[-1].id
+            if claimed is not None:
+                claimed.extend(listing.id for listing in listings)
         run_id, report = batches.run_id, batches.report
         now = ctx.now()
         order_ids = [l.order_id for l in listings if l.order_id is not None]
@@ -628,6 +685,7 @@ def _close_run(ctx: Context, run_id: int, report: SettlementReport, error: str |
         run.status = RunStatus.FAILED if error else RunStatus.COMPLETED
         run.error = error
         run.finished_at = ctx.now()
+        run.parked = len(report.parked)
         events.run_finished_emails(uow.session, ctx, run_id)
         uow.commit()
 

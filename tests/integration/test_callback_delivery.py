@@ -20,20 +20,18 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request
 
 from broker.outbox.delivery import (
-    LEASE_SECONDS,
     MAX_ATTEMPTS,
-    DeliveryReport,
     deliver_due,
-    delivery_state,
     encode_body,
-    is_due,
     run_callbacks,
     send_request,
     signing_secret,
     verify,
 )
 from broker.outbox.models import OutboxMessage
+from broker.outbox.queue import LEASE_SECONDS, ROW_KIND, DeliveryReport
 from broker.outbox.services import enqueue
+from broker.parking.models import JobFailure
 from tests.conftest import START
 
 BODY = {"event": "offer", "request_id": 41, "offer": {"price": 1999, "currency": "USD", "retailer": "Northwind"}}
@@ -127,6 +125,25 @@ def load(ctx, message_id: int) -> OutboxMessage:
         return uow.session.get(OutboxMessage, message_id)
 
 
+@dataclasses.dataclass(frozen=True)
+class State:
+    attempts: int
+    last_error: str
+    parked: bool
+    next_at: object  # when the message is due again (None: now, or parked)
+
+
+def delivery_state(ctx, message_id: int) -> State:
+    """The message's queue state: its failures (job_failures, under the callbacks job) and its next try."""
+    with ctx.uow() as uow:
+        failure = uow.session.scalar(select(JobFailure).where(
+            JobFailure.job == "callbacks", JobFailure.row_kind == ROW_KIND, JobFailure.row_id == message_id))
+        message = uow.session.get(OutboxMessage, message_id)
+    if failure is None:
+        return State(0, "", False, message.next_attempt_at)
+    return State(failure.attempts, failure.last_error, failure.parked_at is not None, message.next_attempt_at)
+
+
 def resolver_to(address: str):
     calls = []
 
@@ -149,7 +166,7 @@ class TestDelivery:
 
         report = deliver_due(lan_ctx)
 
-        assert report == DeliveryReport(sent=1, failed=0, gave_up=0)
+        assert report == DeliveryReport(sent=1, failed=0, parked=0)
         [received] = receiver.requests
         assert received["path"] == "/hook?agent=7"
         assert received["body"] == encode_body(BODY)
@@ -212,8 +229,8 @@ class TestRetries:
         message_id = add_callback(lan_ctx, receiver.url())
 
         assert deliver_due(lan_ctx) == DeliveryReport(failed=1)
-        state = delivery_state(load(lan_ctx, message_id))
-        assert (state.attempts, state.last_error, state.gave_up) == (1, "HTTP 500", False)
+        state = delivery_state(lan_ctx, message_id)
+        assert (state.attempts, state.last_error, state.parked) == (1, "HTTP 500", False)
         assert timedelta(seconds=27) <= state.next_at - clock.now <= timedelta(seconds=33)
 
         assert deliver_due(lan_ctx) == DeliveryReport()  # not yet due
@@ -221,7 +238,7 @@ class TestRetries:
 
         clock.now = state.next_at
         assert deliver_due(lan_ctx) == DeliveryReport(failed=1)
-        state = delivery_state(load(lan_ctx, message_id))
+        state = delivery_state(lan_ctx, message_id)
         assert state.attempts == 2
         assert timedelta(seconds=54) <= state.next_at - clock.now <= timedelta(seconds=66)
 
@@ -231,7 +248,7 @@ class TestRetries:
         assert message.sent_at == clock.now
         assert [r["headers"]["Broker-Delivery"] for r in receiver.requests] == [str(message_id)] * 3
 
-    def test_gives_up_after_the_last_attempt(self, lan_ctx, receiver, clock):
+    def test_is_parked_after_the_last_attempt(self, lan_ctx, receiver, clock):
         receiver.status = 503
         message_id = add_callback(lan_ctx, receiver.url())
 
@@ -240,9 +257,9 @@ class TestRetries:
             reports.append(deliver_due(lan_ctx))
             clock.advance(hours=7)
 
-        assert reports == [DeliveryReport(failed=1)] * (MAX_ATTEMPTS - 1) + [DeliveryReport(gave_up=1)]
-        state = delivery_state(load(lan_ctx, message_id))
-        assert (state.attempts, state.gave_up, state.next_at) == (MAX_ATTEMPTS, True, None)
+        assert reports == [DeliveryReport(failed=1)] * (MAX_ATTEMPTS - 1) + [DeliveryReport(parked=1)]
+        state = delivery_state(lan_ctx, message_id)
+        assert (state.attempts, state.parked, state.next_at) == (MAX_ATTEMPTS, True, None)
         clock.advance(days=30)
         assert deliver_due(lan_ctx) == DeliveryReport()
         assert len(receiver.requests) == MAX_ATTEMPTS
@@ -256,7 +273,7 @@ class TestRetries:
         assert deliver_due(lan_ctx, timeout=0.3) == DeliveryReport(failed=1)
 
         assert time.monotonic() - started < 3
-        assert "timed out" in delivery_state(load(lan_ctx, message_id)).last_error
+        assert "timed out" in delivery_state(lan_ctx, message_id).last_error
         assert len(receiver.requests) == 1
 
     def test_a_redirect_is_a_failure_and_is_not_followed(self, lan_ctx, receiver):
@@ -266,7 +283,7 @@ class TestRetries:
         assert deliver_due(lan_ctx) == DeliveryReport(failed=1)
 
         assert len(receiver.requests) == 1
-        assert "redirect" in delivery_state(load(lan_ctx, message_id)).last_error
+        assert "redirect" in delivery_state(lan_ctx, message_id).last_error
 
     def test_a_closed_port_is_a_failure(self, lan_ctx):
         with socket.socket() as probe:
@@ -275,7 +292,7 @@ class TestRetries:
         message_id = add_callback(lan_ctx, f"http://127.0.0.1:{port}/hook")
 
         assert deliver_due(lan_ctx) == DeliveryReport(failed=1)
-        assert "ConnectionRefused" in delivery_state(load(lan_ctx, message_id)).last_error
+        assert "ConnectionRefused" in delivery_state(lan_ctx, message_id).last_error
 
     def test_one_bad_message_does_not_stop_the_others(self, lan_ctx, receiver):
         receiver.statuses = [500]
@@ -283,11 +300,11 @@ class TestRetries:
         second = add_callback(lan_ctx, receiver.url(), key="2")
         malformed = add_callback(lan_ctx, "", key="3", payload={"body": BODY})
 
-        assert deliver_due(lan_ctx) == DeliveryReport(sent=1, failed=1, gave_up=1)
+        assert deliver_due(lan_ctx) == DeliveryReport(sent=1, failed=1, parked=1)
         assert load(lan_ctx, first).sent_at is None
         assert load(lan_ctx, second).sent_at is not None
-        state = delivery_state(load(lan_ctx, malformed))
-        assert state.gave_up and "url" in state.last_error
+        state = delivery_state(lan_ctx, malformed)
+        assert state.parked and "url" in state.last_error
 
 
 class TestDestinationCheck:
@@ -297,7 +314,7 @@ class TestDestinationCheck:
         assert deliver_due(ctx) == DeliveryReport(failed=1)
 
         assert receiver.requests == []
-        state = delivery_state(load(ctx, message_id))
+        state = delivery_state(ctx, message_id)
         assert state.attempts == 1
         assert state.last_error.startswith("refused:") and "loopback" in state.last_error
 
@@ -305,7 +322,7 @@ class TestDestinationCheck:
         message_id = add_callback(ctx, "https://agent.example/hook")
 
         assert deliver_due(ctx, resolver=resolver_to("10.0.0.7")) == DeliveryReport(failed=1)
-        assert "10.0.0.7" in delivery_state(load(ctx, message_id)).last_error
+        assert "10.0.0.7" in delivery_state(ctx, message_id).last_error
 
 
 class TestLease:
@@ -323,15 +340,13 @@ class TestLease:
             deliver_due(lan_ctx, http=send_then_crash)
         message = load(lan_ctx, message_id)
         assert message.sent_at is None
-        assert delivery_state(message).next_at == START + timedelta(seconds=LEASE_SECONDS)
+        assert message.next_attempt_at == START + timedelta(seconds=LEASE_SECONDS)
 
         clock.advance(seconds=LEASE_SECONDS - 1)
-        assert not is_due(message, clock.now)
         assert deliver_due(lan_ctx) == DeliveryReport()
         assert len(receiver.requests) == 1
 
         clock.advance(seconds=1)
-        assert is_due(message, clock.now)
         assert deliver_due(lan_ctx) == DeliveryReport(sent=1)
         assert [r["headers"]["Broker-Delivery"] for r in receiver.requests] == [str(message_id)] * 2
 
@@ -347,7 +362,7 @@ class TestLease:
             return 500
 
         assert deliver_due(lan_ctx, http=slow_failure) == DeliveryReport()  # A's outcome: superseded
-        state = delivery_state(load(lan_ctx, message_id))
+        state = delivery_state(lan_ctx, message_id)
         assert state.attempts == 1
 
 
@@ -411,4 +426,4 @@ class TestHttps:
         assert deliver_due(lan_ctx, resolver=resolver_to("127.0.0.1")) == DeliveryReport(failed=1)
 
         assert tls_receiver.requests == []
-        assert "CERTIFICATE_VERIFY_FAILED" in delivery_state(load(lan_ctx, message_id)).last_error
+        assert "CERTIFICATE_VERIFY_FAILED" in delivery_state(lan_ctx, message_id).last_error

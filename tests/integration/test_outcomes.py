@@ -123,7 +123,9 @@ class TestHealth:
         def boom(*args, **kwargs):
             raise RuntimeError("database fell over")
 
-        monkeypatch.setattr(settlement, "candidates_for", boom)
+        # Claiming the work fails, not one listing (a listing that fails alone is
+        # parked and the run goes on: tests/integration/test_parking.py).
+        monkeypatch.setattr(settlement, "_due", boom)
         with pytest.raises(RuntimeError):
             settlement.settle(ctx, as_of=LATER)
         body = client.get("/healthz").get_json()

@@ -116,7 +116,7 @@ def test_checkout_to_payout_with_stripe(stripe_ctx, client, fake, clock):
         "accrued": 22500, "frozen": 0, "paid": 0, "account_ready": True}
 
     run = client.post("/api/v1/payouts", headers=OPERATOR).get_json()
-    assert run == {"payouts": 1, "amount": {"USD": 22500}, "failed": 0}
+    assert run == {"payouts": 1, "amount": {"USD": 22500}, "failed": 0, "parked": 0}
     [transfer] = fake.transfers.values()
     assert (transfer["amount"], transfer["destination"], transfer["transfer_group"]) == \
         (22500, connect["account_ref"], f"order-{placed['id']}")

@@ -14,14 +14,13 @@ import pytest
 
 from broker.config import Settings
 from broker.outbox.delivery import (
-    BACKOFF_CAP,
-    backoff,
     encode_body,
     sign,
     signing_secret,
     verify,
 )
 from broker.outbox.destinations import check_destination
+from broker.parking.services import BACKOFF_CAP, backoff
 
 SECRET = "whsec-test"
 T = 1_772_441_200
@@ -99,21 +98,23 @@ class TestSigningSecret:
 
 
 class TestBackoff:
+    """Every job's retry backoff (broker.parking), callbacks' among them."""
+
     def test_starts_near_thirty_seconds(self):
-        assert timedelta(seconds=27) <= backoff(1, message_id=5) <= timedelta(seconds=33)
+        assert timedelta(seconds=27) <= backoff(1, seed=5) <= timedelta(seconds=33)
 
     def test_doubles(self):
         for attempts in range(1, 11):
             nominal = timedelta(seconds=30 * 2 ** (attempts - 1))
-            assert nominal * 0.9 <= backoff(attempts, message_id=5) <= nominal * 1.1
+            assert nominal * 0.9 <= backoff(attempts, seed=5) <= nominal * 1.1
 
     @pytest.mark.parametrize("attempts", [11, 12, 20, 64, 10_000])  # 30 s * 2**10 > 6 h
     def test_caps_at_six_hours(self, attempts):
-        assert BACKOFF_CAP * 0.9 <= backoff(attempts, message_id=5) <= BACKOFF_CAP * 1.1
+        assert BACKOFF_CAP * 0.9 <= backoff(attempts, seed=5) <= BACKOFF_CAP * 1.1
 
-    def test_jitter_is_deterministic_per_message_and_attempt(self):
-        assert backoff(3, message_id=5) == backoff(3, message_id=5)
-        assert len({backoff(3, message_id=n) for n in range(20)}) > 1
+    def test_jitter_is_deterministic_per_row_and_attempt(self):
+        assert backoff(3, seed=5) == backoff(3, seed=5)
+        assert len({backoff(3, seed=n) for n in range(20)}) > 1
 
 
 class TestCheckDestination:
