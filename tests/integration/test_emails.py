@@ -167,9 +167,13 @@ class TestOrderConfirmation:
         [confirmation] = to(mail_dir, CUSTOMER[1])
         assert confirmation["Bcc"] is None
         assert confirmation["Subject"] == f"Your order {placed['id']} at Acme Bcc: attacker@evil.example is confirmed"
-        # The input boundary refuses a line break in a one-line field before any view sees it.
+        # The input boundary refuses a control character in a one-line field before any
+        # view sees it (400); the name's grammar refuses the other line separators (422).
         refused = client.patch("/api/v1/storefront", headers=auth(maker.key), json={"name": name})
-        assert refused.status_code == 400 and "line break" in refused.get_json()["detail"]
+        if "\u2028" in name:
+            assert refused.status_code == 422 and "one line" in str(refused.get_json()["errors"])
+        else:
+            assert refused.status_code == 400 and "line break" in refused.get_json()["detail"]
 
 
 @pytest.fixture

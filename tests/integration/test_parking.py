@@ -485,7 +485,9 @@ def test_a_retailer_whose_digest_cannot_be_made_does_not_keep_the_others_from_th
         user, _ = identity.add_user(ctx, role=identity.Role.RETAILER, company_id=shop.id,
                                     email=f"owner{n}@shop.example", name="Owner")
         with ctx.uow() as uow:
-            uow.session.execute(update(User).where(User.id == user.id).values(digest_opt_in=True))
+            # Verified: the digest goes only to an address its owner confirmed.
+            uow.session.execute(update(User).where(User.id == user.id).values(digest_opt_in=True,
+                                                                              verified_at=clock()))
             uow.commit()
     world.order(maker)
     new_listings = digest.new_listings
