@@ -39,9 +39,12 @@ from broker.identity.services import (
     validate_sign_up,
 )
 from broker.identity.models import User
+from broker.locks import lock
 from broker.notifications.services import send_email
 
 INVITE_DAYS = 14
+# Inviting an address again within this time is the same form sent twice: nothing more is mailed.
+RESEND_AFTER = timedelta(minutes=1)
 NOT_VALID = "this invitation has been used, has expired or was withdrawn; ask the manufacturer to invite you again"
 
 
@@ -57,20 +60,27 @@ class InvitationView:
 
 def invite(ctx: Context, actor: Actor, email: str) -> InvitationView:
     """Mail the address a link that makes its holder's company a dealer. Inviting
-    an address again replaces the link it had. :raise 422: not an email address."""
+    an address again replaces the link it had, unless the last one went out less
+    than RESEND_AFTER ago: that is the same form sent twice, and it sends nothing
+    more. :raise 422: not an email address."""
     require(actor, ActorKind.MANUFACTURER)
     address = normalise_email(email)
     with ctx.uow() as uow:
-        maker = uow.session.get(Manufacturer, actor.id)
+        # A manufacturer's invitations are written one at a time: two copies of
+        # one form both finding no invitation would otherwise mail two links.
+        maker = uow.session.scalar(lock(select(Manufacturer).where(Manufacturer.id == actor.id)))
         now = ctx.now()
-        token = secrets.token_urlsafe(32)
         invitation = uow.session.scalar(select(DealerInvitation).where(
             DealerInvitation.manufacturer_id == actor.id, DealerInvitation.email == address,
-            DealerInvitation.status == InvitationStatus.PENDING).order_by(DealerInvitation.id.desc()).limit(1)
-            .with_for_update())
+            DealerInvitation.status == InvitationStatus.PENDING).order_by(DealerInvitation.id.desc()).limit(1))
+        if invitation is not None and now - invitation.created_at < RESEND_AFTER:
+            view = _view(invitation, maker)
+            uow.commit()
+            return view
         if invitation is None:
             invitation = DealerInvitation(manufacturer_id=actor.id, email=address, status=InvitationStatus.PENDING)
             uow.session.add(invitation)
+        token = secrets.token_urlsafe(32)
         invitation.token_hash = digest(token)
         invitation.created_at, invitation.expires_at = now, now + timedelta(days=INVITE_DAYS)
         uow.session.flush()
