@@ -2,8 +2,9 @@
 given to the views' `@blp.arguments(..., example=...)` and `@blp.response(...,
 example=...)`.
 
-They tell one story, the README's: Northwind Cycles (storefront `northwind`, USD,
-San Francisco 94107) sells a commuter helmet and a light set to Ada Park in 94103;
+They tell one story, with the demo's names (`broker run`, broker/demo.py): Northwind
+Cycles (storefront `northwind`, USD, San Francisco 94107) sells a commuter helmet and a
+light set to Ada Park in 94103;
 Mission Bike Shop (94110), an authorised dealer, bids, wins and ships; Ben Ortiz
 posts a personal request that the same shop answers. Ids, times and amounts agree
 across the examples (12800 = 7900 + 4900; the fee is 10%). Every example is checked
