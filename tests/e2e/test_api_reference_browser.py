@@ -112,3 +112,16 @@ def test_an_integrator_reads_the_reference_and_an_operations_examples(server, br
     foreign = [url for url in requests if not url.startswith(server.origin + "/")]
     assert not foreign, f"requests to other hosts: {foreign}"
     assert server.origin + "/api/v1/openapi.json" in requests
+
+
+def test_a_link_cannot_make_the_reference_draw_another_document(server, browser):
+    """Swagger UI can read `url` and `configUrl` from the query; on Broker's page a
+    crafted link still draws Broker's own document and asks no other host."""
+    requests: list[str] = []
+    with watched_page(browser) as page:
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(server.origin + "/api/v1/docs?url=https://attacker.example/doc.json"
+                  "&configUrl=https://attacker.example/config.json")
+        expect(page.locator('.opblock-tag[data-tag="board"]')).to_be_visible()
+    assert [url for url in requests if not url.startswith(server.origin + "/")] == []
+    assert server.origin + "/api/v1/openapi.json" in requests

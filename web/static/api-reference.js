@@ -8,6 +8,9 @@
   window.SwaggerUIBundle({
     url: root.getAttribute("data-spec-url"),
     domNode: root,
+    // Only Broker's document: a link such as /api/v1/docs?url=https://elsewhere/doc.json
+    // must not make this page draw someone else's (Swagger UI's default, said here).
+    queryConfigEnabled: false,
     // A reference, not a console: no "Try it out" (a call from here would be as real
     // as any other: an order authorises a card), so the page sends no API calls.
     supportedSubmitMethods: [],
