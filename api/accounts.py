@@ -29,7 +29,7 @@ class Manufacturers(MethodView):
 
         :raise 409: The slug is taken.
         :raise 422: A field is invalid: a slug that is not lowercase letters, digits and inner hyphens, a
-            currency that is not ISO 4217, a location that cannot be found (see `errors`).
+            currency that is not ISO 4217, a location that cannot be found.
         """
         maker, key = services.create_manufacturer(broker_context(), current_actor(), cmd)
         return {"id": maker.id, "slug": maker.slug, "api_key": key}

@@ -35,8 +35,7 @@ class StorefrontOrders(MethodView):
 
         :raise 402: The payment could not be set up (the card was declined); nothing was charged.
         :raise 404: No storefront has this slug.
-        :raise 422: A field is invalid, or an item is not for sale or sold out (see `errors`, e.g.
-            `items.0.sku`).
+        :raise 422: A field is invalid, or an item is not for sale or is sold out (`items.0.sku`).
         :raise 503: The payment provider did not answer; nothing was charged, try again.
         """
         placed = services.place_order(broker_context(), slug, cmd)

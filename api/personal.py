@@ -35,7 +35,7 @@ class Requests(MethodView):
         :raise 402: The payment could not be set up (the card was declined); nothing was charged.
         :raise 422: A field is invalid: no description and no `sku`, a `sku` not for sale at `manufacturer`,
             a currency that is not the store's, an `expires_at` too soon or too far, a `callback_url` Broker
-            will not call (see `errors`).
+            will not call.
         :raise 503: The payment provider did not answer; nothing was charged, try again.
         """
         cmd = services.PostRequest(
@@ -78,7 +78,7 @@ class Accept(MethodView):
         Now, instead of waiting for settlement: it becomes an order (`order_id`), charged at
         the offer's price when it ships. The request's token opens the order too.
 
-        :raise 404: No such request (or the token is not its), or no offer with this `bid_id` on it.
+        :raise 404: No such request, the token is not this request's, or it has no offer with this `bid_id`.
         :raise 409: The request is not open any more.
         :raise 422: This offer can no longer be accepted (withdrawn, or its store closed or out of range).
         """

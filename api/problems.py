@@ -252,8 +252,7 @@ class ProblemResponses(BasePlugin):
                 }
 
 
-_INVALID_FIELDS = ("`errors` maps each invalid field, by its dotted path (`items.0.quantity`), to what is wrong "
-                   "with it, and `detail` names them.")
+_INVALID_FIELDS = "Each invalid field is named in `errors`, by its dotted path, with what is wrong with it."
 
 
 def _when(status: int, path: str, operation: dict, security: set[str], limits: str | None) -> str:
@@ -277,7 +276,8 @@ def _when(status: int, path: str, operation: dict, security: set[str], limits: s
     if status == 422 and "requestBody" not in operation:
         return "A query parameter is invalid: `errors` names it and says what is wrong."
     if status == 422:
-        return f"A field is invalid or breaks a rule. {_INVALID_FIELDS}"
+        return ("A field is invalid or breaks a rule: `errors` maps each invalid field, by its dotted path "
+                "(`items.0.quantity`), to what is wrong with it.")
     if status == 429 and limits:
         return f"More than {rate_limit_text(limits)} from this address: wait the `Retry-After` seconds, then try again."
     return WHEN[status]

@@ -39,7 +39,7 @@ class Storefront(MethodView):
 
         :raise 422: A field is invalid: a colour that is not `#rrggbb`, an unknown locale, an origin that is
             not `scheme://host[:port]`, a domain that is Broker's own or another store's, a return window
-            outside 0 to 365 days (see `errors`).
+            outside 0 to 365 days.
         """
         maker = services.update_branding(broker_context(), current_actor(), services.Branding(**data))
         return _out(maker)

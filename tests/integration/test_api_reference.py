@@ -236,7 +236,7 @@ def test_a_views_raise_fields_become_its_responses(doc):
     placing = doc["paths"]["/api/v1/storefronts/{slug}/orders"]["post"]
     assert {"402", "503"} <= set(placing["responses"])
     # A 422 a view describes still says how invalid fields are reported.
-    assert "`errors` maps each invalid field" in placing["responses"]["422"]["description"]
+    assert "Each invalid field is named in `errors`" in placing["responses"]["422"]["description"]
 
 
 def test_problems_are_worded_for_each_operation(doc):
