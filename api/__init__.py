@@ -6,7 +6,7 @@ from flask import Flask, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
-from api import contention, paging, problems
+from api import paging, problems, reference
 from api.schemas import Problem
 from broker.errors import BrokerError
 
@@ -38,17 +38,21 @@ def init_api(app: Flask) -> Api:
     app.config.setdefault("OPENAPI_VERSION", "3.0.3")
     app.config.setdefault("OPENAPI_URL_PREFIX", "/api/v1")
     app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
-    app.config.setdefault("API_SPEC_OPTIONS", {
-        "info": {"description": "Broker's public API. Errors are RFC 9457 problem details; lists are "
-                                "paginated with `page` and `page_size` and an `X-Pagination` header. "
-                                "Operations that need a key say so in `security` and list the roles "
-                                "that may call them in `x-roles`."},
-    })
-    api = BrokerApi(app, spec_kwargs={"extra_plugins": [problems.ProblemResponses(Problem),
-                                                          contention.ContentionResponses(Problem),
-                                                          paging.PaginationHeader()]})
-    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
-    api.spec.components.security_scheme("accessToken", {"type": "apiKey", "in": "header", "name": "X-Access-Token"})
+    app.config.setdefault("API_SPEC_OPTIONS", {"info": {"description": reference.DESCRIPTION}})
+    # The rate limits web.security applies to API operations, for their 429s in the
+    # document (the limits are data there, applied to the views by init_security).
+    from web.security import RATE_LIMITS
+
+    rate_limits = {endpoint: ";".join(limits for limits, key in rules if key is None)
+                   for endpoint, rules in RATE_LIMITS.items()}
+    api = BrokerApi(app, spec_kwargs={"extra_plugins": [problems.ProblemResponses(Problem, rate_limits),
+                                                          paging.PaginationHeader(), reference.Audience()]})
+    api.spec.components.security_scheme("bearer", {
+        "type": "http", "scheme": "bearer",
+        "description": "A manufacturer's or retailer's API key, or the operator's `BROKER_ADMIN_TOKEN`."})
+    api.spec.components.security_scheme("accessToken", {
+        "type": "apiKey", "in": "header", "name": "X-Access-Token",
+        "description": "The customer's key to one order or personal request, given once when it is placed."})
 
     from api import (accounts, board, catalog, fulfilment, orders, payments, personal, privacy, reputation,
                      settlement, storefront)

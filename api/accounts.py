@@ -3,24 +3,33 @@ from __future__ import annotations
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from api import examples as ex
 from api import schemas as s
 from api.auth import allow, broker_context, current_actor
 from api.paging import page_request
 from broker.auth import ActorKind
 from broker.accounts import services
 
-blp = Blueprint("accounts", __name__, url_prefix="/api/v1", description="Manufacturers, retailers, stores, dealers")
+blp = Blueprint("accounts", __name__, url_prefix="/api/v1",
+                description="Accounts: the operator creates manufacturers and retailers; a retailer adds stores; a "
+                            "manufacturer authorises retailers as its dealers.")
 
 
 @blp.route("/manufacturers")
 class Manufacturers(MethodView):
     @allow(ActorKind.OPERATOR)
-    @blp.arguments(s.ManufacturerIn)
-    @blp.response(201, s.ManufacturerCreated)
+    @blp.arguments(s.ManufacturerIn, example=ex.MANUFACTURER_IN)
+    @blp.response(201, s.ManufacturerCreated, example=ex.MANUFACTURER_CREATED,
+                  description="The manufacturer, with its API key: shown once.")
     def post(self, cmd):
-        """Create a manufacturer and its storefront (operator only).
+        """Create a manufacturer and its storefront.
 
-        The response carries the manufacturer's API key, once.
+        The storefront is at `/s/<slug>/` and sells in `currency`. The answer carries the
+        manufacturer's API key, once: Broker keeps only its hash.
+
+        :raise 409: The slug is taken.
+        :raise 422: A field is invalid: a slug that is not lowercase letters, digits and inner hyphens, a
+            currency that is not ISO 4217, a location that cannot be found.
         """
         maker, key = services.create_manufacturer(broker_context(), current_actor(), cmd)
         return {"id": maker.id, "slug": maker.slug, "api_key": key}
@@ -29,12 +38,14 @@ class Manufacturers(MethodView):
 @blp.route("/retailers")
 class Retailers(MethodView):
     @allow(ActorKind.OPERATOR)
-    @blp.arguments(s.RetailerIn)
-    @blp.response(201, s.RetailerCreated)
+    @blp.arguments(s.RetailerIn, example=ex.RETAILER_IN)
+    @blp.response(201, s.RetailerCreated, example=ex.RETAILER_CREATED,
+                  description="The retailer and its first store, with its API key: shown once.")
     def post(self, cmd):
-        """Create a retailer with its first store (operator only).
+        """Create a retailer with its first store.
 
-        The response carries the retailer's API key, once.
+        The answer carries the retailer's API key, once. It sees nothing on the board until a
+        manufacturer authorises it as a dealer (`POST /dealers`).
         """
         retailer, store, key = services.create_retailer(broker_context(), current_actor(), cmd)
         return {"id": retailer.id, "store_id": store.id, "api_key": key}
@@ -43,55 +54,74 @@ class Retailers(MethodView):
 @blp.route("/stores")
 class Stores(MethodView):
     @allow(ActorKind.RETAILER)
-    @blp.response(200, s.StoreOut(many=True))
+    @blp.response(200, s.StoreOut(many=True), example=[ex.STORE], description="Your stores, a page of them.")
     @blp.paginate()
     def get(self, pagination_parameters):
-        """The calling retailer's stores."""
+        """List your stores."""
         found = services.list_stores(broker_context(), current_actor(), page_request(pagination_parameters))
         pagination_parameters.item_count = found.total
         return found.items
 
     @allow(ActorKind.RETAILER)
-    @blp.arguments(s.StoreIn)
-    @blp.response(201, s.StoreOut)
+    @blp.arguments(s.StoreIn, example=ex.STORE_IN)
+    @blp.response(201, s.StoreOut, example=ex.STORE_ADDED, description="The new store.")
     def post(self, cmd):
-        """Add a store (another location and service radius) to the calling retailer."""
+        """Add a store.
+
+        Another location with its own service radius: your board shows what any open store
+        of yours covers, and a bid ships from the nearest one that covers the listing.
+        """
         return services.add_store(broker_context(), current_actor(), cmd)
 
 
 @blp.route("/stores/<int:store_id>")
 class StoreById(MethodView):
     @allow(ActorKind.RETAILER)
-    @blp.arguments(s.StorePatch)
-    @blp.response(200, s.StoreOut)
+    @blp.arguments(s.StorePatch, example=ex.STORE_PATCH)
+    @blp.response(200, s.StoreOut, example=ex.STORE_PATCHED, description="The store as it is now.")
     def patch(self, changes, store_id):
-        """Change a store: name, radius, location, open or closed. :raise 404: not yours."""
+        """Change a store.
+
+        Its name, service radius, location, or whether it is open. Send only what changes.
+
+        :raise 404: No such store among yours.
+        """
         return services.update_store(broker_context(), current_actor(), store_id, changes)
 
 
 @blp.route("/dealers")
 class Dealers(MethodView):
     @allow(ActorKind.MANUFACTURER)
-    @blp.response(200, s.DealerOut(many=True))
+    @blp.response(200, s.DealerOut(many=True), example=[ex.DEALER], description="Your dealers, a page of them.")
     @blp.paginate()
     def get(self, pagination_parameters):
-        """The calling manufacturer's authorised dealers."""
+        """List your authorised dealers."""
         found = services.list_dealers(broker_context(), current_actor(), page_request(pagination_parameters))
         pagination_parameters.item_count = found.total
         return found.items
 
     @allow(ActorKind.MANUFACTURER)
-    @blp.arguments(s.DealerIn)
-    @blp.response(201, s.DealerOut)
+    @blp.arguments(s.DealerIn, example=ex.DEALER_IN)
+    @blp.response(201, s.DealerOut, example=ex.DEALER, description="The dealer.")
     def post(self, data):
-        """Authorise a retailer as a dealer: it sees this manufacturer's orders near its stores."""
+        """Authorise a retailer as a dealer.
+
+        From now on it sees your orders near its stores on its board, and may bid.
+
+        :raise 422: No retailer has this `retailer_id`.
+        """
         return services.authorise_dealer(broker_context(), current_actor(), data["retailer_id"])
 
 
 @blp.route("/dealers/<int:retailer_id>")
 class DealerById(MethodView):
     @allow(ActorKind.MANUFACTURER)
-    @blp.response(204)
+    @blp.response(204, description="Revoked: nothing to show.")
     def delete(self, retailer_id):
-        """Revoke a dealer. Its open bids on this manufacturer's orders stop counting."""
+        """Revoke a dealer.
+
+        Your orders leave its board, and its open bids on them stop counting.
+
+        :raise 404: This retailer is not one of your dealers.
+        """
         services.revoke_dealer(broker_context(), current_actor(), retailer_id)

@@ -3,27 +3,40 @@ from __future__ import annotations
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from api import present, problems
+from api import present
+from api import examples as ex
 from api import schemas as s
 from api.auth import access_token, allow, broker_context, current_actor, customer, customer_or_key
 from api.paging import page_request
 from broker.auth import ActorKind
 from broker.orders import services
 
-blp = Blueprint("orders", __name__, url_prefix="/api/v1", description="Orders")
+blp = Blueprint("orders", __name__, url_prefix="/api/v1",
+                description="Orders: placed on a storefront, followed by the customer, the manufacturer and the "
+                            "fulfiller; cancelled, returned.")
 
 
 @blp.route("/storefronts/<string:slug>/orders")
 class StorefrontOrders(MethodView):
-    @blp.arguments(s.OrderIn)
-    @blp.response(201, s.OrderCreated)
-    @blp.alt_response(429, response=problems.response_name(429))  # web.security.RATE_LIMITS
+    @blp.arguments(s.OrderIn, example=ex.ORDER_IN)
+    @blp.response(201, s.OrderCreated, example=ex.ORDER_CREATED,
+                  description="The order, with the customer's `access_token` (and a pickup's `pickup_code`): "
+                              "shown once.")
     def post(self, cmd, slug):
-        """Place an order. Prices come from the catalog, never from the request.
+        """Place an order.
 
-        With the offline provider the payment is authorised at once and the order
-        is `open` (on the board). The `access_token` is the customer's key to the
-        order (send it as `X-Access-Token`); it is shown once.
+        Prices come from the catalog, never from the request. The card is authorised, not
+        charged: it is captured when the order ships. With the offline provider the payment
+        is authorised at once and the order is `open` (on the board); with Stripe it waits in
+        `awaiting_payment` until Stripe confirms the card (`client_secret`).
+
+        The `access_token` is the customer's key to the order (send it as `X-Access-Token`);
+        it is shown once.
+
+        :raise 402: The payment could not be set up (the card was declined); nothing was charged.
+        :raise 404: No storefront has this slug.
+        :raise 422: A field is invalid, or an item is not for sale or is sold out (`items.0.sku`).
+        :raise 503: The payment provider did not answer; nothing was charged, try again.
         """
         placed = services.place_order(broker_context(), slug, cmd)
         p = placed.payment
@@ -40,10 +53,15 @@ class StorefrontOrders(MethodView):
 class Orders(MethodView):
     @allow(ActorKind.MANUFACTURER)
     @blp.arguments(s.OrderQuery, location="query")
-    @blp.response(200, s.OrderOut(many=True))
+    @blp.response(200, s.OrderOut(many=True), example=[ex.ORDER_OPEN],
+                  description="Your orders, newest first, a page of them.")
     @blp.paginate()
     def get(self, query, pagination_parameters):
-        """The calling manufacturer's orders, newest first, by `status` and `fulfiller`."""
+        """List your orders.
+
+        Newest first; filter by `status`, and by `fulfiller` (`manufacturer`, `retailer`, or
+        one retailer's id).
+        """
         found = services.list_orders(broker_context(), current_actor(), services.OrderFilter(**query),
                                      page_request(pagination_parameters))
         pagination_parameters.item_count = found.total
@@ -53,12 +71,15 @@ class Orders(MethodView):
 @blp.route("/orders/<int:order_id>")
 class OrderById(MethodView):
     @customer_or_key
-    @blp.response(200, s.OrderOut)
+    @blp.response(200, s.OrderOut, example=ex.ORDER_OPEN, description="The order, as this caller may see it.")
     def get(self, order_id):
-        """The order as the caller may see it: the customer (`X-Access-Token`), its
-        manufacturer, or its fulfiller (who sees the ship-to but not the email).
+        """Read an order.
 
-        :raise 401: no credentials. :raise 403: the operator (no party to any order). :raise 404: anyone else.
+        As the caller may see it: the customer (`X-Access-Token`) and the manufacturer see
+        everything; the fulfiller sees the ship-to but not the email, and not the payment.
+
+        :raise 403: The operator's token: the operator is no party to an order.
+        :raise 404: No such order, or the caller is no party to it (a retailer that did not win it).
         """
         return present.order(services.get_order(broker_context(), current_actor(), order_id, access_token()))
 
@@ -66,29 +87,52 @@ class OrderById(MethodView):
 @blp.route("/orders/<int:order_id>/return")
 class ReturnRequest(MethodView):
     @customer
-    @blp.arguments(s.ReturnIn)
-    @blp.response(200, s.OrderOut)
+    @blp.arguments(s.ReturnIn, example=ex.RETURN_IN)
+    @blp.response(200, s.OrderOut, example=ex.ORDER_RETURN_ASKED,
+                  description="The order, with `return_requested_at`.")
     def post(self, data, order_id):
-        """The customer asks to return a shipped order within the store's return window (`X-Access-Token`)."""
+        """Ask to return an order.
+
+        The customer asks to return a shipped order within the store's return window; the
+        fulfiller accepts it (`POST /orders/{order_id}/return/accept`) and the card is refunded.
+
+        :raise 404: No such order, or the token is not this order's.
+        :raise 409: Not shipped yet, a return was asked for already, or the return window has closed.
+        :raise 422: No reason given, or one longer than 500 characters.
+        """
         return present.order(services.request_return(broker_context(), order_id, access_token(), data["reason"]))
 
 
 @blp.route("/orders/<int:order_id>/return/accept")
 class AcceptReturn(MethodView):
     @allow(ActorKind.RETAILER, ActorKind.MANUFACTURER)
-    @blp.response(200, s.OrderOut)
+    @blp.response(200, s.OrderOut, example=ex.ORDER_RETURNED, description="The order, `refunded`.")
     def post(self, order_id):
-        """The fulfiller accepts the return: the order is refunded to the card."""
+        """Accept a return.
+
+        The fulfiller that shipped the order accepts the customer's return: everything
+        captured and not yet refunded goes back to the card.
+
+        :raise 404: No order of yours (one you shipped) has this id.
+        :raise 409: No open return request on this order.
+        :raise 503: The payment provider refused the refund; nothing changed, try again.
+        """
         return present.order(services.accept_return(broker_context(), current_actor(), order_id))
 
 
 @blp.route("/orders/<int:order_id>/cancel")
 class CancelOrder(MethodView):
     @customer
-    @blp.response(200, s.OrderOut)
+    @blp.response(200, s.OrderOut, example=ex.ORDER_CANCELLED,
+                  description="The order, `cancelled`, its payment `released`.")
     def post(self, order_id):
-        """The customer cancels before shipment (`X-Access-Token`); the card hold is released.
+        """Cancel an order.
 
-        :raise 409: already shipped, or closed.
+        The customer cancels before shipment; the hold on the card is released and the
+        order leaves the board, or its fulfiller's list.
+
+        :raise 404: No such order, or the token is not this order's.
+        :raise 409: The order has shipped, or is closed already.
+        :raise 503: The payment provider could not release the hold; nothing changed, try again.
         """
         return present.order(services.cancel_order(broker_context(), order_id, access_token()))

@@ -8,6 +8,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api import present
+from api import examples as ex
 from api import schemas as s
 from api.auth import allow, broker_context, current_actor
 from api.paging import page_request
@@ -16,7 +17,9 @@ from broker.orders import services as orders
 from broker.payments import webhooks
 from broker.payouts import services as payouts
 
-blp = Blueprint("payments", __name__, url_prefix="/api/v1", description="Refunds, connected accounts, earnings")
+blp = Blueprint("payments", __name__, url_prefix="/api/v1",
+                description="Money: refunds, payout accounts, earnings and payouts. Amounts are integers in minor "
+                            "units.")
 hooks = FlaskBlueprint("webhooks", __name__, url_prefix="/webhooks")
 
 
@@ -32,12 +35,20 @@ def stripe_webhook():
 @blp.route("/orders/<int:order_id>/refund")
 class Refund(MethodView):
     @allow(ActorKind.MANUFACTURER)
-    @blp.arguments(s.RefundIn)
-    @blp.response(200, s.OrderOut)
+    @blp.arguments(s.RefundIn, example=ex.REFUND_IN)
+    @blp.response(200, s.OrderOut, example=ex.ORDER_REFUNDED_IN_PART,
+                  description="The order; `refunded` once all of it is.")
     def post(self, data, order_id):
-        """Refund a shipped order (a return), in full or `amount` of it; the card is credited.
+        """Refund an order.
 
-        :raise 409: nothing captured to refund. :raise 422: more than is left.
+        A shipped order (a return, a goodwill gesture), in full or `amount` of it; the card is
+        credited, and the refund comes out of the fulfiller's earning and the fee in
+        proportion.
+
+        :raise 404: None of your orders has this id.
+        :raise 409: Nothing was captured to refund: cancel an order that has not shipped.
+        :raise 422: `amount` is more than is left to refund.
+        :raise 503: The payment provider refused the refund; nothing changed, try again.
         """
         view = orders.refund_order(broker_context(), current_actor(), order_id, data.get("amount"))
         return present.order(view)
@@ -46,10 +57,17 @@ class Refund(MethodView):
 @blp.route("/connect")
 class Connect(MethodView):
     @allow(ActorKind.RETAILER, ActorKind.MANUFACTURER)
-    @blp.arguments(s.ConnectIn)
-    @blp.response(200, s.ConnectOut)
+    @blp.arguments(s.ConnectIn, example=ex.CONNECT_IN)
+    @blp.response(200, s.ConnectOut, example=ex.CONNECTED,
+                  description="The account, and where to finish onboarding at the provider.")
     def post(self, data):
-        """Connect a payout account: returns where to finish onboarding at the provider."""
+        """Connect a payout account.
+
+        Earnings are paid out to it (Stripe Connect, or the offline provider's own). The
+        answer says where to finish onboarding at the provider.
+
+        :raise 422: The email or country is invalid.
+        """
         done = payouts.connect(broker_context(), current_actor(), email=data["email"],
                                country=data.get("country", "US"))
         return {"account_ref": done.account.account_ref, "provider": done.account.provider,
@@ -59,10 +77,13 @@ class Connect(MethodView):
 @blp.route("/earnings")
 class Earnings(MethodView):
     @allow(ActorKind.RETAILER, ActorKind.MANUFACTURER)
-    @blp.response(200, s.EarningOut(many=True))
+    @blp.response(200, s.EarningOut(many=True), example=ex.EARNINGS, description="Your earnings, a page of them.")
     @blp.paginate()
     def get(self, pagination_parameters):
-        """What the caller earned per fulfilled order (less the platform fee), and whether it was paid."""
+        """List your earnings.
+
+        What you earned per fulfilled order (less Broker's fee), and whether it was paid out.
+        """
         found = payouts.list_earnings(broker_context(), current_actor(), page_request(pagination_parameters))
         pagination_parameters.item_count = found.total
         return found.items
@@ -71,17 +92,25 @@ class Earnings(MethodView):
 @blp.route("/earnings/summary")
 class EarningsSummary(MethodView):
     @allow(ActorKind.RETAILER, ActorKind.MANUFACTURER)
-    @blp.response(200, s.EarningsSummaryOut)
+    @blp.response(200, s.EarningsSummaryOut, example=ex.EARNINGS_SUMMARY, description="Your totals.")
     def get(self):
-        """Totals: accrued (waiting for a payout), frozen (disputed), paid; and whether payouts can flow."""
+        """Read your earnings' totals.
+
+        Accrued (waiting for a payout), frozen (disputed) and paid; and whether payouts can
+        flow to your account.
+        """
         return payouts.earnings_summary(broker_context(), current_actor())
 
 
 @blp.route("/payouts")
 class Payouts(MethodView):
     @allow(ActorKind.OPERATOR)
-    @blp.response(201, s.PayoutRunOut)
+    @blp.response(201, s.PayoutRunOut, example=ex.PAYOUTS, description="What was paid out.")
     def post(self):
-        """Pay out every accrued earning now (operator). Safe beside the scheduled payout."""
+        """Pay out now.
+
+        Every accrued earning whose fulfiller has a ready account, one transfer per order.
+        Safe beside the scheduled payout: an earning is paid once.
+        """
         report = payouts.run_payouts(broker_context())
         return dataclasses.asdict(report)

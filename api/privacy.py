@@ -11,28 +11,35 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields as f
 
+from api import examples as ex
 from api.auth import access_token, broker_context, customer
 from broker.privacy import services
 
-blp = Blueprint("privacy", __name__, url_prefix="/api/v1", description="The customer's data: download and erasure")
+blp = Blueprint("privacy", __name__, url_prefix="/api/v1",
+                description="The customer's own data: download everything Broker holds about an order or a "
+                            "personal request, or erase it. The customer's token only.")
 
 
 class CustomerDataOut(ma.Schema):
-    kind = f.String(metadata={"description": "order or request: what the access token was for"})
-    exported_at = f.String(metadata={"description": "ISO 8601"})
+    kind = f.String(metadata={"description": "order or request: what the access token was for."})
+    exported_at = f.String(metadata={"description": "When, as an ISO 8601 date and time."})
     order = f.Dict(allow_none=True, metadata={
-        "description": "the order: customer, ship-to, lines, payment (state and amounts; no card data exists), "
-                       "fulfilment, messages, reviews, the disclosure log, emails sent (subject and time)"})
+        "description": "The order: customer, ship-to, lines, payment (state and amounts, in minor units of its "
+                       "currency; no card data exists), fulfilment, messages, reviews, the disclosure log, emails "
+                       "sent (subject and time). Null when the token is a request's that has no order yet."})
     request = f.Dict(allow_none=True, metadata={
-        "description": "the personal request: contact, callback URL, ship-to, payment, callbacks, emails"})
+        "description": "The personal request: contact, callback URL, ship-to, payment (amounts in minor units), "
+                       "callbacks, emails. Null for a storefront order."})
 
 
 class ErasedOut(ma.Schema):
-    kind = f.String()
+    kind = f.String(metadata={"description": "order or request"})
     id = f.Integer()
-    status = f.String(metadata={"description": "after erasure: an order in flight is cancelled first"})
+    status = f.String(metadata={"description": "After erasure: an order in flight is cancelled first, an open "
+                                               "request withdrawn."})
     erased_at = f.AwareDateTime()
-    order_id = f.Integer(allow_none=True)
+    order_id = f.Integer(allow_none=True, metadata={"description": "The order erased with it (a request's, once "
+                                                                   "awarded)."})
 
 
 def _erased(e: services.Erasure) -> dict:
@@ -42,11 +49,14 @@ def _erased(e: services.Erasure) -> dict:
 @blp.route("/orders/<int:order_id>/data")
 class OrderData(MethodView):
     @customer
-    @blp.response(200, CustomerDataOut)
+    @blp.response(200, CustomerDataOut, example=ex.ORDER_DATA, description="Everything held about this order.")
     def get(self, order_id):
-        """Everything Broker holds about the customer for this order, as JSON (`X-Access-Token`).
+        """Download an order's data.
 
-        :raise 401: no token. :raise 404: not this order's token.
+        Everything Broker holds about the customer for this order, as JSON, the disclosure
+        log included.
+
+        :raise 404: No such order, or the token is not this order's.
         """
         return services.export_order(broker_context(), order_id, access_token())
 
@@ -54,16 +64,15 @@ class OrderData(MethodView):
 @blp.route("/orders/<int:order_id>/erase")
 class EraseOrder(MethodView):
     @customer
-    @blp.response(200, ErasedOut)
+    @blp.response(200, ErasedOut, example=ex.ORDER_ERASED, description="What was erased, and when.")
     def post(self, order_id):
-        """Erase the customer's personal data from this order (`X-Access-Token`).
+        """Erase an order's personal data.
 
-        An order not shipped yet is cancelled first and its card hold released; a
-        shipped one is anonymised as it is. Money records stay. Erasing again
-        changes nothing.
+        An order not shipped yet is cancelled first and its card hold released; a shipped
+        one is anonymised as it is. Money records stay. Erasing again changes nothing.
 
-        :raise 404: not this order's token. :raise 503: the payment provider could
-            not release the hold; nothing was erased, try again.
+        :raise 404: No such order, or the token is not this order's.
+        :raise 503: The payment provider could not release the hold; nothing was erased, try again.
         """
         return _erased(services.erase_order(broker_context(), order_id, access_token()))
 
@@ -71,11 +80,15 @@ class EraseOrder(MethodView):
 @blp.route("/requests/<int:request_id>/data")
 class RequestData(MethodView):
     @customer
-    @blp.response(200, CustomerDataOut)
+    @blp.response(200, CustomerDataOut, example=ex.REQUEST_DATA,
+                  description="Everything held about this request (and its order).")
     def get(self, request_id):
-        """Everything Broker holds about the customer for this personal request (and its order), as JSON.
+        """Download a personal request's data.
 
-        :raise 401: no token. :raise 404: not this request's token.
+        Everything Broker holds about the customer for this personal request, and its order
+        once awarded, as JSON.
+
+        :raise 404: No such request, or the token is not this request's.
         """
         return services.export_request(broker_context(), request_id, access_token())
 
@@ -83,13 +96,14 @@ class RequestData(MethodView):
 @blp.route("/requests/<int:request_id>/erase")
 class EraseRequest(MethodView):
     @customer
-    @blp.response(200, ErasedOut)
+    @blp.response(200, ErasedOut, example=ex.REQUEST_ERASED, description="What was erased, and when.")
     def post(self, request_id):
-        """Erase the customer's personal data from this request (`X-Access-Token`).
+        """Erase a personal request's data.
 
-        An open request is withdrawn first (the hold released); an awarded one's
-        order is erased too, cancelled first if it has not shipped.
+        An open request is withdrawn first (the hold released); an awarded one's order is
+        erased too, cancelled first if it has not shipped.
 
-        :raise 404: not this request's token. :raise 503: as for orders.
+        :raise 404: No such request, or the token is not this request's.
+        :raise 503: The payment provider could not release the hold; nothing was erased, try again.
         """
         return _erased(services.erase_request(broker_context(), request_id, access_token()))

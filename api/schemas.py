@@ -27,8 +27,39 @@ from broker.orders.services import Address, Customer, Item, PlaceOrder
 from broker.reputation.rules import MAX_COMMENT, MAX_RATING, MIN_RATING
 
 Str = lambda **kw: f.String(validate=v.Length(max=kw.pop("max", 200)), **kw)  # noqa: E731
-Money = lambda **kw: f.Integer(strict=True, validate=v.Range(min=1, max=MAX_AMOUNT), **kw)  # noqa: E731
 Id = lambda **kw: f.Integer(strict=True, validate=v.Range(min=1, max=2**63 - 1), **kw)  # noqa: E731
+
+# What every amount says in the OpenAPI document (tests/integration/test_api_reference.py
+# checks that every amount-named property says it).
+MINOR_UNITS = ("An integer in minor units of the currency: 2500 is 25.00 USD (a currency without minor "
+               "units, such as JPY, counts whole units).")
+ISO_4217 = "ISO 4217 currency code, e.g. USD."
+
+
+def _documented(kw: dict, note: str, example) -> dict:
+    """`kw`'s metadata with its own description first, then `note`, and an example."""
+    metadata = dict(kw.pop("metadata", {}))
+    own = metadata.get("description")
+    metadata["description"] = f"{own} {note}" if own else note
+    metadata.setdefault("example", kw.pop("example", example))
+    return metadata
+
+
+def Money(**kw) -> f.Integer:
+    """An amount a caller sends: a whole number of minor units, 1 to MAX_AMOUNT
+    (`strict`: `12.5`, `"1250"` and `true` are refused)."""
+    metadata = _documented(kw, MINOR_UNITS, 2500)
+    return f.Integer(strict=True, validate=v.Range(min=1, max=MAX_AMOUNT), metadata=metadata, **kw)
+
+
+def Amount(**kw) -> f.Integer:
+    """An amount Broker answers with, in minor units."""
+    return f.Integer(metadata=_documented(kw, MINOR_UNITS, 2500), **kw)
+
+
+def Currency(**kw) -> f.String:
+    """A currency code; what it accepts is the field's own (`validate`), the services check the code."""
+    return f.String(metadata=_documented(kw, ISO_4217, "USD"), **kw)
 
 
 def grammar(parse, *, blank: bool = False, **options):
@@ -70,10 +101,13 @@ class EmailAddress(f.Email):
 
 
 class LocationSchema(ma.Schema):
-    postal_code = Str(max=20)
-    country = Str(max=2)
-    lat = f.Float(allow_none=False)
-    lon = f.Float(allow_none=False)
+    """A place: `{postal_code, country}`, `{lat, lon}`, or more of these. Explicit
+    `lat`/`lon` win over geocoding."""
+
+    postal_code = Str(max=20, metadata={"example": "94107"})
+    country = Str(max=2, metadata={"description": "ISO 3166 two-letter country code.", "example": "US"})
+    lat = f.Float(allow_none=False, metadata={"description": "Latitude, in degrees."})
+    lon = f.Float(allow_none=False, metadata={"description": "Longitude, in degrees."})
 
     @ma.post_load
     def make(self, data, **_):
@@ -84,8 +118,11 @@ class LocationSchema(ma.Schema):
 
 class ManufacturerIn(ma.Schema):
     name = Str(required=True)
-    slug = Str(required=True, max=64)
-    currency = Str(required=True, max=3)
+    slug = Str(required=True, max=64, metadata={
+        "description": "The storefront's address, `/s/<slug>/`: 1 to 64 lowercase letters, digits and inner "
+                       "hyphens."})
+    currency = Currency(required=True, validate=v.Length(max=3),
+                        metadata={"description": "What the storefront sells in."})
     location = f.Nested(LocationSchema, required=True)
 
     @ma.post_load
@@ -96,14 +133,16 @@ class ManufacturerIn(ma.Schema):
 class ManufacturerCreated(ma.Schema):
     id = f.Integer()
     slug = f.String()
-    api_key = f.String(metadata={"description": "Shown once: store it now."})
+    api_key = f.String(metadata={"description": "The manufacturer's API key (`Authorization: Bearer <key>`). "
+                                                "Shown once: store it now."})
 
 
 class RetailerIn(ma.Schema):
     name = Str(required=True)
     email = EmailAddress(required=True)
-    location = f.Nested(LocationSchema, required=True)
-    service_radius_km = f.Float(required=True)
+    location = f.Nested(LocationSchema, required=True, metadata={"description": "Where its first store is."})
+    service_radius_km = f.Float(required=True, metadata={
+        "description": "How far the first store ships, in kilometres: it sees listings within it."})
 
     @ma.post_load
     def make(self, data, **_):
@@ -112,14 +151,15 @@ class RetailerIn(ma.Schema):
 
 class RetailerCreated(ma.Schema):
     id = f.Integer()
-    store_id = f.Integer()
-    api_key = f.String(metadata={"description": "Shown once: store it now."})
+    store_id = f.Integer(metadata={"description": "Its first store."})
+    api_key = f.String(metadata={"description": "The retailer's API key (`Authorization: Bearer <key>`). "
+                                                "Shown once: store it now."})
 
 
 class StoreIn(ma.Schema):
     name = Str(required=True)
     location = f.Nested(LocationSchema, required=True)
-    service_radius_km = f.Float(required=True)
+    service_radius_km = f.Float(required=True, metadata={"description": "How far this store ships, in kilometres."})
 
     @ma.post_load
     def make(self, data, **_):
@@ -128,8 +168,8 @@ class StoreIn(ma.Schema):
 
 class StorePatch(ma.Schema):
     name = Str()
-    service_radius_km = f.Float()
-    is_open = f.Boolean()
+    service_radius_km = f.Float(metadata={"description": "In kilometres."})
+    is_open = f.Boolean(metadata={"description": "false: closed; its listings leave your board and it wins nothing."})
     location = f.Nested(LocationSchema)
 
     @ma.post_load
@@ -142,8 +182,8 @@ class StoreOut(ma.Schema):
     name = f.String()
     lat = f.Float()
     lon = f.Float()
-    area = f.String()
-    service_radius_km = f.Float()
+    area = f.String(metadata={"description": "City and postal prefix, as listings show places."})
+    service_radius_km = f.Float(metadata={"description": "In kilometres."})
     is_open = f.Boolean()
 
 
@@ -162,7 +202,7 @@ class DealerOut(ma.Schema):
 class ProductIn(ma.Schema):
     sku = Str(required=True, max=64)
     name = Str(required=True)
-    price = Money(required=True, metadata={"description": "Minor units (cents) of the store's currency."})
+    price = Money(required=True, example=7900, metadata={"description": "The price, in the store's currency."})
     description = f.String(validate=v.Length(max=5000))
     image_url = ImageUrl(allow_none=True)
 
@@ -173,10 +213,10 @@ class ProductIn(ma.Schema):
 
 class ProductPatch(ma.Schema):
     name = Str()
-    price = Money()
+    price = Money(example=8400, metadata={"description": "The new price, in the store's currency."})
     description = f.String(validate=v.Length(max=5000))
     image_url = ImageUrl()
-    active = f.Boolean()
+    active = f.Boolean(metadata={"description": "false: off sale, not shown in the storefront."})
     in_stock = f.Boolean(metadata={"description": "false: shown as sold out, not sold."})
 
     @ma.post_load
@@ -187,8 +227,8 @@ class ProductPatch(ma.Schema):
 class ProductOut(ma.Schema):
     sku = f.String()
     name = f.String()
-    price = f.Integer()
-    currency = f.String()
+    price = Amount(example=7900)
+    currency = Currency()
     description = f.String()
     image_url = f.String(allow_none=True)
     active = f.Boolean()
@@ -198,8 +238,8 @@ class ProductOut(ma.Schema):
 # --- orders -----------------------------------------------------------------
 
 class ItemIn(ma.Schema):
-    sku = Str(required=True, max=64)
-    quantity = f.Integer(required=True, strict=True)
+    sku = Str(required=True, max=64, metadata={"example": "NW-HELMET"})
+    quantity = f.Integer(required=True, strict=True, metadata={"example": 1})
 
     @ma.post_load
     def make(self, data, **_):
@@ -220,9 +260,9 @@ class AddressIn(ma.Schema):
     line2 = Str()
     city = Str(max=120, load_default="", metadata={"description": "Required unless delivery is pickup."})
     postal_code = Str(required=True, max=20)
-    country = Str(required=True, max=2)
-    lat = f.Float()
-    lon = f.Float()
+    country = Str(required=True, max=2, metadata={"description": "ISO 3166 two-letter country code."})
+    lat = f.Float(metadata={"description": "Optional; wins over geocoding the address."})
+    lon = f.Float(metadata={"description": "Optional; wins over geocoding the address."})
 
     @ma.post_load
     def make(self, data, **_):
@@ -230,11 +270,13 @@ class AddressIn(ma.Schema):
 
 
 class OrderIn(ma.Schema):
-    items = f.List(f.Nested(ItemIn), required=True)
+    items = f.List(f.Nested(ItemIn), required=True, metadata={
+        "description": "What to buy, by SKU; the prices come from the catalog."})
     customer = f.Nested(CustomerIn, required=True)
-    ship_to = f.Nested(AddressIn, required=True)
+    ship_to = f.Nested(AddressIn, required=True, metadata={
+        "description": "Where it goes; for a pickup, where the customer is (the postal code and country)."})
     delivery = f.Enum(Delivery, by_value=True, load_default=Delivery.SHIP, metadata={
-        "description": "ship (default), or pickup: collect from the winning store with a one-time code"})
+        "description": "`ship` (the default), or `pickup`: collect it from the winning store with a one-time code."})
 
     @ma.post_load
     def make(self, data, **_):
@@ -242,18 +284,21 @@ class OrderIn(ma.Schema):
 
 
 class PaymentOut(ma.Schema):
-    provider = f.String()
-    status = f.String()
-    test_mode = f.Boolean()
-    amount = f.Integer()
-    client_secret = f.String(allow_none=True)
+    provider = f.String(metadata={"description": "`offline` (Broker's own test provider) or `stripe`."})
+    status = f.String(metadata={"description": "pending, authorized (the card is held), captured (charged on "
+                                               "shipment), released, failed or refunded."})
+    test_mode = f.Boolean(metadata={"description": "true: no real money moves."})
+    amount = Amount(example=12800, metadata={"description": "What the card is held (then charged) for."})
+    client_secret = f.String(allow_none=True, metadata={
+        "description": "With Stripe: for Stripe's Payment Element to confirm the card; null offline."})
 
 
 class OrderCreated(ma.Schema):
     id = f.Integer()
-    status = f.String()
-    total = f.Integer()
-    currency = f.String()
+    status = f.String(metadata={"description": "`open` (on the board) once the payment is authorised; "
+                                               "`awaiting_payment` until Stripe confirms it."})
+    total = Amount(example=12800, metadata={"description": "The order's total."})
+    currency = Currency()
     access_token = f.String(metadata={"description": "The customer's key to this order; shown once."})
     payment = f.Nested(PaymentOut)
     pickup_code = f.String(metadata={"description": "For a pickup order: the code the store asks for; shown once."})
@@ -263,8 +308,8 @@ class LineOut(ma.Schema):
     sku = f.String()
     name = f.String()
     quantity = f.Integer()
-    unit_price = f.Integer()
-    line_total = f.Integer()
+    unit_price = Amount(example=7900, metadata={"description": "The catalog price when the order was placed."})
+    line_total = Amount(example=7900, metadata={"description": "`unit_price` times `quantity`."})
 
 
 class CustomerOut(ma.Schema):
@@ -293,17 +338,20 @@ class FulfilmentOut(ma.Schema):
 
 class OrderOut(ma.Schema):
     id = f.Integer()
-    status = f.String()
-    total = f.Integer()
-    currency = f.String()
-    delivery = f.String()
-    area = f.String()
+    status = f.String(metadata={"description": "awaiting_payment, open (on the board), awarded, shipped, "
+                                               "delivered, cancelled, payment_failed or refunded."})
+    total = Amount(example=12800, metadata={"description": "The order's total."})
+    currency = Currency()
+    delivery = f.String(metadata={"description": "ship or pickup"})
+    area = f.String(metadata={"description": "City and postal prefix of the ship-to; never a street."})
     created_at = f.AwareDateTime()
     items = f.List(f.Nested(LineOut))
-    customer = f.Nested(CustomerOut, allow_none=True)
+    customer = f.Nested(CustomerOut, allow_none=True, metadata={
+        "description": "Null for a party that may not see who bought it."})
     ship_to = f.Nested(ShipToOut, allow_none=True)
-    fulfilment = f.Nested(FulfilmentOut, allow_none=True)
-    payment = f.Nested(PaymentOut, allow_none=True)
+    fulfilment = f.Nested(FulfilmentOut, allow_none=True, metadata={"description": "Null until it is awarded."})
+    payment = f.Nested(PaymentOut, allow_none=True, metadata={
+        "description": "The customer's and the manufacturer's to see; null for a fulfiller."})
     return_requested_at = f.AwareDateTime(allow_none=True)
 
 
@@ -329,7 +377,8 @@ class MyBidOut(ma.Schema):
     id = f.Integer()
     store_id = f.Integer()
     distance_km = f.Float(metadata={"description": "As the board shows it: whole kilometres."})
-    price = f.Integer(allow_none=True)
+    price = Amount(allow_none=True, example=10900, metadata={
+        "description": "Your offer on a personal request; null on an order (bid at its price)."})
     created_at = f.AwareDateTime()
 
 
@@ -349,9 +398,10 @@ class BoardItemOut(ma.Schema):
     quantity = f.Integer(metadata={"description": "A personal request: how many."})
     pseudonym = f.String(metadata={"description": "A personal request: e.g. 'Customer 7F3A'; never a name."})
     buyer_score = f.Float(metadata={"description": "A personal request: the buyer's reputation, 0 to 1."})
-    max_price = f.Integer(metadata={"description": "A personal request: the ceiling; offer at or under it."})
-    price = f.Integer(metadata={"description": "An order's fixed price."})
-    currency = f.String()
+    max_price = Amount(example=12000, metadata={"description": "A personal request: the ceiling; offer at or "
+                                                                "under it."})
+    price = Amount(example=12800, metadata={"description": "An order's fixed price: what a bid ships it for."})
+    currency = Currency()
     distance_km = f.Float(metadata={"description": (
         "From your nearest store that covers it to the listing's area (a cell about 2 km wide), in whole "
         "kilometres, at least 1: never to the customer's door.")})
@@ -362,8 +412,11 @@ class BoardItemOut(ma.Schema):
 
 
 class BidIn(ma.Schema):
-    store_id = Id()
-    price = Money()
+    store_id = Id(metadata={"description": "Ship from this store of yours (default: your nearest store that "
+                                           "covers the listing)."})
+    price = Money(example=10900, metadata={
+        "description": "On a personal request only: your offer, at most its `max_price`; send a lower one to "
+                       "improve it. An order is bid at its fixed price: send `{}`."})
 
 
 class BidOut(ma.Schema):
@@ -371,8 +424,9 @@ class BidOut(ma.Schema):
     listing_id = f.Integer()
     store_id = f.Integer()
     distance_km = f.Float(metadata={"description": "As the board shows it: whole kilometres."})
-    price = f.Integer(allow_none=True)
-    status = f.String()
+    price = Amount(allow_none=True, example=10900, metadata={
+        "description": "Your offer on a personal request; null on an order (bid at its price)."})
+    status = f.String(metadata={"description": "active or withdrawn"})
     created_at = f.AwareDateTime()
 
 
@@ -385,24 +439,27 @@ class AssignmentQuery(ma.Schema):
 class AssignmentOut(ma.Schema):
     id = f.Integer()
     order_id = f.Integer()
-    status = f.String()
-    fulfiller = f.String()
-    store_id = f.Integer(allow_none=True)
+    status = f.String(metadata={"description": "active (to ship), shipped (or collected), released, lapsed "
+                                               "(not shipped in time) or cancelled."})
+    fulfiller = f.String(metadata={"description": "retailer or manufacturer"})
+    store_id = f.Integer(allow_none=True, metadata={"description": "The store that ships it; null for the "
+                                                                   "manufacturer."})
     assigned_at = f.AwareDateTime()
-    due_at = f.AwareDateTime()
+    due_at = f.AwareDateTime(metadata={"description": "Ship (or hand over) by then, or it lapses to the next "
+                                                      "bidder."})
     shipped_at = f.AwareDateTime(allow_none=True)
-    carrier = f.String(allow_none=True)
+    carrier = f.String(allow_none=True, metadata={"description": "`pickup` once a pickup was collected."})
     tracking_number = f.String(allow_none=True)
-    total = f.Integer()
-    currency = f.String()
+    total = Amount(example=12800, metadata={"description": "The order's total."})
+    currency = Currency()
     items = f.List(f.Nested(LineOut))
     ship_to = f.Nested(ShipToOut, allow_none=True, metadata={
         "description": "Where it goes; null once the order is no longer the caller's (after a release)."})
 
 
 class ShipmentIn(ma.Schema):
-    carrier = Str(required=True, max=60)
-    tracking_number = Str(required=True, max=100)
+    carrier = Str(required=True, max=60, metadata={"example": "UPS"})
+    tracking_number = Str(required=True, max=100, metadata={"example": "1Z999AA10123456784"})
 
 
 # --- settlement -------------------------------------------------------------
@@ -414,10 +471,12 @@ class SettleIn(ma.Schema):
 class SettlementOut(ma.Schema):
     id = f.Integer()
     as_of = f.AwareDateTime()
-    settled = f.Integer()
-    to_retailers = f.Integer()
-    to_manufacturer = f.Integer()
-    by_rule = f.Dict(keys=f.String(), values=f.Integer())
+    settled = f.Integer(metadata={"description": "Listings settled by this run."})
+    to_retailers = f.Integer(metadata={"description": "Of them, awarded to a bidding retailer."})
+    to_manufacturer = f.Integer(metadata={"description": "Of them, left to the manufacturer (no eligible bid)."})
+    by_rule = f.Dict(keys=f.String(), values=f.Integer(), metadata={
+        "description": "How many listings each rule decided (nearest, lowest_price, only_eligible_bid, no_bids, "
+                       "...)."})
     seconds = f.Float()
     parked = f.List(f.Integer(), metadata={
         "description": "Listings that could not be settled: each is parked with its error (`broker jobs "
@@ -426,10 +485,10 @@ class SettlementOut(ma.Schema):
 
 class BidOutcomeOut(ma.Schema):
     listing_id = f.Integer()
-    kind = f.String()
+    kind = f.String(metadata={"description": "order or request"})
     area = f.String()
-    price = f.Integer()
-    currency = f.String()
+    price = Amount(example=12800, metadata={"description": "The order's price, or your offer on a request."})
+    currency = Currency()
     bid_at = f.AwareDateTime()
     my_distance_km = f.Float(metadata={"description": "As the board showed it: from the listing's area "
                                                       "(a cell about 2 km wide), in whole kilometres."})
@@ -481,45 +540,51 @@ class RunReportOut(RunOut):
 
 
 class RefundIn(ma.Schema):
-    amount = Money(metadata={"description": "Minor units; default: everything not yet refunded."})
+    amount = Money(example=2000, metadata={"description": "How much to refund (default: everything not yet "
+                                                          "refunded)."})
 
 
 class ConnectIn(ma.Schema):
-    email = EmailAddress(required=True)
-    country = Str(max=2)
+    email = EmailAddress(required=True, metadata={"description": "Who the payment provider contacts about payouts."})
+    country = Str(max=2, metadata={"description": "ISO 3166 two-letter country code of the account (default US)."})
 
 
 class ConnectOut(ma.Schema):
-    account_ref = f.String()
+    account_ref = f.String(metadata={"description": "The account at the payment provider."})
     provider = f.String()
-    ready = f.Boolean()
-    onboarding_url = f.String(allow_none=True)
+    ready = f.Boolean(metadata={"description": "true once payouts can be paid into it."})
+    onboarding_url = f.String(allow_none=True, metadata={
+        "description": "Where to finish onboarding at the provider; null when nothing is left to do."})
 
 
 class EarningOut(ma.Schema):
     id = f.Integer()
     order_id = f.Integer()
     kind = f.String(metadata={"description": "sale, or clawback (a refund after payout, netted from the next)"})
-    gross = f.Integer()
-    fee = f.Integer()
-    amount = f.Integer()
-    currency = f.String()
+    gross = Amount(example=12800, metadata={"description": "What the customer paid for the order."})
+    fee = Amount(example=1280, metadata={"description": "Broker's fee."})
+    amount = Amount(example=11520, metadata={"description": "What you earn: `gross` less `fee` (negative for a "
+                                                            "clawback)."})
+    currency = Currency()
     status = f.String(metadata={"description": "accrued, frozen (disputed), paid or reversed"})
     payout_id = f.Integer(allow_none=True)
     created_at = f.AwareDateTime()
 
 
 class EarningsSummaryOut(ma.Schema):
-    accrued = f.Integer()
-    frozen = f.Integer()
-    paid = f.Integer()
-    account_ready = f.Boolean()
+    accrued = Amount(example=11520, metadata={"description": "Earned, waiting for the next payout."})
+    frozen = Amount(example=0, metadata={"description": "Held while a payment is disputed."})
+    paid = Amount(example=98100, metadata={"description": "Paid out so far."})
+    account_ready = f.Boolean(metadata={"description": "Whether a connected account can receive payouts "
+                                                       "(`POST /connect`)."})
 
 
 class PayoutRunOut(ma.Schema):
-    payouts = f.Integer()
-    amount = f.Dict(keys=f.String(), values=f.Integer())
-    failed = f.Integer(metadata={"description": "Earnings whose payout failed; tried again at the next run."})
+    payouts = f.Integer(metadata={"description": "Transfers made."})
+    amount = f.Dict(keys=f.String(), values=f.Integer(), metadata={
+        "description": "Paid out, by ISO 4217 currency code: each amount an integer in minor units of that "
+                       "currency (2500 is 25.00 USD).", "example": {"USD": 41330}})
+    failed = f.Integer(metadata={"description": "Transfers the provider refused; their earnings stay accrued."})
     parked = f.Integer(metadata={"description": "Earnings whose payout failed too often: parked until the "
                                                 "operator puts them back (`broker jobs retry`)."})
 
@@ -532,7 +597,7 @@ class ShipToIn(ma.Schema):
     line2 = Str()
     city = Str(required=True, max=120)
     postal_code = Str(required=True, max=20)
-    country = Str(required=True, max=2)
+    country = Str(required=True, max=2, metadata={"description": "ISO 3166 two-letter country code."})
 
 
 class RequestIn(ma.Schema):
@@ -540,20 +605,24 @@ class RequestIn(ma.Schema):
     sku = Str(max=64)
     manufacturer = Str(max=64, metadata={"description": "The storefront slug whose catalog `sku` is from."})
     quantity = f.Integer(strict=True, load_default=1)
-    max_price = Money(required=True, metadata={"description": "The ceiling for the whole request, minor units."})
-    currency = Str(required=True, max=3)
+    max_price = Money(required=True, example=12000, metadata={
+        "description": "The most you will pay for the whole request (all of `quantity`): held on the card now."})
+    currency = Currency(required=True, validate=v.Length(max=3))
     location = f.Nested(LocationSchema, required=True, metadata={
         "description": "Where it should go; retailers see only a coarse area and a distance."})
     ship_to = f.Nested(ShipToIn, required=True, metadata={"description": "Shown to the winner only."})
-    prefer = f.String(validate=v.OneOf(["nearest", "lowest_price"]), load_default="nearest")
-    expires_at = f.AwareDateTime()
-    callback_url = f.String(validate=v.Length(max=500))
+    prefer = f.String(validate=v.OneOf(["nearest", "lowest_price"]), load_default="nearest", metadata={
+        "description": "How settlement chooses among offers if you accept none yourself."})
+    expires_at = f.AwareDateTime(metadata={"description": "Default: 7 days from now; at most 30."})
+    callback_url = f.String(validate=v.Length(max=500), metadata={
+        "description": "Gets signed notices (`Broker-Signature`) of each new or improved offer and of the award. "
+                       "A public https or http address on port 443 or 80."})
     contact = EmailAddress(metadata={"description": "For notices; never shown to retailers."})
 
 
 class OfferOut(ma.Schema):
     bid_id = f.Integer()
-    price = f.Integer()
+    price = Amount(example=10900, metadata={"description": "The offer, for the whole request."})
     distance_km = f.Float(metadata={"description": "From the retailer's store to your place, to 100 m."})
     retailer = f.String()
     rating = f.Float(allow_none=True, metadata={"description": "The retailer's reputation, 1 to 5 stars."})
@@ -562,18 +631,18 @@ class OfferOut(ma.Schema):
 
 class RequestOut(ma.Schema):
     id = f.Integer()
-    status = f.String()
-    pseudonym = f.String()
+    status = f.String(metadata={"description": "awaiting_payment, open, awarded, expired or cancelled"})
+    pseudonym = f.String(metadata={"description": "What retailers call you, e.g. 'Customer 7F3A'."})
     description = f.String()
     sku = f.String(allow_none=True)
     quantity = f.Integer()
-    max_price = f.Integer()
-    currency = f.String()
+    max_price = Amount(example=12000, metadata={"description": "The ceiling for the whole request."})
+    currency = Currency()
     prefer = f.String()
-    area = f.String()
+    area = f.String(metadata={"description": "What retailers see of where: city and postal prefix."})
     expires_at = f.AwareDateTime()
     offers = f.List(f.Nested(OfferOut))
-    order_id = f.Integer(allow_none=True)
+    order_id = f.Integer(allow_none=True, metadata={"description": "The order it became once awarded."})
     payment = f.Nested(PaymentOut, allow_none=True)
 
 

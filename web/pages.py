@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, url_for
 
 from broker.money import format_amount
 from broker.reports import home_summary
@@ -46,5 +46,10 @@ def healthz():
 
 @bp.get("/api/v1/docs")
 def api_docs():
-    spec = current_app.extensions["broker_api"].spec.to_dict()
-    return render_template("api_docs.html", spec=spec)
+    """The API reference: Swagger UI, served from Broker, drawing /api/v1/openapi.json.
+
+    Under the same strict Content-Security-Policy as the portal and the console
+    (web/security.py): scripts and styles from Broker only, nothing inline, not framed.
+    """
+    g.app_page = True
+    return render_template("api_reference.html", spec_url=url_for("api-docs.openapi_json"))

@@ -162,5 +162,5 @@ def test_openapi_document_and_docs_are_served(client):
     for path in ("/api/v1/manufacturers", "/api/v1/board", "/api/v1/board/{listing_id}/bids",
                  "/api/v1/assignments/{assignment_id}/shipment", "/api/v1/settlements"):
         assert path in spec["paths"]
-    docs = client.get("/api/v1/docs")
-    assert docs.status_code == 200 and b"/api/v1/board" in docs.data
+    docs = client.get("/api/v1/docs")  # drawn in the browser from the document (tests/e2e/test_api_reference_browser.py)
+    assert docs.status_code == 200 and b'data-spec-url="/api/v1/openapi.json"' in docs.data

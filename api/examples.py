@@ -1,0 +1,259 @@
+"""The OpenAPI document's examples: one request body and one answer per operation,
+given to the views' `@blp.arguments(..., example=...)` and `@blp.response(...,
+example=...)`.
+
+They tell one story, with the demo's names (`broker run`, broker/demo.py): Northwind
+Cycles (storefront `northwind`, USD, San Francisco 94107) sells a commuter helmet and a
+light set to Ada Park in 94103;
+Mission Bike Shop (94110), an authorised dealer, bids, wins and ships; Ben Ortiz
+posts a personal request that the same shop answers. Ids, times and amounts agree
+across the examples (12800 = 7900 + 4900; the fee is 10%). Every example is checked
+against its schema, and every request body is loaded by the view's own schema
+(tests/integration/test_api_reference.py). Keys and tokens are made up.
+"""
+
+from __future__ import annotations
+
+MANUFACTURER_ID, RETAILER_ID, STORE_ID, VALENCIA_STORE_ID = 1, 3, 7, 8
+ORDER_ID, LISTING_ID, BID_ID, ASSIGNMENT_ID = 1042, 311, 5150, 877
+REQUEST_ID, REQUEST_LISTING_ID, OFFER_ID, REQUEST_ORDER_ID = 61, 312, 5170, 1043
+RUN_ID = 95
+
+PLACED_AT, CLOSES_AT, ASSIGNED_AT = "2026-03-02T17:05:00+00:00", "2026-03-03T02:00:00+00:00", "2026-03-03T02:00:00+00:00"
+DUE_AT, SHIPPED_AT = "2026-03-05T02:00:00+00:00", "2026-03-03T16:20:00+00:00"
+AREA = "San Francisco, CA 941xx"
+
+# --- accounts -------------------------------------------------------------------
+
+MANUFACTURER_IN = {"name": "Northwind Cycles", "slug": "northwind", "currency": "USD",
+                   "location": {"postal_code": "94107", "country": "US"}}
+MANUFACTURER_CREATED = {"id": MANUFACTURER_ID, "slug": "northwind",
+                        "api_key": "bk_m_vEuDeHBMKYYgcDF_uYo9hEiAUjTIEUHeTyXG7yoyd2U"}
+
+RETAILER_IN = {"name": "Mission Bike Shop", "email": "hello@missionbikeshop.com",
+               "location": {"postal_code": "94110", "country": "US"}, "service_radius_km": 25}
+RETAILER_CREATED = {"id": RETAILER_ID, "store_id": STORE_ID,
+                    "api_key": "bk_r_25G0Esop9HGb7nG6Qlo5YaLztTLN_5-6DqSX5kLwSeQ"}
+
+STORE = {"id": STORE_ID, "name": "Mission Bike Shop", "lat": 37.7509, "lon": -122.4153, "area": AREA,
+         "service_radius_km": 25.0, "is_open": True}
+STORE_IN = {"name": "Mission Bike Shop, Valencia St", "location": {"postal_code": "94103", "country": "US"},
+            "service_radius_km": 15}
+STORE_ADDED = {"id": VALENCIA_STORE_ID, "name": "Mission Bike Shop, Valencia St", "lat": 37.7725, "lon": -122.4147,
+               "area": AREA, "service_radius_km": 15.0, "is_open": True}
+STORE_PATCH = {"service_radius_km": 30, "is_open": False}
+STORE_PATCHED = {**STORE, "service_radius_km": 30.0, "is_open": False}
+
+DEALER_IN = {"retailer_id": RETAILER_ID}
+DEALER = {"retailer_id": RETAILER_ID, "name": "Mission Bike Shop", "authorised_at": "2026-03-01T10:00:00+00:00"}
+
+# --- catalog --------------------------------------------------------------------
+
+PRODUCT_IN = {"sku": "NW-HELMET", "name": "Commuter helmet", "price": 7900,
+              "description": "With a rear light built in.",
+              "image_url": "https://www.northwind.example.com/img/helmet.jpg"}
+PRODUCT = {"sku": "NW-HELMET", "name": "Commuter helmet", "price": 7900, "currency": "USD",
+           "description": "With a rear light built in.",
+           "image_url": "https://www.northwind.example.com/img/helmet.jpg", "active": True, "in_stock": True}
+LIGHTS = {"sku": "NW-LIGHTS", "name": "Light set", "price": 4900, "currency": "USD",
+          "description": "Front and rear, USB-C.", "image_url": None, "active": True, "in_stock": True}
+PRODUCT_PATCH = {"price": 8400, "in_stock": False}
+PRODUCT_PATCHED = {**PRODUCT, "price": 8400, "in_stock": False}
+
+# --- orders ---------------------------------------------------------------------
+
+ORDER_IN = {
+    "items": [{"sku": "NW-HELMET", "quantity": 1}, {"sku": "NW-LIGHTS", "quantity": 1}],
+    "customer": {"name": "Ada Park", "email": "ada.park@example.com"},
+    "ship_to": {"line1": "500 Howard St", "line2": "Apt 4", "city": "San Francisco", "postal_code": "94103",
+                "country": "US"},
+    "delivery": "ship",
+}
+ORDER_CREATED = {
+    "id": ORDER_ID, "status": "open", "total": 12800, "currency": "USD",
+    "access_token": "0zJOsxxFeiRjKdkUmE4HW-AY40bVM_rfEwXnBsMD8vQ",
+    "payment": {"provider": "offline", "status": "authorized", "test_mode": True, "amount": 12800,
+                "client_secret": None},
+}
+LINES = [
+    {"sku": "NW-HELMET", "name": "Commuter helmet", "quantity": 1, "unit_price": 7900, "line_total": 7900},
+    {"sku": "NW-LIGHTS", "name": "Light set", "quantity": 1, "unit_price": 4900, "line_total": 4900},
+]
+SHIP_TO = {"name": "Ada Park", "line1": "500 Howard St", "line2": "Apt 4", "city": "San Francisco",
+           "postal_code": "94103", "country": "US"}
+ORDER_OPEN = {
+    "id": ORDER_ID, "status": "open", "total": 12800, "currency": "USD", "delivery": "ship", "area": AREA,
+    "created_at": PLACED_AT, "items": LINES, "customer": {"name": "Ada Park", "email": "ada.park@example.com"},
+    "ship_to": SHIP_TO, "fulfilment": None,
+    "payment": {"provider": "offline", "status": "authorized", "test_mode": True, "amount": 12800},
+    "return_requested_at": None,
+}
+FULFILMENT_SHIPPED = {"assignment_id": ASSIGNMENT_ID, "fulfiller": "retailer", "status": "shipped", "due_at": DUE_AT,
+                      "shipped_at": SHIPPED_AT, "carrier": "UPS", "tracking_number": "1Z999AA10123456784"}
+ORDER_SHIPPED = {**ORDER_OPEN, "status": "shipped", "fulfilment": FULFILMENT_SHIPPED,
+                 "payment": {**ORDER_OPEN["payment"], "status": "captured"}}
+RETURN_IN = {"reason": "The helmet is too small."}
+ORDER_RETURN_ASKED = {**ORDER_SHIPPED, "return_requested_at": "2026-03-06T09:30:00+00:00"}
+# The fulfiller sees the ship-to, never the email; the payment is the manufacturer's and the customer's business.
+ORDER_RETURNED = {**ORDER_RETURN_ASKED, "status": "refunded", "customer": {"name": "Ada Park"}, "payment": None}
+ORDER_CANCELLED = {**ORDER_OPEN, "status": "cancelled",
+                   "payment": {**ORDER_OPEN["payment"], "status": "released"}}
+
+# --- board ----------------------------------------------------------------------
+
+BOARD = [
+    {"id": LISTING_ID, "kind": "order", "items": [{"sku": "NW-HELMET", "name": "Commuter helmet", "quantity": 1},
+                                                  {"sku": "NW-LIGHTS", "name": "Light set", "quantity": 1}],
+     "price": 12800, "currency": "USD", "distance_km": 2.0, "store_id": STORE_ID, "area": AREA,
+     "closes_at": CLOSES_AT, "my_bid": None},
+    {"id": REQUEST_LISTING_ID, "kind": "request", "description": "A child's bike seat that fits a road bike",
+     "quantity": 1, "pseudonym": "Customer 7F3A", "buyer_score": 0.9, "max_price": 12000, "currency": "USD",
+     "distance_km": 3.0, "store_id": STORE_ID, "area": AREA, "closes_at": CLOSES_AT,
+     "my_bid": {"id": OFFER_ID, "store_id": STORE_ID, "distance_km": 3.0, "price": 10900,
+                "created_at": "2026-03-02T18:10:00+00:00"}},
+]
+BID_IN_EXAMPLES = {
+    "order": {"summary": "Bid on an order, from your nearest covering store", "value": {}},
+    "store": {"summary": "Bid on an order, from a store you name", "value": {"store_id": STORE_ID}},
+    "request": {"summary": "Offer on a personal request (at most its max_price)", "value": {"price": 10900}},
+}
+BID = {"id": BID_ID, "listing_id": LISTING_ID, "store_id": STORE_ID, "distance_km": 2.0, "price": None,
+       "status": "active", "created_at": "2026-03-02T17:40:00+00:00"}
+
+# --- fulfilment -----------------------------------------------------------------
+
+ASSIGNMENT = {
+    "id": ASSIGNMENT_ID, "order_id": ORDER_ID, "status": "active", "fulfiller": "retailer", "store_id": STORE_ID,
+    "assigned_at": ASSIGNED_AT, "due_at": DUE_AT, "shipped_at": None, "carrier": None, "tracking_number": None,
+    "total": 12800, "currency": "USD", "items": LINES, "ship_to": SHIP_TO,
+}
+SHIPMENT_IN = {"carrier": "UPS", "tracking_number": "1Z999AA10123456784"}
+ASSIGNMENT_SHIPPED = {**ASSIGNMENT, "status": "shipped", "shipped_at": SHIPPED_AT, "carrier": "UPS",
+                      "tracking_number": "1Z999AA10123456784"}
+PICKUP_IN = {"code": "152683"}
+ASSIGNMENT_COLLECTED = {**ASSIGNMENT, "status": "shipped", "shipped_at": SHIPPED_AT, "carrier": "pickup",
+                        "tracking_number": "collected in store",
+                        "ship_to": {**SHIP_TO, "line1": "", "line2": "", "city": ""}}
+ASSIGNMENT_RELEASED = {**ASSIGNMENT, "status": "released", "ship_to": None}
+
+# --- settlement -----------------------------------------------------------------
+
+SETTLE_IN = {"as_of": CLOSES_AT}
+SETTLEMENT = {"id": RUN_ID, "as_of": CLOSES_AT, "settled": 2, "to_retailers": 2, "to_manufacturer": 0,
+              "by_rule": {"nearest": 1, "only_eligible_bid": 1}, "seconds": 0.04}
+RUN = {"id": RUN_ID, "as_of": CLOSES_AT, "trigger": "scheduled", "status": "completed", "started_at": CLOSES_AT,
+       "finished_at": "2026-03-03T02:00:01+00:00", "seconds": 0.04, "settled": 2, "to_retailers": 2,
+       "to_manufacturer": 0, "error": None, "scope": "everything"}
+RUN_REPORT = {**RUN, "by_rule": {"nearest": 1, "only_eligible_bid": 1},
+              "retailers": [{"retailer_id": RETAILER_ID, "name": "Mission Bike Shop", "listings": 2,
+                             "average_distance_km": 2.5}]}
+BID_OUTCOMES = [
+    {"listing_id": LISTING_ID, "kind": "order", "area": AREA, "price": 12800, "currency": "USD",
+     "bid_at": "2026-03-02T17:40:00+00:00", "my_distance_km": 2.0, "outcome": "won", "decided_at": CLOSES_AT,
+     "rule": "nearest", "winner": "you", "winner_distance_band": "under 5 km", "my_eligibility": "",
+     "won_round": 0},
+    {"listing_id": 298, "kind": "order", "area": "Oakland, CA 946xx", "price": 4900, "currency": "USD",
+     "bid_at": "2026-03-01T11:02:00+00:00", "my_distance_km": 14.0, "outcome": "lost",
+     "decided_at": "2026-03-02T02:00:00+00:00", "rule": "nearest", "winner": "another retailer",
+     "winner_distance_band": "under 5 km", "my_eligibility": "", "won_round": None},
+]
+
+# --- money ----------------------------------------------------------------------
+
+REFUND_IN = {"amount": 2000}
+ORDER_REFUNDED_IN_PART = ORDER_SHIPPED  # a part refund leaves the order shipped and its payment captured
+CONNECT_IN = {"email": "payouts@missionbikeshop.com", "country": "US"}
+CONNECTED = {"account_ref": "acct_1PqR7sT2uVwXyZ3a", "provider": "stripe", "ready": False,
+             "onboarding_url": "https://connect.stripe.com/setup/e/acct_1PqR7sT2uVwXyZ3a/Xk2fQ9"}
+EARNINGS = [{"id": 3301, "order_id": ORDER_ID, "kind": "sale", "gross": 12800, "fee": 1280, "amount": 11520,
+             "currency": "USD", "status": "accrued", "payout_id": None, "created_at": SHIPPED_AT}]
+EARNINGS_SUMMARY = {"accrued": 11520, "frozen": 0, "paid": 98100, "account_ready": True}
+PAYOUTS = {"payouts": 4, "amount": {"USD": 41330}, "failed": 0}
+
+# --- personal requests ----------------------------------------------------------
+
+REQUEST_IN = {
+    "description": "A child's bike seat that fits a road bike", "quantity": 1, "max_price": 12000,
+    "currency": "USD", "location": {"postal_code": "94114", "country": "US"},
+    "ship_to": {"name": "Ben Ortiz", "line1": "3900 24th St", "city": "San Francisco", "postal_code": "94114",
+                "country": "US"},
+    "prefer": "nearest", "expires_at": "2026-03-09T18:00:00+00:00",
+    "callback_url": "https://agent.example.com/broker/notices", "contact": "ben.ortiz@example.com",
+}
+REQUEST_OPEN = {
+    "id": REQUEST_ID, "status": "open", "pseudonym": "Customer 7F3A",
+    "description": "A child's bike seat that fits a road bike", "sku": None, "quantity": 1, "max_price": 12000,
+    "currency": "USD", "prefer": "nearest", "area": AREA, "expires_at": "2026-03-09T18:00:00+00:00",
+    "offers": [], "order_id": None,
+    "payment": {"provider": "offline", "status": "authorized", "test_mode": True, "amount": 12000},
+}
+REQUEST_CREATED = {**REQUEST_OPEN, "access_token": "OrdfdpR5WLvXi2bily9sUMW3_momHmk7Ym5lFXEhE8E",
+                   "payment": {**REQUEST_OPEN["payment"], "client_secret": None}}
+OFFER = {"bid_id": OFFER_ID, "price": 10900, "distance_km": 1.8, "retailer": "Mission Bike Shop", "rating": 4.7,
+         "offered_at": "2026-03-02T18:10:00+00:00"}
+REQUEST_WITH_OFFERS = {**REQUEST_OPEN, "offers": [OFFER]}
+ACCEPT_IN = {"bid_id": OFFER_ID}
+REQUEST_AWARDED = {**REQUEST_WITH_OFFERS, "status": "awarded", "order_id": REQUEST_ORDER_ID}
+REQUEST_CANCELLED = {**REQUEST_WITH_OFFERS, "status": "cancelled",
+                     "payment": {**REQUEST_OPEN["payment"], "status": "released"}}
+
+MESSAGE_IN = {"body": "Is the gate code still 4410?"}
+MESSAGE = {"id": 901, "sender": "fulfiller", "body": "Is the gate code still 4410?", "created_at": ASSIGNED_AT,
+           "mine": True, "assignment_id": ASSIGNMENT_ID, "fulfiller": "Mission Bike Shop"}
+MESSAGES = [{**MESSAGE, "mine": False},
+            {"id": 902, "sender": "customer", "body": "Yes, 4410. Thank you!", "created_at": "2026-03-03T08:12:00+00:00",
+             "mine": True, "assignment_id": ASSIGNMENT_ID, "fulfiller": "Mission Bike Shop"}]
+
+# --- reputation -----------------------------------------------------------------
+
+REVIEW_IN = {"rating": 5, "comment": "Fast, and the helmet fits."}
+REVIEW = {"order_id": ORDER_ID, "author": "customer", "rating": 5, "comment": "Fast, and the helmet fits.",
+          "created_at": "2026-03-04T19:00:00+00:00"}
+ORDER_REVIEWS = {"order_id": ORDER_ID, "party": "customer", "mine": REVIEW,
+                 "theirs": {"order_id": ORDER_ID, "author": "fulfiller", "rating": 5, "comment": "",
+                            "created_at": "2026-03-04T08:00:00+00:00"},
+                 "reveal_pending": False}
+REPUTATION = {"score": 0.92, "stars": 4.7, "ratings": 12}
+
+# --- storefront -----------------------------------------------------------------
+
+BRANDING_IN = {"name": "Northwind Cycles", "logo_url": "https://www.northwind.example.com/img/logo.png",
+               "color_primary": "#0b5cad", "color_accent": "#f59e0b", "locale": "en_US",
+               "custom_domain": "shop.northwind.example.com", "frame_origins": ["https://www.northwind.example.com"],
+               "return_window_days": 30}
+BRANDING = {
+    "slug": "northwind", "name": "Northwind Cycles", "logo_url": "https://www.northwind.example.com/img/logo.png",
+    "color_primary": "#0b5cad", "color_accent": "#f59e0b", "locale": "en_US",
+    "custom_domain": "shop.northwind.example.com", "custom_domain_verified": False,
+    "frame_origins": ["https://www.northwind.example.com"], "return_window_days": 30,
+    "embed_snippet": '<script src="https://broker.example.com/s/northwind/embed.js" data-store="northwind"></script>',
+}
+
+# --- privacy --------------------------------------------------------------------
+
+ORDER_DATA = {
+    "kind": "order", "exported_at": "2026-03-06T10:00:00+00:00", "request": None,
+    "order": {
+        "id": ORDER_ID, "status": "shipped", "created_at": PLACED_AT, "currency": "USD", "total": 12800,
+        "store": {"name": "Northwind Cycles", "slug": "northwind"},
+        "customer": {"name": "Ada Park", "email": "ada.park@example.com"},
+        "ship_to": {**{k: v for k, v in SHIP_TO.items() if k != "name"}, "area": AREA},
+        "lines": LINES,
+        "payment": {"provider": "offline", "status": "captured", "authorised_amount": 12800, "captured_amount": 12800,
+                    "refunded_amount": 0, "currency": "USD",
+                    "card": "Broker never sees or stores card details; the payment provider holds them."},
+        "disclosures": [{"at": ASSIGNED_AT, "party": "retailer", "fields": ["address", "name"],
+                         "purpose": "fulfiller listed what it must ship"}],
+        "emails": [{"subject": "Your order 1042 has shipped", "written_at": SHIPPED_AT, "sent_at": SHIPPED_AT}],
+    },
+}
+ORDER_ERASED = {"kind": "order", "id": ORDER_ID, "status": "shipped", "erased_at": "2026-03-06T10:05:00+00:00",
+                "order_id": ORDER_ID}
+REQUEST_DATA = {
+    "kind": "request", "exported_at": "2026-03-06T10:00:00+00:00", "order": None,
+    "request": {"id": REQUEST_ID, "status": "open", "description": "A child's bike seat that fits a road bike",
+                "max_price": 12000, "currency": "USD", "contact_email": "ben.ortiz@example.com",
+                "callback_url": "https://agent.example.com/broker/notices"},
+}
+REQUEST_ERASED = {"kind": "request", "id": REQUEST_ID, "status": "cancelled", "erased_at": "2026-03-06T10:05:00+00:00",
+                  "order_id": None}
