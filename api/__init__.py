@@ -50,9 +50,9 @@ def init_api(app: Flask) -> Api:
     api.spec.components.security_scheme("accessToken", {"type": "apiKey", "in": "header", "name": "X-Access-Token"})
 
     from api import (accounts, board, catalog, fulfilment, orders, payments, personal, privacy, reputation,
-                     settlement, storefront)
+                     returns, settlement, storefront)
 
-    for module in (accounts, catalog, orders, board, fulfilment, settlement, payments, personal, reputation,
+    for module in (accounts, catalog, orders, returns, board, fulfilment, settlement, payments, personal, reputation,
                    storefront, privacy):
         api.register_blueprint(module.blp)
     app.register_blueprint(payments.hooks)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from api import present
 from api import schemas as s
 from api.auth import allow, broker_context, current_actor
 from api.paging import page_request
@@ -46,17 +47,26 @@ class Stores(MethodView):
     @blp.response(200, s.StoreOut(many=True))
     @blp.paginate()
     def get(self, pagination_parameters):
-        """The calling retailer's stores."""
-        found = services.list_stores(broker_context(), current_actor(), page_request(pagination_parameters))
+        """The calling retailer's stores, each with its address, opening hours, time
+        zone and whether it is open now by its hours."""
+        ctx = broker_context()
+        found = services.list_stores(ctx, current_actor(), page_request(pagination_parameters))
         pagination_parameters.item_count = found.total
-        return found.items
+        return [present.store(store, ctx.now()) for store in found.items]
 
     @allow(ActorKind.RETAILER)
     @blp.arguments(s.StoreIn)
     @blp.response(201, s.StoreOut)
     def post(self, cmd):
-        """Add a store (another location and service radius) to the calling retailer."""
-        return services.add_store(broker_context(), current_actor(), cmd)
+        """Add a store (another location and service radius) to the calling retailer.
+
+        Give its `location`, its `address`, or both: without a location the store
+        is placed at the address's postal code. A wrong address field, opening
+        hour or time zone is a 422 naming the field (`address.postal_code`,
+        `hours.tue.0.closes`, `timezone`).
+        """
+        ctx = broker_context()
+        return present.store(services.add_store(ctx, current_actor(), cmd), ctx.now())
 
 
 @blp.route("/stores/<int:store_id>")
@@ -65,8 +75,14 @@ class StoreById(MethodView):
     @blp.arguments(s.StorePatch)
     @blp.response(200, s.StoreOut)
     def patch(self, changes, store_id):
-        """Change a store: name, radius, location, open or closed. :raise 404: not yours."""
-        return services.update_store(broker_context(), current_actor(), store_id, changes)
+        """Change a store: name, radius, location, open or closed, address, hours,
+        time zone. Only the fields given change; `hours: null` clears the hours.
+
+        A store of another retailer is a 404, as one that does not exist. Bad
+        input is a 422 naming each wrong field.
+        """
+        ctx = broker_context()
+        return present.store(services.update_store(ctx, current_actor(), store_id, changes), ctx.now())
 
 
 @blp.route("/dealers")
