@@ -28,7 +28,7 @@ from broker.returns import services as returns
 from broker.returns.models import Return, ReturnStatus
 from broker.settlement.services import settle
 from tests.factories import HERE, World, north_of
-from tests.pages import user_for
+from tests.pages import post, sign_in, user_for
 
 API = "/api/v1"
 REASON = "The lid came off in the box"
@@ -280,3 +280,59 @@ class TestCompatibility:
         assert [r["order_id"] for r in listed.get_json()] == [placed.order.id]
         assert listed.get_json()[0]["items"][0]["sku"] == "SKU-1"
         assert client.get(f"{API}/returns?status=maybe", headers=auth(shop.key)).status_code == 422
+
+
+class TestPages:
+    def test_the_customer_s_page_shows_the_answer_and_asks_again_after_a_refusal(self, world, ctx, clock, maker,
+                                                                                 shop, client):
+        placed = shipped(world, ctx, clock, maker, shop)
+        link = f"/s/{maker.slug}/o/{placed.order.id}/{placed.access_token}"
+        page = client.get(link, follow_redirects=True)
+        csrf = re.search(r'name="link_csrf" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+        order_page = f"/s/{maker.slug}/o/{placed.order.id}"
+        assert client.post(f"{order_page}/return", data={"reason": REASON, "link_csrf": csrf}).status_code == 303
+        text = client.get(order_page).get_data(as_text=True)
+        assert "Waiting for the store" in text and REASON in text and "Ask for a return" not in text
+        returns.refuse_return(ctx, shop.actor, placed.order.id, "Send a photo of the lid first")
+        text = client.get(order_page).get_data(as_text=True)
+        assert "Not accepted" in text and "Send a photo of the lid first" in text
+        assert "Ask again: what has changed?" in text
+        assert client.post(f"{order_page}/return", data={"reason": "Photo sent", "link_csrf": csrf}).status_code == 303
+        returns.accept_return(ctx, shop.actor, placed.order.id)
+        text = client.get(order_page).get_data(as_text=True)
+        assert "Accepted on" in text and "$50.00 refunded to your card" in text and "Ask for a return" not in text
+
+    def test_the_portal_accepts_or_refuses_with_a_note(self, world, ctx, clock, maker, shop, client, session):
+        placed = shipped(world, ctx, clock, maker, shop)
+        returns.request_return(ctx, placed.order.id, placed.access_token, REASON)
+        user_for(ctx, Role.RETAILER, shop.id, "clerk@shop.example")
+        sign_in(client, "clerk@shop.example")
+        assignment_id = session.scalar(select(Assignment.id).where(Assignment.order_id == placed.order.id))
+        page_path = f"/portal/orders/{assignment_id}"
+        page = client.get(page_path).get_data(as_text=True)
+        assert REASON in page and "Refuse the return" in page and "Accept the return" in page
+        return_id = session.scalar(select(Return.id))
+        blank = post(client, f"{page_path}/return/refuse", {"note": " ", "return_id": str(return_id)}, form=page_path)
+        assert blank.status_code == 422 and 'id="note-error"' in blank.get_data(as_text=True)
+        refused = post(client, f"{page_path}/return/refuse", {"note": "Used: we cannot take it back",
+                                                              "return_id": str(return_id)}, form=page_path)
+        assert refused.status_code == 302
+        assert "Your note: <q>Used: we cannot take it back</q>" in client.get(page_path).get_data(as_text=True)
+        returns.request_return(ctx, placed.order.id, placed.access_token, "It is not used")
+        accepted = post(client, f"{page_path}/return/accept", {}, form=page_path)
+        assert accepted.status_code == 302
+        assert "50.00 USD refunded" in client.get(page_path).get_data(as_text=True)
+
+    def test_the_console_decides_a_return_on_its_order(self, world, ctx, clock, maker, shop, client, session):
+        placed = shipped(world, ctx, clock, maker, shop)
+        returns.request_return(ctx, placed.order.id, placed.access_token, REASON)
+        sign_in(client, "owner@maker.example")
+        page_path = f"/console/orders/{placed.order.id}"
+        page = client.get(page_path).get_data(as_text=True)
+        assert REASON in page and "Refuse the return" in page
+        blank = post(client, f"{page_path}/return/refuse", {"note": ""}, form=page_path)
+        assert blank.status_code == 422 and 'aria-describedby="note-error"' in blank.get_data(as_text=True)
+        assert post(client, f"{page_path}/return/accept", {}, form=page_path).status_code == 302
+        page = client.get(page_path).get_data(as_text=True)
+        assert "Accepted" in page and "by you" in page and 'id="order-status">refunded' in page
+        assert check(session).ok
