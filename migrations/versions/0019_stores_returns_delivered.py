@@ -153,7 +153,8 @@ def _zone_at(finder, lat: float, lon: float, default: str) -> str:
 def _move_returns(conn) -> None:
     asked = conn.execute(sa.text(
         "SELECT id, status, return_requested_at, return_reason, updated_at FROM orders "
-        "WHERE return_requested_at IS NOT NULL ORDER BY id")).all()
+        "WHERE return_requested_at IS NOT NULL ORDER BY id").columns(
+            return_requested_at=broker.db.UTCDateTime(), updated_at=broker.db.UTCDateTime())).all()
     rows = []
     for order in asked:
         assignment = conn.execute(sa.text(
@@ -192,7 +193,8 @@ def downgrade() -> None:
     # The latest return of each order, as the two columns held it.
     latest = conn.execute(sa.text(
         "SELECT r.order_id, r.requested_at, r.reason FROM returns r WHERE r.id = "
-        "(SELECT max(id) FROM returns WHERE order_id = r.order_id)")).all()
+        "(SELECT max(id) FROM returns WHERE order_id = r.order_id)").columns(
+            requested_at=broker.db.UTCDateTime())).all()
     if latest:
         conn.execute(sa.text("UPDATE orders SET return_requested_at = :at, return_reason = :reason WHERE id = :o")
                      .bindparams(sa.bindparam("at", type_=broker.db.UTCDateTime())),
