@@ -413,7 +413,10 @@ def _store_details(form, store=None) -> tuple[dict, dict[str, list[str]]]:
         details["hours"] = opening_hours.parse_form(form)
     except Invalid as exc:
         errors.update(_store_errors(exc))
-    details["timezone"] = (form.get("timezone") or "").strip() or None
+    zone = (form.get("timezone") or "").strip() or None
+    # The field shows the store's zone: sent back unchanged, it is not a choice,
+    # so a store that moves still takes the zone of its new place.
+    details["timezone"] = None if store is not None and zone == store.timezone else zone
     return details, errors
 
 

@@ -214,6 +214,22 @@ class TestPortal:
         with ctx.uow() as uow:
             assert uow.session.get(Store, store_id).hours is None
 
+    def test_a_store_moved_through_the_form_takes_the_zone_of_its_new_place(self, signed_in, ctx):
+        store_id = self.store_id(ctx)
+        response = self.post(signed_in, f"/portal/stores/{store_id}", {
+            "name": "Corner Bikes", "line1": "1 Court St", "city": "Brooklyn", "postal_code": "11201",
+            "country": "US", "service_radius_km": "50", "is_open": "on",
+            "timezone": "America/Los_Angeles"})  # the field as the page showed it
+        assert response.status_code == 302
+        with ctx.uow() as uow:
+            store = uow.session.get(Store, store_id)
+            assert (store.region, store.timezone) == ("NY", "America/New_York")
+        self.post(signed_in, f"/portal/stores/{store_id}", {
+            "name": "Corner Bikes", "line1": "1 Court St", "city": "Brooklyn", "postal_code": "11201",
+            "country": "US", "service_radius_km": "50", "timezone": "Europe/London"})  # a choice: kept
+        with ctx.uow() as uow:
+            assert uow.session.get(Store, store_id).timezone == "Europe/London"
+
     def test_a_store_is_added_at_its_address(self, signed_in, ctx):
         response = self.post(signed_in, "/portal/stores", {
             "name": "Warehouse", "line1": "500 2nd St", "city": "Oakland", "postal_code": "94607", "country": "US",
