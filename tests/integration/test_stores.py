@@ -14,6 +14,8 @@ from broker.board.services import BoardFilter
 from broker.fulfilment.models import Assignment
 from broker.geo.geocoding import LocationQuery
 from broker.identity import services as identity
+from broker.orders import services as orders
+from broker.orders.models import Delivery
 from broker.pagination import PageRequest
 from broker.settlement.services import settle
 from tests.conftest import ADMIN_TOKEN
@@ -252,3 +254,31 @@ def test_hours_do_not_change_what_the_board_shows_or_who_wins(ctx, world, clock)
     settle(ctx)
     with ctx.uow() as uow:
         assert uow.session.scalar(select(Assignment.retailer_id)) == shop.id
+
+
+def test_a_pickup_customer_is_told_the_store_s_address_and_hours_once_it_has_the_order(ctx, world, clock, client):
+    maker = world.manufacturer()
+    shop = world.retailer(north_of(HERE, 2), dealer_of=[maker])
+    accounts.update_store(ctx, shop.actor, shop.store_id, accounts.StoreChanges(address=ADDRESS, hours=HOURS,
+                                                                                 location=LocationQuery(
+                                                                                     lat=HERE[0] + 0.018,
+                                                                                     lon=HERE[1])))
+    placed = orders.place_order(ctx, maker.slug, orders.PlaceOrder(
+        items=[orders.Item("SKU-1", 1)], customer=orders.Customer("Pat", "pat@example.com"),
+        ship_to=orders.Address("", "", "94103", "US", lat=HERE[0], lon=HERE[1]), delivery=Delivery.PICKUP))
+    token = {"X-Access-Token": placed.access_token}
+    assert client.get(f"{API}/orders/{placed.order.id}", headers=token).get_json()["pickup_store"] is None
+    world.bid(shop, placed.order.id)
+    clock.advance(hours=13)  # Monday 22:00 UTC, 14:00 in San Francisco
+    settle(ctx)
+    body = client.get(f"{API}/orders/{placed.order.id}", headers=token).get_json()
+    store = body["pickup_store"]
+    assert store["name"].startswith("Retailer ")  # the factory's name for the store
+    assert store["address"] == {**ADDRESS, "region": "CA"} and store["timezone"] == "America/Los_Angeles"
+    assert store["open_now"] == {"open": True, "opens_at": None, "closes_at": "2026-03-02T18:00:00-08:00"}
+    assert store["hours_text"].startswith("Mon–Fri 9:00\u202fAM")
+    # Not to the store's other parties: the retailer's own view has no such block.
+    assert client.get(f"{API}/orders/{placed.order.id}", headers=auth(shop.key)).get_json()["pickup_store"] is None
+    page = client.get(f"/s/{maker.slug}/o/{placed.order.id}/{placed.access_token}", follow_redirects=True)
+    text = page.get_data(as_text=True)
+    assert "Collect it from" in text and "1 Valencia St" in text and "Open now, until 18:00" in text
