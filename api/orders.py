@@ -86,7 +86,7 @@ class ReturnRequest(MethodView):
 @blp.route("/orders/<int:order_id>/return/accept")
 class AcceptReturn(MethodView):
     @allow(ActorKind.RETAILER, ActorKind.MANUFACTURER)
-    @blp.arguments(s.ReturnDecisionIn)
+    @blp.arguments(s.ReturnDecisionIn, required=False)
     @blp.response(200, s.OrderOut)
     def post(self, data, order_id):
         """The fulfiller, or the order's manufacturer, accepts the open return.

@@ -131,10 +131,10 @@ class PostalAddressSchema(ma.Schema):
 
 class OpenRangeSchema(ma.Schema):
     opens = f.String(required=True, validate=v.Length(max=5), metadata={
-        "description": "HH:MM on a 24-hour clock, in the store's time zone.", "example": "09:00"})
+        "description": "HH:MM on a 24-hour clock, in the store's time zone, e.g. 09:00."})
     closes = f.String(required=True, validate=v.Length(max=5), metadata={
         "description": "HH:MM after `opens`; 24:00 for midnight. A range never runs past midnight: go on "
-                       "from 00:00 the next day.", "example": "18:00"})
+                       "from 00:00 the next day."})
 
 
 def _day(name: str):
