@@ -55,9 +55,9 @@ def init_api(app: Flask) -> Api:
         "description": "The customer's key to one order or personal request, given once when it is placed."})
 
     from api import (accounts, board, catalog, fulfilment, orders, payments, personal, privacy, reputation,
-                     settlement, storefront)
+                     returns, settlement, storefront)
 
-    for module in (accounts, catalog, orders, board, fulfilment, settlement, payments, personal, reputation,
+    for module in (accounts, catalog, orders, returns, board, fulfilment, settlement, payments, personal, reputation,
                    storefront, privacy):
         api.register_blueprint(module.blp)
     app.register_blueprint(payments.hooks)

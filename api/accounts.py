@@ -4,6 +4,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api import examples as ex
+from api import present
 from api import schemas as s
 from api.auth import allow, broker_context, current_actor
 from api.paging import page_request
@@ -57,10 +58,14 @@ class Stores(MethodView):
     @blp.response(200, s.StoreOut(many=True), example=[ex.STORE], description="Your stores, a page of them.")
     @blp.paginate()
     def get(self, pagination_parameters):
-        """List your stores."""
-        found = services.list_stores(broker_context(), current_actor(), page_request(pagination_parameters))
+        """List your stores.
+
+        Each with its address, opening hours, time zone and whether it is open now.
+        """
+        ctx = broker_context()
+        found = services.list_stores(ctx, current_actor(), page_request(pagination_parameters))
         pagination_parameters.item_count = found.total
-        return found.items
+        return [present.store(store, ctx.now()) for store in found.items]
 
     @allow(ActorKind.RETAILER)
     @blp.arguments(s.StoreIn, example=ex.STORE_IN)
@@ -70,8 +75,14 @@ class Stores(MethodView):
 
         Another location with its own service radius: your board shows what any open store
         of yours covers, and a bid ships from the nearest one that covers the listing.
+        Give its `location`, its `address`, or both: without a location the store is placed
+        at the address's postal code.
+
+        :raise 422: A wrong address field, opening hour or time zone, named in `errors`
+            (`address.postal_code`, `hours.tue.0.closes`, `timezone`).
         """
-        return services.add_store(broker_context(), current_actor(), cmd)
+        ctx = broker_context()
+        return present.store(services.add_store(ctx, current_actor(), cmd), ctx.now())
 
 
 @blp.route("/stores/<int:store_id>")
@@ -82,11 +93,14 @@ class StoreById(MethodView):
     def patch(self, changes, store_id):
         """Change a store.
 
-        Its name, service radius, location, or whether it is open. Send only what changes.
+        Its name, service radius, location, whether it is open, its address, opening hours or
+        time zone. Send only what changes; `hours: null` clears the hours.
 
         :raise 404: No such store among yours.
+        :raise 422: A wrong field, named in `errors`.
         """
-        return services.update_store(broker_context(), current_actor(), store_id, changes)
+        ctx = broker_context()
+        return present.store(services.update_store(ctx, current_actor(), store_id, changes), ctx.now())
 
 
 @blp.route("/dealers")

@@ -35,12 +35,27 @@ RETAILER_IN = {"name": "Mission Bike Shop", "email": "hello@missionbikeshop.com"
 RETAILER_CREATED = {"id": RETAILER_ID, "store_id": STORE_ID,
                     "api_key": "bk_r_25G0Esop9HGb7nG6Qlo5YaLztTLN_5-6DqSX5kLwSeQ"}
 
+STORE_ADDRESS = {"line1": "1011 Valencia St", "line2": "", "city": "San Francisco", "region": "CA",
+                 "postal_code": "94110", "country": "US"}
+STORE_HOURS = {"mon": [{"opens": "10:00", "closes": "19:00"}], "tue": [{"opens": "10:00", "closes": "19:00"}],
+               "wed": [{"opens": "10:00", "closes": "19:00"}], "thu": [{"opens": "10:00", "closes": "19:00"}],
+               "fri": [{"opens": "10:00", "closes": "19:00"}], "sat": [{"opens": "10:00", "closes": "17:00"}],
+               "sun": [], "note": "Closed on public holidays"}
+STORE_HOURS_TEXT = "Mon–Fri 10:00 AM – 7:00 PM · Sat 10:00 AM – 5:00 PM · Sun closed · Closed on public holidays"
 STORE = {"id": STORE_ID, "name": "Mission Bike Shop", "lat": 37.7509, "lon": -122.4153, "area": AREA,
-         "service_radius_km": 25.0, "is_open": True}
+         "service_radius_km": 25.0, "is_open": True, "address": STORE_ADDRESS, "hours": STORE_HOURS,
+         "hours_text": STORE_HOURS_TEXT, "timezone": "America/Los_Angeles",
+         "open_now": {"open": True, "opens_at": None, "closes_at": "2026-03-02T03:00:00+00:00"}}
 STORE_IN = {"name": "Mission Bike Shop, Valencia St", "location": {"postal_code": "94103", "country": "US"},
-            "service_radius_km": 15}
+            "service_radius_km": 15,
+            "address": {"line1": "455 Valencia St", "city": "San Francisco", "postal_code": "94103", "country": "US"},
+            "hours": STORE_HOURS}
 STORE_ADDED = {"id": VALENCIA_STORE_ID, "name": "Mission Bike Shop, Valencia St", "lat": 37.7725, "lon": -122.4147,
-               "area": AREA, "service_radius_km": 15.0, "is_open": True}
+               "area": AREA, "service_radius_km": 15.0, "is_open": True,
+               "address": {"line1": "455 Valencia St", "line2": "", "city": "San Francisco", "region": "CA",
+                           "postal_code": "94103", "country": "US"},
+               "hours": STORE_HOURS, "hours_text": STORE_HOURS_TEXT, "timezone": "America/Los_Angeles",
+               "open_now": {"open": True, "opens_at": None, "closes_at": "2026-03-02T03:00:00+00:00"}}
 STORE_PATCH = {"service_radius_km": 30, "is_open": False}
 STORE_PATCHED = {**STORE, "service_radius_km": 30.0, "is_open": False}
 
@@ -86,16 +101,30 @@ ORDER_OPEN = {
     "created_at": PLACED_AT, "items": LINES, "customer": {"name": "Ada Park", "email": "ada.park@example.com"},
     "ship_to": SHIP_TO, "fulfilment": None,
     "payment": {"provider": "offline", "status": "authorized", "test_mode": True, "amount": 12800},
-    "return_requested_at": None,
+    "return_requested_at": None, "returns": [], "delivered_at": None, "delivered_how": None, "pickup_store": None,
 }
 FULFILMENT_SHIPPED = {"assignment_id": ASSIGNMENT_ID, "fulfiller": "retailer", "status": "shipped", "due_at": DUE_AT,
                       "shipped_at": SHIPPED_AT, "carrier": "UPS", "tracking_number": "1Z999AA10123456784"}
 ORDER_SHIPPED = {**ORDER_OPEN, "status": "shipped", "fulfilment": FULFILMENT_SHIPPED,
                  "payment": {**ORDER_OPEN["payment"], "status": "captured"}}
+ORDER_DELIVERED = {**ORDER_SHIPPED, "status": "delivered", "delivered_at": "2026-03-05T18:10:00+00:00",
+                   "delivered_how": "customer"}
 RETURN_IN = {"reason": "The helmet is too small."}
-ORDER_RETURN_ASKED = {**ORDER_SHIPPED, "return_requested_at": "2026-03-06T09:30:00+00:00"}
+RETURN_ASKED = {"id": 3, "assignment_id": ASSIGNMENT_ID, "status": "requested", "reason": "The helmet is too small.",
+                "requested_at": "2026-03-06T09:30:00+00:00", "decided_at": None, "decided_by": None, "note": None,
+                "refund_amount": None, "refund_reference": None}
+ORDER_RETURN_ASKED = {**ORDER_DELIVERED, "return_requested_at": "2026-03-06T09:30:00+00:00",
+                      "returns": [RETURN_ASKED]}
 # The fulfiller sees the ship-to, never the email; the payment is the manufacturer's and the customer's business.
-ORDER_RETURNED = {**ORDER_RETURN_ASKED, "status": "refunded", "customer": {"name": "Ada Park"}, "payment": None}
+ORDER_RETURNED = {**ORDER_RETURN_ASKED, "status": "refunded", "customer": {"name": "Ada Park"}, "payment": None,
+                  "returns": [{**RETURN_ASKED, "status": "accepted", "decided_at": "2026-03-07T11:00:00+00:00",
+                               "decided_by": "retailer", "refund_amount": 12800, "refund_reference": "re_offline_3"}]}
+RETURN_REFUSE_IN = {"note": "The helmet was worn outside: we can only take back unused items. Call us to talk it over."}
+ORDER_RETURN_REFUSED = {**ORDER_RETURN_ASKED, "customer": {"name": "Ada Park"}, "payment": None,
+                        "returns": [{**RETURN_ASKED, "status": "refused", "decided_at": "2026-03-07T11:00:00+00:00",
+                                     "decided_by": "retailer", "note": RETURN_REFUSE_IN["note"]}]}
+RETURN_ITEM = {**RETURN_ASKED, "order_id": ORDER_ID, "currency": "USD", "total": 12800, "refundable": 12800,
+               "items": LINES}
 ORDER_CANCELLED = {**ORDER_OPEN, "status": "cancelled",
                    "payment": {**ORDER_OPEN["payment"], "status": "released"}}
 

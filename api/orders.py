@@ -9,7 +9,8 @@ from api import schemas as s
 from api.auth import access_token, allow, broker_context, current_actor, customer, customer_or_key
 from api.paging import page_request
 from broker.auth import ActorKind
-from broker.orders import services
+from broker.orders import delivered, services
+from broker.returns import services as returns
 
 blp = Blueprint("orders", __name__, url_prefix="/api/v1",
                 description="Orders: placed on a storefront, followed by the customer, the manufacturer and the "
@@ -93,31 +94,79 @@ class ReturnRequest(MethodView):
     def post(self, data, order_id):
         """Ask to return an order.
 
-        The customer asks to return a shipped order within the store's return window; the
-        fulfiller accepts it (`POST /orders/{order_id}/return/accept`) and the card is refunded.
+        The customer asks to return a shipped order within the store's return window, which
+        counts from the shipment, also once the order is delivered. The fulfiller (and the
+        manufacturer, when it decides returns on this order) are emailed, and accept it
+        (`POST /orders/{order_id}/return/accept`: the card is refunded) or refuse it with a
+        note (`POST /orders/{order_id}/return/refuse`). After a refusal the customer may ask
+        again while the window is open. The answer is the order, its `returns` holding this one.
 
         :raise 404: No such order, or the token is not this order's.
-        :raise 409: Not shipped yet, a return was asked for already, or the return window has closed.
+        :raise 409: Not shipped yet, refunded, past the return window, or a return is already
+            open or accepted.
         :raise 422: No reason given, or one longer than 500 characters.
         """
-        return present.order(services.request_return(broker_context(), order_id, access_token(), data["reason"]))
+        return present.order(returns.request_return(broker_context(), order_id, access_token(), data["reason"],
+                                                    data.get("assignment_id")))
 
 
 @blp.route("/orders/<int:order_id>/return/accept")
 class AcceptReturn(MethodView):
     @allow(ActorKind.RETAILER, ActorKind.MANUFACTURER)
-    @blp.response(200, s.OrderOut, example=ex.ORDER_RETURNED, description="The order, `refunded`.")
-    def post(self, order_id):
+    @blp.arguments(s.ReturnDecisionIn, required=False, example={})
+    @blp.response(200, s.OrderOut, example=ex.ORDER_RETURNED, description="The order, `refunded` when all was refunded.")
+    def post(self, data, order_id):
         """Accept a return.
 
-        The fulfiller that shipped the order accepts the customer's return: everything
-        captured and not yet refunded goes back to the card.
+        The fulfiller, or the order's manufacturer, accepts the open return: what was captured
+        for the shipment and not refunded yet goes back to the card, out of the fulfiller's
+        earning and the fee in proportion; a full refund makes the order `refunded`. The
+        customer is emailed the amount. The body may be empty.
 
-        :raise 404: No order of yours (one you shipped) has this id.
-        :raise 409: No open return request on this order.
+        :raise 404: Not an order whose returns the caller decides.
+        :raise 409: No return is open, or nothing is left to refund.
         :raise 503: The payment provider refused the refund; nothing changed, try again.
         """
-        return present.order(services.accept_return(broker_context(), current_actor(), order_id))
+        return present.order(returns.accept_return(broker_context(), current_actor(), order_id,
+                                                   data.get("return_id")))
+
+
+@blp.route("/orders/<int:order_id>/return/refuse")
+class RefuseReturn(MethodView):
+    @allow(ActorKind.RETAILER, ActorKind.MANUFACTURER)
+    @blp.arguments(s.RefuseReturnIn, example=ex.RETURN_REFUSE_IN)
+    @blp.response(200, s.OrderOut, example=ex.ORDER_RETURN_REFUSED, description="The order, its return refused.")
+    def post(self, data, order_id):
+        """Refuse a return.
+
+        The fulfiller, or the order's manufacturer, refuses the open return with a note. The
+        note goes to the customer by email and shows on their order page; nothing is
+        refunded, and the customer may ask again while the window is open.
+
+        :raise 404: Not an order whose returns the caller decides.
+        :raise 409: No return is open.
+        :raise 422: The note is missing, or longer than 1,000 characters.
+        """
+        return present.order(returns.refuse_return(broker_context(), current_actor(), order_id, data["note"],
+                                                   data.get("return_id")))
+
+
+@blp.route("/orders/<int:order_id>/delivered")
+class ConfirmDelivery(MethodView):
+    @customer
+    @blp.response(200, s.OrderOut, example=ex.ORDER_DELIVERED, description="The order, `delivered`.")
+    def post(self, order_id):
+        """Confirm delivery.
+
+        The customer says the order arrived: it becomes `delivered`. Saying it again changes
+        nothing. An order nobody confirms is taken as delivered `BROKER_DELIVERED_AFTER_DAYS`
+        after its shipment. Delivery opens the reviews, and the customer is invited by email
+        to rate the store.
+
+        :raise 404: No such order, or the token is not this order's.
+        :raise 409: The order has not shipped yet, or was cancelled or refunded.
+        """
+        return present.order(delivered.confirm_delivery(broker_context(), order_id, access_token()))
 
 
 @blp.route("/orders/<int:order_id>/cancel")

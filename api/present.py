@@ -6,11 +6,43 @@ added unless the view says that party may see it.
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from broker.accounts.addresses import PostalAddress
+from broker.accounts.hours import DAYS, Hours, describe, state_at
+from broker.accounts.models import Store
 from broker.board.services import BoardItem
 from broker.fulfilment.models import Assignment
 from broker.fulfilment.services import AssignmentView
 from broker.orders.models import Order
 from broker.orders.services import OrderView
+from broker.returns.models import Return
+from broker.returns.services import ReturnView
+
+
+def hours(value: Hours | None) -> dict | None:
+    if value is None:
+        return None
+    return {**{day: [{"opens": o, "closes": c} for o, c in value.days.get(day, ())] for day in DAYS},
+            "note": value.note}
+
+
+def open_now(value: Hours | None, timezone: str, now: datetime) -> dict | None:
+    state = state_at(value, timezone, now)
+    if state is None:
+        return None
+    return {"open": state.open, "opens_at": state.opens_at, "closes_at": state.closes_at}
+
+
+def store(s: Store, now: datetime) -> dict:
+    """A retailer's own store, in full."""
+    week = Hours.from_json(s.hours)
+    return {
+        "id": s.id, "name": s.name, "lat": s.lat, "lon": s.lon, "area": s.area,
+        "service_radius_km": s.service_radius_km, "is_open": s.is_open,
+        "address": PostalAddress.of(s).to_json(), "hours": hours(week), "hours_text": describe(week),
+        "timezone": s.timezone, "open_now": open_now(week, s.timezone, now),
+    }
 
 
 def lines(order: Order) -> list[dict]:
@@ -42,7 +74,10 @@ def order(view: OrderView) -> dict:
         "id": o.id, "status": o.status, "total": o.total, "currency": o.currency, "delivery": o.delivery,
         "area": o.area, "created_at": o.created_at, "items": lines(o),
         "customer": None, "ship_to": None, "fulfilment": fulfilment(view.assignment), "payment": None,
-        "return_requested_at": o.return_requested_at,
+        "return_requested_at": view.returns[-1].requested_at if view.returns else None,
+        "returns": [order_return(r) for r in view.returns],
+        "delivered_at": o.delivered_at, "delivered_how": o.delivered_how,
+        "pickup_store": pickup_store(view.pickup_store, view.locale, view.now) if view.pickup_store else None,
     }
     if view.show_customer:
         out["customer"] = {"name": o.customer_name}
@@ -53,6 +88,33 @@ def order(view: OrderView) -> dict:
         p = view.payment
         out["payment"] = {"provider": p.provider, "status": p.status, "test_mode": p.test_mode, "amount": p.amount}
     return out
+
+
+def order_return(r: Return) -> dict:
+    return {
+        "id": r.id, "assignment_id": r.assignment_id, "status": r.status, "reason": r.reason,
+        "requested_at": r.requested_at, "decided_at": r.decided_at, "decided_by": r.decided_by_kind,
+        "note": r.note, "refund_amount": r.refund_amount, "refund_reference": r.refund_reference,
+    }
+
+
+def return_item(view: ReturnView) -> dict:
+    """A return to decide; its reason only with the proof the showing was logged."""
+    o = view.order
+    out = order_return(view.ret)
+    if view.disclosed is None:
+        out["reason"] = None
+    return {**out, "order_id": o.id, "currency": o.currency, "total": o.total, "refundable": view.refundable,
+            "items": lines(o)}
+
+
+def pickup_store(s: Store, locale: str, now: datetime | None) -> dict:
+    """Where the customer collects a pickup order: the store's name, address and
+    hours, never its owner's details."""
+    week = Hours.from_json(s.hours)
+    return {"name": s.name, "address": PostalAddress.of(s).to_json(), "hours": hours(week),
+            "hours_text": describe(week, locale), "timezone": s.timezone,
+            "open_now": open_now(week, s.timezone, now) if now is not None else None}
 
 
 def board_item(item: BoardItem) -> dict:

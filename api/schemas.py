@@ -156,14 +156,64 @@ class RetailerCreated(ma.Schema):
                                                 "Shown once: store it now."})
 
 
+class PostalAddressSchema(ma.Schema):
+    """A postal address, as an order's ship-to has it: in full, or only the
+    postal code and country until the street is known."""
+
+    line1 = Str(metadata={"description": "Street and number; required with any of line1, line2, city."})
+    line2 = Str()
+    city = Str(max=120, metadata={"description": "Required with any of line1, line2, city."})
+    region = Str(max=60, metadata={"description": (
+        "State or province. In the US the state's two letters, derived from the ZIP code when left out.")})
+    postal_code = Str(max=20, metadata={"description": "Required; in the US a ZIP code that exists."})
+    country = Str(max=2, metadata={"description": "ISO 3166-1 alpha-2, e.g. US; required."})
+
+
+class OpenRangeSchema(ma.Schema):
+    opens = f.String(required=True, validate=v.Length(max=5), metadata={
+        "description": "HH:MM on a 24-hour clock, in the store's time zone, e.g. 09:00."})
+    closes = f.String(required=True, validate=v.Length(max=5), metadata={
+        "description": "HH:MM after `opens`; 24:00 for midnight. A range never runs past midnight: go on "
+                       "from 00:00 the next day."})
+
+
+def _day(name: str):
+    return f.List(f.Nested(OpenRangeSchema), validate=v.Length(max=2), metadata={
+        "description": f"{name}: at most two open ranges, in order; empty or left out: closed."})
+
+
+class HoursSchema(ma.Schema):
+    """Opening hours: a week of open ranges, in the store's time zone."""
+
+    mon = _day("Monday")
+    tue = _day("Tuesday")
+    wed = _day("Wednesday")
+    thu = _day("Thursday")
+    fri = _day("Friday")
+    sat = _day("Saturday")
+    sun = _day("Sunday")
+    note = f.String(validate=v.Length(max=200), metadata={"description": "E.g. 'Closed on public holidays'."})
+
+
+_STORE_DETAILS = {
+    "address": "Its postal address: what a customer who picks up is told.",
+    "hours": "Opening hours; null clears them.",
+    "timezone": "IANA time zone of its hours (default: the zone at the store's point).",
+}
+
+
 class StoreIn(ma.Schema):
     name = Str(required=True)
-    location = f.Nested(LocationSchema, required=True)
+    location = f.Nested(LocationSchema, metadata={"description": (
+        "Where it is on the map; without it, the address's postal code is geocoded. One of the two is needed.")})
     service_radius_km = f.Float(required=True, metadata={"description": "How far this store ships, in kilometres."})
+    address = f.Nested(PostalAddressSchema, metadata={"description": _STORE_DETAILS["address"]})
+    hours = f.Nested(HoursSchema, allow_none=True, metadata={"description": _STORE_DETAILS["hours"]})
+    timezone = Str(max=64, metadata={"description": _STORE_DETAILS["timezone"]})
 
     @ma.post_load
     def make(self, data, **_):
-        return NewStore(**data)
+        return NewStore(**{"location": None, **data})
 
 
 class StorePatch(ma.Schema):
@@ -171,10 +221,23 @@ class StorePatch(ma.Schema):
     service_radius_km = f.Float(metadata={"description": "In kilometres."})
     is_open = f.Boolean(metadata={"description": "false: closed; its listings leave your board and it wins nothing."})
     location = f.Nested(LocationSchema)
+    address = f.Nested(PostalAddressSchema, metadata={"description": (
+        "Replaces the whole address. The store moves to its postal code when that changed and no `location` "
+        "is given.")})
+    hours = f.Nested(HoursSchema, allow_none=True, metadata={"description": _STORE_DETAILS["hours"]})
+    timezone = Str(max=64, metadata={"description": "IANA time zone; a store that moves takes the zone at its "
+                                                    "new point unless this is given."})
 
     @ma.post_load
     def make(self, data, **_):
         return StoreChanges(**data)
+
+
+class OpenNowOut(ma.Schema):
+    open = f.Boolean()
+    opens_at = f.AwareDateTime(allow_none=True, metadata={"description": "While closed: when it opens next "
+                                                                         "(null: not in the coming week)."})
+    closes_at = f.AwareDateTime(allow_none=True, metadata={"description": "While open: when it closes."})
 
 
 class StoreOut(ma.Schema):
@@ -185,6 +248,11 @@ class StoreOut(ma.Schema):
     area = f.String(metadata={"description": "City and postal prefix, as listings show places."})
     service_radius_km = f.Float(metadata={"description": "In kilometres."})
     is_open = f.Boolean()
+    address = f.Nested(PostalAddressSchema, metadata={"description": "Fields not known yet are empty strings."})
+    hours = f.Nested(HoursSchema, allow_none=True, metadata={"description": "Null: not given."})
+    hours_text = f.String(metadata={"description": "The hours for people, in English: equal days grouped."})
+    timezone = f.String()
+    open_now = f.Nested(OpenNowOut, allow_none=True, metadata={"description": "Null when no hours are given."})
 
 
 class DealerIn(ma.Schema):
@@ -336,6 +404,29 @@ class FulfilmentOut(ma.Schema):
     tracking_number = f.String(allow_none=True)
 
 
+class OrderReturnOut(ma.Schema):
+    id = f.Integer()
+    assignment_id = f.Integer(metadata={"description": "The part it concerns: each fulfiller answers its own."})
+    status = f.String(metadata={"description": "requested, accepted (the card refunded) or refused"})
+    reason = f.String(metadata={"description": "The customer's words."})
+    requested_at = f.AwareDateTime()
+    decided_at = f.AwareDateTime(allow_none=True)
+    decided_by = f.String(allow_none=True, metadata={
+        "description": "retailer or manufacturer: who answered (null: not yet, or not recorded)."})
+    note = f.String(allow_none=True, metadata={"description": "To the customer; always there when refused."})
+    refund_amount = Amount(allow_none=True, example=6400, metadata={"description": "Refunded to the card."})
+    refund_reference = f.String(allow_none=True, metadata={"description": "The payment provider's refund id."})
+
+
+class PickupStoreOut(ma.Schema):
+    name = f.String()
+    address = f.Nested(PostalAddressSchema)
+    hours = f.Nested(HoursSchema, allow_none=True)
+    hours_text = f.String(metadata={"description": "The hours for people, in the store's language."})
+    timezone = f.String()
+    open_now = f.Nested(OpenNowOut, allow_none=True)
+
+
 class OrderOut(ma.Schema):
     id = f.Integer()
     status = f.String(metadata={"description": "awaiting_payment, open (on the board), awarded, shipped, "
@@ -352,7 +443,16 @@ class OrderOut(ma.Schema):
     fulfilment = f.Nested(FulfilmentOut, allow_none=True, metadata={"description": "Null until it is awarded."})
     payment = f.Nested(PaymentOut, allow_none=True, metadata={
         "description": "The customer's and the manufacturer's to see; null for a fulfiller."})
-    return_requested_at = f.AwareDateTime(allow_none=True)
+    return_requested_at = f.AwareDateTime(allow_none=True, metadata={
+        "description": "When the latest return was asked for (see `returns`)."})
+    returns = f.List(f.Nested(OrderReturnOut), metadata={
+        "description": "Returns asked for, oldest first: all of them for the customer and the manufacturer, "
+                       "its own part's for a fulfiller."})
+    delivered_at = f.AwareDateTime(allow_none=True)
+    delivered_how = f.String(allow_none=True, metadata={
+        "description": "customer (confirmed), assumed (BROKER_DELIVERED_AFTER_DAYS after shipment) or pickup"})
+    pickup_store = f.Nested(PickupStoreOut, allow_none=True, metadata={
+        "description": "For the customer of a pickup order, once a store has it: where and when to collect it."})
 
 
 class OrderQuery(ma.Schema):
@@ -706,6 +806,29 @@ class BrandingOut(ma.Schema):
 
 class ReturnIn(ma.Schema):
     reason = f.String(required=True, validate=v.Length(min=1, max=500))
+    assignment_id = Id(metadata={"description": "The part that goes back, for an order shipped in parts."})
+
+
+class ReturnDecisionIn(ma.Schema):
+    return_id = Id(metadata={"description": "Which return, when several parts of the order have one open."})
+
+
+class RefuseReturnIn(ReturnDecisionIn):
+    note = f.String(required=True, validate=v.Length(min=1, max=1000), metadata={
+        "description": "To the customer: why, and what they can do."})
+
+
+class ReturnQuery(ma.Schema):
+    status = f.String(validate=v.OneOf(["requested", "accepted", "refused"]), metadata={
+        "description": "requested: the returns waiting for your answer."})
+
+
+class ReturnOut(OrderReturnOut):
+    order_id = f.Integer()
+    currency = Currency()
+    total = Amount(example=12800, metadata={"description": "The order's total."})
+    refundable = Amount(example=12800, metadata={"description": "What accepting it refunds now (0 once decided)."})
+    items = f.List(f.Nested(LineOut))
 
 
 class PickupIn(ma.Schema):

@@ -77,6 +77,9 @@ class Settings:
     payout_cron: str = "0 4 * * *"
     # A pickup order not collected this long after it is awarded is cancelled and refunded.
     pickup_within_hours: float = 72.0
+    # A shipped order its customer has not confirmed is taken as delivered this
+    # many days after the shipment (the hourly `delivered` job).
+    delivered_after_days: float = 10.0
     # Personal requests: how long they stay open by default, and at most.
     request_default_hours: float = 168.0
     request_max_hours: float = 720.0
@@ -153,6 +156,7 @@ class Settings:
             values["allowed_hosts"] = tuple(h.strip() for h in env["BROKER_ALLOWED_HOSTS"].split(",") if h.strip())
         text("BROKER_PAYOUT_CRON", "payout_cron")
         number("BROKER_PICKUP_WITHIN_HOURS", "pickup_within_hours")
+        number("BROKER_DELIVERED_AFTER_DAYS", "delivered_after_days")
         number("BROKER_REQUEST_DEFAULT_HOURS", "request_default_hours")
         number("BROKER_REQUEST_MAX_HOURS", "request_max_hours")
         text("BROKER_CALLBACK_SECRET", "callback_secret")
@@ -199,6 +203,8 @@ class Settings:
             raise ConfigError("BROKER_AUTH_HOLD_HOURS must be more than 0")
         if self.log_format not in ("text", "json"):
             raise ConfigError("BROKER_LOG_FORMAT must be text or json")
+        if not (0 < self.delivered_after_days <= 365):
+            raise ConfigError("BROKER_DELIVERED_AFTER_DAYS must be more than 0 and at most 365")
         if self.pii_retention_days < 1:
             raise ConfigError("BROKER_PII_RETENTION_DAYS must be at least 1")
         if self.board_count_limit < 0:

@@ -36,14 +36,17 @@ PRODUCTS = [
     ("NW-LOCK", "U-lock", 5900, "Hardened steel, two keys."),
 ]
 
-# name, ZIP, service radius (km), authorised by the manufacturer
+# name, ZIP, service radius (km), authorised by the manufacturer, street, city
 RETAILERS = [
-    ("Mission Bike Shop", "94110", 40, True),
-    ("Oakland Spokes", "94607", 40, True),
-    ("Palo Alto Pedal", "94301", 50, True),
-    ("San Jose Cyclery", "95112", 30, False),
-    ("LA Wheelworks", "90012", 50, True),
+    ("Mission Bike Shop", "94110", 40, True, "3150 18th St", "San Francisco"),
+    ("Oakland Spokes", "94607", 40, True, "522 Washington St", "Oakland"),
+    ("Palo Alto Pedal", "94301", 50, True, "240 Hamilton Ave", "Palo Alto"),
+    ("San Jose Cyclery", "95112", 30, False, "460 S 2nd St", "San Jose"),
+    ("LA Wheelworks", "90012", 50, True, "300 N Main St", "Los Angeles"),
 ]
+# Every demo store's opening hours (broker/accounts/hours.py's JSON).
+HOURS = {**{day: [{"opens": "10:00", "closes": "19:00"}] for day in ("mon", "tue", "wed", "thu", "fri")},
+         "sat": [{"opens": "10:00", "closes": "17:00"}], "note": "Closed on public holidays"}
 
 # customer, ZIP, city, items, hours ago, retailers that bid (by index)
 ORDERS = [
@@ -82,13 +85,15 @@ def seed(ctx: Context, *, say=print) -> DemoKeys | None:
     users = {"Northwind Cycles (console)": _demo_user(ctx, Role.MANUFACTURER, maker.id, "owner@northwind.example",
                                                        "Nora Owner", password).email}
     retailer_actors, retailer_keys = [], {}
-    for name, zip_code, radius, authorised in RETAILERS:
-        retailer, _, key = accounts.create_retailer(
+    for name, zip_code, radius, authorised, street, city in RETAILERS:
+        retailer, store, key = accounts.create_retailer(
             ctx, OPERATOR,
             accounts.NewRetailer(name, f"hello@{name.lower().replace(' ', '')}.example", LocationQuery(zip_code, "US"),
                                  radius),
         )
         retailer_actors.append(Actor(ActorKind.RETAILER, retailer.id))
+        accounts.update_store(ctx, retailer_actors[-1], store.id, accounts.StoreChanges(
+            address={"line1": street, "city": city, "postal_code": zip_code, "country": "US"}, hours=HOURS))
         retailer_keys[name] = key
         owner = _demo_user(ctx, Role.RETAILER, retailer.id, f"hello@{name.lower().replace(' ', '')}.example",
                            "Shop Owner", password)

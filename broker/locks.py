@@ -1,7 +1,7 @@
 """The one order in which writers take row locks, so that PostgreSQL never
 finds two transactions each waiting for the other.
 
-    listing → personal request → order → assignment → payment
+    listing → personal request → order → assignment → return → payment
             → earning (the order's sale earning, then clawbacks) → payout
 
 A transaction that needs several of these locks takes them in this order,
@@ -20,6 +20,9 @@ locked in ascending id order. For example:
 * a dispute or a provider's event: listing → order → payment → earning
   (`payments.webhooks`); a reversed transfer: the orders of its earnings →
   the earnings → the payout (`payouts.transfer_reversed`);
+* a return decided (accepted and refunded, or refused): order → its shipped
+  assignments → the return → payment (`returns.accept_return`); the delivered
+  job: order, SKIP LOCKED (`orders.delivered`);
 * a cancellation, a release, a lapse, a pickup that expired, an accepted offer
   or an expired request: listing → (request) → order → assignment → payment.
 

@@ -34,6 +34,7 @@ from broker.payments.models import (
 from broker.payouts.models import ConnectedAccount, Earning, EarningStatus, Payout
 from broker.personal.models import Message, PersonalRequest, Prefer, RequestStatus
 from broker.reputation.models import Review
+from broker.returns.models import Return, ReturnStatus
 from broker.privacy.models import Disclosure
 from broker.settlement.models import (
     Cause,
@@ -47,7 +48,7 @@ from broker.settlement.models import (
 __all__ = [
     "ApplicationStatus", "DealerApplication", "DealerInvitation", "EmailOptOut", "InvitationStatus", "JobFailure",
     "User", "UserSession",
-    "Review", "Message", "PersonalRequest", "Prefer", "RequestStatus",
+    "Return", "ReturnStatus", "Review", "Message", "PersonalRequest", "Prefer", "RequestStatus",
     "ConnectedAccount", "Earning", "EarningStatus", "LedgerEntry", "LedgerTransaction", "OfflineAccount",
     "OfflineRefund", "OfflineTransfer", "Payout", "WebhookEvent",
     "ApiKey", "Assignment", "AssignmentStatus", "Base", "Bid", "BidStatus", "Cause",

@@ -51,6 +51,14 @@ def _locale(locale: str | None) -> str:
         return DEFAULT_LOCALE
 
 
+def format_money(amount: int, currency: str, locale: str | None = DEFAULT_LOCALE) -> str:
+    """Minor units as the store writes money (Babel): 4599 USD in en_US is
+    "$45.99", 4599 EUR in de_DE "45,99 €"."""
+    from babel.numbers import format_currency
+
+    return format_currency(Decimal(amount).scaleb(-_EXPONENTS.get(currency, 2)), currency, locale=_locale(locale))
+
+
 def amount_examples(currency: str, locale: str | None = DEFAULT_LOCALE) -> str:
     """How an amount is written in this locale, for messages: "12.50 or 1,250.00"
     (en_US), "12,50 or 1.250,00" (de_DE), "12 or 1,250" (JPY)."""

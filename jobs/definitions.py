@@ -23,6 +23,7 @@ from broker.fulfilment.services import check_deadlines
 from broker.identity.services import expire_sign_ups
 from broker.notifications.delivery import deliver_emails
 from broker.notifications.digest import send_digests
+from broker.orders.delivered import assume_deliveries
 from broker.outbox.delivery import run_callbacks
 from broker.payouts.services import run_payouts
 from broker.personal.services import expire_requests
@@ -68,6 +69,10 @@ def run_request_expiry(ctx: Context) -> None:
     expire_requests(ctx)
 
 
+def run_delivered(ctx: Context) -> None:
+    assume_deliveries(ctx)
+
+
 def run_emails(ctx: Context) -> None:
     deliver_emails(ctx)
 
@@ -105,6 +110,14 @@ JOBS: tuple[JobSpec, ...] = (
         # Hourly: a request is awarded, handed to its manufacturer or released
         # within the hour after it expires.
         trigger=lambda ctx: CronTrigger(minute=17, timezone=ctx.settings.timezone),
+        misfire_grace_seconds=3600,
+    ),
+    JobSpec(
+        id="delivered",
+        func=run_delivered,
+        # Hourly: a shipped order nobody confirmed is taken as delivered within the
+        # hour after BROKER_DELIVERED_AFTER_DAYS (away from the other hourly jobs).
+        trigger=lambda ctx: CronTrigger(minute=37, timezone=ctx.settings.timezone),
         misfire_grace_seconds=3600,
     ),
     JobSpec(

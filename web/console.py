@@ -29,6 +29,7 @@ from broker.orders import services as orders
 from broker.orders.models import OrderStatus
 from broker.pagination import PageRequest
 from broker.payouts import services as payouts
+from broker.returns import services as returns
 from broker.settlement import reports as settlement_reports
 from broker.storefront import domains
 from broker.storefront import services as storefront
@@ -185,11 +186,50 @@ def order_detail(order_id: int):
 
     :raise 404: not one of the caller's orders.
     """
+    return _render_order(order_id)
+
+
+def _render_order(order_id: int, *, errors: dict | None = None, note: str = "", status: int = 200):
     try:
         view = orders.get_order(ctx(), _actor(), order_id)
     except NotFound:
         abort(404)
-    return render_template("console/order.html", view=view)
+    return render_template("console/order.html", view=view, errors=errors or {}, note=note), status
+
+
+def _return_id() -> int | None:
+    raw = request.form.get("return_id", "")
+    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+
+
+@bp.post("/orders/<int:order_id>/return/accept")
+@manufacturer_only
+def accept_return(order_id: int):
+    """Accept the customer's return: the card is refunded what was captured.
+
+    :raise 404: not an order whose returns the caller decides. :raise 409: no
+        open return, or nothing left to refund.
+    """
+    returns.accept_return(ctx(), _actor(), order_id, _return_id())
+    flash("Return accepted: the customer's card is refunded, and they are told.")
+    return redirect(url_for("console.order_detail", order_id=order_id))
+
+
+@bp.post("/orders/<int:order_id>/return/refuse")
+@manufacturer_only
+def refuse_return(order_id: int):
+    """Refuse the customer's return with a note they are emailed.
+
+    :raise 404: not an order whose returns the caller decides. :raise 409: no
+        open return. :raise 422: no note (shown beside the field).
+    """
+    note = request.form.get("note", "")
+    try:
+        returns.refuse_return(ctx(), _actor(), order_id, note, _return_id())
+    except Invalid as exc:
+        return _render_order(order_id, errors=exc.errors or {"note": [exc.detail]}, note=note, status=422)
+    flash("Return refused: the customer is emailed your note.")
+    return redirect(url_for("console.order_detail", order_id=order_id))
 
 
 # --- catalog ---------------------------------------------------------------------

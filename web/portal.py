@@ -18,6 +18,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from broker.accounts import applications
+from broker.accounts import hours as opening_hours
 from broker.accounts import services as accounts
 from broker.accounts.models import Role
 from broker.board import services as board_services
@@ -27,9 +28,9 @@ from broker.errors import BrokerError, Invalid
 from broker.fulfilment import services as fulfilment
 from broker.fulfilment.models import AssignmentStatus
 from broker.fulfilment.scorecard import scorecard as retailer_scorecard
-from broker.geo.geocoding import LocationQuery
 from broker.money import CURRENCIES, parse_amount
 from broker.pagination import PageRequest
+from broker.returns import services as returns
 from broker.settlement.reports import bid_outcomes
 from web import charts
 from web.security import check_csrf, ctx, current_user, signed_in
@@ -268,6 +269,47 @@ def pickup(assignment_id: int):
     return redirect(url_for("portal.order", assignment_id=assignment_id))
 
 
+def _return_decision(assignment_id: int, decide):
+    """Accept or refuse the open return of this won order (`decide(order_id, return_id)`)."""
+    view = fulfilment.get_assignment(ctx(), _actor(), assignment_id, purpose="fulfiller opened a return")
+    return_id = request.form.get("return_id", "")
+    try:
+        decide(view.order.id, int(return_id) if return_id.isdigit() and len(return_id) < 19 else None)
+    except Invalid as exc:
+        return _render_order(assignment_id, errors=_field_errors(exc, "note"), form=request.form, status=422)
+    return None
+
+
+@bp.post("/orders/<int:assignment_id>/return/accept")
+@signed_in(Role.RETAILER)
+def accept_return(assignment_id: int):
+    """Accept the customer's return: the card is refunded what was captured.
+
+    :raise 404: not yours. :raise 409: no open return, or nothing left to refund.
+    """
+    failed = _return_decision(assignment_id, lambda order_id, return_id: returns.accept_return(
+        ctx(), _actor(), order_id, return_id))
+    if failed:
+        return failed
+    flash("Return accepted: the customer's card is refunded, and they are told.")
+    return redirect(url_for("portal.order", assignment_id=assignment_id))
+
+
+@bp.post("/orders/<int:assignment_id>/return/refuse")
+@signed_in(Role.RETAILER)
+def refuse_return(assignment_id: int):
+    """Refuse the customer's return with a note they are emailed.
+
+    :raise 404: not yours. :raise 409: no open return. :raise 422: no note.
+    """
+    failed = _return_decision(assignment_id, lambda order_id, return_id: returns.refuse_return(
+        ctx(), _actor(), order_id, request.form.get("note", ""), return_id))
+    if failed:
+        return failed
+    flash("Return refused: the customer is emailed your note.")
+    return redirect(url_for("portal.order", assignment_id=assignment_id))
+
+
 @bp.post("/orders/<int:assignment_id>/release")
 @signed_in(Role.RETAILER)
 def release(assignment_id: int):
@@ -318,6 +360,8 @@ def outcomes():
 
 # --- stores ---------------------------------------------------------------------------
 
+ADDRESS_FIELDS = ("line1", "line2", "city", "region", "postal_code", "country")
+
 
 def _render_stores(*, errors=None, forms=None, status: int = 200):
     """`errors` and `forms` are keyed by form: a store's id, or "new"."""
@@ -325,8 +369,16 @@ def _render_stores(*, errors=None, forms=None, status: int = 200):
     map_data = {"stores": [{"id": s.id, "name": s.name, "lat": s.lat, "lon": s.lon,
                             "radius_km": s.service_radius_km, "open": s.is_open} for s in found.items],
                 "listings": []}
-    return render_template("portal/stores.html", stores=found.items, errors=errors or {}, forms=forms or {},
-                           map_data=map_data), status
+    now = ctx().now()
+    hours = {s.id: opening_hours.Hours.from_json(s.hours) for s in found.items}
+    return render_template(
+        "portal/stores.html", stores=found.items, errors=errors or {}, forms=forms or {}, map_data=map_data,
+        days=list(zip(opening_hours.DAYS, ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
+                                             "Sunday"))),
+        hours_text={sid: opening_hours.describe(h) for sid, h in hours.items()},
+        day_text=lambda store_id, day: opening_hours.form_text(hours.get(store_id), day),
+        open_state={s.id: opening_hours.state_at(hours[s.id], s.timezone, now) for s in found.items},
+    ), status
 
 
 def _radius(form) -> tuple[float | None, dict[str, list[str]]]:
@@ -340,34 +392,77 @@ def _radius(form) -> tuple[float | None, dict[str, list[str]]]:
     return value, {}
 
 
-def _location(form) -> LocationQuery | None:
-    postal_code = (form.get("postal_code") or "").strip()
-    if not postal_code:
+def _address(form, store=None) -> dict | None:
+    """The address typed in the form; None when nothing is typed, or it is the
+    store's as it was (so a store whose street nobody has filled in yet can
+    still change its radius)."""
+    values = {name: (form.get(name) or "").strip() for name in ADDRESS_FIELDS}
+    if not any(values[name] for name in ADDRESS_FIELDS if name != "country"):
+        return None  # nothing typed: the address stays as it is
+    if store is not None and values == {name: getattr(store, name) or "" for name in ADDRESS_FIELDS}:
         return None
-    return LocationQuery(postal_code=postal_code, country=(form.get("country") or "").strip().upper() or None)
+    return values
+
+
+def _store_details(form, store=None) -> tuple[dict, dict[str, list[str]]]:
+    """The address, hours and time zone from the form, for the service (which
+    checks them), and the errors of reading the hours."""
+    details: dict = {"address": _address(form, store)}
+    errors: dict[str, list[str]] = {}
+    try:
+        details["hours"] = opening_hours.parse_form(form)
+    except Invalid as exc:
+        errors.update(_store_errors(exc))
+    zone = (form.get("timezone") or "").strip() or None
+    # The field shows the store's zone: sent back unchanged, it is not a choice,
+    # so a store that moves still takes the zone of its new place.
+    details["timezone"] = None if store is not None and zone == store.timezone else zone
+    return details, errors
+
+
+def _store_errors(exc: BrokerError) -> dict[str, list[str]]:
+    """A service's errors keyed by the stores form's fields: `address.city` is
+    `city`, `hours.tue` is `hours_tue`, a location's problem is the postal code's."""
+    if not exc.errors:
+        return {"name": [exc.detail]}
+    errors: dict[str, list[str]] = {}
+    for name, messages in exc.errors.items():
+        parts = name.split(".")
+        if parts[0] == "hours":
+            field = f"hours_{parts[1]}" if len(parts) > 1 else "hours_mon"
+        elif parts[0] in ("address", "location"):
+            field = parts[1] if len(parts) > 1 and parts[1] in ADDRESS_FIELDS else "postal_code"
+        else:
+            field = parts[-1]
+        errors.setdefault(field, []).extend(messages)
+    return errors
 
 
 @bp.get("/stores")
 @signed_in(Role.RETAILER)
 def stores():
-    """The retailer's stores, each with its service radius on a map."""
+    """The retailer's stores, each with its address, opening hours and time zone,
+    and its service radius on a map."""
     return _render_stores()
 
 
 @bp.post("/stores")
 @signed_in(Role.RETAILER)
 def add_store():
-    """:raise 422: blank name, unknown postal code, radius out of range."""
+    """A store at its address (placed on the map by its postal code).
+
+    :raise 422: every wrong field at once: blank name or street, unknown postal
+        code, bad hours or time zone, radius out of range.
+    """
     radius, errors = _radius(request.form)
-    location = _location(request.form)
-    if location is None:
-        errors["postal_code"] = ["a postal code, to put the store on the map"]
+    details, hour_errors = _store_details(request.form)
+    errors.update(hour_errors)
     if not errors:
         try:
             store = accounts.add_store(ctx(), _actor(), accounts.NewStore(
-                name=request.form.get("name", ""), location=location, service_radius_km=radius))
+                name=request.form.get("name", ""), location=None, service_radius_km=radius, **details))
         except Invalid as exc:
-            errors = _field_errors(exc, "name")
+            errors = _store_errors(exc)
         else:
             flash(f"{store.name} is added: the board now covers {store.service_radius_km:g} km around {store.area}.")
             return redirect(url_for("portal.stores") + f"#store-{store.id}")
@@ -377,19 +472,22 @@ def add_store():
 @bp.post("/stores/<int:store_id>")
 @signed_in(Role.RETAILER)
 def update_store(store_id: int):
-    """Name, location (a new postal code; blank keeps it), radius, open or closed.
+    """Name, address (a new postal code moves the store), opening hours, time
+    zone, radius, open or closed.
 
-    :raise 404: not this retailer's store. :raise 422: bad input.
+    :raise 404: not this retailer's store. :raise 422: bad input, each field's.
     """
+    mine = {s.id: s for s in accounts.list_stores(ctx(), _actor(), PageRequest(1, 500)).items}
     radius, errors = _radius(request.form)
+    details, hour_errors = _store_details(request.form, mine.get(store_id))
+    errors.update(hour_errors)
     if not errors:
         changes = accounts.StoreChanges(name=request.form.get("name", ""), service_radius_km=radius,
-                                        is_open=request.form.get("is_open") == "on",
-                                        location=_location(request.form))
+                                        is_open=request.form.get("is_open") == "on", **details)
         try:
             store = accounts.update_store(ctx(), _actor(), store_id, changes)
         except Invalid as exc:
-            errors = _field_errors(exc, "name")
+            errors = _store_errors(exc)
         else:
             flash(f"{store.name} is saved ({'open' if store.is_open else 'closed'}, "
                   f"{store.service_radius_km:g} km around {store.area}).")

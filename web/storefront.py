@@ -27,11 +27,15 @@ from broker.catalog.services import storefront_catalog
 from broker.errors import BrokerError, Conflict, Invalid, NotFound
 from broker.grammar import color_or, image_url_or_none, origins_or_none
 from broker.money import exponent
+from broker.accounts import hours as opening_hours
+from broker.orders import delivered
 from broker.orders import services as orders
 from broker.orders.models import Delivery, OrderStatus
 from broker.pagination import PageRequest
 from broker.privacy import services as privacy
 from broker.reputation import services as reputation
+from broker.returns import services as returns
+from broker.returns.models import ReturnStatus
 from broker.storefront import services as shop
 from broker.urls import origin_for
 from web import capability
@@ -367,8 +371,16 @@ def _order_page(order_id: int, link: capability.Capability, *, error: str | None
     reached = _reached(view.order.status)
     shipped_at = view.order.shipped_at
     return_open = shipped_at is not None and ctx.now() <= shipped_at + timedelta(days=g.store.return_window_days)
+    latest = view.returns[-1] if view.returns else None
+    # Ask (again, after a refusal) while the window is open and nothing is pending or accepted.
+    can_ask_return = return_open and view.order.status in (OrderStatus.SHIPPED, OrderStatus.DELIVERED) and (
+        latest is None or latest.status == ReturnStatus.REFUSED)
+    store = view.pickup_store
+    week = store and opening_hours.Hours.from_json(store.hours)
     return render_template("store/order.html", view=view, link=link, log=log, reviews=reviews,
-                           return_open=return_open,
+                           return_open=return_open, can_ask_return=can_ask_return,
+                           pickup_hours=opening_hours.describe(week, g.store.locale) if store else "",
+                           pickup_state=opening_hours.state_at(week, store.timezone, ctx.now()) if store else None,
                            timeline=[(key, label, key in reached) for key, label in TIMELINE],
                            new=request.args.get("new"), error=error,
                            can_cancel=view.order.status in (OrderStatus.AWAITING_PAYMENT, OrderStatus.OPEN,
@@ -414,12 +426,26 @@ def review(order_id: int, token: str | None):
     return redirect(link.url_for("store.order", order_id=order_id), code=303)
 
 
+@bp.post("/o/<int:order_id>/delivered", defaults={"token": None})
+@bp.post("/o/<int:order_id>/<token>/delivered")
+def confirm_delivery(order_id: int, token: str | None):
+    """The customer says the order arrived; the review form opens."""
+    link = _order_link(order_id, token)
+    try:
+        delivered.confirm_delivery(_ctx(), order_id, link.token)
+    except NotFound:
+        abort(404)
+    except BrokerError as exc:
+        return _order_page(order_id, link, error=exc.detail, status=exc.status)
+    return redirect(link.url_for("store.order", order_id=order_id), code=303)
+
+
 @bp.post("/o/<int:order_id>/return", defaults={"token": None})
 @bp.post("/o/<int:order_id>/<token>/return")
 def return_request(order_id: int, token: str | None):
     link = _order_link(order_id, token)
     try:
-        orders.request_return(_ctx(), order_id, link.token, request.form.get("reason", ""))
+        returns.request_return(_ctx(), order_id, link.token, request.form.get("reason", ""))
     except NotFound:
         abort(404)
     except BrokerError as exc:

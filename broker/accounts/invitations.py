@@ -189,7 +189,8 @@ def sign_up_invited(ctx: Context, token: str, cmd: RetailerSignUp) -> tuple[Sign
             raise Conflict("that address already has an account: sign in, then open the invitation's link again",
                            errors={"email": ["already has an account"]})
         try:
-            user = create_retailer_account(uow.session, cmd, email, place, now, verified=True)
+            user = create_retailer_account(uow.session, cmd, email, place, now, verified=True,
+                                           default_timezone=ctx.settings.timezone)
         except IntegrityError:
             raise Conflict("that address already has an account: sign in, then open the invitation's link again",
                            errors={"email": ["already has an account"]}) from None

@@ -66,6 +66,19 @@ class Store(Base):
     service_radius_km: Mapped[float] = mapped_column(Float)
     is_open: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Its postal address, for customers who pick up (broker/accounts/addresses.py);
+    # "" where not known (a store made from a bare postal code has only that and
+    # its country until the retailer completes it).
+    line1: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    line2: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    city: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    region: Mapped[str] = mapped_column(String(60), default="", server_default="")
+    postal_code: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    country: Mapped[str] = mapped_column(String(2), default="", server_default="")
+    # Opening hours as broker/accounts/hours.py stores them; None: not given.
+    hours: Mapped[dict | None] = mapped_column(JSON, default=None)
+    # IANA name: its hours are on this wall clock.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
 
     retailer: Mapped[Retailer] = relationship(back_populates="stores")
 

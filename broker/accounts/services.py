@@ -8,6 +8,8 @@ import re
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from broker.accounts import hours as opening_hours
+from broker.accounts.addresses import PostalAddress, check_address
 from broker.accounts.models import ApiKey, DealerAuthorisation, Manufacturer, Retailer, Role, Store
 from broker.auth import ANONYMOUS, Actor, ActorKind, digest, new_secret, require, same
 from broker.board.models import Bid, BidStatus, Listing, ListingStatus
@@ -16,7 +18,8 @@ from broker.context import Context
 from broker.db import insert_if_absent
 from broker.email_address import email_address
 from broker.errors import Conflict, Invalid, NotFound, Unauthenticated
-from broker.geo.geocoding import LocationQuery, resolve_location
+from broker.geo.geocoding import GeocodeResult, LocationQuery, resolve_location
+from broker.geo.timezones import parse_timezone, timezone_at
 from broker.locks import lock
 from broker.money import CURRENCIES
 from broker.pagination import Page, PageRequest, paginate
@@ -33,11 +36,22 @@ class NewManufacturer:
     location: LocationQuery
 
 
+# A field a PATCH left out (None would mean "clear it").
+UNSET: object = type("Unset", (), {"__repr__": lambda self: "UNSET"})()
+
+
 @dataclasses.dataclass(frozen=True)
 class NewStore:
     name: str
-    location: LocationQuery
+    # Where it is on the map; None: the address's postal code is geocoded.
+    location: LocationQuery | None
     service_radius_km: float
+    # {line1, line2, city, region, postal_code, country} (broker/accounts/addresses.py).
+    address: dict | None = None
+    # The API's hours JSON (broker/accounts/hours.py `parse`), or parsed Hours.
+    hours: dict | opening_hours.Hours | None = None
+    # IANA name; default: the zone at the store's point.
+    timezone: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +68,11 @@ class StoreChanges:
     service_radius_km: float | None = None
     is_open: bool | None = None
     location: LocationQuery | None = None
+    # The whole address (it replaces the one there); None leaves it.
+    address: dict | None = None
+    # Hours as for NewStore; None clears them, UNSET leaves them.
+    hours: object = UNSET
+    timezone: str | None = None
 
 
 def authenticate(ctx: Context, bearer: str | None) -> Actor:
@@ -147,8 +166,8 @@ def create_retailer(ctx: Context, actor: Actor, cmd: NewRetailer) -> tuple[Retai
         retailer = Retailer(name=name, email=email, active=True, created_at=now)
         uow.session.add(retailer)
         uow.session.flush()
-        store = Store(retailer_id=retailer.id, name=name, lat=place.lat, lon=place.lon, area=place.area,
-                      service_radius_km=radius, is_open=True, created_at=now)
+        store = new_store_row(retailer.id, name, place, radius, now, default_timezone=ctx.settings.timezone,
+                              address=address_from_location(cmd.location))
         uow.session.add(store)
         key = _issue_key(uow.session, ctx, Role.RETAILER, retailer_id=retailer.id)
         uow.commit()
@@ -156,16 +175,93 @@ def create_retailer(ctx: Context, actor: Actor, cmd: NewRetailer) -> tuple[Retai
 
 
 def add_store(ctx: Context, actor: Actor, cmd: NewStore) -> Store:
+    """Another store for the calling retailer. Placed at `location`, else at its
+    address's postal code (geocoded); without an address, its address is what
+    the location gives (postal code and country).
+
+    :raise 422: bad input, every field of the address and the hours at once.
+    """
     require(actor, ActorKind.RETAILER)
     name = _clean_name(cmd.name)
     radius = _check_radius(cmd.service_radius_km)
-    place = resolve_location(ctx.geocoder, cmd.location)
+    address, hours, zone = _details(cmd.address, cmd.hours, cmd.timezone)
+    place = _place(ctx, cmd.location, address)
+    if address is None:
+        address = address_from_location(cmd.location)
     with ctx.uow() as uow:
-        store = Store(retailer_id=actor.id, name=name, lat=place.lat, lon=place.lon, area=place.area,
-                      service_radius_km=radius, is_open=True, created_at=ctx.now())
+        store = new_store_row(actor.id, name, place, radius, ctx.now(), default_timezone=ctx.settings.timezone,
+                              address=address, hours=hours, timezone=zone)
         uow.session.add(store)
         uow.commit()
         return store
+
+
+def new_store_row(retailer_id: int, name: str, place: GeocodeResult, radius: float, now, *, default_timezone: str,
+                  address: PostalAddress | None = None, hours: opening_hours.Hours | None = None,
+                  timezone: str | None = None) -> Store:
+    """A store row (not added): sign-up, `POST /retailers` and `POST /stores` make
+    theirs here. The time zone defaults to the one at its point, else
+    `default_timezone` (BROKER_TIMEZONE)."""
+    store = Store(retailer_id=retailer_id, name=name, lat=place.lat, lon=place.lon, area=place.area,
+                  service_radius_km=radius, is_open=True, created_at=now,
+                  hours=hours.to_json() if hours is not None else None,
+                  timezone=timezone or timezone_at(place.lat, place.lon, default_timezone))
+    _set_address(store, address or PostalAddress())
+    return store
+
+
+def _set_address(store: Store, address: PostalAddress) -> None:
+    store.line1, store.line2, store.city = address.line1, address.line2, address.city
+    store.region, store.postal_code, store.country = address.region, address.postal_code, address.country
+
+
+def address_from_location(location: LocationQuery | None) -> PostalAddress | None:
+    """What a bare location says of the address: its postal code and country (and,
+    in the US, the state). Nothing when it does not read as one: a location
+    given as coordinates may carry any postal code, and was never refused for it."""
+    if location is None or not (location.postal_code or location.country):
+        return None
+    try:
+        return check_address({"postal_code": location.postal_code, "country": location.country}, complete=False)
+    except Invalid:
+        return None
+
+
+def _details(address: dict | None, hours, timezone: str | None):
+    """The address, hours and time zone a caller gave, checked together so that a
+    form shows every wrong field at once. :raise 422."""
+    errors: dict[str, list[str]] = {}
+    checked_address = checked_hours = zone = None
+    if address is not None:
+        try:
+            checked_address = check_address(address)
+        except Invalid as exc:
+            errors.update(exc.errors)
+    if isinstance(hours, opening_hours.Hours):
+        checked_hours = hours
+    elif hours is not None and hours is not UNSET:
+        try:
+            checked_hours = opening_hours.parse(hours)
+        except Invalid as exc:
+            errors.update(exc.errors)
+    if timezone is not None:
+        try:
+            zone = parse_timezone(timezone)
+        except Invalid as exc:
+            errors.update(exc.errors)
+    if errors:
+        raise Invalid("the store has errors", errors=errors)
+    return checked_address, checked_hours, zone
+
+
+def _place(ctx: Context, location: LocationQuery | None, address: PostalAddress | None) -> GeocodeResult:
+    """Where the store goes on the map: an explicit location wins; else the
+    address's postal code, geocoded as any location is."""
+    if location is not None:
+        return resolve_location(ctx.geocoder, location)
+    if address is not None:
+        return resolve_location(ctx.geocoder, LocationQuery(address.postal_code, address.country), field="address")
+    raise Invalid.field("location", "give the store's location, or its address")
 
 
 def list_stores(ctx: Context, actor: Actor, page: PageRequest) -> Page[Store]:
@@ -175,8 +271,16 @@ def list_stores(ctx: Context, actor: Actor, page: PageRequest) -> Page[Store]:
 
 
 def update_store(ctx: Context, actor: Actor, store_id: int, changes: StoreChanges) -> Store:
-    """:raise 404: not one of the caller's stores."""
+    """Change what `changes` names. An address replaces the one there; the store
+    moves to it (its postal code, geocoded) when the postal code or country
+    changed and no `location` is given: a store placed by its coordinates stays
+    put while its street is corrected. A store that moves takes the time zone
+    at its new point, unless `timezone` is given.
+
+    :raise 404: not one of the caller's stores. :raise 422: bad input.
+    """
     require(actor, ActorKind.RETAILER)
+    address, hours, zone = _details(changes.address, changes.hours, changes.timezone)
     place = resolve_location(ctx.geocoder, changes.location) if changes.location is not None else None
     with ctx.uow() as uow:
         store = uow.session.get(Store, store_id)
@@ -188,9 +292,19 @@ def update_store(ctx: Context, actor: Actor, store_id: int, changes: StoreChange
             store.service_radius_km = _check_radius(changes.service_radius_km)
         if changes.is_open is not None:
             store.is_open = changes.is_open
+        if address is not None:
+            if place is None and (address.postal_code, address.country) != (store.postal_code, store.country):
+                place = _place(ctx, None, address)
+            _set_address(store, address)
+        if changes.hours is not UNSET:
+            store.hours = hours.to_json() if hours is not None else None
         if place is not None and (place.lat, place.lon) != (store.lat, store.lon):
             store.lat, store.lon, store.area = place.lat, place.lon, place.area
+            if zone is None:
+                zone = timezone_at(place.lat, place.lon, ctx.settings.timezone)
             _remeasure_bids(uow.session, store)
+        if zone is not None:
+            store.timezone = zone
         uow.commit()
         return store
 

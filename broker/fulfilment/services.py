@@ -17,8 +17,9 @@ from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.auth import same
 from broker.locks import lock
 from broker.notifications import events
-from broker.orders.models import Delivery, Order, OrderStatus
-from broker.orders.services import pickup_digest
+from broker.orders.delivered import mark_delivered
+from broker.orders.models import DeliveredHow, Delivery, Order, OrderStatus
+from broker.orders.services import RETURN_REASON, pickup_digest, returns_of
 from broker.orders.rules import move
 from broker.pagination import Page, PageRequest, paginate
 from broker.parking import services as parking
@@ -47,6 +48,8 @@ class AssignmentView:
     assignment: Assignment
     order: Order
     disclosed: Disclosed | None = None
+    # Returns of this assignment (opening one shows them, reasons and all).
+    returns: tuple = ()
 
 
 def _shown(session, actor: Actor, orders: list[Order], purpose: str, now) -> Disclosed:
@@ -104,9 +107,12 @@ def get_assignment(ctx: Context, actor: Actor, assignment_id: int, *,
         if found is None:
             raise NotFound(f"no assignment {assignment_id} of yours")
         assignment, order = found
-        disclosed = _shown(session, actor, [order], purpose, ctx.now())
+        returns = returns_of(session, [order.id], assignment_id=assignment.id).get(order.id, ())
+        disclosed = disclose_to(session, party_kind=actor.kind.value, party_id=actor.id,
+                                fields=SHIP_TO + ((RETURN_REASON,) if returns else ()), purpose=purpose,
+                                now=ctx.now(), order_ids=[order.id])
         uow.commit()
-        return AssignmentView(assignment, order, disclosed)
+        return AssignmentView(assignment, order, disclosed, returns)
 
 
 def _lock_mine(session, actor: Actor, assignment_id: int, *, listing: bool) -> tuple[Assignment, Order]:
@@ -203,12 +209,12 @@ def collect_pickup(ctx: Context, actor: Actor, assignment_id: int, code: str) ->
             uow.commit()  # the wrong try counts even though the call fails
             raise Invalid.field("code", f"that is not the code; {left} tries left")
         move(order, OrderStatus.SHIPPED, now)
-        move(order, OrderStatus.DELIVERED, now)
         order.shipped_at = now
         assignment.status = AssignmentStatus.SHIPPED
         assignment.shipped_at = now
         assignment.carrier, assignment.tracking_number = "pickup", "collected in store"
         _capture_and_earn(ctx, session, order, assignment, now)
+        mark_delivered(session, ctx, order, DeliveredHow.PICKUP, now)
         disclosed = _shown(session, actor, [order], "fulfiller handed a pickup order over", now)
         uow.commit()
         return AssignmentView(assignment, order, disclosed)
@@ -302,6 +308,7 @@ def _pickup_expired(ctx: Context, assignment_id: int, report: LapseReport) -> No
             return
         move(order, OrderStatus.CANCELLED, now)
         order.cancelled_at = now
+        events.order_closed(session, order, now)
         assignment.status = AssignmentStatus.CANCELLED
         assignment.ended_at = now
         payment = session.scalar(lock(select(Payment).where(Payment.order_id == order_id)))

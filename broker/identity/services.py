@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from broker.accounts.models import DealerApplication, Manufacturer, Retailer, Role, Store
-from broker.accounts.services import MAX_RADIUS_KM
+from broker.accounts.services import MAX_RADIUS_KM, address_from_location, new_store_row
 from broker.auth import Actor, ActorKind, digest
 from broker.context import Context
 from broker.email_address import email_address
@@ -194,16 +194,17 @@ def validate_sign_up(ctx: Context, cmd: RetailerSignUp) -> tuple[str, GeocodeRes
 
 
 def create_retailer_account(session: Session, cmd: RetailerSignUp, email: str, place: GeocodeResult,
-                            now: datetime, *, verified: bool) -> User:
+                            now: datetime, *, verified: bool, default_timezone: str) -> User:
     """The company, its first store and its first user. Unverified, the company
     is inactive (a pending sign-up) until the address is."""
     company = cmd.company.strip()
     retailer = Retailer(name=company, email=email, active=verified, created_at=now)
     session.add(retailer)
     session.flush()
-    session.add(Store(retailer_id=retailer.id, name=(cmd.store_name or "").strip() or company,
-                      lat=place.lat, lon=place.lon, area=place.area,
-                      service_radius_km=float(cmd.service_radius_km), is_open=True, created_at=now))
+    # Its address is what the sign-up gave: the postal code and country.
+    session.add(new_store_row(retailer.id, (cmd.store_name or "").strip() or company, place,
+                              float(cmd.service_radius_km), now, default_timezone=default_timezone,
+                              address=address_from_location(cmd.location)))
     user = User(email=email, name=cmd.name.strip(), password_hash=hash_password(cmd.password), role=Role.RETAILER,
                 retailer_id=retailer.id, created_at=now, last_sign_in_at=now, verified_at=now if verified else None)
     session.add(user)
@@ -224,7 +225,8 @@ def sign_up_retailer(ctx: Context, cmd: RetailerSignUp) -> tuple[SignedIn, str]:
             raise Conflict("that email already has an account: sign in, or reset the password",
                            errors={"email": ["already has an account"]})
         now = ctx.now()
-        user = create_retailer_account(uow.session, cmd, email, place, now, verified=False)
+        user = create_retailer_account(uow.session, cmd, email, place, now, verified=False,
+                                       default_timezone=ctx.settings.timezone)
         _send_verification(uow.session, ctx, user, company=cmd.company.strip())
         session_id = sessions.open_session(uow.session, user.id, now)
         signed_in = signed_in_user(uow.session, user)

@@ -10,13 +10,18 @@ Who gets what:
 * the customer: the order confirmation (once the payment is authorised and the
   order is on the board), the shipment (carrier and tracking number), a new
   offer on their personal request (optional, at most one per request per hour),
-  and messages the fulfiller writes through the contact relay;
+  messages the fulfiller writes through the contact relay, the answer to a
+  return (accepted with the refund, or refused with the note), and, once the
+  order is delivered, an invitation to rate the store (optional, once);
 * a retailer (every user of the company, see `company_addresses`): an order
   awarded outside a settlement run (an offer accepted, a re-route after a
   release or lapse, a request's expiry), a deadline warning, a lapse, a
   settlement run's summary, and the customer's messages;
 * a manufacturer: each order that fell back to it outside a run, and a run's
-  summary of fallbacks (both optional).
+  summary of fallbacks (both optional);
+* whoever decides a return (the fulfiller's users, and the manufacturer's when
+  it may decide it too): a return asked for, without the customer's reason (the
+  portal and the console show it, and log the showing).
 
 Retailers are never emailed a customer's name, email or address: an award says
 what to ship and links to the portal, where the address is shown (and the
@@ -28,13 +33,17 @@ rendered at placement, with its link; when the payment is not authorised yet
 (Stripe waits for a webhook) the email is written *held* (not due) and
 `order_on_board` releases it when the order goes on the board. An order whose
 payment never succeeds never sends it. Later emails to the customer cannot
-rebuild the link and point back to the confirmation instead.
+rebuild the link and point back to the confirmation instead; all but the
+invitation to rate the store, which is written with the confirmation, parked
+too, and released when the order is delivered (`order_delivered`). It is given
+up when the order is cancelled or refunded instead (`order_closed`), and an
+erasure empties it like every email to the customer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -44,19 +53,21 @@ from broker.accounts.models import Manufacturer, Retailer, Role
 from broker.board.models import Bid, Listing
 from broker.context import Context
 from broker.fulfilment.models import Assignment
-from broker.money import format_amount
+from broker.money import format_amount, format_money
 from broker.notifications.services import (
     TOPIC_PREFIX,
     address_hash,
     companies_addresses,
     company_addresses,
+    opted_out,
     send_email,
 )
 from broker.outbox.services import written_keys
 from broker.orders.models import Delivery, Order, OrderLine, OrderStatus
 from broker.outbox.models import OutboxMessage
-from broker.outbox.queue import hold, release
+from broker.outbox.queue import HELD, cancel, hold, release
 from broker.personal.models import Message, PersonalRequest
+from broker.returns.models import Return, ReturnStatus
 from broker.settlement.models import FulfillerKind, SettlementDecision
 
 # A run summary lists at most this many orders; the portal or console has the rest.
@@ -83,6 +94,51 @@ def order_placed(session: Session, ctx: Context, order: Order, access_token: str
         message = _confirmation(session, order.id)
         if message is not None:
             hold(message)
+    # The invitation to rate the store needs the link too: written now, sent at delivery.
+    if send_email(session, ctx, topic="review_invitation", to=order.customer_email, template="review_invitation",
+                  dedupe_key=f"order-{order.id}", now=now, name=order.customer_name, order_id=order.id,
+                  pickup=order.delivery == Delivery.PICKUP, status_path=f"/s/{slug}/o/{order.id}/{access_token}"):
+        invitation = _invitation(session, order.id)
+        if invitation is not None:
+            hold(invitation)
+
+
+def _invitation(session: Session, order_id: int) -> OutboxMessage | None:
+    session.flush()
+    return session.scalar(select(OutboxMessage).where(
+        OutboxMessage.topic == f"{TOPIC_PREFIX}review_invitation", OutboxMessage.dedupe_key == f"order-{order_id}"))
+
+
+def order_delivered(session: Session, ctx: Context, order: Order, now: datetime) -> None:
+    """The invitation to rate the store, once per order: the one held since
+    placement (with the order's link), or, for an order placed without one (a
+    personal request's, or one placed before invitations), one written now that
+    points to the confirmation. Not for an erased order, nor to an address that
+    unsubscribed from invitations."""
+    if order.erased_at is not None or order.status != OrderStatus.DELIVERED:
+        return
+    held = _invitation(session, order.id)
+    if held is None:
+        send_email(session, ctx, topic="review_invitation", to=order.customer_email, template="review_invitation",
+                   dedupe_key=f"order-{order.id}", now=now, name=order.customer_name, order_id=order.id,
+                   pickup=order.delivery == Delivery.PICKUP, status_path=None)
+        return
+    if held.sent_at is not None or held.next_attempt_at != HELD:
+        return
+    if opted_out(session, order.customer_email, "review_invitation"):
+        cancel(session, held, now)
+    else:
+        release(held)
+
+
+def order_closed(session: Session, order: Order, now: datetime) -> None:
+    """The order was cancelled or refunded: the invitation held for its delivery
+    will never go, and its text (with the order's link) goes now."""
+    held = _invitation(session, order.id)
+    if held is None or held.sent_at is not None or held.next_attempt_at != HELD:
+        return
+    held.payload = {**held.payload, "text": ""}
+    cancel(session, held, now)
 
 
 def order_on_board(session: Session, order: Order, now: datetime) -> None:
@@ -103,6 +159,45 @@ def order_shipped(session: Session, ctx: Context, order: Order, assignment: Assi
                dedupe_key=f"order-{order.id}", now=now, name=order.customer_name, order_id=order.id,
                shipper=shipper, carrier=assignment.carrier, tracking_number=assignment.tracking_number,
                lines=_lines(order.lines, order.currency))
+
+
+def return_requested(session: Session, ctx: Context, order: Order, ret: Return, assignment: Assignment, *,
+                     manufacturer_decides: bool, now: datetime) -> None:
+    """To whoever decides the return: the fulfiller's users, and the
+    manufacturer's when it may decide it too. Without the customer's reason or
+    details: the portal and the console show them, and log it."""
+    values = dict(order_id=order.id, lines=_lines(order.lines, order.currency), requested=_when(ctx, ret.requested_at))
+    key = f"order-{order.id}-return-{ret.id}"
+    role, company = _fulfiller(assignment)
+    path = f"/portal/orders/{assignment.id}" if role == Role.RETAILER else f"/console/orders/{order.id}"
+    _to_company(session, ctx, role, company, topic="return_requested", template="return_requested", key=key,
+                now=now, path=path, **values)
+    if manufacturer_decides:
+        _to_company(session, ctx, Role.MANUFACTURER, order.manufacturer_id, topic="return_requested",
+                    template="return_requested", key=f"{key}-m", now=now, path=f"/console/orders/{order.id}",
+                    **values)
+
+
+def return_decided(session: Session, ctx: Context, order: Order, ret: Return, *, now: datetime) -> None:
+    """The customer hears the answer: the refund, in the store's money format,
+    or the note."""
+    maker = session.get(Manufacturer, order.manufacturer_id) if order.manufacturer_id else None
+    if ret.decided_by_kind == "retailer":
+        store = session.scalar(select(Retailer.name).where(Retailer.id == ret.decided_by_id)) or "The store"
+    else:
+        store = maker.name if maker else "The store"
+    values = dict(name=order.customer_name, order_id=order.id, store=store, note=ret.note or "")
+    key = f"order-{order.id}-return-{ret.id}"
+    if ret.status == ReturnStatus.ACCEPTED:
+        send_email(session, ctx, topic="return_accepted", to=order.customer_email, template="return_accepted",
+                   dedupe_key=key, now=now, refund=format_money(ret.refund_amount or 0, order.currency,
+                                                                maker.locale if maker else None), **values)
+    elif ret.status == ReturnStatus.REFUSED:
+        days = maker.return_window_days if maker else 30
+        closes = order.shipped_at + timedelta(days=days) if order.shipped_at else None
+        send_email(session, ctx, topic="return_refused", to=order.customer_email, template="return_refused",
+                   dedupe_key=key, now=now, window_open=closes is not None and closes > now,
+                   window_closes=_when(ctx, closes) if closes else "", **values)
 
 
 def offer_received(session: Session, ctx: Context, request: PersonalRequest, bid: Bid, retailer_name: str | None,

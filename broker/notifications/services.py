@@ -42,6 +42,7 @@ OPTIONAL = {
     "digest": "the daily digest of new listings near your stores",
     "request_offer": "emails about new offers on your requests",
     "fallback": "emails about orders that fell back to you",
+    "review_invitation": "invitations to rate the store once your order has arrived",
 }
 
 _templates: Environment | None = None

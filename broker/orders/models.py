@@ -20,6 +20,12 @@ class OrderStatus(enum.StrEnum):
     REFUNDED = "refunded"
 
 
+class DeliveredHow(enum.StrEnum):
+    CUSTOMER = "customer"  # the customer confirmed it
+    ASSUMED = "assumed"  # BROKER_DELIVERED_AFTER_DAYS after shipment, unconfirmed
+    PICKUP = "pickup"  # handed over in the store against the pickup code
+
+
 class Delivery(enum.StrEnum):
     SHIP = "ship"
     PICKUP = "pickup"
@@ -53,9 +59,10 @@ class Order(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-    # The customer asked to send it back (within the store's return window).
-    return_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-    return_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    # Delivered: when, and how Broker knows (DeliveredHow). Returns are in
+    # broker/returns (one per assignment).
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    delivered_how: Mapped[str | None] = mapped_column(String(10), default=None)
     # Pick up instead: the one-time code, stored only as a hash, and wrong tries.
     pickup_code_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     pickup_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

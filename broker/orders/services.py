@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from broker.accounts.models import Manufacturer
+from broker.accounts.models import Manufacturer, Store
 from broker.auth import Actor, ActorKind, digest, require, same
 from broker.board.listings import new_listing
 from broker.board.models import Listing, ListingKind, ListingStatus
@@ -24,13 +24,13 @@ from broker.money import MAX_AMOUNT, format_amount
 from broker.notifications import events
 from broker.orders.models import Delivery, Order, OrderLine, OrderStatus
 from broker.orders.rules import CANCELLABLE, move
-from broker.outbox.services import enqueue
 from broker.pagination import Page, PageRequest, paginate
 from broker.payments import services as payments
 from broker.payments.models import Payment, PaymentStatus
 from broker.payments.provider import PaymentError
 from broker.personal.models import PersonalRequest
 from broker.privacy.services import Disclosed, UnloggedDisclosure, disclose_to
+from broker.returns.models import Return
 
 MAX_QUANTITY = 999
 MAX_LINES = 100
@@ -212,18 +212,45 @@ class OrderView:
     show_customer: bool
     show_email: bool
     disclosed: Disclosed | None = None
+    # The returns this party may see (a fulfiller: its own assignment's), oldest first.
+    returns: tuple[Return, ...] = ()
+    # For the customer of a pickup order a store has: where to collect it, its
+    # hours written in the storefront's locale, and open now as of `now`.
+    pickup_store: Store | None = None
+    locale: str = "en_US"
+    now: datetime | None = None
 
     def __post_init__(self):
-        if self.party == Party.CUSTOMER or not (self.show_customer or self.show_email):
+        if self.party == Party.CUSTOMER:
             return
-        shown = {"name", "address"} | ({"email"} if self.show_email else set())
-        if self.disclosed is None or not self.disclosed.covers(shown):
+        shown = set()
+        if self.show_customer or self.show_email:
+            shown = {"name", "address"} | ({"email"} if self.show_email else set())
+        if self.returns:
+            shown.add(RETURN_REASON)  # the customer's own words
+        if shown and (self.disclosed is None or not self.disclosed.covers(shown)):
             raise UnloggedDisclosure(f"order {self.order.id} would show {sorted(shown)} to the {self.party} unlogged")
 
 
 # What a manufacturer and a fulfiller are shown of the customer.
 FOR_MANUFACTURER = ("name", "email", "address")
 FOR_FULFILLER = ("name", "address")
+# A return's reason and the note answering it: the customer's words, shown to
+# the fulfiller and the manufacturer deciding it, each showing logged.
+RETURN_REASON = "return_reason"
+
+
+def returns_of(session: Session, order_ids: list[int], *, assignment_id: int | None = None) -> dict[int, tuple]:
+    """The orders' returns (only those of `assignment_id`, if given), oldest first."""
+    if not order_ids:
+        return {}
+    stmt = select(Return).where(Return.order_id.in_(order_ids)).order_by(Return.id)
+    if assignment_id is not None:
+        stmt = stmt.where(Return.assignment_id == assignment_id)
+    found: dict[int, list[Return]] = {}
+    for row in session.scalars(stmt):
+        found.setdefault(row.order_id, []).append(row)
+    return {order_id: tuple(rows) for order_id, rows in found.items()}
 
 
 def _find_order(session: Session, order_id: int) -> Order | None:
@@ -250,25 +277,43 @@ def get_order(ctx: Context, actor: Actor, order_id: int, access_token: str | Non
         payment = session.scalar(select(Payment).where(Payment.order_id == order.id))
         now = ctx.now()
         if _customer_may(order, access_token):
-            return OrderView(order, Party.CUSTOMER, payment, current, True, True)
+            store, locale = _pickup_store(session, order, current)
+            return OrderView(order, Party.CUSTOMER, payment, current, True, True,
+                             returns=returns_of(session, [order.id]).get(order.id, ()), pickup_store=store,
+                             locale=locale, now=now)
         if actor.kind is ActorKind.MANUFACTURER and order.manufacturer_id == actor.id:
             if not _manufacturer_sees_customer(current, order.id in _request_born(session, [order.id])):
                 return OrderView(order, Party.MANUFACTURER, payment, current, False, False)
-            disclosed = disclose_to(session, party_kind="manufacturer", party_id=actor.id, fields=FOR_MANUFACTURER,
+            returns = returns_of(session, [order.id]).get(order.id, ())
+            disclosed = disclose_to(session, party_kind="manufacturer", party_id=actor.id,
+                                    fields=FOR_MANUFACTURER + ((RETURN_REASON,) if returns else ()),
                                     purpose="manufacturer opened the order", now=now, order_ids=[order.id])
             uow.commit()
-            return OrderView(order, Party.MANUFACTURER, payment, current, True, True, disclosed)
+            return OrderView(order, Party.MANUFACTURER, payment, current, True, True, disclosed, returns)
         if (
             actor.kind is ActorKind.RETAILER
             and current is not None
             and current.retailer_id == actor.id
             and current.status in (AssignmentStatus.ACTIVE, AssignmentStatus.SHIPPED)
         ):
-            disclosed = disclose_to(session, party_kind="retailer", party_id=actor.id, fields=FOR_FULFILLER,
+            returns = returns_of(session, [order.id], assignment_id=current.id).get(order.id, ())
+            disclosed = disclose_to(session, party_kind="retailer", party_id=actor.id,
+                                    fields=FOR_FULFILLER + ((RETURN_REASON,) if returns else ()),
                                     purpose="fulfiller opened the order to ship it", now=now, order_ids=[order.id])
             uow.commit()
-            return OrderView(order, Party.FULFILLER, None, current, True, False, disclosed)
+            return OrderView(order, Party.FULFILLER, None, current, True, False, disclosed, returns)
         raise NotFound(f"no order {order_id}")
+
+
+def _pickup_store(session: Session, order: Order, current: Assignment | None) -> tuple[Store | None, str]:
+    """The store a pickup order is collected from, once a store has it (to collect,
+    or collected), and the storefront's locale to write its hours in."""
+    locale = session.scalar(select(Manufacturer.locale).where(Manufacturer.id == order.manufacturer_id)) \
+        if order.manufacturer_id else None
+    if (order.delivery != Delivery.PICKUP or current is None or current.store_id is None
+            or current.status not in (AssignmentStatus.ACTIVE, AssignmentStatus.SHIPPED)):
+        return None, locale or "en_US"
+    return session.get(Store, current.store_id), locale or "en_US"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -309,12 +354,18 @@ def list_orders(ctx: Context, actor: Actor, filters: OrderFilter, page: PageRequ
         now = ctx.now()
         from_requests = _request_born(session, ids)
         sees = {o.id: _manufacturer_sees_customer(assignments.get(o.id), o.id in from_requests) for o in found.items}
-        disclosed = disclose_to(session, party_kind="manufacturer", party_id=actor.id, fields=FOR_MANUFACTURER,
-                                purpose="manufacturer listed its orders", now=now,
-                                order_ids=[o.id for o in found.items if sees[o.id]])
+        returns = returns_of(session, [o.id for o in found.items if sees[o.id]])
+        # One row per order shown, naming what it showed: the reason too where it has a return.
+        plain = disclose_to(session, party_kind="manufacturer", party_id=actor.id, fields=FOR_MANUFACTURER,
+                            purpose="manufacturer listed its orders", now=now,
+                            order_ids=[o.id for o in found.items if sees[o.id] and o.id not in returns])
+        with_returns = disclose_to(session, party_kind="manufacturer", party_id=actor.id,
+                                   fields=FOR_MANUFACTURER + (RETURN_REASON,), purpose="manufacturer listed its orders",
+                                   now=now, order_ids=[o.id for o in found.items if o.id in returns])
         uow.commit()
         views = [OrderView(o, Party.MANUFACTURER, payments.get(o.id), assignments.get(o.id), sees[o.id], sees[o.id],
-                           disclosed if sees[o.id] else None)
+                           (with_returns if o.id in returns else plain) if sees[o.id] else None,
+                           returns.get(o.id, ()))
                  for o in found.items]
         return Page(views, found.total)
 
@@ -379,11 +430,13 @@ def payment_changed(session: Session, ctx: Context, order: Order, payment: Payme
         _close(session, order, now)
     if payment.status == PaymentStatus.REFUNDED and order.status in (OrderStatus.SHIPPED, OrderStatus.DELIVERED):
         move(order, OrderStatus.REFUNDED, now)
+        events.order_closed(session, order, now)
 
 
 def _close(session: Session, order: Order, now: datetime) -> None:
     move(order, OrderStatus.CANCELLED, now)
     order.cancelled_at = now
+    events.order_closed(session, order, now)
     listing = session.scalar(select(Listing).where(Listing.order_id == order.id))
     if listing is not None and listing.status == ListingStatus.OPEN:
         listing.status = ListingStatus.CLOSED
@@ -428,88 +481,12 @@ def refund_order(ctx: Context, actor: Actor, order_id: int, amount: int | None =
         # that may see them (not a request's customer a retailer served), and logged.
         current = session.scalar(select(Assignment).where(Assignment.order_id == order.id)
                                  .order_by(Assignment.id.desc()).limit(1))
-        disclosed = None
+        disclosed, returns = None, ()
         if _manufacturer_sees_customer(current, order.id in _request_born(session, [order.id])):
-            disclosed = disclose_to(session, party_kind="manufacturer", party_id=actor.id, fields=FOR_MANUFACTURER,
+            returns = returns_of(session, [order.id]).get(order.id, ())
+            disclosed = disclose_to(session, party_kind="manufacturer", party_id=actor.id,
+                                    fields=FOR_MANUFACTURER + ((RETURN_REASON,) if returns else ()),
                                     purpose="manufacturer refunded the order", now=now, order_ids=[order.id])
         uow.commit()
         return OrderView(order, Party.MANUFACTURER, payment, None, disclosed is not None, disclosed is not None,
-                         disclosed)
-
-
-def request_return(ctx: Context, order_id: int, access_token: str | None, reason: str) -> OrderView:
-    """The customer asks to return a shipped order, within the store's return window.
-
-    :raise 404: wrong token. :raise 409: not shipped, already asked, refunded, or
-        past the window. :raise 422: no reason given.
-    """
-    if not access_token:
-        raise Unauthenticated("give the order's X-Access-Token")
-    reason = (reason or "").strip()
-    if not reason:
-        raise Invalid.field("reason", "say briefly why it goes back")
-    if len(reason) > 500:
-        raise Invalid.field("reason", "at most 500 characters")
-    with ctx.uow() as uow:
-        session = uow.session
-        order = session.scalar(lock(select(Order).where(Order.id == order_id).options(selectinload(Order.lines))))
-        if not _customer_may(order, access_token):
-            raise NotFound(f"no order {order_id}")
-        if order.status not in (OrderStatus.SHIPPED, OrderStatus.DELIVERED):
-            raise Conflict(f"the order is {order.status}; only a shipped order can be returned")
-        if order.return_requested_at is not None:
-            raise Conflict("a return was asked for already")
-        window = session.scalar(select(Manufacturer.return_window_days).where(
-            Manufacturer.id == order.manufacturer_id)) if order.manufacturer_id else 30
-        now = ctx.now()
-        if order.shipped_at is None or now > order.shipped_at + timedelta(days=window or 0):
-            raise Conflict(f"the return window of {window} days has closed")
-        order.return_requested_at = now
-        order.return_reason = reason
-        current = session.scalar(select(Assignment).where(Assignment.order_id == order.id)
-                                 .order_by(Assignment.id.desc()).limit(1))
-        if current is not None:
-            recipient = ("retailer", current.retailer_id) if current.retailer_id else \
-                ("manufacturer", current.manufacturer_id)
-            enqueue(session, topic="order.return_requested", dedupe_key=f"order-{order.id}",
-                    recipient_kind=recipient[0], recipient_id=recipient[1],
-                    payload={"order_id": order.id, "assignment_id": current.id}, now=now)
-        uow.commit()
-        payment = session.scalar(select(Payment).where(Payment.order_id == order.id))
-        return OrderView(order, Party.CUSTOMER, payment, current, True, True)
-
-
-def accept_return(ctx: Context, actor: Actor, order_id: int) -> OrderView:
-    """The fulfiller accepts the return: the whole order is refunded to the card,
-    out of its earning and the fee (see the ledger).
-
-    :raise 404: not the caller's order to accept. :raise 409: no return asked for.
-    """
-    require(actor, ActorKind.RETAILER, ActorKind.MANUFACTURER)
-    with ctx.uow() as uow:
-        session = uow.session
-        order = session.scalar(lock(select(Order).where(Order.id == order_id).options(selectinload(Order.lines))))
-        current = order and session.scalar(select(Assignment).where(
-            Assignment.order_id == order.id, Assignment.status == AssignmentStatus.SHIPPED))
-        mine = current is not None and (
-            (actor.kind is ActorKind.RETAILER and current.retailer_id == actor.id)
-            or (actor.kind is ActorKind.MANUFACTURER and current.fulfiller_kind == "manufacturer"
-                and current.manufacturer_id == actor.id))
-        if not mine:
-            raise NotFound(f"no order {order_id} of yours to accept a return for")
-        if order.return_requested_at is None or order.status == OrderStatus.REFUNDED:
-            raise Conflict("no open return request on this order")
-        payment = session.scalar(lock(select(Payment).where(Payment.order_id == order.id)))
-        now = ctx.now()
-        left = payment.captured_amount - payment.refunded_amount
-        try:
-            ref = ctx.payments.refund(session, payment.provider_ref, amount=left,
-                                      idempotency_key=f"payment-{payment.id}-refund-return")
-        except PaymentError as exc:
-            raise Unavailable(f"the payment provider refused the refund: {exc}") from None
-        payments.record_refunded(session, payment, payment.captured_amount, now=now, reference=ref)
-        payment_changed(session, ctx, order, payment, ["refunded"], now)
-        disclosed = disclose_to(session, party_kind=actor.kind.value, party_id=actor.id, fields=FOR_FULFILLER,
-                                purpose="fulfiller accepted the return", now=now, order_ids=[order.id])
-        uow.commit()
-        return OrderView(order, Party.FULFILLER, payment, current, True, False, disclosed)
+                         disclosed, returns)

@@ -11,8 +11,9 @@ What erasure does, to an order or a personal request and everything about it
   coarse area (`coarse_postal_code`); coordinates are rounded to 0.1 degree
   (about 11 km), on the order, the request and their listing, so distances and
   areas in reports stay meaningful;
-* the contact relay's message bodies, the customer's return reason, both sides'
-  review comments and the tracking number are cleared; ratings stay (they are
+* the contact relay's message bodies, the customer's return reasons (and the
+  store's notes answering them), both sides' review comments and the tracking
+  number are cleared; ratings stay (they are
   the fulfiller's reputation), and the buyer key (a hash anyone can compute from
   the email) is dropped, so the buyer record no longer links to the address;
 * the outbox (emails to the customer, relay emails to the fulfiller, callbacks to
@@ -41,6 +42,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from broker.accounts.models import Manufacturer, Retailer
 from broker.auth import digest, same
+from broker.db import UTCDateTime
 from broker.board.models import Listing
 from broker.context import Context
 from broker.email_address import email_address
@@ -57,6 +59,7 @@ from broker.personal.models import Message, PersonalRequest, RequestStatus
 from broker.privacy.models import Disclosure
 from broker.reputation.models import Author, Review
 from broker.reputation.rules import is_revealed
+from broker.returns.models import Return
 
 log = logging.getLogger(__name__)
 
@@ -326,8 +329,10 @@ def _order_data(session: Session, order: Order, now: datetime) -> dict[str, Any]
                     "lat": order.ship_lat, "lon": order.ship_lon, "area": order.area},
         "lines": [{"sku": line.sku, "name": line.name, "quantity": line.quantity, "unit_price": line.unit_price,
                    "line_total": line.line_total} for line in order.lines],
-        "return": None if order.return_requested_at is None else {
-            "requested_at": _iso(order.return_requested_at), "reason": order.return_reason},
+        "delivered_at": _iso(order.delivered_at), "delivered_how": order.delivered_how,
+        "returns": [{"status": r.status, "requested_at": _iso(r.requested_at), "reason": r.reason,
+                     "decided_at": _iso(r.decided_at), "note": r.note, "refund_amount": r.refund_amount}
+                    for r in session.scalars(select(Return).where(Return.order_id == order.id).order_by(Return.id))],
         "payment": _payment_data(_payment_of(session, order_id=order.id)),
         "fulfilment": fulfilment,
         "messages": [{"from": "you" if m.sender == "customer" else "the fulfiller", "body": m.body,
@@ -447,9 +452,11 @@ def _erase_order(session: Session, order: Order, now: datetime, purpose: str) ->
     (the order locked). Also the personal request it came from, if any."""
     messages = list(session.scalars(select(Message).where(Message.order_id == order.id)))
     reviews = list(session.scalars(select(Review).where(Review.order_id == order.id)))
+    returns = list(session.scalars(select(Return).where(Return.order_id == order.id).with_for_update()))
     request = session.scalar(select(PersonalRequest).where(PersonalRequest.order_id == order.id))
     personal = [order.customer_name, order.customer_email, order.ship_line1, order.ship_line2,
-                order.return_reason or "", *(m.body for m in messages), *(r.comment for r in reviews)]
+                *(m.body for m in messages), *(r.comment for r in reviews),
+                *(r.reason for r in returns), *(r.note or "" for r in returns)]
     emails = {order.customer_email.strip().lower()}
     if request is not None:
         personal += [request.ship_name, request.ship_line1, request.ship_line2, request.contact_email or "",
@@ -464,8 +471,11 @@ def _erase_order(session: Session, order: Order, now: datetime, purpose: str) ->
     order.ship_postal_code = coarse_postal_code(order.ship_postal_code)
     order.ship_lat = coarse_coordinate(order.ship_lat)
     order.ship_lon = coarse_coordinate(order.ship_lon)
-    if order.return_reason is not None:
-        order.return_reason = ERASED
+    for ret in returns:
+        # The customer's reason, and the store's note answering it.
+        ret.reason = ERASED
+        if ret.note is not None:
+            ret.note = ERASED
     order.erased_at = now
     for listing in session.scalars(select(Listing).where(Listing.order_id == order.id)):
         _coarsen_listing(listing)
@@ -633,7 +643,8 @@ def run_retention(ctx: Context, *, batch_size: int = RETENTION_BATCH) -> Retenti
     return report
 
 
-def _order_complete_at(order: Order, window_days: int | None) -> datetime | None:
+def _order_complete_at(order: Order, window_days: int | None, last_return: datetime | None) -> datetime | None:
+    """`last_return`: the latest moment a return of the order was asked for or decided."""
     if order.status == OrderStatus.CANCELLED:
         return order.cancelled_at or order.updated_at
     if order.status == OrderStatus.REFUNDED:
@@ -641,8 +652,8 @@ def _order_complete_at(order: Order, window_days: int | None) -> datetime | None
     if order.status in (OrderStatus.SHIPPED, OrderStatus.DELIVERED) and order.shipped_at is not None:
         window = DEFAULT_RETURN_WINDOW_DAYS if window_days is None else window_days
         done = order.shipped_at + timedelta(days=window)
-        if order.return_requested_at is not None:
-            done = max(done, order.return_requested_at)
+        if last_return is not None:
+            done = max(done, last_return)
         return done
     return None
 
@@ -687,10 +698,14 @@ def _erase_due_orders(ctx: Context, ids: list[int], maybe_due, now: datetime, da
             .order_by(Order.id).with_for_update(skip_locked=True, of=Order)
         ).all()
         has_listing = set(session.scalars(select(Listing.order_id).where(Listing.order_id.in_(ids))))
+        last_return = dict(session.execute(
+            select(Return.order_id, func.max(func.coalesce(Return.decided_at, Return.requested_at),
+                                             type_=UTCDateTime()))
+            .where(Return.order_id.in_(ids)).group_by(Return.order_id)).tuples().all())
         for order, window in claimed:
             if order.id in has_listing and order.id not in listings:
                 continue  # its listing is held by another transaction: next run
-            complete_at = _order_complete_at(order, window)
+            complete_at = _order_complete_at(order, window, last_return.get(order.id))
             if complete_at is None or complete_at + timedelta(days=days) > now:
                 continue
             _erase_order(session, order, now, FOR_RETENTION)

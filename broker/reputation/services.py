@@ -22,8 +22,13 @@ from broker.reputation import rules
 from broker.reputation.models import Author, Review, SubjectKind
 from broker.reputation.rules import NO_RATINGS, REVEAL_AFTER, Ratings, Reputation
 
-# Broker has no carrier tracking yet, so a shipped order counts as delivered.
-REVIEWABLE = (OrderStatus.SHIPPED, OrderStatus.DELIVERED)
+# Both sides review once the order is delivered (the customer confirmed it, it
+# was collected, or BROKER_DELIVERED_AFTER_DAYS passed after shipment), not
+# between shipment and delivery: a customer cannot judge what has not arrived,
+# and the blind window (14 days from the first review) must not start before
+# the customer can write theirs, or a fulfiller reviewing at shipment would
+# leave them only the days after delivery.
+REVIEWABLE = (OrderStatus.DELIVERED,)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +93,7 @@ def _is_fulfiller(actor: Actor, assignment: Assignment | None) -> bool:
 
 def _ensure_delivered(order: Order, assignment: Assignment | None) -> Assignment:
     if order.status not in REVIEWABLE or assignment is None or assignment.status != AssignmentStatus.SHIPPED:
-        raise Conflict(f"order {order.id} is {order.status}; it can be reviewed once it has shipped")
+        raise Conflict(f"order {order.id} is {order.status}; it can be reviewed once it has been delivered")
     return assignment
 
 

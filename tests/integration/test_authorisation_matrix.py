@@ -43,10 +43,12 @@ from broker.db import Base
 from broker.fulfilment import services as fulfilment
 from broker.fulfilment.models import Assignment
 from broker.geo.geocoding import LocationQuery, OfflineZipGeocoder
+from broker.orders import delivered
 from broker.orders import services as orders
 from broker.orders.models import Delivery
 from broker.payments.offline import OfflineProvider
 from broker.personal import services as personal
+from broker.returns import services as returns
 from broker.settlement.services import settle
 from tests.conftest import ADMIN_TOKEN, START, make_settings
 from tests.factories import HERE, north_of
@@ -70,9 +72,9 @@ WHO = {"anonymous": "anonymous", "retailer": "R1", "other_retailer": "R2", "manu
 # --- the world ----------------------------------------------------------------
 
 # Orders, each with its own customer. M1's: A (won by R1, to ship), B (open on the
-# board; R1 and R3 bid), S1 (R1 shipped it), S2 (R1 shipped it, return asked),
+# board; R1 and R3 bid), S1 (R1 shipped it, the customer confirmed delivery), S2 (R1 shipped it, return asked),
 # P (a pickup won by R1), F (nobody bid: M1 ships), F2 (M1 shipped it, return
-# asked), L (won by R1, released, now R3's). M2's: O2 (won by R2). Personal
+# asked, delivered), L (won by R1, released, now R3's). M2's: O2 (won by R2). Personal
 # requests: Q (offers from R1 and R3), Q2.
 ORDER_TAGS = ("A", "B", "S1", "S2", "P", "F", "F2", "L", "O2")
 REQUEST_TAGS = ("Q", "Q2")
@@ -101,6 +103,10 @@ def customer_email(tag: str) -> str:
 
 def customer_street(tag: str) -> str:
     return f"17 {CODENAMES[tag]}shire Mews"
+
+
+def return_reason(tag: str) -> str:
+    return f"The {CODENAMES[tag]}ian kettle arrived broken"
 
 
 @dataclasses.dataclass
@@ -182,7 +188,10 @@ def build_world(ctx: Context, clock: FrozenClock) -> World:
         fulfilment.record_shipment(ctx, actors[fulfiller], w.assignment_of[tag],
                                    fulfilment.RecordShipment("UPS", f"1Z{tag}"))
     for tag in ("S2", "F2"):
-        orders.request_return(ctx, w.order_id[tag], w.token[tag], "it arrived broken")
+        returns.request_return(ctx, w.order_id[tag], w.token[tag], return_reason(tag))
+    # Delivered: the customer and the fulfiller may review them.
+    for tag in ("S1", "F2"):
+        delivered.confirm_delivery(ctx, w.order_id[tag], w.token[tag])
 
     # On the board now, not due before the calls are made.
     place("B")
@@ -221,7 +230,9 @@ def _sentinels() -> list[Sentinel]:
         shipper = {FULFILLER_OF[tag]} if tag in FULFILLER_OF else set()
         found += [Sentinel(customer_name(tag), f"order {tag}'s customer name", frozenset(owners | shipper)),
                   Sentinel(customer_street(tag), f"order {tag}'s street", frozenset(owners | shipper)),
-                  Sentinel(customer_email(tag), f"order {tag}'s customer email", frozenset(owners))]
+                  Sentinel(customer_email(tag), f"order {tag}'s customer email", frozenset(owners)),
+                  # Asked on S2 and F2: whoever decides it (the fulfiller, the manufacturer) reads it.
+                  Sentinel(return_reason(tag), f"order {tag}'s return reason", frozenset(owners | shipper))]
     for tag in REQUEST_TAGS:
         for value, what in ((customer_name(tag), "name"), (customer_street(tag), "street"),
                             (customer_email(tag), "contact")):
@@ -350,10 +361,19 @@ MATRIX: dict[tuple[str, str], list[Target]] = {
     ("POST", "/orders/{order_id}/cancel"): [T("B, open", {"customer"}, order("B"), customer="B")],
     ("POST", "/orders/{order_id}/return"): [T("S1, shipped by R1", {"customer"}, order("S1"), customer="S1",
                                               body=lambda w: {"reason": "too small"})],
+    # The fulfiller, or the manufacturer of an order it sold, decides a return.
     ("POST", "/orders/{order_id}/return/accept"): [
-        T("S2, shipped by R1, return asked", {"retailer"}, order("S2"), customer="S2"),
+        T("S2, shipped by R1, return asked", {"retailer", "manufacturer"}, order("S2"), customer="S2"),
         T("F2, shipped by M1, return asked", {"manufacturer"}, order("F2"), customer="F2"),
     ],
+    ("POST", "/orders/{order_id}/return/refuse"): [
+        T("S2, shipped by R1, return asked", {"retailer", "manufacturer"}, order("S2"), customer="S2",
+          body=lambda w: {"note": "send a photo first"}),
+        T("F2, shipped by M1, return asked", {"manufacturer"}, order("F2"), customer="F2",
+          body=lambda w: {"note": "send a photo first"}),
+    ],
+    ("GET", "/returns"): [T("own", RETAILERS | MANUFACTURERS)],
+    ("POST", "/orders/{order_id}/delivered"): [T("S2, shipped by R1", {"customer"}, order("S2"), customer="S2")],
     ("POST", "/orders/{order_id}/refund"): [T("S1, shipped by R1", {"manufacturer"}, order("S1"), customer="S1")],
     # board
     ("GET", "/board"): [T("own", RETAILERS)],

@@ -195,6 +195,7 @@ class TestOrderLink:
         path = order_path(placed)
         page = client.get(f"{path}/{placed.access_token}", follow_redirects=True)
         csrf = csrf_of(page)
+        assert client.post(f"{path}/delivered", data={"link_csrf": csrf}).status_code == 303  # reviews open
         assert client.post(f"{path}/review", data={"rating": "4", "link_csrf": csrf}).status_code == 303
         assert client.post(f"{path}/return", data={"reason": "It leaks", "link_csrf": csrf}).status_code == 303
         after = client.get(path)

@@ -28,6 +28,7 @@ from broker.geo.geocoding import LocationQuery
 from broker.ledger.models import LedgerEntry, LedgerTransaction
 from broker.ledger.services import check as ledger_check
 from broker.notifications.delivery import deliver_emails
+from broker.orders import delivered
 from broker.orders import services as orders
 from broker.orders.models import Order, OrderStatus
 from broker.pagination import PageRequest
@@ -39,6 +40,7 @@ from broker.personal.models import PersonalRequest, RequestStatus
 from broker.privacy import services as privacy
 from broker.privacy.models import Disclosure
 from broker.reputation import services as reputation
+from broker.returns import services as returns
 from broker.settlement.services import settle
 from tests.conftest import START
 from tests.factories import HERE, World, north_of
@@ -54,9 +56,11 @@ REPLY = "Noted, the copper-kettle Wednesday slot"
 COMMENT = "Splendid Vorticellan service"
 BUYER_COMMENT = "A courteous Marmaduke-grade buyer"
 RETURN_REASON = "It arrived Brontosaurian dented"
+# The store's answer to it: about the customer's return, so theirs to erase too.
+RETURN_NOTE = "Send a photo of the Brontosaurian dent, Zebediah"
 CALLBACK = "https://agent.example/hooks/quillsworth-agent"
-SENTINELS = (NAME, EMAIL, STREET, STREET2, MESSAGE, REPLY, COMMENT, BUYER_COMMENT, RETURN_REASON, CALLBACK,
-             "quillsworth")
+SENTINELS = (NAME, EMAIL, STREET, STREET2, MESSAGE, REPLY, COMMENT, BUYER_COMMENT, RETURN_REASON, RETURN_NOTE,
+             CALLBACK, "quillsworth")
 
 OTHER_NAME = "Philippa Oddbjorn"
 OTHER_EMAIL = "philippa.oddbjorn@private.example"
@@ -124,7 +128,7 @@ def money(session) -> dict:
 @dataclasses.dataclass
 class Customer:
     in_flight: orders.PlacedOrder  # awarded to the shop, not shipped; messages; a provider event
-    shipped: orders.PlacedOrder  # shipped, a return asked, reviewed both ways
+    shipped: orders.PlacedOrder  # shipped, a return refused and asked again, delivered, reviewed both ways
     open_request: personal.PostedRequest  # an offer came in
     awarded_request: personal.PostedRequest  # accepted: an order, in flight
     other: orders.PlacedOrder  # another customer's, same store and shop
@@ -147,7 +151,10 @@ def build_customer(ctx, clock, world, maker, shop) -> Customer:
     fulfilment.record_shipment(ctx, shop.actor, assignment_of(ctx, shipped.order.id).id,
                                fulfilment.RecordShipment("UPS", "1ZQUILL"))
     personal.send_message(ctx, shipped.order.id, MESSAGE, actor=ANONYMOUS, token=shipped.access_token)
-    orders.request_return(ctx, shipped.order.id, shipped.access_token, RETURN_REASON)
+    returns.request_return(ctx, shipped.order.id, shipped.access_token, RETURN_REASON)
+    returns.refuse_return(ctx, shop.actor, shipped.order.id, RETURN_NOTE)
+    returns.request_return(ctx, shipped.order.id, shipped.access_token, RETURN_REASON + " again")
+    delivered.confirm_delivery(ctx, shipped.order.id, shipped.access_token)
     reputation.review_as_customer(ctx, shipped.order.id, shipped.access_token, 5, COMMENT)
     reputation.review_as_fulfiller(ctx, shop.actor, shipped.order.id, 4, BUYER_COMMENT)
     orders.get_order(ctx, maker.actor, in_flight.order.id)  # the manufacturer looks: a disclosure
@@ -214,7 +221,9 @@ class TestExport:
         assert o["payment"]["status"] == PaymentStatus.CAPTURED and o["payment"]["captured_amount"] == 5000
         assert o["fulfilment"][0]["carrier"] == "UPS" and o["fulfilment"][0]["tracking_number"] == "1ZQUILL"
         assert [m["body"] for m in o["messages"]] == [MESSAGE]
-        assert o["return"]["reason"] == RETURN_REASON
+        assert [(r["status"], r["reason"], r["note"]) for r in o["returns"]] == [
+            ("refused", RETURN_REASON, RETURN_NOTE), ("requested", RETURN_REASON + " again", None)]
+        assert o["delivered_how"] == "customer"
         assert {r["comment"] for r in o["reviews"]} == {COMMENT, BUYER_COMMENT}  # both in: both sides reviewed
         assert any(d["party"] == "retailer" for d in o["disclosures"])
         subjects = [e["subject"] for e in o["emails"]]
@@ -301,7 +310,7 @@ class TestErasure:
         privacy.erase_order(ctx, c.shipped.order.id, c.shipped.access_token)
         session.expire_all()
         order = session.get(Order, c.shipped.order.id)
-        assert order.status == OrderStatus.SHIPPED  # a shipped order is anonymised, not cancelled
+        assert order.status == OrderStatus.DELIVERED  # a delivered order is anonymised, not cancelled
         assert order.customer_name == "erased"
         assert order.customer_email == f"erased-order-{order.id}@erased.invalid"
         assert (order.ship_line1, order.ship_line2, order.ship_postal_code) == ("", "", "941")

@@ -8,6 +8,7 @@ from sqlalchemy import event, select
 from broker.auth import ANONYMOUS, OPERATOR
 from broker.errors import Conflict, Invalid, NotFound, Unauthenticated
 from broker.fulfilment import services as fulfilment
+from broker.orders.delivered import assume_deliveries, confirm_delivery
 from broker.fulfilment.models import Assignment
 from broker.orders import services as orders
 from broker.payments import services as payments
@@ -69,6 +70,13 @@ def shipped(world, ctx, clock, maker, *bidders, email="ada@example.com"):
     return placed
 
 
+def delivered(world, ctx, clock, maker, *bidders, email="ada@example.com"):
+    """Shipped, and the customer says it arrived: both sides may review."""
+    placed = shipped(world, ctx, clock, maker, *bidders, email=email)
+    confirm_delivery(ctx, placed.order.id, placed.access_token)
+    return placed
+
+
 def by_customer(ctx, placed, rating=5, comment=None):
     return reputation.review_as_customer(ctx, placed.order.id, placed.access_token, rating, comment)
 
@@ -81,7 +89,7 @@ def seen_by_customer(ctx, placed):
 
 class TestBlindReviews:
     def test_neither_side_sees_the_others_review_before_both_have_reviewed(self, world, ctx, clock, maker, shop):
-        placed = shipped(world, ctx, clock, maker, shop)
+        placed = delivered(world, ctx, clock, maker, shop)
 
         by_customer(ctx, placed, 2, "  slow to answer  ")
 
@@ -92,7 +100,7 @@ class TestBlindReviews:
         assert (theirs.party, theirs.mine, theirs.theirs, theirs.reveal_pending) == ("fulfiller", None, None, True)
 
     def test_the_fulfiller_cannot_tell_whether_the_customer_has_reviewed(self, world, ctx, clock, maker, shop):
-        placed = shipped(world, ctx, clock, maker, shop)
+        placed = delivered(world, ctx, clock, maker, shop)
         before = reputation.reviews_for_order(ctx, placed.order.id, actor=shop.actor)
 
         by_customer(ctx, placed, 1)
@@ -101,7 +109,7 @@ class TestBlindReviews:
         assert reputation.reviews_for_order(ctx, placed.order.id, actor=shop.actor) == before
 
     def test_once_both_have_reviewed_both_see_both(self, world, ctx, clock, maker, shop):
-        placed = shipped(world, ctx, clock, maker, shop)
+        placed = delivered(world, ctx, clock, maker, shop)
         by_customer(ctx, placed, 4, "fine")
         clock.advance(hours=2)
         reputation.review_as_fulfiller(ctx, shop.actor, placed.order.id, 5, "paid, polite")
@@ -115,7 +123,7 @@ class TestBlindReviews:
         assert customer.theirs.author == "fulfiller" and fulfiller.theirs.author == "customer"
 
     def test_a_lone_review_is_revealed_fourteen_days_after_it_was_written(self, world, ctx, clock, maker, shop):
-        placed = shipped(world, ctx, clock, maker, shop)
+        placed = delivered(world, ctx, clock, maker, shop)
         reputation.review_as_fulfiller(ctx, shop.actor, placed.order.id, 3, "picky")
 
         clock.advance(seconds=REVEAL_AFTER.total_seconds() - 1)
@@ -129,7 +137,7 @@ class TestBlindReviews:
     def test_the_silent_side_cannot_review_once_the_lone_review_is_revealed(self, world, ctx, clock, maker, shop):
         # Otherwise it could read the review and answer it in kind: the blind window
         # is also the window to review in.
-        placed = shipped(world, ctx, clock, maker, shop)
+        placed = delivered(world, ctx, clock, maker, shop)
         by_customer(ctx, placed, 1)
         clock.advance(days=14)
 
@@ -137,7 +145,7 @@ class TestBlindReviews:
             reputation.review_as_fulfiller(ctx, shop.actor, placed.order.id, 1)
 
     def test_the_second_side_may_review_until_the_last_moment(self, world, ctx, clock, maker, shop):
-        placed = shipped(world, ctx, clock, maker, shop)
+        placed = delivered(world, ctx, clock, maker, shop)
         by_customer(ctx, placed, 5)
         clock.advance(seconds=REVEAL_AFTER.total_seconds() - 1)
 
@@ -146,7 +154,7 @@ class TestBlindReviews:
         assert seen_by_customer(ctx, placed).theirs.rating == 5
 
     def test_a_hidden_review_does_not_change_the_score_until_revealed(self, world, ctx, clock, maker, shop, session):
-        placed = shipped(world, ctx, clock, maker, shop)
+        placed = delivered(world, ctx, clock, maker, shop)
         record_only = reputation.reputation_of_retailer(ctx, shop.id)
         assert record_only.score == pytest.approx(fulfilment_score(1, 0, 0, 0))
 
@@ -161,7 +169,7 @@ class TestBlindReviews:
         assert revealed.score < record_only.score
 
     def test_a_hidden_review_of_the_buyer_does_not_change_its_score(self, world, ctx, clock, maker, shop, session):
-        placed = shipped(world, ctx, clock, maker, shop)
+        placed = delivered(world, ctx, clock, maker, shop)
         key = buyer_key("ada@example.com")
         reputation.review_as_fulfiller(ctx, shop.actor, placed.order.id, 1)
 
@@ -174,7 +182,7 @@ class TestBlindReviews:
 
 class TestWhoMayReview:
     def test_a_losing_retailer_is_not_a_party(self, world, ctx, clock, maker, shop, loser):
-        placed = shipped(world, ctx, clock, maker, shop, loser)
+        placed = delivered(world, ctx, clock, maker, shop, loser)
 
         with pytest.raises(NotFound):
             reputation.review_as_fulfiller(ctx, loser.actor, placed.order.id, 1)
@@ -182,8 +190,8 @@ class TestWhoMayReview:
             reputation.reviews_for_order(ctx, placed.order.id, actor=loser.actor)
 
     def test_another_customers_token_is_not_a_party(self, world, ctx, clock, maker, shop):
-        placed = shipped(world, ctx, clock, maker, shop)
-        other = shipped(world, ctx, clock, maker, shop, email="grace@example.com")
+        placed = delivered(world, ctx, clock, maker, shop)
+        other = delivered(world, ctx, clock, maker, shop, email="grace@example.com")
 
         with pytest.raises(NotFound):
             reputation.review_as_customer(ctx, placed.order.id, other.access_token, 1, None)
@@ -191,7 +199,7 @@ class TestWhoMayReview:
             reputation.reviews_for_order(ctx, placed.order.id, access_token=other.access_token)
 
     def test_the_manufacturer_is_not_a_party_when_a_retailer_fulfilled(self, world, ctx, clock, maker, shop):
-        placed = shipped(world, ctx, clock, maker, shop)
+        placed = delivered(world, ctx, clock, maker, shop)
 
         with pytest.raises(NotFound):
             reputation.review_as_fulfiller(ctx, maker.actor, placed.order.id, 1)
@@ -199,7 +207,7 @@ class TestWhoMayReview:
             reputation.reviews_for_order(ctx, placed.order.id, actor=maker.actor)
 
     def test_the_manufacturer_that_fulfilled_reviews_and_is_reviewed(self, world, ctx, clock, maker, session):
-        placed = shipped(world, ctx, clock, maker)  # nobody bid
+        placed = delivered(world, ctx, clock, maker)  # nobody bid
 
         reputation.review_as_fulfiller(ctx, maker.actor, placed.order.id, 4)
         by_customer(ctx, placed, 5)
@@ -211,7 +219,7 @@ class TestWhoMayReview:
         assert reputation.reviews_for_order(ctx, placed.order.id, actor=maker.actor).theirs.rating == 5
 
     def test_an_operator_or_nobody_cannot_review_as_fulfiller(self, world, ctx, clock, maker, shop):
-        placed = shipped(world, ctx, clock, maker, shop)
+        placed = delivered(world, ctx, clock, maker, shop)
 
         with pytest.raises(Unauthenticated):
             reputation.review_as_fulfiller(ctx, ANONYMOUS, placed.order.id, 5)
@@ -230,6 +238,23 @@ class TestWhoMayReview:
         # The winner who has not shipped yet is a party: it may look, with nothing to see.
         assert reputation.reviews_for_order(ctx, placed.order.id, actor=shop.actor).mine is None
 
+    def test_not_between_shipment_and_delivery(self, world, ctx, clock, maker, shop):
+        placed = shipped(world, ctx, clock, maker, shop)
+
+        with pytest.raises(Conflict, match="delivered"):
+            by_customer(ctx, placed)
+        with pytest.raises(Conflict, match="delivered"):
+            reputation.review_as_fulfiller(ctx, shop.actor, placed.order.id, 5)
+        confirm_delivery(ctx, placed.order.id, placed.access_token)
+        assert by_customer(ctx, placed).rating == 5
+        assert reputation.review_as_fulfiller(ctx, shop.actor, placed.order.id, 4).rating == 4
+
+    def test_an_order_assumed_delivered_may_be_reviewed(self, world, ctx, clock, maker, shop):
+        placed = shipped(world, ctx, clock, maker, shop)
+        clock.advance(days=ctx.settings.delivered_after_days, hours=1)
+        assert assume_deliveries(ctx).assumed == 1
+        assert by_customer(ctx, placed).rating == 5
+
     def test_not_an_order_still_on_the_board(self, world, ctx, maker):
         placed = world.order(maker)
 
@@ -237,7 +262,7 @@ class TestWhoMayReview:
             by_customer(ctx, placed)
 
     def test_once_per_side(self, world, ctx, clock, maker, shop, session):
-        placed = shipped(world, ctx, clock, maker, shop)
+        placed = delivered(world, ctx, clock, maker, shop)
         by_customer(ctx, placed, 5, "great")
         reputation.review_as_fulfiller(ctx, shop.actor, placed.order.id, 5)
 
@@ -250,7 +275,7 @@ class TestWhoMayReview:
 
     @pytest.mark.parametrize("rating", [0, 6])
     def test_rating_outside_1_to_5_is_refused(self, world, ctx, clock, maker, shop, session, rating):
-        placed = shipped(world, ctx, clock, maker, shop)
+        placed = delivered(world, ctx, clock, maker, shop)
 
         with pytest.raises(Invalid) as raised:
             by_customer(ctx, placed, rating)
@@ -260,7 +285,7 @@ class TestWhoMayReview:
         assert session.scalars(select(Review)).all() == []
 
     def test_comment_longer_than_500_characters_is_refused(self, world, ctx, clock, maker, shop):
-        placed = shipped(world, ctx, clock, maker, shop)
+        placed = delivered(world, ctx, clock, maker, shop)
 
         with pytest.raises(Invalid) as raised:
             by_customer(ctx, placed, 3, "x" * 501)
@@ -280,7 +305,7 @@ class TestScores:
     def test_few_ratings_stay_near_the_prior_many_move_the_score(self, world, ctx, clock, maker, shop):
         scores = []
         for n in range(1, 13):
-            placed = shipped(world, ctx, clock, maker, shop)
+            placed = delivered(world, ctx, clock, maker, shop)
             by_customer(ctx, placed, 1)
             reputation.review_as_fulfiller(ctx, shop.actor, placed.order.id, 5)
             if n in (1, 12):
@@ -316,7 +341,7 @@ class TestScores:
     def test_a_buyers_record_and_ratings_make_its_score(self, world, ctx, clock, maker, shop, session):
         # Two orders paid for (the email's case does not matter), one of them disputed,
         # one cancelled after it was awarded, and one cancelled while still on the board.
-        first = shipped(world, ctx, clock, maker, shop, email="Ada@Example.com")
+        first = delivered(world, ctx, clock, maker, shop, email="Ada@Example.com")
         shipped(world, ctx, clock, maker, shop, email=" ada@example.com")
         cancelled = awarded(world, ctx, clock, maker, shop, email="ADA@example.com")
         orders.cancel_order(ctx, cancelled.order.id, cancelled.access_token)
@@ -350,7 +375,7 @@ class TestSettlementTieBreak:
         # The same record for both (one order each, shipped on time), rated 5 and 1
         # by their customers, and both reviews revealed (the fulfillers reviewed too).
         for shop, stars in ((loved, 5), (panned, 1)):
-            placed = shipped(world, ctx, clock, maker, shop)
+            placed = delivered(world, ctx, clock, maker, shop)
             by_customer(ctx, placed, stars)
             reputation.review_as_fulfiller(ctx, shop.actor, placed.order.id, 5)
         # Both bid on a new order from the same spot; panned bids first.
@@ -383,7 +408,7 @@ def problem(resp, status: int) -> dict:
 
 class TestApi:
     def test_review_both_ways_and_read_the_reputation(self, world, ctx, clock, maker, shop, client):
-        placed = shipped(world, ctx, clock, maker, shop)
+        placed = delivered(world, ctx, clock, maker, shop)
         path = f"{API}/orders/{placed.order.id}/reviews"
         token = {"X-Access-Token": placed.access_token}
 
@@ -408,7 +433,7 @@ class TestApi:
                                   "ratings": 1}
 
     def test_refusals(self, world, ctx, clock, maker, shop, loser, client):
-        placed = shipped(world, ctx, clock, maker, shop, loser)
+        placed = delivered(world, ctx, clock, maker, shop, loser)
         path = f"{API}/orders/{placed.order.id}/reviews"
         token = {"X-Access-Token": placed.access_token}
 

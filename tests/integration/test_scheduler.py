@@ -23,7 +23,8 @@ class TestDefinitions:
     def test_every_job_has_a_stable_id_one_instance_and_coalescing(self, scheduler):
         jobs = {job.id: job for job in scheduler.get_jobs()}
         assert set(jobs) == {spec.id for spec in JOBS} == {"settlement", "deadlines", "payouts", "requests", "callbacks",
-                                                              "emails", "digest", "retention", "accounts"}
+                                                              "emails", "digest", "retention", "accounts",
+                                                              "delivered"}
         for job in jobs.values():
             assert job.max_instances == 1
             assert job.coalesce is True
