@@ -50,11 +50,11 @@ def init_api(app: Flask) -> Api:
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.components.security_scheme("accessToken", {"type": "apiKey", "in": "header", "name": "X-Access-Token"})
 
-    from api import (accounts, board, catalog, fulfilment, orders, payments, personal, privacy, reputation,
-                     settlement, storefront)
+    from api import (accounts, addresses, board, catalog, fulfilment, orders, payments, personal, privacy,
+                     reputation, settlement, storefront)
 
     for module in (accounts, catalog, orders, board, fulfilment, settlement, payments, personal, reputation,
-                   storefront, privacy):
+                   storefront, privacy, addresses):
         api.register_blueprint(module.blp)
     app.register_blueprint(payments.hooks)
 

@@ -4,9 +4,9 @@ import pytest
 
 from broker.errors import Invalid
 from broker.geo.distance import bounding_box, distance_km
-from broker.geo.geocoding import LocationQuery, OfflineZipGeocoder, resolve_location
+from broker.geo.geocoding import LocationQuery, OfflineGeocoder, resolve_location
 
-geocoder = OfflineZipGeocoder()
+geocoder = OfflineGeocoder()
 
 
 class TestResolveLocation:
