@@ -148,7 +148,7 @@ def address_form(country: str, *, region: str | None = None, locale: str = "en")
     narrowed = country_format(country, region) if region else fmt
     fields: dict[str, FormField] = {
         "line1": FormField("line1", "Street address", True, AUTOCOMPLETE["line1"]),
-        "line2": FormField("line2", "Apartment, suite, building (optional)", False, AUTOCOMPLETE["line2"]),
+        "line2": FormField("line2", "Apartment, suite, building", False, AUTOCOMPLETE["line2"]),
     }
     if fmt.uses("city_area"):
         fields["city_area"] = FormField(

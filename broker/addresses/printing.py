@@ -59,8 +59,7 @@ def address_lines(address: PostalAddress, *, name: str = "", country_line: bool 
               "%D": address.city_area, "%S": region, "%Z": address.postal_code, "%X": ""}
     lines: list[str] = []
     for line_format in layout.split("%n"):
-        pieces = [values.get(piece, piece) for piece in _FIELD.split(line_format)]
-        text = _tidy("".join(pieces))
+        text = _fill(line_format, values)
         if text:
             lines.extend(part.strip() for part in text.split("\n") if part.strip())
     if country_line:
@@ -68,14 +67,23 @@ def address_lines(address: PostalAddress, *, name: str = "", country_line: bool 
     return lines
 
 
-def _tidy(line: str) -> str:
-    """A line with an empty field in it: no leading, trailing or doubled commas
-    and dashes ("San Francisco, 94103" rather than "San Francisco,  94103")."""
-    line = re.sub(r"[ \t]+", " ", line)
-    line = re.sub(r"\s*,\s*(?=,|$)", "", line)
-    line = re.sub(r"^\s*[,\-]\s*", "", line)
-    line = re.sub(r"\s*[,\-]\s*$", "", line)
-    return line.strip()
+def _fill(line_format: str, values: dict[str, str]) -> str:
+    """One line of a format with its fields filled in. An empty field takes with
+    it the text joining it to the field before it, or, with no field before it
+    on the line, the text around it: "%C, %S %Z" without a state is "San
+    Francisco 94103", without a city "CA 94103"; "〒%Z" without a code is empty."""
+    tokens = _FIELD.split(line_format)  # text, field, text, field, ..., text
+    filled = [values.get(t, "") if i % 2 else t for i, t in enumerate(tokens)]
+    dropped: set[int] = set()
+    for i in range(1, len(tokens), 2):
+        if filled[i]:
+            continue
+        if any(filled[j] for j in range(1, i, 2)):
+            dropped.add(i - 1)
+        else:
+            dropped.update((i - 1, i + 1))
+    text = "".join(piece for i, piece in enumerate(filled) if i not in dropped)
+    return re.sub(r"[ \t]+", " ", text).strip()
 
 
 def _latin_region(country: str, key: str) -> str:

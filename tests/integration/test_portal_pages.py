@@ -366,6 +366,8 @@ class TestOrders:
         assert response.status_code == 200
         assert "Packing slip" in page and CUSTOMER["name"] in page and CUSTOMER["street"] in page
         assert "SKU-1" in page and "Corner Bikes" in page and "portal-print.js" in page
+        # In the US's format: the state (from the ZIP code) between the city and the ZIP code.
+        assert "San Francisco, CA 94103<br>UNITED STATES" in page
 
     def test_release_needs_a_confirmation_then_gives_the_order_back(self, ctx, signed_in, portal):
         assignment = portal.win()
