@@ -328,7 +328,7 @@ class TestOrders:
         assignment = portal.win(quantity=2)
         page = html(signed_in.get("/portal/orders"))
         assert f'id="assignment-{assignment.id}"' in page
-        assert "2 × Product SKU-1" in page and "1 Secret Lane" in page and "94103 San Francisco" in page
+        assert "2 × Product SKU-1" in page and "1 Secret Lane" in page and "San Francisco, CA 94103" in page
         assert assignment.due_at.strftime("%Y-%m-%d %H:%M UTC") in page
         assert f'id="assignment-{assignment.id}"' not in html(signed_in.get("/portal/orders?status=shipped"))
 
