@@ -7,8 +7,8 @@
   alternate names in many languages and scripts ("München", "Munich",
   "ミュンヘン"), centres and populations.
 
-The city list is read on the first city lookup in a process (about a second,
-and some 100 MB), and each country's index of names is built on its own first
+The city list is read on the first city lookup in a process (one to three
+seconds, and about 120 MB), and each country's index of names is built on its own first
 lookup, so a process that only ever sees US ZIP codes never reads it.
 """
 
@@ -118,7 +118,10 @@ class CityIndex:
         with self._lock:
             index = self._by_country.get(country)
             if index is None:
-                rows = self._rows().pop(country, [])
+                raw = self._rows()
+                if country not in raw:
+                    return {}  # no places there (or no such country): nothing kept for a made-up code
+                rows = raw.pop(country)
                 found: dict[str, list[City]] = {}
                 for name, alternates, lat, lon, population, admin1 in rows:
                     city = City(name, country, lat, lon, population, admin1)

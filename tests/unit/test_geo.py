@@ -89,6 +89,12 @@ class TestPlacesByName:
         with pytest.raises(Invalid):
             resolve_location(geocoder, LocationQuery(city="Berlin", country="FR"))
 
+    def test_a_code_with_no_places_keeps_nothing_in_memory(self):
+        from broker.geo import places
+
+        assert places.find_city("Berlin", "QQ") is None
+        assert "QQ" not in places._cities._by_country
+
     def test_the_area_is_named_from_the_data_never_from_what_was_typed(self):
         found = resolve_location(geocoder, LocationQuery(city="  münchen ", country="DE", postal_code="80331"))
         assert found.area == "Munich, DE 803xx"
@@ -194,6 +200,14 @@ class TestRemoteGeocoder:
         throttle = Throttle(1.0, 10.0, clock=lambda: now[0], sleep=sleep)
         assert all(throttle.acquire() for _ in range(4))
         assert slept == [1.0, 1.0, 1.0]
+
+    def test_its_settings_must_be_numbers(self):
+        from broker.config import ConfigError
+
+        with pytest.raises(ConfigError):
+            GeopyGeocoder("nominatim", {"user_agent": "broker-test", "min_delay_seconds": "soon"})
+        with pytest.raises(ConfigError):
+            GeopyGeocoder("no-such-service")
 
     def test_a_call_that_would_wait_too_long_is_skipped_for_the_shipped_data(self):
         now = [0.0]
