@@ -133,6 +133,15 @@ def _country_format(country: str, region: str) -> CountryFormat:
     return CountryFormat(country, rules, "%C" in rules.address_format or "%C" in rules.address_latin_format)
 
 
+def match_region(fmt: CountryFormat, value: str) -> str | None:
+    """A region's code from its code or any of its names ("california", "Tokyo"), or None."""
+    wanted = " ".join(value.split()).casefold()
+    for key, name in fmt.rules.country_area_choices:
+        if wanted in (key.casefold(), name.casefold()):
+            return key
+    return None
+
+
 def _label(noun: str) -> str:
     return noun[0].upper() + noun[1:]
 
@@ -145,6 +154,7 @@ def address_form(country: str, *, region: str | None = None, locale: str = "en")
     if not is_country(country):
         return None
     fmt = country_format(country)
+    region = match_region(fmt, region) if region else None
     narrowed = country_format(country, region) if region else fmt
     fields: dict[str, FormField] = {
         "line1": FormField("line1", "Street address", True, AUTOCOMPLETE["line1"]),

@@ -19,7 +19,7 @@ import dataclasses
 import functools
 import re
 
-from broker.addresses.formats import TO_OURS, CountryFormat, country_format
+from broker.addresses.formats import TO_OURS, CountryFormat, country_format, match_region
 from broker.errors import Invalid
 from broker.geo.countries import in_country, is_country
 from broker.geo.places import us_zip
@@ -102,15 +102,6 @@ def _region_prefixes(country: str) -> tuple[tuple[str, re.Pattern], ...]:
         if len(parts) == 2 and "--" not in key and value.get("zip"):
             found.append((value.get("key", parts[1]), re.compile(f"(?:{value['zip']})", re.IGNORECASE)))
     return tuple(found)
-
-
-def match_region(fmt: CountryFormat, value: str) -> str | None:
-    """A region's code from its code or any of its names, or None."""
-    wanted = " ".join(value.split()).casefold()
-    for key, name in fmt.rules.country_area_choices:
-        if wanted in (key.casefold(), name.casefold()):
-            return key
-    return None
 
 
 def check_address(address: PostalAddress, *, field: str = "ship_to", street: bool = True) -> PostalAddress:

@@ -222,9 +222,12 @@ class TestAddressFormats:
         assert de["country_name"] == "Deutschland" and "region" not in [f["name"] for f in de["fields"]]
 
     def test_a_region_brings_its_cities_where_the_data_lists_them(self, client):
-        hk = ok(client.get("/api/v1/address-formats/HK?region=Kowloon"))
-        city = next(f for f in hk["fields"] if f["name"] == "city")
-        assert city["label"] == "District" and {"value": "Mong Kok", "label": "Mong Kok"} in city["choices"]
+        for region in ("Kowloon", "kowloon", "九龍"):
+            hk = ok(client.get(f"/api/v1/address-formats/HK?region={region}"))
+            city = next(f for f in hk["fields"] if f["name"] == "city")
+            assert city["label"] == "District" and {"value": "Mong Kok", "label": "Mong Kok"} in city["choices"]
+        unknown = ok(client.get("/api/v1/address-formats/HK?region=Atlantis"))
+        assert next(f for f in unknown["fields"] if f["name"] == "city")["choices"] == []
 
     def test_the_countries_come_named_in_the_locale(self, client):
         english = ok(client.get("/api/v1/address-formats"))
