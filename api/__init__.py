@@ -54,11 +54,11 @@ def init_api(app: Flask) -> Api:
         "type": "apiKey", "in": "header", "name": "X-Access-Token",
         "description": "The customer's key to one order or personal request, given once when it is placed."})
 
-    from api import (accounts, board, catalog, fulfilment, orders, payments, personal, privacy, reputation,
-                     returns, settlement, storefront)
+    from api import (accounts, addresses, board, catalog, fulfilment, orders, payments, personal, privacy,
+                     reputation, returns, settlement, storefront)
 
     for module in (accounts, catalog, orders, returns, board, fulfilment, settlement, payments, personal, reputation,
-                   storefront, privacy):
+                   storefront, privacy, addresses):
         api.register_blueprint(module.blp)
     app.register_blueprint(payments.hooks)
 

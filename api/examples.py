@@ -286,3 +286,21 @@ REQUEST_DATA = {
 }
 REQUEST_ERASED = {"kind": "request", "id": REQUEST_ID, "status": "cancelled", "erased_at": "2026-03-06T10:05:00+00:00",
                   "order_id": None}
+
+# --- address formats ----------------------------------------------------------------
+
+COUNTRIES = [{"code": "CA", "name": "Canada"}, {"code": "DE", "name": "Germany"}, {"code": "US", "name": "United States"}]
+ADDRESS_FORMAT = {
+    "country": "DE", "country_name": "Germany",
+    "fields": [
+        {"name": "line1", "label": "Street address", "required": True, "autocomplete": "address-line1",
+         "choices": [], "example": ""},
+        {"name": "line2", "label": "Apartment, suite, building", "required": False, "autocomplete": "address-line2",
+         "choices": [], "example": ""},
+        {"name": "postal_code", "label": "Postal code", "required": True, "autocomplete": "postal-code",
+         "choices": [], "example": "26133"},
+        {"name": "city", "label": "City", "required": True, "autocomplete": "address-level2", "choices": [],
+         "example": ""},
+    ],
+    "rows": [["line1"], ["line2"], ["postal_code", "city"]],
+}

@@ -11,6 +11,7 @@ from datetime import datetime
 from broker.accounts.addresses import PostalAddress
 from broker.accounts.hours import DAYS, Hours, describe, state_at
 from broker.accounts.models import Store
+from broker.addresses import address_lines, ship_to_address
 from broker.board.services import BoardItem
 from broker.fulfilment.models import Assignment
 from broker.fulfilment.services import AssignmentView
@@ -55,7 +56,9 @@ def lines(order: Order) -> list[dict]:
 def ship_to(order: Order) -> dict:
     return {
         "name": order.customer_name, "line1": order.ship_line1, "line2": order.ship_line2,
-        "city": order.ship_city, "postal_code": order.ship_postal_code, "country": order.ship_country,
+        "city_area": order.ship_city_area, "city": order.ship_city, "region": order.ship_region,
+        "postal_code": order.ship_postal_code, "country": order.ship_country,
+        "formatted": address_lines(ship_to_address(order), name=order.customer_name),
     }
 
 
@@ -129,7 +132,8 @@ def board_item(item: BoardItem) -> dict:
     return {
         "id": listing.id, "kind": listing.kind, **what,
         "currency": listing.currency, "distance_km": item.distance_km,
-        "store_id": item.store_id, "area": listing.area, "closes_at": item.closes_at,
+        "store_id": item.store_id, "area": listing.area, "precision": listing.precision,
+        "closes_at": item.closes_at,
         "my_bid": None if bid is None else {
             "id": bid.id, "store_id": bid.store_id, "distance_km": bid.distance_km, "price": bid.price,
             "created_at": bid.created_at,

@@ -101,12 +101,14 @@ class EmailAddress(f.Email):
 
 
 class LocationSchema(ma.Schema):
-    """A place: `{postal_code, country}`, `{lat, lon}`, or more of these. Explicit
-    `lat`/`lon` win over geocoding."""
+    """A place: `{postal_code, country}`, `{city, country}` or `{lat, lon}`, or more of these.
+    Explicit `lat`/`lon` win over geocoding."""
 
     postal_code = Str(max=20, metadata={"example": "94107"})
-    country = Str(max=2, metadata={"description": "ISO 3166 two-letter country code.", "example": "US"})
-    lat = f.Float(allow_none=False, metadata={"description": "Latitude, in degrees."})
+    city = Str(max=120, metadata={"description": "A city or town, found by name within the country."})
+    country = Str(max=2, metadata={"description": "ISO 3166-1 alpha-2 country code.", "example": "US"})
+    lat = f.Float(allow_none=False, metadata={"description": "Latitude, in degrees; explicit coordinates always "
+                                                            "win over geocoding."})
     lon = f.Float(allow_none=False, metadata={"description": "Longitude, in degrees."})
 
     @ma.post_load
@@ -323,14 +325,27 @@ class CustomerIn(ma.Schema):
         return Customer(**data)
 
 
+REGION_DESCRIPTION = ("The state, province, prefecture... as its code or its name (`CA` or `California`), where "
+                      "the country's format has one; required where it requires one, except that it is derived "
+                      "from the postal code when left out and the code tells (every US ZIP code, every Canadian "
+                      "and Japanese postal code). See `GET /address-formats/{country}`.")
+POSTAL_CODE_DESCRIPTION = "Required where the country's format requires it, in its pattern (e.g. `10115`, `M5V 2T6`)."
+CITY_AREA_DESCRIPTION = "A dependent locality (a bairro, a district), where the country's format has one."
+
+
 class AddressIn(ma.Schema):
+    """A ship-to: the same fields for every country; which are required follows the country's format."""
+
     line1 = Str(load_default="", metadata={"description": "Required unless delivery is pickup."})
     line2 = Str()
+    city_area = Str(max=120, load_default="", metadata={"description": CITY_AREA_DESCRIPTION})
     city = Str(max=120, load_default="", metadata={"description": "Required unless delivery is pickup."})
-    postal_code = Str(required=True, max=20)
-    country = Str(required=True, max=2, metadata={"description": "ISO 3166 two-letter country code."})
-    lat = f.Float(metadata={"description": "Optional; wins over geocoding the address."})
-    lon = f.Float(metadata={"description": "Optional; wins over geocoding the address."})
+    region = Str(max=80, load_default="", metadata={"description": REGION_DESCRIPTION})
+    postal_code = Str(max=20, load_default="", metadata={"description": POSTAL_CODE_DESCRIPTION})
+    country = Str(required=True, max=2, metadata={"description": "ISO 3166-1 alpha-2, e.g. DE."})
+    lat = f.Float(metadata={"description": "With lon: where the customer is, from their device; wins over "
+                                           "geocoding the address."})
+    lon = f.Float(metadata={"description": "With lat: where the customer is, from their device."})
 
     @ma.post_load
     def make(self, data, **_):
@@ -389,9 +404,15 @@ class ShipToOut(ma.Schema):
     name = f.String()
     line1 = f.String()
     line2 = f.String()
+    city_area = f.String()
     city = f.String()
+    region = f.String(metadata={"description": "The region's code as the country's format keys it (`CA`, `ON`, "
+                                              "`東京都`); empty where it has none."})
     postal_code = f.String()
     country = f.String()
+    formatted = f.List(f.String(), metadata={
+        "description": "The address as lines to print, in the country's format (\"San Francisco, CA 94103\" in "
+                       "the US, \"10115 Berlin\" in Germany), the last the country's name in English capitals."})
 
 
 class FulfilmentOut(ma.Schema):
@@ -507,6 +528,10 @@ class BoardItemOut(ma.Schema):
         "kilometres, at least 1: never to the customer's door.")})
     store_id = f.Integer()
     area = f.String(metadata={"description": "City and postal prefix; never a street."})
+    precision = f.String(metadata={"description": (
+        "How precisely the customer's point is known: `coordinates` (their device's), `postal_code` (a postal "
+        "code's centre) or `city` (a city's centre: the customer may be kilometres from it, and from the "
+        "distance shown).")})
     closes_at = f.AwareDateTime()
     my_bid = f.Nested(MyBidOut, allow_none=True)
 
@@ -695,9 +720,11 @@ class ShipToIn(ma.Schema):
     name = Str(required=True)
     line1 = Str(required=True)
     line2 = Str()
+    city_area = Str(max=120, load_default="", metadata={"description": CITY_AREA_DESCRIPTION})
     city = Str(required=True, max=120)
-    postal_code = Str(required=True, max=20)
-    country = Str(required=True, max=2, metadata={"description": "ISO 3166 two-letter country code."})
+    region = Str(max=80, load_default="", metadata={"description": REGION_DESCRIPTION})
+    postal_code = Str(max=20, load_default="", metadata={"description": POSTAL_CODE_DESCRIPTION})
+    country = Str(required=True, max=2)
 
 
 class RequestIn(ma.Schema):
@@ -879,3 +906,47 @@ class Problem(ma.Schema):
     detail = f.String()
     errors = f.Dict(keys=f.String(), values=f.List(f.String()),
                     metadata={"description": "The invalid fields (dotted paths) and what is wrong with each."})
+
+
+# --- addresses --------------------------------------------------------------
+
+LocaleParam = lambda: f.String(  # noqa: E731
+    validate=[v.Length(max=20), v.Regexp(r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$")],
+    metadata={"description": "The language of country names, e.g. `de` (default `en`)."})
+
+
+class AddressFormatQuery(ma.Schema):
+    region = Str(max=80, metadata={"description": "A region's code: its cities (or districts) where the data "
+                                                  "lists them, and its postal-code example."})
+    locale = LocaleParam()
+
+
+class CountriesQuery(ma.Schema):
+    locale = LocaleParam()
+
+
+class ChoiceOut(ma.Schema):
+    value = f.String(metadata={"description": "What to send."})
+    label = f.String(metadata={"description": "What to show."})
+
+
+class AddressFieldOut(ma.Schema):
+    name = f.String(metadata={"description": "line1, line2, city_area, city, region or postal_code"})
+    label = f.String(metadata={"description": "What the country calls it: \"ZIP code\", \"Prefecture\"."})
+    required = f.Boolean()
+    autocomplete = f.String(metadata={"description": "The HTML autocomplete token."})
+    choices = f.List(f.Nested(ChoiceOut), metadata={"description": "Where the value must be one of these."})
+    example = f.String(metadata={"description": "A postal code as the country writes one."})
+
+
+class AddressFormatOut(ma.Schema):
+    country = f.String()
+    country_name = f.String()
+    fields = f.List(f.Nested(AddressFieldOut), metadata={
+        "description": "The country's fields in the order its people write them."})
+    rows = f.List(f.List(f.String()), metadata={"description": "Fields that share a printed line."})
+
+
+class CountryOut(ma.Schema):
+    code = f.String()
+    name = f.String()

@@ -24,7 +24,7 @@ from broker.clock import FrozenClock
 from broker.config import Settings
 from broker.context import Context
 from broker.db import make_engine
-from broker.geo.geocoding import OfflineZipGeocoder
+from broker.geo.geocoding import OfflineGeocoder
 from broker.migrate import upgrade
 from broker.notifications.mailer import FolderMailer
 from broker.payments.offline import OfflineProvider
@@ -114,7 +114,7 @@ def mail_dir(tmp_path):
 @pytest.fixture
 def ctx(settings, engine, connection, clock, mail_dir):
     factory = sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-    return Context(settings=settings, engine=engine, session_factory=factory, geocoder=OfflineZipGeocoder(),
+    return Context(settings=settings, engine=engine, session_factory=factory, geocoder=OfflineGeocoder(),
                    payments=OfflineProvider(), clock=clock, mailer=FolderMailer(mail_dir, settings.mail_from))
 
 

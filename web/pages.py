@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, url_for
 
+from broker.addresses import address_form, address_lines, countries, ship_to_address
 from broker.money import format_amount
 from broker.reports import home_summary
 from broker.settlement.reports import health
@@ -14,6 +15,26 @@ bp = Blueprint("pages", __name__, template_folder="templates")
 @bp.app_template_filter("money")
 def _money(amount: int, currency: str) -> str:
     return format_amount(amount, currency)
+
+
+@bp.app_template_filter("ship_to_lines")
+def _ship_to_lines(row, country_line: bool = True) -> list[str]:
+    """An order's (or a request's) ship-to as lines in its country's format, the
+    recipient's name first (broker.addresses: one formatter everywhere)."""
+    name = getattr(row, "customer_name", None) or getattr(row, "ship_name", "") or ""
+    return address_lines(ship_to_address(row), name=name, country_line=country_line)
+
+
+@bp.app_template_global("address_format")
+def _address_format(country: str, region: str | None = None):
+    """A country's address form (broker.addresses.address_form), for the
+    `address_fields` macro; the US's for a code that is not a country."""
+    return address_form(country or "US", region=region) or address_form("US")
+
+
+@bp.app_template_global("country_choices")
+def _country_choices(locale: str = "en") -> list[tuple[str, str]]:
+    return countries(locale)
 
 
 @bp.get("/")

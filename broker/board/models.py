@@ -58,6 +58,10 @@ class Listing(Base):
     exact_lat: Mapped[float] = mapped_column(Float)
     exact_lon: Mapped[float] = mapped_column(Float)
     area: Mapped[str] = mapped_column(String(120))
+    # How precisely the ship-to point is known (broker.geo.Precision):
+    # coordinates, a postal code's centre or a city's. Shown to retailers: a
+    # city's centre can be kilometres from the door.
+    precision: Mapped[str] = mapped_column(String(12), default="postal_code", server_default="postal_code")
     price: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
     listed_at: Mapped[datetime] = mapped_column(UTCDateTime)

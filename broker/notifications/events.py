@@ -50,6 +50,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broker.accounts.models import Manufacturer, Retailer, Role
+from broker.addresses import address_lines, ship_to_address
 from broker.board.models import Bid, Listing
 from broker.context import Context
 from broker.fulfilment.models import Assignment
@@ -88,6 +89,7 @@ def order_placed(session: Session, ctx: Context, order: Order, access_token: str
         dedupe_key=f"order-{order.id}", now=now, name=order.customer_name, store=maker.name if maker else "Broker",
         order_id=order.id, lines=_lines(order.lines, order.currency), total=format_amount(order.total, order.currency),
         pickup=order.delivery == Delivery.PICKUP, pickup_code=pickup_code,
+        ship_to=address_lines(ship_to_address(order), name=order.customer_name),
         status_path=f"/s/{slug}/o/{order.id}/{access_token}",
     )
     if written and order.status != OrderStatus.OPEN:

@@ -49,11 +49,19 @@ class Order(Base):
     ship_line1: Mapped[str] = mapped_column(String(200))
     ship_line2: Mapped[str] = mapped_column(String(200), default="")
     ship_city: Mapped[str] = mapped_column(String(120))
+    # Where the country's format has them (broker.addresses): a dependent
+    # locality (a Brazilian bairro), and a region's code ("CA", "ON", "東京都").
+    ship_city_area: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    ship_region: Mapped[str] = mapped_column(String(80), default="", server_default="")
+    # "" where the country has no postal codes.
     ship_postal_code: Mapped[str] = mapped_column(String(20))
     ship_country: Mapped[str] = mapped_column(String(2))
     ship_lat: Mapped[float] = mapped_column(Float)
     ship_lon: Mapped[float] = mapped_column(Float)
     area: Mapped[str] = mapped_column(String(120))
+    # How precisely ship_lat/ship_lon is known (broker.geo.Precision): the
+    # customer's coordinates, a postal code's centre, or a city's centre.
+    location_precision: Mapped[str] = mapped_column(String(12), default="postal_code", server_default="postal_code")
     access_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from broker.accounts.models import Manufacturer, Store
+from broker.addresses import PostalAddress, check_address
 from broker.auth import Actor, ActorKind, digest, require, same
 from broker.board.listings import new_listing
 from broker.board.models import Listing, ListingKind, ListingStatus
@@ -50,6 +51,8 @@ class Customer:
 
 @dataclasses.dataclass(frozen=True)
 class Address:
+    """A ship-to as a client sends it; `check_address` decides what it must hold."""
+
     line1: str
     city: str
     postal_code: str
@@ -57,6 +60,8 @@ class Address:
     line2: str = ""
     lat: float | None = None
     lon: float | None = None
+    region: str = ""
+    city_area: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,18 +102,9 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
     if not name:
         raise Invalid.field("customer.name", "must not be blank")
     email = email_address(cmd.customer.email, "customer.email")
-    to = cmd.ship_to
-    # For a pickup the address is only where the customer is: a postal code will do.
-    needed = ("postal_code", "country") if cmd.delivery == Delivery.PICKUP else ("line1", "city", "postal_code",
-                                                                                  "country")
-    for field in needed:
-        if not (getattr(to, field) or "").strip():
-            raise Invalid.field(f"ship_to.{field}", "must not be blank")
-    if len(to.country.strip()) != 2:
-        raise Invalid.field("ship_to.country", "use the two-letter ISO 3166 country code")
-    place = resolve_location(
-        ctx.geocoder, LocationQuery(to.postal_code, to.country, to.lat, to.lon), field="ship_to"
-    )
+    # For a pickup the address is only where the customer is: a postal code or a city will do.
+    to = ship_to_address(cmd.ship_to, street=cmd.delivery != Delivery.PICKUP)
+    place = resolve_location(ctx.geocoder, location_of(to), field="ship_to")
     with ctx.uow() as uow:
         session = uow.session
         maker = session.scalar(select(Manufacturer).where(Manufacturer.slug == slug))
@@ -131,9 +127,9 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
         order = Order(
             manufacturer_id=maker.id, status=OrderStatus.AWAITING_PAYMENT, currency=maker.currency, total=0,
             delivery=cmd.delivery, customer_name=name, customer_email=email,
-            ship_line1=(to.line1 or "").strip(), ship_line2=(to.line2 or "").strip(), ship_city=(to.city or "").strip(),
-            ship_postal_code=to.postal_code.strip(), ship_country=to.country.strip().upper(),
-            ship_lat=place.lat, ship_lon=place.lon, area=place.area,
+            ship_line1=to.line1, ship_line2=to.line2, ship_city=to.city, ship_city_area=to.city_area,
+            ship_region=to.region, ship_postal_code=to.postal_code, ship_country=to.country,
+            ship_lat=place.lat, ship_lon=place.lon, area=place.area, location_precision=place.precision,
             access_token_hash=digest(token), created_at=now, updated_at=now,
         )
         for sku, quantity in quantities.items():
@@ -174,6 +170,21 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
         return PlacedOrder(order, token, payment, auth.client_secret, pickup_code)
 
 
+def ship_to_address(to: Address, *, street: bool = True) -> PostalAddress:
+    """The client's ship-to checked against its country's rules (422 per field)."""
+    return check_address(PostalAddress(
+        country=to.country or "", line1=to.line1 or "", line2=to.line2 or "", city=to.city or "",
+        city_area=to.city_area or "", region=to.region or "", postal_code=to.postal_code or "", lat=to.lat,
+        lon=to.lon), field="ship_to", street=street)
+
+
+def location_of(address: PostalAddress) -> LocationQuery:
+    """Where an address is, for the geocoder: its coordinates if the customer's
+    device gave them, else its postal code, else its city."""
+    return LocationQuery(postal_code=address.postal_code or None, country=address.country, lat=address.lat,
+                         lon=address.lon, city=address.city or None, region=address.region or None)
+
+
 def pickup_digest(token_hash: str, code: str) -> str:
     """A six-digit code is guessable offline from a bare hash; salting it with the
     order's token hash at least makes each order's code its own search. Online,
@@ -187,7 +198,7 @@ def put_on_board(session: Session, order: Order, now: datetime) -> None:
     session.add(
         new_listing(kind=ListingKind.ORDER, manufacturer_id=order.manufacturer_id, order_id=order.id,
                     status=ListingStatus.OPEN, lat=order.ship_lat, lon=order.ship_lon, area=order.area,
-                    price=order.total, currency=order.currency, listed_at=now)
+                    precision=order.location_precision, price=order.total, currency=order.currency, listed_at=now)
     )
     events.order_on_board(session, order, now)
 

@@ -48,6 +48,8 @@ class PersonalRequest(Base):
     lat: Mapped[float] = mapped_column(Float)
     lon: Mapped[float] = mapped_column(Float)
     area: Mapped[str] = mapped_column(String(120))
+    # How precisely lat/lon is known (broker.geo.Precision).
+    location_precision: Mapped[str] = mapped_column(String(12), default="postal_code", server_default="postal_code")
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     access_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     buyer_key: Mapped[str | None] = mapped_column(String(64), index=True, default=None)
@@ -58,6 +60,8 @@ class PersonalRequest(Base):
     ship_line1: Mapped[str] = mapped_column(String(200))
     ship_line2: Mapped[str] = mapped_column(String(200), default="")
     ship_city: Mapped[str] = mapped_column(String(120))
+    ship_city_area: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    ship_region: Mapped[str] = mapped_column(String(80), default="", server_default="")
     ship_postal_code: Mapped[str] = mapped_column(String(20))
     ship_country: Mapped[str] = mapped_column(String(2))
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), unique=True, default=None)

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broker.accounts.models import Manufacturer, Retailer, Store
+from broker.addresses import PostalAddress, check_address
 from broker.auth import Actor, ActorKind, digest, same
 from broker.board.listings import new_listing
 from broker.board.models import Bid, BidStatus, Listing, ListingKind, ListingStatus
@@ -60,6 +61,8 @@ class ShipTo:
     postal_code: str
     country: str
     line2: str = ""
+    region: str = ""
+    city_area: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,12 +126,12 @@ def post_request(ctx: Context, cmd: PostRequest) -> PostedRequest:
                                     resolver=_unresolved)
         if refused:
             raise Invalid.field("callback_url", refused)
-    to = cmd.ship_to
-    for field in ("name", "line1", "city", "postal_code", "country"):
-        if not getattr(to, field).strip():
-            raise Invalid.field(f"ship_to.{field}", "must not be blank")
-    if len(to.country.strip()) != 2:
-        raise Invalid.field("ship_to.country", "use the two-letter ISO 3166 country code")
+    if not (cmd.ship_to.name or "").strip():
+        raise Invalid.field("ship_to.name", "Enter the name to ship to")
+    to = check_address(PostalAddress(
+        country=cmd.ship_to.country or "", line1=cmd.ship_to.line1 or "", line2=cmd.ship_to.line2 or "",
+        city=cmd.ship_to.city or "", city_area=cmd.ship_to.city_area or "", region=cmd.ship_to.region or "",
+        postal_code=cmd.ship_to.postal_code or "", name=cmd.ship_to.name or ""), field="ship_to")
     place = resolve_location(ctx.geocoder, cmd.location)
     with ctx.uow() as uow:
         session = uow.session
@@ -153,11 +156,11 @@ def post_request(ctx: Context, cmd: PostRequest) -> PostedRequest:
             pseudonym=_pseudonym(session), description=description, manufacturer_id=maker_id, product_id=product_id,
             sku=sku, quantity=cmd.quantity, max_price=cmd.max_price, currency=currency, prefer=Prefer(cmd.prefer),
             status=RequestStatus.AWAITING_PAYMENT, lat=place.lat, lon=place.lon, area=place.area,
-            expires_at=expires_at, access_token_hash=digest(token),
+            location_precision=place.precision, expires_at=expires_at, access_token_hash=digest(token),
             buyer_key=_buyer_key(contact), contact_email=contact, callback_url=callback,
-            ship_name=to.name.strip(), ship_line1=to.line1.strip(), ship_line2=(to.line2 or "").strip(),
-            ship_city=to.city.strip(), ship_postal_code=to.postal_code.strip(),
-            ship_country=to.country.strip().upper(), created_at=now,
+            ship_name=to.name, ship_line1=to.line1, ship_line2=to.line2, ship_city=to.city,
+            ship_city_area=to.city_area, ship_region=to.region, ship_postal_code=to.postal_code,
+            ship_country=to.country, created_at=now,
         )
         session.add(request)
         session.flush()
@@ -198,7 +201,7 @@ def put_on_board(session: Session, request: PersonalRequest, now: datetime) -> N
     request.status = RequestStatus.OPEN
     session.add(new_listing(kind=ListingKind.REQUEST, manufacturer_id=request.manufacturer_id,
                             request_id=request.id, status=ListingStatus.OPEN, lat=request.lat, lon=request.lon,
-                            area=request.area, price=request.max_price, currency=request.currency, listed_at=now))
+                            area=request.area, precision=request.location_precision, price=request.max_price, currency=request.currency, listed_at=now))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -333,8 +336,10 @@ def award_request(session: Session, ctx: Context, listing: Listing, request: Per
         manufacturer_id=request.manufacturer_id, status=OrderStatus.OPEN, currency=request.currency, total=price,
         customer_name=request.ship_name, customer_email=request.contact_email or "",
         ship_line1=request.ship_line1, ship_line2=request.ship_line2, ship_city=request.ship_city,
+        ship_city_area=request.ship_city_area, ship_region=request.ship_region,
         ship_postal_code=request.ship_postal_code, ship_country=request.ship_country, ship_lat=request.lat,
-        ship_lon=request.lon, area=request.area, access_token_hash=request.access_token_hash,
+        ship_lon=request.lon, area=request.area, location_precision=request.location_precision,
+        access_token_hash=request.access_token_hash,
         created_at=now, updated_at=now,
     )
     order.lines.append(OrderLine(product_id=request.product_id, sku=request.sku or "",

@@ -41,6 +41,7 @@ from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from broker.accounts.models import Manufacturer, Retailer
+from broker.addresses import address_lines, ship_to_address
 from broker.auth import digest, same
 from broker.db import UTCDateTime
 from broker.board.models import Listing
@@ -324,9 +325,11 @@ def _order_data(session: Session, order: Order, now: datetime) -> dict[str, Any]
         "created_at": _iso(order.created_at), "shipped_at": _iso(order.shipped_at),
         "cancelled_at": _iso(order.cancelled_at), "erased_at": _iso(order.erased_at),
         "customer": {"name": order.customer_name, "email": order.customer_email},
-        "ship_to": {"line1": order.ship_line1, "line2": order.ship_line2, "city": order.ship_city,
-                    "postal_code": order.ship_postal_code, "country": order.ship_country,
-                    "lat": order.ship_lat, "lon": order.ship_lon, "area": order.area},
+        "ship_to": {"line1": order.ship_line1, "line2": order.ship_line2, "city_area": order.ship_city_area,
+                    "city": order.ship_city, "region": order.ship_region, "postal_code": order.ship_postal_code,
+                    "country": order.ship_country, "lat": order.ship_lat, "lon": order.ship_lon,
+                    "precision": order.location_precision, "area": order.area,
+                    "formatted": address_lines(ship_to_address(order), name=order.customer_name)},
         "lines": [{"sku": line.sku, "name": line.name, "quantity": line.quantity, "unit_price": line.unit_price,
                    "line_total": line.line_total} for line in order.lines],
         "delivered_at": _iso(order.delivered_at), "delivered_how": order.delivered_how,
@@ -357,8 +360,10 @@ def _request_data(session: Session, request: PersonalRequest) -> dict[str, Any]:
         "closed_at": _iso(request.closed_at), "erased_at": _iso(request.erased_at), "order_id": request.order_id,
         "contact_email": request.contact_email, "callback_url": request.callback_url,
         "ship_to": {"name": request.ship_name, "line1": request.ship_line1, "line2": request.ship_line2,
-                    "city": request.ship_city, "postal_code": request.ship_postal_code,
-                    "country": request.ship_country, "lat": request.lat, "lon": request.lon, "area": request.area},
+                    "city_area": request.ship_city_area, "city": request.ship_city, "region": request.ship_region,
+                    "postal_code": request.ship_postal_code, "country": request.ship_country, "lat": request.lat,
+                    "lon": request.lon, "precision": request.location_precision, "area": request.area,
+                    "formatted": address_lines(ship_to_address(request), name=request.ship_name)},
         "payment": _payment_data(_payment_of(session, order_id=request.order_id, request_id=request.id)),
         "emails": [{"subject": m.payload.get("subject"), "written_at": _iso(m.created_at),
                     "sent_at": _iso(m.sent_at)}
@@ -454,12 +459,13 @@ def _erase_order(session: Session, order: Order, now: datetime, purpose: str) ->
     reviews = list(session.scalars(select(Review).where(Review.order_id == order.id)))
     returns = list(session.scalars(select(Return).where(Return.order_id == order.id).with_for_update()))
     request = session.scalar(select(PersonalRequest).where(PersonalRequest.order_id == order.id))
-    personal = [order.customer_name, order.customer_email, order.ship_line1, order.ship_line2,
+    personal = [order.customer_name, order.customer_email, order.ship_line1, order.ship_line2, order.ship_city_area,
                 *(m.body for m in messages), *(r.comment for r in reviews),
                 *(r.reason for r in returns), *(r.note or "" for r in returns)]
     emails = {order.customer_email.strip().lower()}
     if request is not None:
-        personal += [request.ship_name, request.ship_line1, request.ship_line2, request.contact_email or "",
+        personal += [request.ship_name, request.ship_line1, request.ship_line2, request.ship_city_area,
+                     request.contact_email or "",
                      request.callback_url or ""]
         emails.add((request.contact_email or "").strip().lower())
     placeholder = placeholder_email(order.id)
@@ -468,6 +474,7 @@ def _erase_order(session: Session, order: Order, now: datetime, purpose: str) ->
     order.customer_email = placeholder
     order.ship_line1 = ""
     order.ship_line2 = ""
+    order.ship_city_area = ""  # a district or bairro: finer than the city that stays
     order.ship_postal_code = coarse_postal_code(order.ship_postal_code)
     order.ship_lat = coarse_coordinate(order.ship_lat)
     order.ship_lon = coarse_coordinate(order.ship_lon)
@@ -506,8 +513,8 @@ def _erase_request(session: Session, request: PersonalRequest, now: datetime, pu
                    audit: bool = True) -> None:
     """Anonymise the request, in the caller's transaction (the request locked).
     Its order, if any, is erased by `_erase_order`."""
-    personal = [request.ship_name, request.ship_line1, request.ship_line2, request.contact_email or "",
-                request.callback_url or ""]
+    personal = [request.ship_name, request.ship_line1, request.ship_line2, request.ship_city_area,
+                request.contact_email or "", request.callback_url or ""]
     emails = {(request.contact_email or "").strip().lower()}
     request.contact_email = None
     request.callback_url = None
@@ -515,6 +522,7 @@ def _erase_request(session: Session, request: PersonalRequest, now: datetime, pu
     request.ship_name = ERASED
     request.ship_line1 = ""
     request.ship_line2 = ""
+    request.ship_city_area = ""
     request.ship_postal_code = coarse_postal_code(request.ship_postal_code)
     request.lat = coarse_coordinate(request.lat)
     request.lon = coarse_coordinate(request.lon)

@@ -40,7 +40,7 @@ from sqlalchemy.orm import sessionmaker
 
 from broker.clock import FrozenClock
 from broker.context import Context
-from broker.geo.geocoding import OfflineZipGeocoder
+from broker.geo.geocoding import OfflineGeocoder
 from broker.payments.offline import OfflineProvider
 from tests.conftest import ADMIN_TOKEN, START, make_settings
 from tests.integration.test_authorisation_matrix import World, _document_without_a_database, build_world
@@ -95,7 +95,7 @@ def fuzz(engine, database_url):
         clock = FrozenClock(START)
         factory = sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
         ctx = Context(settings=make_settings(database_url), engine=engine, session_factory=factory,
-                      geocoder=OfflineZipGeocoder(), payments=OfflineProvider(), clock=clock)
+                      geocoder=OfflineGeocoder(), payments=OfflineProvider(), clock=clock)
         world = build_world(ctx, clock)
         # Rate limits count requests per wall-clock minute, so with them on whether an
         # example meets a 429 would depend on how fast the machine is. They are off

@@ -294,8 +294,8 @@ class TestManufacturersAreSeparate:
 
 # --- the board: nothing about who, only where one may bid --------------------
 
-BOARD_ITEM_FIELDS = {"id", "kind", "items", "price", "currency", "distance_km", "store_id", "area", "closes_at",
-                     "my_bid"}
+BOARD_ITEM_FIELDS = {"id", "kind", "items", "price", "currency", "distance_km", "store_id", "area", "precision",
+                     "closes_at", "my_bid"}
 
 
 def assert_no_personal_data(text: str) -> None:
@@ -313,6 +313,7 @@ class TestBoardPrivacy:
         assert_no_personal_data(resp.get_data(as_text=True))
         assert set(item) == BOARD_ITEM_FIELDS
         assert item["area"] == "San Francisco, CA 941xx"
+        assert item["precision"] == "coordinates"  # how well the point is known, not where it is
 
         placed = bid(client, shop, item["id"])
         ok(placed, 201)

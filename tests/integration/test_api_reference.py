@@ -69,13 +69,18 @@ def media_examples(media: dict) -> list:
 
 # --- OpenAPI 3.0 schemas as JSON Schema -------------------------------------------
 
-def json_schema(node):
-    """OpenAPI 3.0's `nullable` as JSON Schema (draft 4) says it; the rest is alike."""
+def json_schema(node, *, names: bool = False):
+    """OpenAPI 3.0's `nullable` as JSON Schema (draft 4) says it; the rest is alike.
+    `names`: `node` maps names to schemas (`properties`, `components.schemas`), so a
+    key called `example` there is a field's name, not the keyword."""
     if isinstance(node, list):
         return [json_schema(n) for n in node]
     if not isinstance(node, dict):
         return node
-    out = {key: json_schema(value) for key, value in node.items() if key not in ("nullable", "example")}
+    if names:
+        return {key: json_schema(value) for key, value in node.items()}
+    out = {key: json_schema(value, names=key in ("properties", "definitions"))
+           for key, value in node.items() if key not in ("nullable", "example")}
     if node.get("nullable"):
         if "type" in out:
             out["type"] = [out["type"], "null"]
@@ -87,7 +92,8 @@ def json_schema(node):
 
 
 def validator(doc, schema):
-    root = {"allOf": [json_schema(schema)], "components": {"schemas": json_schema(doc["components"]["schemas"])}}
+    root = {"allOf": [json_schema(schema)],
+            "components": {"schemas": json_schema(doc["components"]["schemas"], names=True)}}
     return jsonschema_rs.Draft4Validator(root, validate_formats=True)
 
 

@@ -42,7 +42,7 @@ from broker.context import Context
 from broker.db import Base
 from broker.fulfilment import services as fulfilment
 from broker.fulfilment.models import Assignment
-from broker.geo.geocoding import LocationQuery, OfflineZipGeocoder
+from broker.geo.geocoding import LocationQuery, OfflineGeocoder
 from broker.orders import delivered
 from broker.orders import services as orders
 from broker.orders.models import Delivery
@@ -352,6 +352,9 @@ MATRIX: dict[tuple[str, str], list[Target]] = {
     ("POST", "/storefronts/{slug}/orders"): [T("M1's store", EVERYONE, lambda w: {"slug": w.slugs["M1"]},
                                                body=lambda w: NEW_ORDER)],
     ("PATCH", "/storefront"): [T("own", MANUFACTURERS, body=lambda w: {"color_primary": "#123456"})],
+    # address formats: public data
+    ("GET", "/address-formats"): [T("all", EVERYONE)],
+    ("GET", "/address-formats/{country}"): [T("Canada", EVERYONE, lambda w: {"country": "CA"})],
     # orders
     ("GET", "/orders"): [T("own", MANUFACTURERS)],
     ("GET", "/orders/{order_id}"): [
@@ -468,7 +471,7 @@ def _document_without_a_database() -> dict:
     from web.app import create_app
 
     settings = make_settings("sqlite://")
-    ctx = Context.from_settings(settings, geocoder=OfflineZipGeocoder(), payments=OfflineProvider())
+    ctx = Context.from_settings(settings, geocoder=OfflineGeocoder(), payments=OfflineProvider())
     try:
         resp = create_app(context=ctx, test_config={"TESTING": True}).test_client().get(f"{API}/openapi.json")
         assert resp.status_code == 200
@@ -516,7 +519,7 @@ def matrix(engine, database_url):
         clock = FrozenClock(START)
         factory = sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
         ctx = Context(settings=make_settings(database_url), engine=engine, session_factory=factory,
-                      geocoder=OfflineZipGeocoder(), payments=OfflineProvider(), clock=clock)
+                      geocoder=OfflineGeocoder(), payments=OfflineProvider(), clock=clock)
         world = build_world(ctx, clock)
         client = create_app(context=ctx, test_config={"TESTING": True}).test_client()
         doc = client.get(f"{API}/openapi.json").get_json()

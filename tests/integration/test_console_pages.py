@@ -394,7 +394,7 @@ class TestToShip:
         order = fallback_order(world, maker, name="Grace Hopper")
         assignment = active_assignment(ctx, maker.actor, order.id)
         page = signed_in.get("/console/to-ship").get_data(as_text=True)
-        assert "Grace Hopper" in page and "1 Secret Lane" in page and "94103 San Francisco" in page
+        assert "Grace Hopper" in page and "1 Secret Lane" in page and "San Francisco, CA 94103" in page
         path = f"/console/to-ship/{assignment.id}/shipment"
         blank = signed_in.post(path, data={"csrf_token": csrf(signed_in), "carrier": "UPS", "tracking_number": " "})
         assert blank.status_code == 422

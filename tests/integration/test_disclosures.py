@@ -20,7 +20,7 @@ from sqlalchemy.orm import sessionmaker
 from broker.accounts.models import Role
 from broker.clock import FrozenClock
 from broker.context import Context
-from broker.geo.geocoding import OfflineZipGeocoder
+from broker.geo.geocoding import OfflineGeocoder
 from broker.orders.services import OrderView, Party
 from broker.payments.offline import OfflineProvider
 from broker.privacy.models import Disclosure
@@ -62,7 +62,7 @@ def scene(engine, database_url):
         clock = FrozenClock(START)
         factory = sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
         ctx = Context(settings=make_settings(database_url), engine=engine, session_factory=factory,
-                      geocoder=OfflineZipGeocoder(), payments=OfflineProvider(), clock=clock)
+                      geocoder=OfflineGeocoder(), payments=OfflineProvider(), clock=clock)
         world = build_world(ctx, clock)
         app = create_app(context=ctx, test_config={"TESTING": True})
         pages = {"R1": app.test_client(), "M1": app.test_client()}

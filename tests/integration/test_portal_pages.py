@@ -328,7 +328,7 @@ class TestOrders:
         assignment = portal.win(quantity=2)
         page = html(signed_in.get("/portal/orders"))
         assert f'id="assignment-{assignment.id}"' in page
-        assert "2 × Product SKU-1" in page and "1 Secret Lane" in page and "94103 San Francisco" in page
+        assert "2 × Product SKU-1" in page and "1 Secret Lane" in page and "San Francisco, CA 94103" in page
         assert assignment.due_at.strftime("%Y-%m-%d %H:%M UTC") in page
         assert f'id="assignment-{assignment.id}"' not in html(signed_in.get("/portal/orders?status=shipped"))
 
@@ -366,6 +366,8 @@ class TestOrders:
         assert response.status_code == 200
         assert "Packing slip" in page and CUSTOMER["name"] in page and CUSTOMER["street"] in page
         assert "SKU-1" in page and "Corner Bikes" in page and "portal-print.js" in page
+        # In the US's format: the state (from the ZIP code) between the city and the ZIP code.
+        assert "San Francisco, CA 94103<br>UNITED STATES" in page
 
     def test_release_needs_a_confirmation_then_gives_the_order_back(self, ctx, signed_in, portal):
         assignment = portal.win()
