@@ -90,6 +90,11 @@ def sign_up_verified(ctx, cmd: identity.RetailerSignUp) -> identity.SignedIn:
 def delivered(ctx, mail_dir: Path) -> list[email.message.EmailMessage]:
     """Deliver what the outbox holds, then read every email in the folder, oldest first."""
     deliver_emails(ctx)
+    return emails_in(mail_dir)
+
+
+def emails_in(mail_dir: Path) -> list[email.message.EmailMessage]:
+    """Every email in the folder, parsed, oldest first."""
     if not mail_dir.exists():
         return []
     files = sorted(mail_dir.glob("*.eml"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))

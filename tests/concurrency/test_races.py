@@ -39,6 +39,7 @@ from broker.fulfilment import services as fulfilment
 from broker.fulfilment.models import Assignment
 from broker.ledger import services as ledger
 from broker.migrate import upgrade
+from broker.orders import delivered
 from broker.notifications.models import EmailOptOut
 from broker.notifications.services import address_hash, unsubscribe_url
 from broker.orders.models import Order
@@ -308,6 +309,7 @@ def test_concurrent_refund_and_capture_never_deadlock_500(database, caplog):
 def test_double_submitted_review_is_one_review(database):
     world = World(make_ctx(database, START))
     maker, shop, placed = shipped_orders(world, world.ctx, database, 1)
+    delivered.confirm_delivery(world.ctx, placed[0].order.id, placed[0].access_token)  # reviews follow delivery
     app = make_app(world.ctx)
     token = {"X-Access-Token": placed[0].access_token}
     path = f"{API}/orders/{placed[0].order.id}/reviews"

@@ -26,6 +26,7 @@ from broker.returns import services as returns
 from broker.settlement.services import settle
 from jobs.definitions import JOBS
 from tests.factories import HERE, World, north_of
+from tests.pages import emails_in
 
 API = "/api/v1"
 
@@ -76,9 +77,15 @@ def invitations(session, order_id: int) -> list[OutboxMessage]:
 
 
 def invitations_sent(mail_dir) -> list[str]:
-    if not mail_dir.exists():
-        return []
-    return [p.read_text() for p in sorted(mail_dir.glob("*.eml")) if "How was your order" in p.read_text()]
+    """The plain-text bodies of the review invitations sent, decoded (a long
+    link is wrapped by quoted-printable in the raw file)."""
+    bodies = []
+    for message in emails_in(mail_dir):
+        part = message.get_body(preferencelist=("plain",))
+        text = part.get_content() if part is not None else message.get_content()
+        if "How was your order" in message["Subject"]:
+            bodies.append(text)
+    return bodies
 
 
 def test_the_customer_confirms_delivery(world, ctx, clock, maker, shop, client, session):
