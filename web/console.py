@@ -23,12 +23,10 @@ from broker.catalog import services as catalog
 from broker.errors import BrokerError, Invalid, NotFound
 from broker.fulfilment import services as fulfilment
 from broker.fulfilment.models import AssignmentStatus
-from broker.ledger import reports as ledger_reports
 from broker.money import amount_examples, amount_input, exponent, format_amount, parse_amount
 from broker.orders import services as orders
 from broker.orders.models import OrderStatus
 from broker.pagination import PageRequest
-from broker.payouts import services as payouts
 from broker.returns import services as returns
 from broker.settlement import reports as settlement_reports
 from broker.storefront import domains
@@ -483,18 +481,4 @@ def settlement(run_id: int):
     return render_template("console/settlement.html", report=report)
 
 
-# --- earnings --------------------------------------------------------------------
-
-
-@bp.get("/earnings")
-@manufacturer_only
-def earnings():
-    """What it earned shipping fallback orders, and the platform's fees on all its orders."""
-    number = _page_number()
-    actor = _actor()
-    summary = payouts.earnings_summary(ctx(), actor)
-    found = payouts.list_earnings(ctx(), actor, PageRequest(number, 25))
-    fees = ledger_reports.manufacturer_fees(ctx(), actor, PageRequest(1, 25))
-    maker = storefront.own_store(ctx(), actor)
-    return render_template("console/earnings.html", summary=summary, found=found, fees=fees, number=number,
-                           pages=_pages(found.total, 25), currency=maker.currency)
+# The earnings page and the payout account are in web/money.py (shared with the portal).

@@ -409,7 +409,7 @@ class TestToShip:
         again = signed_in.post(path, data={"csrf_token": csrf(signed_in), "carrier": "UPS", "tracking_number": "1"})
         assert again.status_code == 409
         earnings = signed_in.get("/console/earnings").get_data(as_text=True)
-        assert f'href="/console/orders/{order.id}"' in earnings and "50.00 USD" in earnings
+        assert f'href="/console/orders/{order.id}"' in earnings and "$50.00" in earnings
 
 
 class TestStorefront:

@@ -113,7 +113,8 @@ def test_checkout_to_payout_with_stripe(stripe_ctx, client, fake, clock):
     account = fake.complete_onboarding(connect["account_ref"])
     assert post_event(client, "account.updated", account).get_json()["outcome"] == "applied"
     assert client.get("/api/v1/earnings/summary", headers=shop_auth).get_json() == {
-        "accrued": 22500, "frozen": 0, "paid": 0, "account_ready": True}
+        "by_currency": [{"currency": "USD", "accrued": 22500, "frozen": 0, "paid": 0}],
+        "currency": "USD", "accrued": 22500, "frozen": 0, "paid": 0, "account_ready": True}
 
     run = client.post("/api/v1/payouts", headers=OPERATOR).get_json()
     assert run == {"payouts": 1, "amount": {"USD": 22500}, "failed": 0, "parked": 0}

@@ -1,0 +1,196 @@
+"""Money pages of the retailer portal and the manufacturer console: earnings
+statements with their CSV download, and setting up the payout account.
+
+A retailer and a manufacturer that ships its own orders earn the same way, so
+both read the same service (`broker.payouts.statements`) and render the same
+macros (`money/_statement.html`); only the frame around them differs. Views
+parse the period, call one service and render.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+
+from broker.accounts.models import Role
+from broker.csvfiles import lines as csv_lines
+from broker.csvfiles import major_units
+from broker.errors import BrokerError
+from broker.ledger import reports as ledger_reports
+from broker.money import exponent, format_money
+from broker.pagination import PageRequest
+from broker.payouts import onboarding
+from broker.payouts import statements
+from web.security import check_csrf, ctx, current_user, signed_in
+
+portal_bp = Blueprint("portal_money", __name__, url_prefix="/portal", template_folder="templates")
+console_bp = Blueprint("console_money", __name__, url_prefix="/console", template_folder="templates")
+portal_bp.before_request(check_csrf)
+console_bp.before_request(check_csrf)
+
+LINES_PER_PAGE = 50
+STATEMENT_HEADER = ("order", "first movement (local time)", "movements", "currency", "gross", "fee", "net",
+                    "status", "paid out on")
+
+
+def _page_number() -> int:
+    raw = request.args.get("page") or "1"
+    return min(int(raw), 100_000) if raw.isascii() and raw.isdigit() and 0 < len(raw) < 7 and int(raw) else 1
+
+
+def _error(exc: BrokerError):
+    return render_template("app/message.html", title=exc.title, message=exc.detail), exc.status
+
+
+portal_bp.errorhandler(BrokerError)(_error)
+console_bp.errorhandler(BrokerError)(_error)
+
+
+@portal_bp.app_template_global("format_money")
+def _format_money(amount: int, currency: str, locale: str | None = None) -> str:
+    """Minor units in the currency's format for the locale (Babel): "$1,250.00", "1.250,00 €"."""
+    return format_money(amount, currency, locale)
+
+
+@portal_bp.app_template_global("local_time")
+def _local_time(value: datetime | None, timezone: str, with_time: bool = True) -> str:
+    if value is None:
+        return ""
+    moment = value.astimezone(ZoneInfo(timezone))
+    return moment.strftime("%Y-%m-%d %H:%M") if with_time else moment.strftime("%Y-%m-%d")
+
+
+def _owner_actor():
+    return current_user().actor
+
+
+def _query() -> tuple[statements.PeriodQuery, dict[str, str]]:
+    form = {k: (request.args.get(k) or "").strip()[:20] for k in ("period", "from", "to")}
+    return statements.PeriodQuery(form["period"] or None, form["from"], form["to"]), form
+
+
+def _statement_page(template: str, endpoint: str, extra=None):
+    query, form = _query()
+    number = _page_number()
+    found = statements.statement(ctx(), _owner_actor(), query, PageRequest(number, LINES_PER_PAGE))
+    pages = max(1, -(-found.lines.total // LINES_PER_PAGE))
+    kept = {k: v for k, v in form.items() if v} if not found.errors else {}
+    return render_template(template, statement=found, form=form, errors=found.errors, number=number, pages=pages,
+                           query=kept, endpoint=endpoint, kinds=statements.LABELS, **(extra or {})), \
+        422 if found.errors else 200
+
+
+def _statement_csv():
+    """The period's statement as CSV, every line, streamed: the same numbers as the page.
+
+    :raise 422: the period is not right."""
+    query, _ = _query()
+    done = statements.statement_file(ctx(), _owner_actor(), query)
+    zone = done.period.timezone
+
+    def rows():
+        for line in done.lines:
+            exp = exponent(line.currency)
+            yield (line.order_id, _local_time(line.at, zone), " ".join(line.movements), line.currency,
+                   major_units(line.gross, exp), major_units(line.fee, exp), major_units(line.net, exp),
+                   line.status, _local_time(line.paid_at, zone, with_time=False))
+
+    name = f"broker-statement-{done.owner.kind}-{done.owner.id}-{done.period.slug}.csv"
+    return Response(stream_with_context(csv_lines(STATEMENT_HEADER, rows())), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+# --- the retailer portal -------------------------------------------------------------
+
+
+@portal_bp.get("/earnings")
+@signed_in(Role.RETAILER)
+def portal_earnings():
+    """What the retailer earned in a period, order by order, and its payouts."""
+    return _statement_page("portal/earnings.html", "portal_money.portal_earnings")
+
+
+@portal_bp.get("/earnings/statement.csv")
+@signed_in(Role.RETAILER)
+def portal_statement():
+    """:raise 422: the period's dates are not right."""
+    return _statement_csv()
+
+
+@portal_bp.route("/payout-account", methods=["GET", "POST"])
+@signed_in(Role.RETAILER)
+def portal_payout_account():
+    return _payout_account("portal_money.portal_payout_account", "portal_money.portal_earnings")
+
+
+# --- the manufacturer console --------------------------------------------------------
+
+
+@console_bp.get("/earnings")
+@signed_in(Role.MANUFACTURER)
+def console_earnings():
+    """What the manufacturer earned shipping its own orders, and the platform's fees on all of them."""
+    fees = ledger_reports.manufacturer_fees(ctx(), _owner_actor(), PageRequest(1, 25))
+    return _statement_page("console/earnings.html", "console_money.console_earnings",
+                           {"fees": fees, "order_link": lambda n: url_for("console.order_detail", order_id=n)})
+
+
+@console_bp.get("/earnings/statement.csv")
+@signed_in(Role.MANUFACTURER)
+def console_statement():
+    """:raise 422: the period's dates are not right."""
+    return _statement_csv()
+
+
+@console_bp.route("/payout-account", methods=["GET", "POST"])
+@signed_in(Role.MANUFACTURER)
+def console_payout_account():
+    return _payout_account("console_money.console_payout_account", "console_money.console_earnings")
+
+
+# --- the payout account, both ------------------------------------------------------
+
+
+def _payout_account(here: str, earnings: str):
+    """GET: the account's state (read again from the provider when coming back from
+    its onboarding). POST: make the account if need be and go to the provider's
+    onboarding; a ready account goes back to the earnings."""
+    actor = _owner_actor()
+    if request.method == "POST":
+        started = onboarding.start(ctx(), actor, email=current_user().email)
+        if started.url is None:
+            flash("Your payout account is ready: payouts go to it.")
+            return redirect(url_for(earnings))
+        return redirect(started.url)
+    state = onboarding.status(ctx(), actor)
+    return render_template("money/payout_account.html", state=state, here=here, earnings=earnings)
+
+
+@portal_bp.route("/payout-account/offline/<ref>", methods=["GET", "POST"])
+@signed_in(Role.RETAILER)
+def portal_offline_onboarding(ref: str):
+    return _offline_onboarding(ref, "portal_money.portal_payout_account")
+
+
+@console_bp.route("/payout-account/offline/<ref>", methods=["GET", "POST"])
+@signed_in(Role.MANUFACTURER)
+def console_offline_onboarding(ref: str):
+    return _offline_onboarding(ref, "console_money.console_payout_account")
+
+
+def _offline_onboarding(ref: str, back: str):
+    """The offline provider's stand-in for Stripe's onboarding: a page that says
+    it is test mode and, on confirming, makes the account ready.
+
+    :raise 404: not the caller's account, or not an offline one."""
+    if len(ref) > 40:
+        abort(404)
+    actor = _owner_actor()
+    if request.method == "POST":
+        onboarding.complete_offline(ctx(), actor, ref)
+        flash("Payout account set up (test mode): your earnings will be paid out to it.")
+        return redirect(url_for(back))
+    state = onboarding.offline_account(ctx(), actor, ref)
+    return render_template("money/offline_onboarding.html", state=state, ref=ref)
