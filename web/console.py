@@ -23,7 +23,7 @@ from broker.catalog import services as catalog
 from broker.errors import BrokerError, Invalid, NotFound
 from broker.fulfilment import services as fulfilment
 from broker.fulfilment.models import AssignmentStatus
-from broker.money import amount_examples, amount_input, exponent, format_amount, parse_amount
+from broker.money import amount_examples, amount_input, exponent, format_amount, format_money, parse_amount
 from broker.orders import services as orders
 from broker.orders.models import OrderStatus
 from broker.pagination import PageRequest
@@ -109,8 +109,28 @@ def dashboard():
             [charts.Series("Average distance", distances, "#0f766e")], fmt=lambda v: f"{v:g} km",
             unit="km from the winning store"),
     }
+    svg["revenue"] = _revenue_chart(data, labels)
     return render_template("console/dashboard.html", data=data, svg=svg, states=states, shares=shares,
                            lapses=lapses, distances=distances, labels=labels)
+
+
+def _revenue_chart(data, labels):
+    """Net revenue by week in the store's currency, retailers' orders and the
+    manufacturer's own stacked (a week whose refunds outweigh it draws no bar;
+    the table beside it has every number)."""
+    mine = data.revenue.currency(data.currency) if data.revenue else None
+    if mine is None:
+        return None
+    scale = 10 ** exponent(data.currency)
+
+    def series(name: str, kind: str, color: str):
+        return charts.Series(name, [max(0, w.get(kind).net) / scale if w.get(kind) else 0 for w in mine.weeks],
+                             color)
+
+    return charts.stacked_bar_chart(
+        "chart-revenue", f"Net revenue by week, {data.currency}", labels,
+        [series("Retailers' orders", "retailer", "#0b5cad"), series("Your own", "manufacturer", "#f59e0b")],
+        fmt=lambda v: format_money(round(v * scale), data.currency, data.locale), unit=data.currency)
 
 
 # --- orders to ship ----------------------------------------------------------------

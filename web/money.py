@@ -17,10 +17,12 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from broker.accounts.models import Role
 from broker.csvfiles import lines as csv_lines
 from broker.csvfiles import major_units
-from broker.errors import BrokerError
+from broker.errors import BrokerError, Invalid
 from broker.ledger import reports as ledger_reports
-from broker.money import exponent, format_money
+from broker.money import amount_examples, amount_input, exponent, format_money, parse_amount
+from broker.orders import services as orders
 from broker.pagination import PageRequest
+from broker.payments import refunds
 from broker.payouts import onboarding
 from broker.payouts import statements
 from web.security import check_csrf, ctx, current_user, signed_in
@@ -194,3 +196,76 @@ def _offline_onboarding(ref: str, back: str):
         return redirect(url_for(back))
     state = onboarding.offline_account(ctx(), actor, ref)
     return render_template("money/offline_onboarding.html", state=state, ref=ref)
+
+
+# --- refunds and cancellations from the console's order page -----------------------------
+
+
+def _refund_form(order_id: int, *, typed: str | None = None, errors=None, confirm: int | None = None,
+                 status: int = 200):
+    terms = refunds.refundable(ctx(), _owner_actor(), order_id)
+    if typed is None:
+        typed = amount_input(terms.left, terms.currency, terms.locale) if terms.left else ""
+    return render_template("console/refund.html", terms=terms, typed=typed, errors=errors or {}, confirm=confirm,
+                           examples=amount_examples(terms.currency, terms.locale)), status
+
+
+@console_bp.get("/orders/<int:order_id>/refund")
+@signed_in(Role.MANUFACTURER)
+def refund_form(order_id: int):
+    """How much to refund, in the store's format. :raise 404: not the caller's order."""
+    return _refund_form(order_id)
+
+
+@console_bp.post("/orders/<int:order_id>/refund")
+@signed_in(Role.MANUFACTURER)
+def refund(order_id: int):
+    """Two steps: the amount typed is read and shown back for confirmation; the
+    confirmed form refunds it (`orders.refund_order`: never more than is left of
+    what was captured, out of the fulfiller's earning and the fee in proportion).
+
+    :raise 404: not the caller's order. :raise 409: nothing captured to refund.
+    :raise 422: not an amount in the store's format, or more than is left (shown beside the field).
+    """
+    terms = refunds.refundable(ctx(), _owner_actor(), order_id)
+    typed = (request.form.get("amount") or "").strip()[:40]
+    try:
+        amount = parse_amount(typed, terms.currency, terms.locale)
+    except ValueError as exc:
+        return _refund_form(order_id, typed=typed, errors={"amount": [str(exc)]}, status=422)
+    if amount > terms.left:
+        message = (f"at most {format_money(terms.left, terms.currency, terms.locale)}: what was captured and not "
+                   "refunded yet" if terms.left else "nothing is left to refund")
+        return _refund_form(order_id, typed=typed, errors={"amount": [message]}, status=422)
+    if request.form.get("confirmed") != "yes":
+        return _refund_form(order_id, typed=typed, confirm=amount)
+    try:
+        view = orders.refund_order(ctx(), _owner_actor(), order_id, amount)
+    except Invalid as exc:  # refunded meanwhile by someone else: less is left now
+        return _refund_form(order_id, typed=typed, errors={"amount": exc.errors.get("amount") or [exc.detail]},
+                            status=422)
+    left = view.payment.captured_amount - view.payment.refunded_amount
+    flash(f"Refunded {format_money(amount, terms.currency, terms.locale)} to the customer's card on order "
+          f"{order_id}" + (f"; {format_money(left, terms.currency, terms.locale)} could still be refunded."
+                           if left else "; the order is refunded in full."))
+    return redirect(url_for("console.order_detail", order_id=order_id))
+
+
+@console_bp.get("/orders/<int:order_id>/cancel")
+@signed_in(Role.MANUFACTURER)
+def cancel_form(order_id: int):
+    """Are you sure? :raise 404: not the caller's order."""
+    terms = refunds.refundable(ctx(), _owner_actor(), order_id)
+    return render_template("console/cancel.html", terms=terms)
+
+
+@console_bp.post("/orders/<int:order_id>/cancel")
+@signed_in(Role.MANUFACTURER)
+def cancel(order_id: int):
+    """Cancel before shipment: off the board, the hold released.
+
+    :raise 404: not the caller's order (or a request a retailer won). :raise 409: shipped or closed.
+    """
+    orders.cancel_for_manufacturer(ctx(), _owner_actor(), order_id)
+    flash(f"Order {order_id} is cancelled: it is off the board and the card hold is released.")
+    return redirect(url_for("console.order_detail", order_id=order_id))

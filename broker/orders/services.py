@@ -421,6 +421,35 @@ def cancel_order(ctx: Context, order_id: int, access_token: str | None) -> Order
         return OrderView(order, Party.CUSTOMER, payment, None, True, True)
 
 
+def cancel_for_manufacturer(ctx: Context, actor: Actor, order_id: int) -> OrderView:
+    """The manufacturer cancels one of its storefront's orders before it ships (out
+    of stock, a suspected fraud): as the customer's cancel, the order comes off the
+    board, any assignment ends and the hold is released.
+
+    :raise 404: not one of the caller's orders, or a personal request a retailer
+        won (that is between the customer and the retailer).
+    :raise 409: shipped or closed already.
+    """
+    require(actor, ActorKind.MANUFACTURER)
+    with ctx.uow() as uow:
+        session = uow.session
+        # Lock order: listing, order, assignment, payment (as every writer does).
+        session.scalar(lock(select(Listing).where(Listing.order_id == order_id)))
+        order = session.scalar(lock(select(Order).where(Order.id == order_id, Order.manufacturer_id == actor.id)
+                                    .options(selectinload(Order.lines))))
+        if order is None or order.id in _request_born(session, [order.id]):
+            raise NotFound(f"no order {order_id}")
+        if order.status not in CANCELLABLE | {OrderStatus.PAYMENT_FAILED}:
+            raise Conflict(f"the order is {order.status} and can no longer be cancelled")
+        now = ctx.now()
+        _close(session, order, now)
+        payment = session.scalar(lock(select(Payment).where(Payment.order_id == order.id)))
+        if payment is not None:
+            _give_back(session, ctx, payment, now)
+        uow.commit()
+        return OrderView(order, Party.MANUFACTURER, payment, None, False, False)
+
+
 def _give_back(session: Session, ctx: Context, payment: Payment, now: datetime) -> None:
     try:
         payments.give_back(session, ctx.payments, payment, now=now)

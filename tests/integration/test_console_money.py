@@ -1,0 +1,199 @@
+"""The console's money: revenue on the dashboard (from the ledger, per week,
+fulfiller and currency), and refunds and cancellations from an order's page,
+each through a confirmation step.
+
+Rules: a refund is typed in the store's format and never exceeds what was
+captured less what was refunded; nothing moves until it is confirmed; revenue
+never adds one currency to another; a manufacturer refunds and cancels only its
+own orders; the ledger balances after every action.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from broker.accounts.models import Role
+from broker.analytics import services as analytics
+from broker.fulfilment import services as fulfilment
+from broker.fulfilment.models import Assignment
+from broker.ledger import services as ledger
+from broker.orders import services as orders
+from broker.orders.models import Order, OrderStatus
+from broker.payments.models import Payment, PaymentStatus
+from broker.settlement.services import settle
+from broker.storefront import services as storefront
+from tests.factories import HERE, World, north_of
+from tests.integration.test_console_pages import csrf, sign_in
+
+
+@pytest.fixture
+def world(ctx):
+    return World(ctx)
+
+
+def shipped_order(world, ctx, clock, session, maker, shop=None, *, price_sku="SKU-1"):
+    placed = world.order(maker, sku=price_sku, when=clock.now)
+    if shop is not None:
+        world.bid(shop, placed.order.id, when=clock.now)
+    clock.now += timedelta(hours=13)
+    settle(ctx)
+    assignment = session.scalar(select(Assignment.id).where(Assignment.order_id == placed.order.id))
+    actor = shop.actor if shop is not None else maker.actor
+    fulfilment.record_shipment(ctx, actor, assignment, fulfilment.RecordShipment("UPS", "1Z"))
+    return placed.order.id
+
+
+def fresh(session, model, **where):
+    return session.scalar(select(model).filter_by(**where).execution_options(populate_existing=True))
+
+
+class TestRevenue:
+    def test_gross_refunds_fees_and_net_by_week_and_fulfiller(self, world, ctx, clock, session):
+        maker = world.manufacturer(products=[("SKU-1", 10000)])
+        shop = world.retailer(north_of(HERE, 2), dealer_of=[maker])
+        by_retailer = shipped_order(world, ctx, clock, session, maker, shop)
+        shipped_order(world, ctx, clock, session, maker)  # nobody bid: the manufacturer's own
+        orders.refund_order(ctx, maker.actor, by_retailer, 5000)
+
+        data = analytics.dashboard(ctx, maker.actor)
+        [usd] = data.revenue.by_currency
+        this_week = usd.weeks[-1]
+        assert (this_week["retailer"].gross, this_week["retailer"].refunds, this_week["retailer"].fees,
+                this_week["retailer"].net) == (10000, 5000, 500, 4500)
+        assert (this_week["manufacturer"].gross, this_week["manufacturer"].fees) == (10000, 1000)
+        assert usd.total().net == 4500 + 9000
+        assert ledger.check(session).ok
+
+    def test_currencies_are_grouped_never_added(self, world, ctx, clock, session):
+        maker = world.manufacturer(products=[("SKU-1", 10000)])
+        shipped_order(world, ctx, clock, session, maker)
+        # The store changed currency (a migration to euros): its older orders stay in dollars.
+        storefront_row = session.get(type(storefront.own_store(ctx, maker.actor)), maker.id)
+        storefront_row.currency = "EUR"
+        session.commit()
+        world.product(maker, "SKU-2", 3000)
+        shipped_order(world, ctx, clock, session, maker, price_sku="SKU-2")
+        data = analytics.dashboard(ctx, maker.actor)
+        assert [(c.currency, c.total().gross) for c in data.revenue.by_currency] == [("EUR", 3000), ("USD", 10000)]
+
+    def test_the_dashboard_shows_it_in_the_store_s_format(self, world, ctx, clock, session, client):
+        maker = world.manufacturer(products=[("SKU-1", 123456)])
+        shipped_order(world, ctx, clock, session, maker)
+        sign_in(client, ctx, Role.MANUFACTURER, maker.id)
+        html = client.get("/console/").get_data(as_text=True)
+        assert 'id="revenue-USD"' in html and "$1,234.56" in html and 'id="chart-revenue"' in html
+
+    def test_another_manufacturer_s_orders_are_not_in_mine(self, world, ctx, clock, session):
+        mine = world.manufacturer(products=[("SKU-1", 10000)])
+        theirs = world.manufacturer(products=[("SKU-1", 20000)])
+        shipped_order(world, ctx, clock, session, theirs)
+        assert analytics.dashboard(ctx, mine.actor).revenue.by_currency == []
+
+
+class TestRefundFromTheConsole:
+    @pytest.fixture
+    def setup(self, world, ctx, clock, session, client):
+        maker = world.manufacturer(products=[("SKU-1", 10000)])
+        shop = world.retailer(north_of(HERE, 2), dealer_of=[maker])
+        order_id = shipped_order(world, ctx, clock, session, maker, shop)
+        sign_in(client, ctx, Role.MANUFACTURER, maker.id)
+        return maker, shop, order_id
+
+    def post(self, client, order_id, **form):
+        return client.post(f"/console/orders/{order_id}/refund",
+                           data={"csrf_token": csrf(client, f"/console/orders/{order_id}/refund"), **form})
+
+    def test_half_then_the_rest_each_confirmed(self, setup, client, session):
+        maker, shop, order_id = setup
+        page = client.get(f"/console/orders/{order_id}").get_data(as_text=True)
+        assert f'href="/console/orders/{order_id}/refund"' in page
+        form = client.get(f"/console/orders/{order_id}/refund").get_data(as_text=True)
+        assert 'value="100.00"' in form
+
+        review = self.post(client, order_id, amount="50.00")
+        assert review.status_code == 200 and 'id="confirm-refund"' in review.get_data(as_text=True)
+        assert fresh(session, Payment, order_id=order_id).refunded_amount == 0  # not until confirmed
+
+        done = self.post(client, order_id, amount="50.00", confirmed="yes")
+        assert done.status_code == 302
+        assert fresh(session, Payment, order_id=order_id).refunded_amount == 5000
+        shown = client.get(done.headers["Location"]).get_data(as_text=True)
+        assert "Refunded $50.00 to the customer&#39;s card" in shown and "$50.00 could still be refunded" in shown
+
+        self.post(client, order_id, amount="50", confirmed="yes")
+        assert fresh(session, Payment, order_id=order_id).status == PaymentStatus.REFUNDED
+        assert fresh(session, Order, id=order_id).status == OrderStatus.REFUNDED
+        assert ledger.check(session).ok
+
+    @pytest.mark.parametrize("typed, message", [
+        ("100.01", "at most $100.00"),
+        ("12,50", "write it like 12.50 or 1,250.00"),
+        ("-5", "must be more than 0"),
+        ("=1+1", "is not an amount"),
+        ("", "enter an amount"),
+    ])
+    def test_a_bad_or_too_large_amount_is_refused_beside_the_field(self, setup, client, session, typed, message):
+        _, _, order_id = setup
+        for confirmed in ("", "yes"):
+            refused = self.post(client, order_id, amount=typed, confirmed=confirmed)
+            html = refused.get_data(as_text=True)
+            assert refused.status_code == 422
+            assert message in html and 'id="amount-error"' in html and "data-error-summary" in html
+        assert fresh(session, Payment, order_id=order_id).refunded_amount == 0
+
+    def test_another_manufacturer_cannot_refund_my_order(self, setup, world, ctx, app, session):
+        _, _, order_id = setup
+        other = world.manufacturer()
+        intruder = app.test_client()
+        sign_in(intruder, ctx, Role.MANUFACTURER, other.id)
+        assert intruder.get(f"/console/orders/{order_id}/refund").status_code == 404
+        token = csrf(intruder, "/console/")
+        posted = intruder.post(f"/console/orders/{order_id}/refund",
+                               data={"csrf_token": token, "amount": "1.00", "confirmed": "yes"})
+        assert posted.status_code == 404
+        assert fresh(session, Payment, order_id=order_id).refunded_amount == 0
+
+
+class TestCancelFromTheConsole:
+    def test_cancel_is_confirmed_then_releases_the_hold(self, world, ctx, client, session):
+        maker = world.manufacturer(products=[("SKU-1", 10000)])
+        placed = world.order(maker)
+        sign_in(client, ctx, Role.MANUFACTURER, maker.id)
+        order_id = placed.order.id
+        page = client.get(f"/console/orders/{order_id}").get_data(as_text=True)
+        assert f'href="/console/orders/{order_id}/cancel"' in page
+        confirm = client.get(f"/console/orders/{order_id}/cancel").get_data(as_text=True)
+        assert 'id="confirm-cancel"' in confirm and "$100.00" in confirm
+        assert fresh(session, Order, id=order_id).status == OrderStatus.OPEN
+        done = client.post(f"/console/orders/{order_id}/cancel",
+                           data={"csrf_token": csrf(client, f"/console/orders/{order_id}/cancel")})
+        assert done.status_code == 302
+        assert fresh(session, Order, id=order_id).status == OrderStatus.CANCELLED
+        assert fresh(session, Payment, order_id=order_id).status == PaymentStatus.RELEASED
+        assert "is cancelled" in client.get(done.headers["Location"]).get_data(as_text=True)
+        again = client.post(f"/console/orders/{order_id}/cancel",
+                            data={"csrf_token": csrf(client, f"/console/orders/{order_id}/cancel")})
+        assert again.status_code == 409
+        assert ledger.check(session).ok
+
+    def test_a_shipped_order_cannot_be_cancelled(self, world, ctx, clock, session, client):
+        maker = world.manufacturer(products=[("SKU-1", 10000)])
+        order_id = shipped_order(world, ctx, clock, session, maker)
+        sign_in(client, ctx, Role.MANUFACTURER, maker.id)
+        assert 'id="cannot-cancel"' in client.get(f"/console/orders/{order_id}/cancel").get_data(as_text=True)
+        refused = client.post(f"/console/orders/{order_id}/cancel",
+                              data={"csrf_token": csrf(client, "/console/")})
+        assert refused.status_code == 409
+
+    def test_another_manufacturer_cannot_cancel_my_order(self, world, ctx, session):
+        mine = world.manufacturer()
+        other = world.manufacturer()
+        placed = world.order(mine)
+        from broker.errors import NotFound
+
+        with pytest.raises(NotFound):
+            orders.cancel_for_manufacturer(ctx, other.actor, placed.order.id)
+        assert fresh(session, Order, id=placed.order.id).status == OrderStatus.OPEN
