@@ -24,6 +24,7 @@ from broker.errors import BrokerError, Invalid, NotFound
 from broker.fulfilment import services as fulfilment
 from broker.fulfilment.models import AssignmentStatus
 from broker.money import amount_examples, amount_input, exponent, format_amount, format_money, parse_amount
+from broker.orders import search
 from broker.orders import services as orders
 from broker.orders.models import OrderStatus
 from broker.pagination import PageRequest
@@ -180,20 +181,15 @@ def record_pickup(assignment_id: int):
 @bp.get("/orders")
 @manufacturer_only
 def order_list():
-    errors = {}
-    status = request.args.get("status") or None
-    fulfiller = request.args.get("fulfiller") or None
-    if status is not None and status not in set(OrderStatus):
-        errors["status"] = [f"{status!r} is not a state"]
-        status = None
-    if fulfiller not in (None, "retailer", "manufacturer"):
-        errors["fulfiller"] = ["choose retailers or you"]
-        fulfiller = None
+    """Orders found by number, customer, SKU, state, fulfiller and dates (broker/orders/search.py);
+    a bad field is reported beside it (422) and left out of the search."""
+    filters, typed, errors = search.parse(request.args, ctx().settings.timezone)
     number = _page_number()
-    found = orders.list_orders(ctx(), _actor(), orders.OrderFilter(OrderStatus(status) if status else None, fulfiller),
-                               PageRequest(number, ORDERS_PER_PAGE))
+    found = orders.list_orders(ctx(), _actor(), filters, PageRequest(number, ORDERS_PER_PAGE))
+    kept = {k: v for k, v in typed.items() if v and k not in errors}
     return render_template("console/orders.html", found=found, number=number,
-                           pages=_pages(found.total, ORDERS_PER_PAGE), status=status, fulfiller=fulfiller,
+                           pages=_pages(found.total, ORDERS_PER_PAGE), status=typed["status"],
+                           fulfiller=typed["fulfiller"], typed=typed, query=kept, searched=bool(kept),
                            states=list(OrderStatus), errors=errors), 422 if errors else 200
 
 

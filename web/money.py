@@ -20,6 +20,7 @@ from broker.csvfiles import major_units
 from broker.errors import BrokerError, Invalid
 from broker.ledger import reports as ledger_reports
 from broker.money import amount_examples, amount_input, exponent, format_money, parse_amount
+from broker.orders import search
 from broker.orders import services as orders
 from broker.pagination import PageRequest
 from broker.payments import refunds
@@ -269,3 +270,41 @@ def cancel(order_id: int):
     orders.cancel_for_manufacturer(ctx(), _owner_actor(), order_id)
     flash(f"Order {order_id} is cancelled: it is off the board and the card hold is released.")
     return redirect(url_for("console.order_detail", order_id=order_id))
+
+
+# --- the orders export ------------------------------------------------------------------
+
+EXPORT_HEADER = ("order", "placed (local time)", "state", "customer", "email", "city", "postal code", "country",
+                 "items", "currency", "total", "fulfilled by", "carrier", "tracking number")
+
+
+@console_bp.get("/orders/export.csv")
+@signed_in(Role.MANUFACTURER)
+def export_orders():
+    """The orders the search finds, every one, as CSV, streamed a batch at a time; each
+    batch is written to the customers' disclosure logs before it is sent. Text cells
+    that a spreadsheet would run as a formula are written as text (broker/csvfiles.py).
+
+    :raise 422: a search field that is not right (nothing is exported).
+    """
+    zone = ctx().settings.timezone
+    filters, _, errors = search.parse(request.args, zone)
+    if errors:
+        raise Invalid("the search is not right: " + "; ".join(m for ms in errors.values() for m in ms),
+                      errors=errors)
+    found = search.export(ctx(), _owner_actor(), filters)
+
+    def rows():
+        for row in found:
+            o, a = row.order, row.assignment
+            exp = exponent(o.currency)
+            items = "; ".join(f"{line.quantity} x {line.sku}" for line in o.lines)
+            who = (o.customer_name, o.customer_email, o.ship_city, o.ship_postal_code) if row.shows_customer \
+                else ("(a personal request)", "", "", "")
+            yield (o.id, _local_time(o.created_at, zone), str(o.status), *who, o.ship_country, items, o.currency,
+                   major_units(o.total, exp), row.fulfiller_name, a.carrier if a else "",
+                   a.tracking_number if a else "")
+
+    stamp = ctx().now().strftime("%Y%m%d-%H%M")
+    return Response(stream_with_context(csv_lines(EXPORT_HEADER, rows())), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="orders-{stamp}.csv"'})

@@ -6,7 +6,7 @@ import dataclasses
 import secrets
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from broker.accounts.models import Manufacturer, Store
@@ -332,6 +332,58 @@ class OrderFilter:
     status: OrderStatus | None = None
     # "retailer", "manufacturer", or a retailer id as text
     fulfiller: str | None = None
+    # The search (broker/orders/search.py reads it from a form): an order number,
+    # part of the customer's name or email, a SKU, and when it was placed.
+    number: int | None = None
+    customer: str = ""
+    sku: str = ""
+    placed_from: datetime | None = None  # included
+    placed_before: datetime | None = None  # excluded
+
+
+def _like(text: str) -> str:
+    """`text` as a LIKE pattern that matches it anywhere, its own % and _ literal."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _filtered(stmt, filters: OrderFilter):
+    """The manufacturer's orders `stmt` narrowed by the filters.
+
+    A customer search never matches a personal request's order: who asked is
+    not the manufacturer's to see when a retailer won it, so it must not learn
+    it by searching either (an order it may not open looks like none)."""
+    if filters.status:
+        stmt = stmt.where(Order.status == filters.status)
+    if filters.number is not None:
+        stmt = stmt.where(Order.id == filters.number)
+    if filters.customer:
+        pattern = _like(filters.customer.lower())
+        stmt = stmt.where(
+            (func.lower(Order.customer_name).like(pattern, escape="\\"))
+            | (func.lower(Order.customer_email).like(pattern, escape="\\")),
+            Order.id.not_in(select(PersonalRequest.order_id).where(PersonalRequest.order_id.is_not(None))))
+    if filters.sku:
+        stmt = stmt.where(Order.id.in_(select(OrderLine.order_id).where(
+            func.lower(OrderLine.sku) == filters.sku.lower())))
+    if filters.placed_from is not None:
+        stmt = stmt.where(Order.created_at >= filters.placed_from)
+    if filters.placed_before is not None:
+        stmt = stmt.where(Order.created_at < filters.placed_before)
+    if filters.fulfiller:
+        active = select(Assignment.order_id).where(
+            Assignment.status.in_([AssignmentStatus.ACTIVE, AssignmentStatus.SHIPPED])
+        )
+        if filters.fulfiller == "manufacturer":
+            active = active.where(Assignment.fulfiller_kind == "manufacturer")
+        elif filters.fulfiller == "retailer":
+            active = active.where(Assignment.fulfiller_kind == "retailer")
+        elif filters.fulfiller.isascii() and filters.fulfiller.isdigit() and len(filters.fulfiller) <= 18:
+            # isascii: str.isdigit() also accepts digits int() does not read ("¹").
+            active = active.where(Assignment.retailer_id == int(filters.fulfiller))
+        else:
+            raise Invalid.field("fulfiller", "use manufacturer, retailer, or a retailer id")
+        stmt = stmt.where(Order.id.in_(active))
+    return stmt
 
 
 def list_orders(ctx: Context, actor: Actor, filters: OrderFilter, page: PageRequest) -> Page[OrderView]:
@@ -340,22 +392,7 @@ def list_orders(ctx: Context, actor: Actor, filters: OrderFilter, page: PageRequ
     with ctx.uow() as uow:
         session = uow.session
         stmt = select(Order).where(Order.manufacturer_id == actor.id).options(selectinload(Order.lines))
-        if filters.status:
-            stmt = stmt.where(Order.status == filters.status)
-        if filters.fulfiller:
-            active = select(Assignment.order_id).where(
-                Assignment.status.in_([AssignmentStatus.ACTIVE, AssignmentStatus.SHIPPED])
-            )
-            if filters.fulfiller == "manufacturer":
-                active = active.where(Assignment.fulfiller_kind == "manufacturer")
-            elif filters.fulfiller == "retailer":
-                active = active.where(Assignment.fulfiller_kind == "retailer")
-            elif filters.fulfiller.isascii() and filters.fulfiller.isdigit() and len(filters.fulfiller) <= 18:
-                # isascii: str.isdigit() also accepts digits int() does not read ("¹").
-                active = active.where(Assignment.retailer_id == int(filters.fulfiller))
-            else:
-                raise Invalid.field("fulfiller", "use manufacturer, retailer, or a retailer id")
-            stmt = stmt.where(Order.id.in_(active))
+        stmt = _filtered(stmt, filters)
         found = paginate(session, stmt.order_by(Order.id.desc()), page)
         ids = [o.id for o in found.items]
         payments = {p.order_id: p for p in session.scalars(select(Payment).where(Payment.order_id.in_(ids)))}

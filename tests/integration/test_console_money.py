@@ -10,10 +10,13 @@ own orders; the ledger balances after every action.
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from broker.accounts.models import Role
 from broker.analytics import services as analytics
@@ -197,3 +200,72 @@ class TestCancelFromTheConsole:
         with pytest.raises(NotFound):
             orders.cancel_for_manufacturer(ctx, other.actor, placed.order.id)
         assert fresh(session, Order, id=placed.order.id).status == OrderStatus.OPEN
+
+
+class TestOrderSearch:
+    @pytest.fixture
+    def found(self, world, ctx, clock, session, client):
+        maker = world.manufacturer(products=[("SKU-1", 10000), ("KETTLE", 2500)])
+        ada = world.order(maker, name="Ada Lovelace", email="ada@example.com")
+        clock.now += timedelta(days=2)
+        grace = world.order(maker, sku="KETTLE", name="Grace Hopper", email="grace@navy.example", when=clock.now)
+        clock.now += timedelta(days=2)
+        evil = world.order(maker, name='=HYPERLINK("http://evil.example","x")', email="+evil@example.com",
+                           when=clock.now)
+        other = world.manufacturer()
+        world.order(other, name="Ada Lovelace")
+        sign_in(client, ctx, Role.MANUFACTURER, maker.id)
+        return maker, ada.order.id, grace.order.id, evil.order.id
+
+    def ids(self, client, query):
+        page = client.get("/console/orders" + query)
+        assert page.status_code == 200, page.get_data(as_text=True)
+        return [int(n) for n in re.findall(r'href="/console/orders/(\d+)"', page.get_data(as_text=True))]
+
+    def test_each_field_narrows_and_only_my_orders(self, found, client):
+        _, ada, grace, evil = found
+        assert self.ids(client, "") == [evil, grace, ada]
+        assert self.ids(client, "?customer=ada") == [ada]
+        assert self.ids(client, "?customer=NAVY.example") == [grace]
+        assert self.ids(client, "?customer=%25") == []  # a literal %, not a wildcard
+        assert self.ids(client, "?sku=kettle") == [grace]
+        assert self.ids(client, f"?number=%23{grace}") == [grace]
+        assert self.ids(client, "?status=open&from=2026-03-04&to=2026-03-04") == [grace]
+        assert self.ids(client, "?from=2026-03-05") == [evil]
+
+    def test_bad_fields_are_reported_together(self, found, client):
+        page = client.get("/console/orders?number=12a&from=2026-02-30&to=2026-01-01&status=gone")
+        html = page.get_data(as_text=True)
+        assert page.status_code == 422 and "data-error-summary" in html
+        for field in ("number", "from", "status"):
+            assert f'id="{field}-error"' in html
+        assert client.get("/console/orders/export.csv?number=x").status_code == 422
+
+    def test_the_export_has_every_match_and_no_formula(self, found, client, session):
+        _, ada, grace, evil = found
+        got = client.get("/console/orders/export.csv")
+        assert got.status_code == 200 and got.mimetype == "text/csv"
+        rows = list(csv.reader(io.StringIO(got.get_data(as_text=True))))
+        assert rows[0][:4] == ["order", "placed (local time)", "state", "customer"]
+        assert [int(r[0]) for r in rows[1:]] == [evil, grace, ada]
+        evil_row = rows[1]
+        assert evil_row[3] == "'=HYPERLINK(\"http://evil.example\",\"x\")" and evil_row[4] == "'+evil@example.com"
+        assert rows[3][10] == "100.00" and rows[2][8] == "1 x KETTLE"
+        for row in rows[1:]:
+            for cell in row:
+                assert not cell.startswith(("=", "+", "@")), cell
+        only = list(csv.reader(io.StringIO(client.get("/console/orders/export.csv?customer=grace")
+                                           .get_data(as_text=True))))
+        assert [int(r[0]) for r in only[1:]] == [grace]
+        from broker.privacy.models import Disclosure
+
+        assert session.scalar(select(func.count()).select_from(Disclosure).where(
+            Disclosure.purpose == "manufacturer exported its orders")) == 4
+
+    def test_a_large_export_streams_in_batches(self, found, ctx):
+        from broker.orders import search
+
+        maker = found[0]
+        filters, _, _ = search.parse({}, "UTC")
+        rows = list(search.export(ctx, maker.actor, filters, batch=2))
+        assert [r.order.id for r in rows] == sorted((r.order.id for r in rows), reverse=True) and len(rows) == 3
