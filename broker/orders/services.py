@@ -483,6 +483,7 @@ def cancel_for_manufacturer(ctx: Context, actor: Actor, order_id: int) -> OrderV
         payment = session.scalar(lock(select(Payment).where(Payment.order_id == order.id)))
         if payment is not None:
             _give_back(session, ctx, payment, now)
+        events.cancelled_by_store(session, ctx, order, payment.refunded_amount if payment else 0, now=now)
         uow.commit()
         return OrderView(order, Party.MANUFACTURER, payment, None, False, False)
 
@@ -554,6 +555,8 @@ def refund_order(ctx: Context, actor: Actor, order_id: int, amount: int | None =
             raise Unavailable(f"the payment provider refused the refund: {exc}") from None
         payments.record_refunded(session, payment, payment.refunded_amount + amount, now=now, reference=ref)
         payment_changed(session, ctx, order, payment, ["refunded"], now)
+        events.refunded_by_store(session, ctx, order, amount, payment.refunded_amount,
+                                 in_full=payment.status == PaymentStatus.REFUNDED, now=now)
         # The answer shows the customer as opening the order would: to a manufacturer
         # that may see them (not a request's customer a retailer served), and logged.
         current = session.scalar(select(Assignment).where(Assignment.order_id == order.id)

@@ -25,6 +25,7 @@ from broker.fulfilment.models import Assignment
 from broker.ledger import services as ledger
 from broker.orders import services as orders
 from broker.orders.models import Order, OrderStatus
+from broker.outbox.models import OutboxMessage
 from broker.payments.models import Payment, PaymentStatus
 from broker.settlement.services import settle
 from broker.storefront import services as storefront
@@ -47,6 +48,11 @@ def shipped_order(world, ctx, clock, session, maker, shop=None, *, price_sku="SK
     actor = shop.actor if shop is not None else maker.actor
     fulfilment.record_shipment(ctx, actor, assignment, fulfilment.RecordShipment("UPS", "1Z"))
     return placed.order.id
+
+
+def emails(session, topic: str) -> list[dict]:
+    return [m.payload for m in session.scalars(select(OutboxMessage).where(OutboxMessage.topic == f"email.{topic}")
+                                               .order_by(OutboxMessage.id))]
 
 
 def fresh(session, model, **where):
@@ -128,6 +134,9 @@ class TestRefundFromTheConsole:
 
         self.post(client, order_id, amount="50", confirmed="yes")
         assert fresh(session, Payment, order_id=order_id).status == PaymentStatus.REFUNDED
+        told = [" ".join(m["text"].split()) for m in emails(session, "order_refunded_by_store")]
+        assert len(told) == 2 and "refunded $50.00 of your order" in told[0]
+        assert "the order is refunded in full" in told[1] and "in full" not in told[0]
         assert fresh(session, Order, id=order_id).status == OrderStatus.REFUNDED
         assert ledger.check(session).ok
 
@@ -177,6 +186,8 @@ class TestCancelFromTheConsole:
         assert fresh(session, Order, id=order_id).status == OrderStatus.CANCELLED
         assert fresh(session, Payment, order_id=order_id).status == PaymentStatus.RELEASED
         assert "is cancelled" in client.get(done.headers["Location"]).get_data(as_text=True)
+        [told] = emails(session, "order_cancelled_by_store")
+        assert f"cancelled your order {order_id} before it shipped" in " ".join(told["text"].split())
         again = client.post(f"/console/orders/{order_id}/cancel",
                             data={"csrf_token": csrf(client, f"/console/orders/{order_id}/cancel")})
         assert again.status_code == 409
