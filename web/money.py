@@ -17,7 +17,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from broker.accounts.models import Role
 from broker.csvfiles import lines as csv_lines
 from broker.csvfiles import major_units
-from broker.errors import BrokerError, Invalid
+from broker.errors import BrokerError, Conflict, Invalid
 from broker.ledger import reports as ledger_reports
 from broker.money import amount_examples, amount_input, exponent, format_money, parse_amount
 from broker.orders import search
@@ -240,11 +240,13 @@ def refund(order_id: int):
         return _refund_form(order_id, typed=typed, errors={"amount": [message]}, status=422)
     if request.form.get("confirmed") != "yes":
         return _refund_form(order_id, typed=typed, confirm=amount)
+    seen = request.form.get("refunded_before", "")
     try:
-        view = orders.refund_order(ctx(), _owner_actor(), order_id, amount)
-    except Invalid as exc:  # refunded meanwhile by someone else: less is left now
-        return _refund_form(order_id, typed=typed, errors={"amount": exc.errors.get("amount") or [exc.detail]},
-                            status=422)
+        view = orders.refund_order(ctx(), _owner_actor(), order_id, amount,
+                                   refunded_before=int(seen) if seen.isascii() and seen.isdigit()
+                                   and len(seen) < 12 else -1)
+    except Conflict as exc:  # sent twice, or refunded meanwhile: nothing moved, show what is left now
+        return _refund_form(order_id, typed=typed, errors={"amount": [exc.detail]}, status=409)
     left = view.payment.captured_amount - view.payment.refunded_amount
     flash(f"Refunded {format_money(amount, terms.currency, terms.locale)} to the customer's card on order "
           f"{order_id}" + (f"; {format_money(left, terms.currency, terms.locale)} could still be refunded."

@@ -526,11 +526,17 @@ def _close(session: Session, order: Order, now: datetime) -> None:
         assignment.ended_at = now
 
 
-def refund_order(ctx: Context, actor: Actor, order_id: int, amount: int | None = None) -> OrderView:
+def refund_order(ctx: Context, actor: Actor, order_id: int, amount: int | None = None, *,
+                 refunded_before: int | None = None) -> OrderView:
     """The manufacturer refunds a shipped order (a return), in full or in part.
 
-    :raise 404: not the caller's order. :raise 409: nothing captured to refund.
-    :raise 422: more than is left to refund.
+    `refunded_before`: what the caller saw refunded already when it decided (the
+    console's confirmation page). If more has been refunded since (the same form
+    sent twice, a colleague, a return), nothing is refunded: a double click must
+    not refund twice.
+
+    :raise 404: not the caller's order. :raise 409: nothing captured to refund,
+        or refunded meanwhile. :raise 422: more than is left to refund.
     """
     require(actor, ActorKind.MANUFACTURER)
     with ctx.uow() as uow:
@@ -543,6 +549,8 @@ def refund_order(ctx: Context, actor: Actor, order_id: int, amount: int | None =
         payment = session.scalar(lock(select(Payment).where(Payment.order_id == order.id)))
         if payment is None or payment.status not in (PaymentStatus.CAPTURED,):
             raise Conflict("only a captured payment can be refunded; cancel an order that has not shipped")
+        if refunded_before is not None and payment.refunded_amount != refunded_before:
+            raise Conflict("the order was refunded meanwhile: nothing more was refunded; look at it again")
         left = payment.captured_amount - payment.refunded_amount
         amount = left if amount is None else amount
         if not (0 < amount <= left):

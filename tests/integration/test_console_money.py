@@ -126,13 +126,14 @@ class TestRefundFromTheConsole:
         assert review.status_code == 200 and 'id="confirm-refund"' in review.get_data(as_text=True)
         assert fresh(session, Payment, order_id=order_id).refunded_amount == 0  # not until confirmed
 
-        done = self.post(client, order_id, amount="50.00", confirmed="yes")
+        assert 'name="refunded_before" value="0"' in review.get_data(as_text=True)
+        done = self.post(client, order_id, amount="50.00", confirmed="yes", refunded_before="0")
         assert done.status_code == 302
         assert fresh(session, Payment, order_id=order_id).refunded_amount == 5000
         shown = client.get(done.headers["Location"]).get_data(as_text=True)
         assert "Refunded $50.00 to the customer&#39;s card" in shown and "$50.00 could still be refunded" in shown
 
-        self.post(client, order_id, amount="50", confirmed="yes")
+        self.post(client, order_id, amount="50", confirmed="yes", refunded_before="5000")
         assert fresh(session, Payment, order_id=order_id).status == PaymentStatus.REFUNDED
         told = [" ".join(m["text"].split()) for m in emails(session, "order_refunded_by_store")]
         assert len(told) == 2 and "refunded $50.00 of your order" in told[0]
@@ -155,6 +156,15 @@ class TestRefundFromTheConsole:
             assert refused.status_code == 422
             assert message in html and 'id="amount-error"' in html and "data-error-summary" in html
         assert fresh(session, Payment, order_id=order_id).refunded_amount == 0
+
+    def test_the_confirmed_form_sent_twice_refunds_once(self, setup, client, session):
+        _, _, order_id = setup
+        form = dict(amount="30.00", confirmed="yes", refunded_before="0")
+        assert self.post(client, order_id, **form).status_code == 302
+        again = self.post(client, order_id, **form)
+        assert again.status_code == 409 and "refunded meanwhile" in again.get_data(as_text=True)
+        assert fresh(session, Payment, order_id=order_id).refunded_amount == 3000
+        assert ledger.check(session).ok
 
     def test_another_manufacturer_cannot_refund_my_order(self, setup, world, ctx, app, session):
         _, _, order_id = setup
