@@ -196,7 +196,8 @@ CONNECTED = {"account_ref": "acct_1PqR7sT2uVwXyZ3a", "provider": "stripe", "read
              "onboarding_url": "https://connect.stripe.com/setup/e/acct_1PqR7sT2uVwXyZ3a/Xk2fQ9"}
 EARNINGS = [{"id": 3301, "order_id": ORDER_ID, "kind": "sale", "gross": 12800, "fee": 1280, "amount": 11520,
              "currency": "USD", "status": "accrued", "payout_id": None, "created_at": SHIPPED_AT}]
-EARNINGS_SUMMARY = {"accrued": 11520, "frozen": 0, "paid": 98100, "account_ready": True}
+EARNINGS_SUMMARY = {"by_currency": [{"currency": "USD", "accrued": 11520, "frozen": 0, "paid": 98100}],
+                    "currency": "USD", "accrued": 11520, "frozen": 0, "paid": 98100, "account_ready": True}
 PAYOUTS = {"payouts": 4, "amount": {"USD": 41330}, "failed": 0}
 
 # --- personal requests ----------------------------------------------------------

@@ -96,10 +96,19 @@ class EarningsSummary(MethodView):
     def get(self):
         """Read your earnings' totals.
 
-        Accrued (waiting for a payout), frozen (disputed) and paid; and whether payouts can
-        flow to your account.
+        Accrued (waiting for a payout), frozen (disputed) and paid, per currency; and whether
+        payouts can flow to your account. Amounts in different currencies are never added:
+        the top-level `currency`, `accrued`, `frozen` and `paid` are there only while all your
+        earnings are in one currency.
         """
-        return payouts.earnings_summary(broker_context(), current_actor())
+        summary = payouts.earnings_summary(broker_context(), current_actor())
+        answer = {"by_currency": [dataclasses.asdict(b) for b in summary.by_currency],
+                  "account_ready": summary.account_ready}
+        if summary.single is not None:
+            answer.update(dataclasses.asdict(summary.single))
+        elif not summary.by_currency:
+            answer.update(accrued=0, frozen=0, paid=0)
+        return answer
 
 
 @blp.route("/payouts")

@@ -696,10 +696,25 @@ class EarningOut(ma.Schema):
     created_at = f.AwareDateTime()
 
 
-class EarningsSummaryOut(ma.Schema):
+class CurrencyTotalsOut(ma.Schema):
+    currency = Currency()
     accrued = Amount(example=11520, metadata={"description": "Earned, waiting for the next payout."})
     frozen = Amount(example=0, metadata={"description": "Held while a payment is disputed."})
     paid = Amount(example=98100, metadata={"description": "Paid out so far."})
+
+
+class EarningsSummaryOut(ma.Schema):
+    by_currency = f.List(f.Nested(CurrencyTotalsOut), metadata={
+        "description": "Your totals in each currency you earned in, by currency code. Amounts in different "
+                       "currencies are never added together."})
+    currency = Currency(metadata={"description": "The one currency of all your earnings; absent when you "
+                                                 "earned in several (read `by_currency`)."})
+    accrued = Amount(example=11520, metadata={"description": "Earned, waiting for the next payout, in `currency`; "
+                                                             "absent when you earned in several currencies."})
+    frozen = Amount(example=0, metadata={"description": "Held while a payment is disputed, in `currency`; absent "
+                                                        "when you earned in several currencies."})
+    paid = Amount(example=98100, metadata={"description": "Paid out so far, in `currency`; absent when you earned "
+                                                          "in several currencies."})
     account_ready = f.Boolean(metadata={"description": "Whether a connected account can receive payouts "
                                                        "(`POST /connect`)."})
 

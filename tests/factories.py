@@ -100,3 +100,10 @@ class World:
         bid, _ = board.place_bid(self.at(when), shop.actor,
                                  board.PlaceBid(self.listing_id(order_id), store_id=store_id))
         return bid
+
+    def payouts_ready(self, actor: Actor, email: str = "payouts@example.com"):
+        """The fulfiller connects a payout account and finishes the (offline) onboarding."""
+        from broker.payouts import onboarding, services as payouts
+
+        connected = payouts.connect(self.ctx, actor, email=email)
+        return onboarding.complete_offline(self.ctx, actor, connected.account.account_ref)

@@ -23,12 +23,11 @@ from broker.catalog import services as catalog
 from broker.errors import BrokerError, Invalid, NotFound
 from broker.fulfilment import services as fulfilment
 from broker.fulfilment.models import AssignmentStatus
-from broker.ledger import reports as ledger_reports
-from broker.money import amount_examples, amount_input, exponent, format_amount, parse_amount
+from broker.money import amount_examples, amount_input, exponent, format_amount, format_money, parse_amount
+from broker.orders import search
 from broker.orders import services as orders
 from broker.orders.models import OrderStatus
 from broker.pagination import PageRequest
-from broker.payouts import services as payouts
 from broker.returns import services as returns
 from broker.settlement import reports as settlement_reports
 from broker.storefront import domains
@@ -111,8 +110,28 @@ def dashboard():
             [charts.Series("Average distance", distances, "#0f766e")], fmt=lambda v: f"{v:g} km",
             unit="km from the winning store"),
     }
+    svg["revenue"] = _revenue_chart(data, labels)
     return render_template("console/dashboard.html", data=data, svg=svg, states=states, shares=shares,
                            lapses=lapses, distances=distances, labels=labels)
+
+
+def _revenue_chart(data, labels):
+    """Net revenue by week in the store's currency, retailers' orders and the
+    manufacturer's own stacked (a week whose refunds outweigh it draws no bar;
+    the table beside it has every number)."""
+    mine = data.revenue.currency(data.currency) if data.revenue else None
+    if mine is None:
+        return None
+    scale = 10 ** exponent(data.currency)
+
+    def series(name: str, kind: str, color: str):
+        return charts.Series(name, [max(0, w.get(kind).net) / scale if w.get(kind) else 0 for w in mine.weeks],
+                             color)
+
+    return charts.stacked_bar_chart(
+        "chart-revenue", f"Net revenue by week, {data.currency}", labels,
+        [series("Retailers' orders", "retailer", "#0b5cad"), series("Your own", "manufacturer", "#f59e0b")],
+        fmt=lambda v: format_money(round(v * scale), data.currency, data.locale), unit=data.currency)
 
 
 # --- orders to ship ----------------------------------------------------------------
@@ -162,20 +181,15 @@ def record_pickup(assignment_id: int):
 @bp.get("/orders")
 @manufacturer_only
 def order_list():
-    errors = {}
-    status = request.args.get("status") or None
-    fulfiller = request.args.get("fulfiller") or None
-    if status is not None and status not in set(OrderStatus):
-        errors["status"] = [f"{status!r} is not a state"]
-        status = None
-    if fulfiller not in (None, "retailer", "manufacturer"):
-        errors["fulfiller"] = ["choose retailers or you"]
-        fulfiller = None
+    """Orders found by number, customer, SKU, state, fulfiller and dates (broker/orders/search.py);
+    a bad field is reported beside it (422) and left out of the search."""
+    filters, typed, errors = search.parse(request.args, ctx().settings.timezone)
     number = _page_number()
-    found = orders.list_orders(ctx(), _actor(), orders.OrderFilter(OrderStatus(status) if status else None, fulfiller),
-                               PageRequest(number, ORDERS_PER_PAGE))
+    found = orders.list_orders(ctx(), _actor(), filters, PageRequest(number, ORDERS_PER_PAGE))
+    kept = {k: v for k, v in typed.items() if v and k not in errors}
     return render_template("console/orders.html", found=found, number=number,
-                           pages=_pages(found.total, ORDERS_PER_PAGE), status=status, fulfiller=fulfiller,
+                           pages=_pages(found.total, ORDERS_PER_PAGE), status=typed["status"],
+                           fulfiller=typed["fulfiller"], typed=typed, query=kept, searched=bool(kept),
                            states=list(OrderStatus), errors=errors), 422 if errors else 200
 
 
@@ -483,18 +497,4 @@ def settlement(run_id: int):
     return render_template("console/settlement.html", report=report)
 
 
-# --- earnings --------------------------------------------------------------------
-
-
-@bp.get("/earnings")
-@manufacturer_only
-def earnings():
-    """What it earned shipping fallback orders, and the platform's fees on all its orders."""
-    number = _page_number()
-    actor = _actor()
-    summary = payouts.earnings_summary(ctx(), actor)
-    found = payouts.list_earnings(ctx(), actor, PageRequest(number, 25))
-    fees = ledger_reports.manufacturer_fees(ctx(), actor, PageRequest(1, 25))
-    maker = storefront.own_store(ctx(), actor)
-    return render_template("console/earnings.html", summary=summary, found=found, fees=fees, number=number,
-                           pages=_pages(found.total, 25), currency=maker.currency)
+# The earnings page and the payout account are in web/money.py (shared with the portal).

@@ -25,7 +25,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import case, func, select
 
-from broker.accounts.models import ApplicationStatus, DealerApplication, DealerAuthorisation
+from broker.accounts.models import ApplicationStatus, DealerApplication, DealerAuthorisation, Manufacturer
+from broker.analytics.revenue import Revenue, revenue
 from broker.auth import Actor, ActorKind, require
 from broker.context import Context
 from broker.fulfilment.models import Assignment, AssignmentStatus
@@ -70,6 +71,10 @@ class Dashboard:
     to_ship: int               # fallback orders the manufacturer must ship now
     dealers: int
     pending_applications: int
+    # Gross, refunds, fees and net by week, fulfiller and currency (broker/analytics/revenue.py).
+    revenue: Revenue | None = None
+    currency: str = "USD"  # the store's
+    locale: str = "en_US"  # how the store writes money
 
     @property
     def orders(self) -> int:
@@ -152,4 +157,7 @@ def dashboard(ctx: Context, actor: Actor, weeks: int = WEEKS) -> Dashboard:
         pending = session.scalar(select(func.count()).select_from(DealerApplication).where(
             DealerApplication.manufacturer_id == actor.id, DealerApplication.status == ApplicationStatus.PENDING,
             DealerApplication.invited.is_(False))) or 0
-    return Dashboard(counted, [WeekStats(day, **s) for day, s in zip(starts, stats)], to_ship, dealers, pending)
+        money = revenue(session, actor.id, starts, bounds)
+        store = session.scalar(select(Manufacturer).where(Manufacturer.id == actor.id))
+    return Dashboard(counted, [WeekStats(day, **s) for day, s in zip(starts, stats)], to_ship, dealers, pending,
+                     money, store.currency if store else "USD", store.locale if store else "en_US")

@@ -370,3 +370,23 @@ def _when(ctx: Context, moment: datetime) -> str:
     local = moment.astimezone(ZoneInfo(ctx.settings.timezone))
     return local.strftime("%Y-%m-%d %H:%M %Z")
 
+
+
+def cancelled_by_store(session: Session, ctx: Context, order: Order, refunded: int, *, now: datetime) -> None:
+    """The manufacturer cancelled the order before it shipped: the customer is told
+    (with what went back, in the store's money format, if the hold was captured early)."""
+    maker = session.get(Manufacturer, order.manufacturer_id) if order.manufacturer_id else None
+    send_email(session, ctx, topic="order_cancelled_by_store", to=order.customer_email,
+               template="order_cancelled_by_store", dedupe_key=f"order-{order.id}-cancelled", now=now,
+               name=order.customer_name, order_id=order.id, store=maker.name if maker else "The store",
+               refunded=format_money(refunded, order.currency, maker.locale if maker else None) if refunded else "")
+
+
+def refunded_by_store(session: Session, ctx: Context, order: Order, amount: int, total_refunded: int, *,
+                      in_full: bool, now: datetime) -> None:
+    """The manufacturer refunded (part of) a shipped order: the customer is told how much."""
+    maker = session.get(Manufacturer, order.manufacturer_id) if order.manufacturer_id else None
+    send_email(session, ctx, topic="order_refunded_by_store", to=order.customer_email,
+               template="order_refunded_by_store", dedupe_key=f"order-{order.id}-refund-{total_refunded}", now=now,
+               name=order.customer_name, order_id=order.id, store=maker.name if maker else "The store",
+               refund=format_money(amount, order.currency, maker.locale if maker else None), in_full=in_full)

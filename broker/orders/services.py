@@ -6,7 +6,7 @@ import dataclasses
 import secrets
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from broker.accounts.models import Manufacturer, Store
@@ -332,6 +332,58 @@ class OrderFilter:
     status: OrderStatus | None = None
     # "retailer", "manufacturer", or a retailer id as text
     fulfiller: str | None = None
+    # The search (broker/orders/search.py reads it from a form): an order number,
+    # part of the customer's name or email, a SKU, and when it was placed.
+    number: int | None = None
+    customer: str = ""
+    sku: str = ""
+    placed_from: datetime | None = None  # included
+    placed_before: datetime | None = None  # excluded
+
+
+def _like(text: str) -> str:
+    """`text` as a LIKE pattern that matches it anywhere, its own % and _ literal."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _filtered(stmt, filters: OrderFilter):
+    """The manufacturer's orders `stmt` narrowed by the filters.
+
+    A customer search never matches a personal request's order: who asked is
+    not the manufacturer's to see when a retailer won it, so it must not learn
+    it by searching either (an order it may not open looks like none)."""
+    if filters.status:
+        stmt = stmt.where(Order.status == filters.status)
+    if filters.number is not None:
+        stmt = stmt.where(Order.id == filters.number)
+    if filters.customer:
+        pattern = _like(filters.customer.lower())
+        stmt = stmt.where(
+            (func.lower(Order.customer_name).like(pattern, escape="\\"))
+            | (func.lower(Order.customer_email).like(pattern, escape="\\")),
+            Order.id.not_in(select(PersonalRequest.order_id).where(PersonalRequest.order_id.is_not(None))))
+    if filters.sku:
+        stmt = stmt.where(Order.id.in_(select(OrderLine.order_id).where(
+            func.lower(OrderLine.sku) == filters.sku.lower())))
+    if filters.placed_from is not None:
+        stmt = stmt.where(Order.created_at >= filters.placed_from)
+    if filters.placed_before is not None:
+        stmt = stmt.where(Order.created_at < filters.placed_before)
+    if filters.fulfiller:
+        active = select(Assignment.order_id).where(
+            Assignment.status.in_([AssignmentStatus.ACTIVE, AssignmentStatus.SHIPPED])
+        )
+        if filters.fulfiller == "manufacturer":
+            active = active.where(Assignment.fulfiller_kind == "manufacturer")
+        elif filters.fulfiller == "retailer":
+            active = active.where(Assignment.fulfiller_kind == "retailer")
+        elif filters.fulfiller.isascii() and filters.fulfiller.isdigit() and len(filters.fulfiller) <= 18:
+            # isascii: str.isdigit() also accepts digits int() does not read ("¹").
+            active = active.where(Assignment.retailer_id == int(filters.fulfiller))
+        else:
+            raise Invalid.field("fulfiller", "use manufacturer, retailer, or a retailer id")
+        stmt = stmt.where(Order.id.in_(active))
+    return stmt
 
 
 def list_orders(ctx: Context, actor: Actor, filters: OrderFilter, page: PageRequest) -> Page[OrderView]:
@@ -340,22 +392,7 @@ def list_orders(ctx: Context, actor: Actor, filters: OrderFilter, page: PageRequ
     with ctx.uow() as uow:
         session = uow.session
         stmt = select(Order).where(Order.manufacturer_id == actor.id).options(selectinload(Order.lines))
-        if filters.status:
-            stmt = stmt.where(Order.status == filters.status)
-        if filters.fulfiller:
-            active = select(Assignment.order_id).where(
-                Assignment.status.in_([AssignmentStatus.ACTIVE, AssignmentStatus.SHIPPED])
-            )
-            if filters.fulfiller == "manufacturer":
-                active = active.where(Assignment.fulfiller_kind == "manufacturer")
-            elif filters.fulfiller == "retailer":
-                active = active.where(Assignment.fulfiller_kind == "retailer")
-            elif filters.fulfiller.isascii() and filters.fulfiller.isdigit() and len(filters.fulfiller) <= 18:
-                # isascii: str.isdigit() also accepts digits int() does not read ("¹").
-                active = active.where(Assignment.retailer_id == int(filters.fulfiller))
-            else:
-                raise Invalid.field("fulfiller", "use manufacturer, retailer, or a retailer id")
-            stmt = stmt.where(Order.id.in_(active))
+        stmt = _filtered(stmt, filters)
         found = paginate(session, stmt.order_by(Order.id.desc()), page)
         ids = [o.id for o in found.items]
         payments = {p.order_id: p for p in session.scalars(select(Payment).where(Payment.order_id.in_(ids)))}
@@ -421,6 +458,36 @@ def cancel_order(ctx: Context, order_id: int, access_token: str | None) -> Order
         return OrderView(order, Party.CUSTOMER, payment, None, True, True)
 
 
+def cancel_for_manufacturer(ctx: Context, actor: Actor, order_id: int) -> OrderView:
+    """The manufacturer cancels one of its storefront's orders before it ships (out
+    of stock, a suspected fraud): as the customer's cancel, the order comes off the
+    board, any assignment ends and the hold is released.
+
+    :raise 404: not one of the caller's orders, or a personal request a retailer
+        won (that is between the customer and the retailer).
+    :raise 409: shipped or closed already.
+    """
+    require(actor, ActorKind.MANUFACTURER)
+    with ctx.uow() as uow:
+        session = uow.session
+        # Lock order: listing, order, assignment, payment (as every writer does).
+        session.scalar(lock(select(Listing).where(Listing.order_id == order_id)))
+        order = session.scalar(lock(select(Order).where(Order.id == order_id, Order.manufacturer_id == actor.id)
+                                    .options(selectinload(Order.lines))))
+        if order is None or order.id in _request_born(session, [order.id]):
+            raise NotFound(f"no order {order_id}")
+        if order.status not in CANCELLABLE | {OrderStatus.PAYMENT_FAILED}:
+            raise Conflict(f"the order is {order.status} and can no longer be cancelled")
+        now = ctx.now()
+        _close(session, order, now)
+        payment = session.scalar(lock(select(Payment).where(Payment.order_id == order.id)))
+        if payment is not None:
+            _give_back(session, ctx, payment, now)
+        events.cancelled_by_store(session, ctx, order, payment.refunded_amount if payment else 0, now=now)
+        uow.commit()
+        return OrderView(order, Party.MANUFACTURER, payment, None, False, False)
+
+
 def _give_back(session: Session, ctx: Context, payment: Payment, now: datetime) -> None:
     try:
         payments.give_back(session, ctx.payments, payment, now=now)
@@ -459,11 +526,17 @@ def _close(session: Session, order: Order, now: datetime) -> None:
         assignment.ended_at = now
 
 
-def refund_order(ctx: Context, actor: Actor, order_id: int, amount: int | None = None) -> OrderView:
+def refund_order(ctx: Context, actor: Actor, order_id: int, amount: int | None = None, *,
+                 refunded_before: int | None = None) -> OrderView:
     """The manufacturer refunds a shipped order (a return), in full or in part.
 
-    :raise 404: not the caller's order. :raise 409: nothing captured to refund.
-    :raise 422: more than is left to refund.
+    `refunded_before`: what the caller saw refunded already when it decided (the
+    console's confirmation page). If more has been refunded since (the same form
+    sent twice, a colleague, a return), nothing is refunded: a double click must
+    not refund twice.
+
+    :raise 404: not the caller's order. :raise 409: nothing captured to refund,
+        or refunded meanwhile. :raise 422: more than is left to refund.
     """
     require(actor, ActorKind.MANUFACTURER)
     with ctx.uow() as uow:
@@ -476,6 +549,8 @@ def refund_order(ctx: Context, actor: Actor, order_id: int, amount: int | None =
         payment = session.scalar(lock(select(Payment).where(Payment.order_id == order.id)))
         if payment is None or payment.status not in (PaymentStatus.CAPTURED,):
             raise Conflict("only a captured payment can be refunded; cancel an order that has not shipped")
+        if refunded_before is not None and payment.refunded_amount != refunded_before:
+            raise Conflict("the order was refunded meanwhile: nothing more was refunded; look at it again")
         left = payment.captured_amount - payment.refunded_amount
         amount = left if amount is None else amount
         if not (0 < amount <= left):
@@ -488,6 +563,8 @@ def refund_order(ctx: Context, actor: Actor, order_id: int, amount: int | None =
             raise Unavailable(f"the payment provider refused the refund: {exc}") from None
         payments.record_refunded(session, payment, payment.refunded_amount + amount, now=now, reference=ref)
         payment_changed(session, ctx, order, payment, ["refunded"], now)
+        events.refunded_by_store(session, ctx, order, amount, payment.refunded_amount,
+                                 in_full=payment.status == PaymentStatus.REFUNDED, now=now)
         # The answer shows the customer as opening the order would: to a manufacturer
         # that may see them (not a request's customer a retailer served), and logged.
         current = session.scalar(select(Assignment).where(Assignment.order_id == order.id)

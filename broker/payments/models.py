@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, false
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, false, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broker.db import Base, BigId, UTCDateTime
@@ -80,7 +80,11 @@ class WebhookEvent(Base):
 
 
 class OfflineAccount(Base):
-    """The offline provider's connected accounts: ready at once, test mode."""
+    """The offline provider's connected accounts, test mode. A new one is ready
+    once its owner has been through the simulated onboarding page (as a Stripe
+    Express account is once its owner finished Stripe's); the accounts made
+    before that page existed were ready at once, and stay so (the column's
+    server default)."""
 
     __tablename__ = "offline_accounts"
 
@@ -88,6 +92,7 @@ class OfflineAccount(Base):
     ref: Mapped[str] = mapped_column(String(40), unique=True)
     idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
     email: Mapped[str] = mapped_column(String(254))
+    onboarded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

@@ -86,18 +86,31 @@ class OfflineProvider:
         return self._state(self._charge(session, ref, lock=False))
 
     def create_account(self, session: Session, *, email: str, country: str, idempotency_key: str) -> Account:
-        _once(session, OfflineAccount, idempotency_key, ref=_ref("offacct"), email=email, created_at=_now())
+        _once(session, OfflineAccount, idempotency_key, ref=_ref("offacct"), email=email, onboarded=False,
+              created_at=_now())
         found = session.scalar(select(OfflineAccount).where(OfflineAccount.idempotency_key == idempotency_key))
-        return Account(ref=found.ref, ready=True)
+        return Account(ref=found.ref, ready=found.onboarded)
 
     def account(self, session: Session, ref: str) -> Account:
         found = session.scalar(select(OfflineAccount).where(OfflineAccount.ref == ref))
         if found is None:
             raise PaymentError(f"no offline account {ref}")
-        return Account(ref=found.ref, ready=True)
+        return Account(ref=found.ref, ready=found.onboarded)
 
     def onboarding_link(self, session: Session, account_ref: str, *, return_url: str, refresh_url: str) -> str:
-        return return_url  # nothing to fill in: offline accounts are ready at once
+        """Where the account's owner finishes onboarding. Stripe hosts that page;
+        the offline provider's stands in Broker's own pages, under the page the
+        owner is sent back to (`<return_url>/offline/<ref>`: the portal's or the
+        console's payout-account page), and says it is test mode."""
+        return f"{return_url.rstrip('/')}/offline/{account_ref}"
+
+    def complete_onboarding(self, session: Session, ref: str) -> Account:
+        """The owner went through the simulated onboarding page: the account is ready."""
+        found = session.scalar(select(OfflineAccount).where(OfflineAccount.ref == ref).with_for_update())
+        if found is None:
+            raise PaymentError(f"no offline account {ref}")
+        found.onboarded = True
+        return Account(ref=found.ref, ready=True)
 
     def transfer(self, session: Session, *, account_ref: str, amount: int, currency: str, transfer_group: str,
                  source_ref: str | None, idempotency_key: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from sqlalchemy import exists, func, select, true
+from sqlalchemy import exists, select, true
 
 from broker.auth import Actor, ActorKind, require
 from broker.context import Context
@@ -45,6 +45,12 @@ class Onboarding:
     url: str | None
 
 
+# Where the provider sends the account's owner back after onboarding (and where
+# an expired link starts again): the portal's or the console's payout-account
+# page, which reads the account's state again.
+RETURN_PATHS = {"retailer": "/portal/payout-account", "manufacturer": "/console/payout-account"}
+
+
 def connect(ctx: Context, actor: Actor, *, email: str, country: str = "US") -> Onboarding:
     """Create (once) the caller's connected account and return a link to finish
     onboarding at the provider (none when the account is ready already)."""
@@ -71,7 +77,7 @@ def connect(ctx: Context, actor: Actor, *, email: str, country: str = "US") -> O
                 ConnectedAccount.provider == ctx.payments.name))
         url = None
         if not account.ready:
-            back = absolute_url(ctx.settings, "/")
+            back = absolute_url(ctx.settings, RETURN_PATHS[owner_kind])
             url = ctx.payments.onboarding_link(session, account.account_ref, return_url=back, refresh_url=back)
         uow.commit()
         return Onboarding(account, url)
@@ -97,27 +103,27 @@ def list_earnings(ctx: Context, actor: Actor, page: PageRequest) -> Page[Earning
 
 @dataclasses.dataclass(frozen=True)
 class EarningsSummary:
-    accrued: int
-    frozen: int
-    paid: int
+    """Totals per currency: an amount in one currency is never added to another's."""
+
+    by_currency: list  # of statements.Balance, by currency code
     account_ready: bool
+
+    @property
+    def single(self):
+        """The one currency's totals when every earning is in one currency (else None)."""
+        return self.by_currency[0] if len(self.by_currency) == 1 else None
 
 
 def earnings_summary(ctx: Context, actor: Actor) -> EarningsSummary:
+    from broker.payouts.statements import balances
+
     owner_kind, owner_id = _owner(actor)
     with ctx.uow() as uow:
         session = uow.session
-        totals = {status: 0 for status in EarningStatus}
-        for status, amount in session.execute(
-            select(Earning.status, func.sum(Earning.amount))
-            .where(Earning.owner_kind == owner_kind, Earning.owner_id == owner_id).group_by(Earning.status)
-        ):
-            totals[EarningStatus(status)] = int(amount)
         ready = bool(session.scalar(select(ConnectedAccount.ready).where(
             ConnectedAccount.owner_kind == owner_kind, ConnectedAccount.owner_id == owner_id,
             ConnectedAccount.provider == ctx.payments.name)))
-        return EarningsSummary(totals[EarningStatus.ACCRUED], totals[EarningStatus.FROZEN],
-                               totals[EarningStatus.PAID], ready)
+        return EarningsSummary(balances(session, owner_kind, owner_id), ready)
 
 
 @dataclasses.dataclass

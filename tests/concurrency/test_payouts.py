@@ -70,7 +70,7 @@ def test_two_payout_runs_at_once_pay_each_earning_once(database):
         fulfilment.record_shipment(later, by_id[retailer_id].actor, assignment_id,
                                    fulfilment.RecordShipment("UPS", f"T{assignment_id}"))
     for shop in shops:
-        payouts.connect(later, shop.actor, email="shop@example.com")
+        World(later).payouts_ready(shop.actor, "shop@example.com")
     ctx.engine.dispose()
     later.engine.dispose()
 

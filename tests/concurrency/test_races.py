@@ -46,7 +46,6 @@ from broker.orders.models import Order
 from broker.outbox.models import OutboxMessage
 from broker.payments.models import OfflineAccount, OfflineRefund, OfflineTransfer, Payment, PaymentStatus
 from broker.payments.offline import OfflineProvider
-from broker.payouts import services as payouts
 from broker.payouts.models import ConnectedAccount, Payout
 from broker.personal import services as personal
 from broker.personal.models import PersonalRequest, RequestStatus
@@ -221,7 +220,7 @@ def shipped_orders(world: World, ctx: Context, url: str, count: int, *, price: i
     for assignment_id in assignments:
         fulfilment.record_shipment(later, shop.actor, assignment_id,
                                    fulfilment.RecordShipment("UPS", f"T{assignment_id}"))
-    payouts.connect(later, shop.actor, email="shop@example.com")
+    World(later).payouts_ready(shop.actor, "shop@example.com")
     return maker, shop, placed
 
 

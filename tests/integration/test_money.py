@@ -98,13 +98,16 @@ class TestLedger:
 
 
 class TestPayouts:
-    def test_no_payout_until_the_fulfiller_has_a_ready_account(self, shipped, ctx, session):
+    def test_no_payout_until_the_fulfiller_has_a_ready_account(self, shipped, world, ctx, session):
         _, shop, placed = shipped
         assert payouts.run_payouts(ctx).payouts == 0
         assert one(session, Earning, order_id=placed.order.id).status == EarningStatus.ACCRUED
 
         connected = payouts.connect(ctx, shop.actor, email="shop@example.com")
-        assert connected.account.ready  # offline accounts are ready at once
+        assert not connected.account.ready  # not until its owner went through the onboarding page
+        assert connected.url.endswith(f"/portal/payout-account/offline/{connected.account.account_ref}")
+        assert payouts.run_payouts(ctx).payouts == 0
+        assert world.payouts_ready(shop.actor).ready
         report = payouts.run_payouts(ctx)
 
         assert (report.payouts, report.amount) == (1, {"USD": 9000})
@@ -138,7 +141,7 @@ class TestRefunds:
 
     def test_refund_after_payout_is_netted_from_the_next_payout(self, shipped, world, ctx, clock, session):
         maker, shop, first = shipped
-        payouts.connect(ctx, shop.actor, email="shop@example.com")
+        world.payouts_ready(shop.actor)
         payouts.run_payouts(ctx)
         orders.refund_order(ctx, maker.actor, first.order.id)  # 100.00 back to the customer
         clawback = one(session, Earning, order_id=first.order.id, kind=EarningKind.CLAWBACK)
@@ -206,12 +209,12 @@ class TestDisputes:
 
         return {"id": f"evt_{uuid.uuid4().hex}", "type": kind, "data": {"object": obj}}
 
-    def test_a_dispute_freezes_the_earning_and_losing_it_reverses_it(self, shipped, ctx, session):
+    def test_a_dispute_freezes_the_earning_and_losing_it_reverses_it(self, shipped, world, ctx, session):
         _, shop, placed = shipped
         payment = one(session, Payment, order_id=placed.order.id)
         apply_event(ctx, self.event("charge.dispute.created", id="dp_1", amount=10000, charge=payment.charge_ref))
         assert one(session, Earning, order_id=placed.order.id).status == EarningStatus.FROZEN
-        payouts.connect(ctx, shop.actor, email="shop@example.com")
+        world.payouts_ready(shop.actor)
         assert payouts.run_payouts(ctx).payouts == 0  # frozen earnings are not paid
         reconciles(session)
         apply_event(ctx, self.event("charge.dispute.closed", id="dp_1", amount=10000, status="lost",

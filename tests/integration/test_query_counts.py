@@ -86,8 +86,8 @@ API_CASES = {
     "storefront catalog (API)": lambda s: (f"/api/v1/storefronts/{s.maker.slug}/products", {}),
     "storefront catalog (page)": lambda s: (f"/s/{s.maker.slug}/", {}),
 }
-PORTAL = ["/portal/", "/portal/orders", "/portal/outcomes", "/portal/scorecard"]
-CONSOLE = ["/console/", "/console/orders", "/console/catalog", "/console/settlements"]
+PORTAL = ["/portal/", "/portal/orders", "/portal/outcomes", "/portal/scorecard", "/portal/earnings"]
+CONSOLE = ["/console/", "/console/orders", "/console/catalog", "/console/settlements", "/console/earnings"]
 
 
 def _statements(ctx, client, path: str, headers: dict) -> int:

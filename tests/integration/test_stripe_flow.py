@@ -113,7 +113,8 @@ def test_checkout_to_payout_with_stripe(stripe_ctx, client, fake, clock):
     account = fake.complete_onboarding(connect["account_ref"])
     assert post_event(client, "account.updated", account).get_json()["outcome"] == "applied"
     assert client.get("/api/v1/earnings/summary", headers=shop_auth).get_json() == {
-        "accrued": 22500, "frozen": 0, "paid": 0, "account_ready": True}
+        "by_currency": [{"currency": "USD", "accrued": 22500, "frozen": 0, "paid": 0}],
+        "currency": "USD", "accrued": 22500, "frozen": 0, "paid": 0, "account_ready": True}
 
     run = client.post("/api/v1/payouts", headers=OPERATOR).get_json()
     assert run == {"payouts": 1, "amount": {"USD": 22500}, "failed": 0, "parked": 0}
@@ -213,3 +214,28 @@ def test_stripes_return_url_comes_from_the_public_url_not_the_host(stripe_ctx, f
     assert 'data-return-url="https://broker.example/s/striped/o/' in response.get_data(as_text=True)
     refused = client.post("/s/striped/checkout?cart=SKU-1:1", data=form, headers={"Host": "evil.example"})
     assert refused.status_code == 400 and len(fake.payment_intents) == 1
+
+
+def test_payout_account_page_onboards_at_stripe_and_reads_it_back(stripe_ctx, client, fake):
+    """The portal's payout-account page sends the retailer to Stripe's account link,
+    which comes back to the page; the page asks Stripe again, so it reads "Ready"
+    before the webhook arrives."""
+    from broker.accounts.models import Role
+    from tests.integration.test_console_pages import csrf, sign_in
+
+    world = World(stripe_ctx)
+    shop = world.retailer(north_of(HERE, 2))
+    sign_in(client, stripe_ctx, Role.RETAILER, shop.id)
+    assert "Not set up" in client.get("/portal/payout-account").get_data(as_text=True)
+    started = client.post("/portal/payout-account", data={"csrf_token": csrf(client, "/portal/payout-account")})
+    assert started.status_code == 302 and started.headers["Location"].startswith("http")
+    [link] = fake.account_links
+    assert link["return_url"] == link["refresh_url"] == "http://localhost/portal/payout-account"
+    assert "Not finished" in client.get("/portal/payout-account").get_data(as_text=True)
+    # No simulated onboarding page with Stripe configured.
+    assert client.get(f"/portal/payout-account/offline/{link['account']}").status_code == 404
+
+    fake.complete_onboarding(link["account"])
+    assert "Ready: your earnings are paid out to it" in client.get("/portal/payout-account").get_data(as_text=True)
+    auth = {"Authorization": f"Bearer {shop.key}"}
+    assert client.get("/api/v1/earnings/summary", headers=auth).get_json()["account_ready"] is True
