@@ -28,6 +28,7 @@ from broker.geo.geocoding import OfflineGeocoder
 from broker.migrate import upgrade
 from broker.notifications.mailer import FolderMailer
 from broker.payments.offline import OfflineProvider
+from tests.factories import World
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 ADMIN_TOKEN = "operator-test-token"
@@ -135,3 +136,10 @@ def session(ctx):
     """A session for assertions, in the same rolled-back transaction."""
     with ctx.uow() as uow:
         yield uow.session
+
+
+@pytest.fixture
+def world(ctx):
+    """Manufacturers, retailers, orders and bids made through the services
+    (tests/factories.py), in the test's rolled-back transaction."""
+    return World(ctx)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from broker.models import Assignment, Base, Product, Store
 from broker.settlement.services import settle
 from tests.conftest import ADMIN_TOKEN, START
-from tests.factories import HERE, Maker, Shop, World, north_of
+from tests.factories import HERE, Maker, Shop, north_of
 
 API = "/api/v1"
 LATER = START + timedelta(hours=13)
@@ -90,11 +90,6 @@ class Scene:
     def path(self, template: str) -> str:
         return template.format(slug=self.maker.slug, store_id=self.shop.store_id, listing_id=self.listing_id,
                                assignment_id=self.assignment_id, order_id=self.order_id)
-
-
-@pytest.fixture
-def world(ctx):
-    return World(ctx)
 
 
 @pytest.fixture

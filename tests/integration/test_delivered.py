@@ -25,15 +25,10 @@ from broker.privacy import services as privacy
 from broker.returns import services as returns
 from broker.settlement.services import settle
 from jobs.definitions import JOBS
-from tests.factories import HERE, World, north_of
+from tests.factories import HERE, north_of
 from tests.pages import emails_in
 
 API = "/api/v1"
-
-
-@pytest.fixture
-def world(ctx):
-    return World(ctx)
 
 
 @pytest.fixture

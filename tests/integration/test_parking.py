@@ -39,15 +39,10 @@ from broker.privacy import services as privacy
 from broker.settlement.models import RunStatus, SettlementRun
 from broker.settlement.services import settle
 from tests.conftest import START
-from tests.factories import HERE, World, north_of
+from tests.factories import HERE, north_of
 from tests.integration.test_callback_delivery import CallbackSettings
 
 SETTLED_AT = START + timedelta(hours=13)
-
-
-@pytest.fixture
-def world(ctx):
-    return World(ctx)
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ from broker.reputation import services as reputation
 from broker.returns import services as returns
 from broker.settlement.services import settle
 from tests.conftest import START
-from tests.factories import HERE, World, north_of
+from tests.factories import HERE, north_of
 
 API = "/api/v1"
 
@@ -65,11 +65,6 @@ SENTINELS = (NAME, EMAIL, STREET, STREET2, MESSAGE, REPLY, COMMENT, BUYER_COMMEN
 OTHER_NAME = "Philippa Oddbjorn"
 OTHER_EMAIL = "philippa.oddbjorn@private.example"
 OTHER_MESSAGE = "Ring the Oddbjorn bell twice"
-
-
-@pytest.fixture
-def world(ctx):
-    return World(ctx)
 
 
 @pytest.fixture
