@@ -13,7 +13,7 @@ from marshmallow import fields as f
 
 from api import examples as ex
 from api.auth import access_token, broker_context, customer
-from broker.privacy import services
+from broker.privacy import erasure, export
 
 blp = Blueprint("privacy", __name__, url_prefix="/api/v1",
                 description="The customer's own data: download everything Broker holds about an order or a "
@@ -42,7 +42,7 @@ class ErasedOut(ma.Schema):
                                                                    "awarded)."})
 
 
-def _erased(e: services.Erasure) -> dict:
+def _erased(e: erasure.Erasure) -> dict:
     return {"kind": e.kind, "id": e.id, "status": e.status, "erased_at": e.erased_at, "order_id": e.order_id}
 
 
@@ -58,7 +58,7 @@ class OrderData(MethodView):
 
         :raise 404: No such order, or the token is not this order's.
         """
-        return services.export_order(broker_context(), order_id, access_token())
+        return export.export_order(broker_context(), order_id, access_token())
 
 
 @blp.route("/orders/<int:order_id>/erase")
@@ -74,7 +74,7 @@ class EraseOrder(MethodView):
         :raise 404: No such order, or the token is not this order's.
         :raise 503: The payment provider could not release the hold; nothing was erased, try again.
         """
-        return _erased(services.erase_order(broker_context(), order_id, access_token()))
+        return _erased(erasure.erase_order(broker_context(), order_id, access_token()))
 
 
 @blp.route("/requests/<int:request_id>/data")
@@ -90,7 +90,7 @@ class RequestData(MethodView):
 
         :raise 404: No such request, or the token is not this request's.
         """
-        return services.export_request(broker_context(), request_id, access_token())
+        return export.export_request(broker_context(), request_id, access_token())
 
 
 @blp.route("/requests/<int:request_id>/erase")
@@ -106,4 +106,4 @@ class EraseRequest(MethodView):
         :raise 404: No such request, or the token is not this request's.
         :raise 503: The payment provider could not release the hold; nothing was erased, try again.
         """
-        return _erased(services.erase_request(broker_context(), request_id, access_token()))
+        return _erased(erasure.erase_request(broker_context(), request_id, access_token()))

@@ -17,7 +17,8 @@ from broker.config import Settings
 from broker.db import make_engine, make_session_factory
 from broker.geo.geocoding import Geocoder, make_geocoder
 from broker.notifications.mailer import Mailer, make_mailer
-from broker.payments.provider import PaymentProvider, make_payment_provider
+from broker.payments.factory import make_payment_provider
+from broker.payments.provider import PaymentProvider
 from broker.storefront.cache import PageCache
 from broker.storefront.hosts import DomainCheck, DomainDirectory, HttpDomainCheck
 from broker.uow import UnitOfWork

@@ -27,7 +27,7 @@ from broker.orders.delivered import assume_deliveries
 from broker.outbox.delivery import run_callbacks
 from broker.payouts.services import run_payouts
 from broker.personal.services import expire_requests
-from broker.privacy.services import run_retention
+from broker.privacy.retention import run_retention
 from broker.settlement.schedule import settle_trigger
 from broker.settlement.scope import SettlementScope
 from broker.settlement.services import missed_settlement, settle, settlement_scope

@@ -13,6 +13,7 @@ import contextlib
 import os
 import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -28,9 +29,64 @@ from broker.geo.geocoding import OfflineGeocoder
 from broker.migrate import upgrade
 from broker.notifications.mailer import FolderMailer
 from broker.payments.offline import OfflineProvider
+from tests.factories import World
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 ADMIN_TOKEN = "operator-test-token"
+
+
+# --- running on every core ----------------------------------------------------
+#
+# `pytest` alone, or given folders, runs in one worker process per core
+# (pytest-xdist's `-n auto`, set here rather than in addopts so that
+# `-p no:xdist` still works). Given only files or tests, it runs in this process,
+# where the workers' start (a few seconds each) would cost more than it saves;
+# `-n auto` there, or `-n 0` (or `-p no:xdist`) anywhere, says otherwise, and
+# `--pdb` always runs in this process.
+# Each worker has its own database (its own temporary folder on SQLite, its own
+# randomly named database on PostgreSQL), mail folders and free ports.
+#
+# Tests that must not be split between workers are grouped (`--dist loadgroup`):
+# each browser module keeps its Chromium and servers on one worker, and the
+# concurrency tests, which start real processes and time their races, run one
+# after another on one worker while the other cores run the rest.
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    if not config.pluginmanager.hasplugin("xdist") or hasattr(config, "workerinput"):
+        return
+    if config.option.numprocesses is None and _whole_folders(config):
+        config.option.numprocesses = "auto"
+    if config.option.dist == "no":
+        config.option.dist = "loadgroup"
+
+
+def _whole_folders(config) -> bool:
+    here = config.invocation_params.dir
+    return all((here / arg.split("::")[0]).is_dir() for arg in config.args if not arg.startswith("-"))
+
+
+def _xdist_group(path: Path) -> str | None:
+    try:
+        parts = path.relative_to(Path(__file__).parent).parts
+    except ValueError:
+        return None
+    if parts[0] == "concurrency":
+        return "concurrency"
+    if parts[0] == "e2e":
+        return f"e2e-{path.stem}"
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    if getattr(config.option, "dist", "no") != "loadgroup":
+        return
+    for item in items:
+        group = _xdist_group(item.path)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def _server_url() -> str | None:
@@ -135,3 +191,10 @@ def session(ctx):
     """A session for assertions, in the same rolled-back transaction."""
     with ctx.uow() as uow:
         yield uow.session
+
+
+@pytest.fixture
+def world(ctx):
+    """Manufacturers, retailers, orders and bids made through the services
+    (tests/factories.py), in the test's rolled-back transaction."""
+    return World(ctx)

@@ -453,7 +453,7 @@ def customer_find(reason: str, email: str) -> None:
     """List the orders and requests of the customer with this EMAIL; each lookup is
     written to that customer's disclosure log with the reason."""
     from broker.errors import BrokerError
-    from broker.privacy.services import find_customer
+    from broker.privacy.lookup import find_customer
 
     try:
         found = find_customer(_context(), email, reason)

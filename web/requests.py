@@ -15,7 +15,7 @@ from broker.errors import BrokerError, Invalid, NotFound
 from broker.geo.geocoding import LocationQuery
 from broker.money import CURRENCIES, parse_amount
 from broker.personal import services
-from broker.privacy import services as privacy
+from broker.privacy import erasure, export
 from web import capability
 
 bp = Blueprint("requests", __name__, url_prefix="/requests", template_folder="templates")
@@ -165,7 +165,7 @@ def my_data(request_id: int, token: str | None):
     """Everything Broker holds about the customer for this request (and its order), as a JSON download."""
     link = _link(request_id, token)
     try:
-        data = privacy.export_request(_ctx(), request_id, link.token)
+        data = export.export_request(_ctx(), request_id, link.token)
     except BrokerError:
         abort(404)
     return Response(json.dumps(data, indent=2, ensure_ascii=False), mimetype="application/json",
@@ -188,7 +188,7 @@ def erase(request_id: int, token: str | None):
         return render_template("request_erase.html", view=view, link=link,
                                error="Tick the box to confirm that you want your data erased."), 422
     try:
-        privacy.erase_request(_ctx(), request_id, link.token)
+        erasure.erase_request(_ctx(), request_id, link.token)
     except NotFound:
         abort(404)
     except BrokerError as exc:

@@ -32,7 +32,7 @@ from broker.orders import delivered
 from broker.orders import services as orders
 from broker.orders.models import Delivery, OrderStatus
 from broker.pagination import PageRequest
-from broker.privacy import services as privacy
+from broker.privacy import erasure, export
 from broker.reputation import services as reputation
 from broker.returns import services as returns
 from broker.returns.models import ReturnStatus
@@ -470,7 +470,7 @@ def my_data(order_id: int, token: str | None):
     link = _order_link(order_id, token)
     _own_order(order_id, link.token)
     try:
-        data = privacy.export_order(_ctx(), order_id, link.token)
+        data = export.export_order(_ctx(), order_id, link.token)
     except NotFound:
         abort(404)
     return _attachment(data, f"order-{order_id}-my-data.json")
@@ -491,7 +491,7 @@ def erase(order_id: int, token: str | None):
         return render_template("store/erase.html", view=view, link=link,
                                error="Tick the box to confirm that you want your data erased."), 422
     try:
-        privacy.erase_order(_ctx(), order_id, link.token)
+        erasure.erase_order(_ctx(), order_id, link.token)
     except NotFound:
         abort(404)
     except BrokerError as exc:

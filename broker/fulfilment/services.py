@@ -27,7 +27,7 @@ from broker.payments import services as payments
 from broker.payments.models import Payment, PaymentStatus
 from broker.payments.provider import PaymentError
 from broker.personal.models import PersonalRequest, RequestStatus
-from broker.privacy.services import Disclosed, disclose_to
+from broker.privacy.disclosures import Disclosed, disclose_to
 from broker.settlement.models import Cause
 from broker.settlement.services import reroute
 
@@ -43,7 +43,7 @@ SHIP_TO = ("name", "address")
 class AssignmentView:
     """An assignment and its order. The ship-to (the customer's name and address)
     goes out with it only when `disclosed` says the showing was logged
-    (`privacy.services.disclose_to`); without, it is the order's items alone."""
+    (`privacy.disclosures.disclose_to`); without, it is the order's items alone."""
 
     assignment: Assignment
     order: Order

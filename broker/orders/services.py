@@ -30,7 +30,7 @@ from broker.payments import services as payments
 from broker.payments.models import Payment, PaymentStatus
 from broker.payments.provider import PaymentError
 from broker.personal.models import PersonalRequest
-from broker.privacy.services import Disclosed, UnloggedDisclosure, disclose_to
+from broker.privacy.disclosures import Disclosed, UnloggedDisclosure, disclose_to
 from broker.returns.models import Return
 
 MAX_QUANTITY = 999

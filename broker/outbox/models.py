@@ -31,7 +31,7 @@ class OutboxMessage(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-    # The queue (broker.outbox.delivery): not due before this (a dispatcher's
+    # The queue (broker.outbox.queue): not due before this (a dispatcher's
     # lease, a failure's backoff, or HELD until released); None: due now.
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     # The claim the current lease belongs to.

@@ -8,7 +8,8 @@ confirm in the browser (Stripe), a client secret for the storefront.
 Two implementations: `OfflineProvider` (the default where no keys are set; its
 own tables, test mode, no network) and `StripeProvider` (the official SDK, API
 version pinned, idempotency keys on every write). Services only ever see this
-interface, chosen by `make_payment_provider` from the settings.
+interface, chosen by `broker.payments.factory.make_payment_provider` from the
+settings (a module of its own: the implementations import this one).
 """
 
 from __future__ import annotations
@@ -83,13 +84,3 @@ class PaymentProvider(Protocol):
     def transfer(self, session: Session, *, account_ref: str, amount: int, currency: str, transfer_group: str,
                  source_ref: str | None, idempotency_key: str) -> str:
         """Move money from the platform to a connected account; returns the transfer's reference."""
-
-
-def make_payment_provider(settings) -> PaymentProvider:
-    if settings.stripe_secret_key:
-        from broker.payments.stripe_provider import StripeProvider
-
-        return StripeProvider(settings)
-    from broker.payments.offline import OfflineProvider
-
-    return OfflineProvider()

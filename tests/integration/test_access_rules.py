@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 from broker.geo.distance import approximate_point, distance_km, shown_distance_km
 from broker.models import Assignment, Manufacturer, Order, Product, Retailer, SettlementRun
 from tests.conftest import ADMIN_TOKEN, START
-from tests.factories import HERE, World, north_of
+from tests.factories import HERE, north_of
 
 API = "/api/v1"
 LATER = START + timedelta(hours=13)  # a listing placed at START is due for settlement
@@ -89,10 +89,6 @@ def count(session, model) -> int:
 
 
 # --- fixtures --------------------------------------------------------------
-
-@pytest.fixture
-def world(ctx):
-    return World(ctx)
 
 
 @pytest.fixture

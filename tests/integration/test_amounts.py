@@ -17,7 +17,7 @@ from broker.accounts.models import Role
 from broker.catalog.models import Product
 from broker.money import amount_examples, amount_input, parse_amount
 from broker.storefront import services as storefront
-from tests.factories import HERE, World, north_of
+from tests.factories import HERE, north_of
 from tests.integration.test_bad_input import assert_unchanged, database
 from tests.integration.test_console_pages import csrf, sign_in
 
@@ -89,11 +89,6 @@ def test_the_message_shows_the_store_s_format():
 
 
 # --- the console's product form and the CSV import ----------------------------------
-
-
-@pytest.fixture
-def world(ctx):
-    return World(ctx)
 
 
 def _store(ctx, world, currency: str, locale: str):

@@ -13,10 +13,16 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
 
+from broker.clock import FrozenClock
+from broker.context import Context
+from broker.geo.geocoding import OfflineGeocoder
 from broker.models import Assignment, Base, Product, Store
+from broker.notifications.mailer import FolderMailer
+from broker.payments.offline import OfflineProvider
 from broker.settlement.services import settle
-from tests.conftest import ADMIN_TOKEN, START
+from tests.conftest import ADMIN_TOKEN, START, make_settings
 from tests.factories import HERE, Maker, Shop, World, north_of
 
 API = "/api/v1"
@@ -92,13 +98,35 @@ class Scene:
                                assignment_id=self.assignment_id, order_id=self.order_id)
 
 
-@pytest.fixture
-def world(ctx):
-    return World(ctx)
+@pytest.fixture(scope="module")
+def _module_connection(engine):
+    """One transaction for the whole module, rolled back at its end."""
+    with engine.connect() as connection:
+        outer = connection.begin()
+        yield connection
+        outer.rollback()
 
 
-@pytest.fixture
-def scene(ctx, world, client):
+@pytest.fixture(scope="module")
+def _module_ctx(_module_connection, engine, database_url, tmp_path_factory):
+    """One context and one app for the module, on the module's transaction:
+    building them is most of a test's time, and these tests change neither."""
+    from web.app import create_app
+
+    settings = make_settings(database_url)
+    factory = sessionmaker(bind=_module_connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    ctx = Context(settings=settings, engine=engine, session_factory=factory, geocoder=OfflineGeocoder(),
+                  payments=OfflineProvider(), clock=FrozenClock(START),
+                  mailer=FolderMailer(tmp_path_factory.mktemp("mail"), settings.mail_from))
+    return ctx, create_app(context=ctx, test_config={"TESTING": True})
+
+
+@pytest.fixture(scope="module")
+def _scene(_module_ctx):
+    """The scene, built once for the module."""
+    ctx, app = _module_ctx
+    client = app.test_client()
+    world = World(ctx)
     maker = world.manufacturer(products=(("SKU-1", 5000), ("SKU-OFF", 700)))
     rival = world.manufacturer(products=(("SKU-RIVAL", 900),))
     shop = world.retailer(north_of(HERE, 2), dealer_of=[maker])
@@ -113,6 +141,36 @@ def scene(ctx, world, client):
     placed = world.order(maker)
     return Scene(maker, rival, shop, other, world.listing_id(placed.order.id), assignment_id, placed.order.id,
                  placed.access_token)
+
+
+@pytest.fixture
+def connection(_module_connection, _scene):
+    """Each test runs in a savepoint of the module's transaction, on top of the
+    scene, and rolls back to it: every test sees the scene as built, and nothing
+    another test wrote."""
+    savepoint = _module_connection.begin_nested()
+    yield _module_connection
+    if savepoint.is_active:
+        savepoint.rollback()
+
+
+@pytest.fixture
+def ctx(_module_ctx, connection):
+    ctx, _ = _module_ctx
+    ctx.clock.now = START
+    return ctx
+
+
+@pytest.fixture
+def app(_module_ctx, ctx):
+    _, app = _module_ctx
+    app.extensions["limiter"].reset()  # no test inherits another's rate-limit counts
+    return app
+
+
+@pytest.fixture
+def scene(_scene, connection):
+    return _scene
 
 
 # --- the cases ---------------------------------------------------------------

@@ -28,14 +28,8 @@ from broker.board.models import Listing, ListingKind, ListingStatus
 from broker.geo.distance import shown_distance_km
 from broker.geo.geocoding import LocationQuery
 from broker.pagination import PageRequest
-from tests.factories import World
 
 CENTRE = (40.71, -74.01)
-
-
-@pytest.fixture
-def world(ctx):
-    return World(ctx)
 
 
 @pytest.fixture

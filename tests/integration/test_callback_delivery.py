@@ -19,15 +19,8 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request
 
-from broker.outbox.delivery import (
-    MAX_ATTEMPTS,
-    deliver_due,
-    encode_body,
-    run_callbacks,
-    send_request,
-    signing_secret,
-    verify,
-)
+from broker.outbox.delivery import MAX_ATTEMPTS, deliver_due, run_callbacks, send_request
+from broker.outbox.signing import encode_body, signing_secret, verify
 from broker.outbox.models import OutboxMessage
 from broker.outbox.queue import LEASE_SECONDS, ROW_KIND, DeliveryReport
 from broker.outbox.services import enqueue

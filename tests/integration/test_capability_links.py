@@ -29,11 +29,6 @@ ASSETS = re.compile(r"<(?:link|script|img|iframe|style)\b", re.IGNORECASE)
 
 
 @pytest.fixture
-def world(ctx):
-    return World(ctx)
-
-
-@pytest.fixture
 def maker(world):
     return world.manufacturer("acme", products=[("KETTLE", 4599)])
 

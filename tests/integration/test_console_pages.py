@@ -102,11 +102,6 @@ def active_assignment(ctx, actor, order_id: int):
 
 
 @pytest.fixture
-def world(ctx):
-    return World(ctx)
-
-
-@pytest.fixture
 def maker(world):
     return world.manufacturer(products=(("SKU-1", 5000), ("SKU-2", 12900)))
 

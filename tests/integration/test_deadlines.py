@@ -12,14 +12,9 @@ from broker.reputation.services import fulfilment_scores
 from broker.settlement.models import Cause, SettlementDecision
 from broker.settlement.services import settle
 from tests.conftest import START
-from tests.factories import HERE, World, north_of
+from tests.factories import HERE, north_of
 
 SETTLED_AT = START + timedelta(hours=13)
-
-
-@pytest.fixture
-def world(ctx):
-    return World(ctx)
 
 
 @pytest.fixture

@@ -21,19 +21,14 @@ from broker.orders import services as orders
 from broker.orders.models import DeliveredHow, Order, OrderStatus
 from broker.outbox.queue import HELD
 from broker.outbox.models import OutboxMessage
-from broker.privacy import services as privacy
+from broker.privacy import erasure
 from broker.returns import services as returns
 from broker.settlement.services import settle
 from jobs.definitions import JOBS
-from tests.factories import HERE, World, north_of
+from tests.factories import HERE, north_of
 from tests.pages import emails_in
 
 API = "/api/v1"
-
-
-@pytest.fixture
-def world(ctx):
-    return World(ctx)
 
 
 @pytest.fixture
@@ -220,7 +215,7 @@ class TestReviewInvitation:
 
     def test_no_invitation_for_an_erased_order(self, world, ctx, clock, maker, shop, session, mail_dir):
         placed = shipped(world, ctx, clock, maker, shop)
-        privacy.erase_order(ctx, placed.order.id, placed.access_token)
+        erasure.erase_order(ctx, placed.order.id, placed.access_token)
         delivery.confirm_delivery(ctx, placed.order.id, placed.access_token)
         deliver_emails(ctx)
         assert invitations_sent(mail_dir) == []

@@ -1,5 +1,5 @@
 """Every answer that carries a customer's name or street to anyone but the customer
-wrote a disclosure-log row for it, through `privacy.services.disclose_to`.
+wrote a disclosure-log row for it, through `privacy.disclosures.disclose_to`.
 
 The shipment and return-accept answers once handed the retailer the name and the
 address with no row in the customer's log. Here every operation of the API (the
@@ -24,7 +24,7 @@ from broker.geo.geocoding import OfflineGeocoder
 from broker.orders.services import OrderView, Party
 from broker.payments.offline import OfflineProvider
 from broker.privacy.models import Disclosure
-from broker.privacy.services import Disclosed, UnloggedDisclosure
+from broker.privacy.disclosures import Disclosed, UnloggedDisclosure
 from tests.conftest import START, make_settings
 from tests.integration.test_authorisation_matrix import (
     API,
@@ -163,7 +163,7 @@ def test_a_released_assignment_answers_without_the_address(scene):
 
 
 def test_the_operator_s_lookup_is_logged_for_each_order(scene):
-    from broker.privacy.services import find_customer
+    from broker.privacy.lookup import find_customer
 
     w = scene.world
     savepoint = scene.connection.begin_nested()

@@ -20,7 +20,7 @@ from broker.identity.models import User
 from broker.privacy.models import Disclosure
 from broker.email_address import check_email
 from tests.conftest import ADMIN_TOKEN
-from tests.factories import HERE, World, north_of
+from tests.factories import HERE, north_of
 from tests.integration.test_bad_input import assert_unchanged, database
 from tests.pages import CSRF, post, sign_in, user_for
 
@@ -63,11 +63,6 @@ def test_the_rule_refuses_the_table_and_keeps_a_good_address():
             check_email(address)
     assert check_email(f"  {GOOD} ") == "Ada.Lovelace@example.com"
     assert check_email("ada@münchen.de") == "ada@xn--mnchen-3ya.de"  # sendable by every mail server
-
-
-@pytest.fixture
-def world(ctx):
-    return World(ctx)
 
 
 @pytest.fixture

@@ -87,11 +87,6 @@ def assert_not_optional(message: EmailMessage) -> None:
 
 
 @pytest.fixture
-def world(ctx):
-    return World(ctx)
-
-
-@pytest.fixture
 def maker(world, ctx):
     maker = world.manufacturer(products=[("SKU-1", 5000)])
     user_for(ctx, Role.MANUFACTURER, maker.id, "ops@maker.example", "Ops")

@@ -29,15 +29,9 @@ from broker.storefront import domains
 from broker.storefront.domains import verify_domain
 from broker.storefront.hosts import DomainCheckFailed
 from broker.storefront.services import Branding, own_store, update_branding
-from tests.factories import World
 from tests.integration.test_console_pages import csrf, sign_in
 
 DIRECTIVE = "https://shop.example; report-uri \\\\attacker:8299"
-
-
-@pytest.fixture
-def world(ctx):
-    return World(ctx)
 
 
 @pytest.fixture

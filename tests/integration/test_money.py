@@ -24,11 +24,6 @@ LATER = START + timedelta(hours=13)
 
 
 @pytest.fixture
-def world(ctx):
-    return World(ctx)
-
-
-@pytest.fixture
 def shipped(world, ctx, clock, session):
     """A 100.00 USD order won by a retailer and shipped."""
     maker = world.manufacturer(products=[("SKU-1", 10000)])

@@ -35,19 +35,14 @@ from broker.payouts import services as payouts
 from broker.payouts.models import ConnectedAccount, Earning, EarningStatus
 from broker.personal import services as personal
 from broker.personal.models import PersonalRequest, RequestStatus
-from broker.privacy import services as privacy
+from broker.privacy import erasure, retention
 from broker.settlement.models import RunStatus, SettlementRun
 from broker.settlement.services import settle
 from tests.conftest import START
-from tests.factories import HERE, World, north_of
+from tests.factories import HERE, north_of
 from tests.integration.test_callback_delivery import CallbackSettings
 
 SETTLED_AT = START + timedelta(hours=13)
-
-
-@pytest.fixture
-def world(ctx):
-    return World(ctx)
 
 
 @pytest.fixture
@@ -448,19 +443,19 @@ def test_an_order_that_cannot_be_erased_is_parked_and_the_others_are_erased(worl
     for order in placed:
         orders.cancel_order(ctx, order.order.id, order.access_token)
     bad = placed[1].order.id
-    erase = privacy._erase_order
+    erase = erasure.anonymise_order
 
     def erase_order(session_, order, now, purpose):
         if order.id == bad:
             raise ValueError("a bug only this order meets")
         erase(session_, order, now, purpose)
 
-    monkeypatch.setattr(privacy, "_erase_order", erase_order)
+    monkeypatch.setattr(erasure, "anonymise_order", erase_order)
     clock.now = START + timedelta(days=100)
 
     reports = []
     for _ in range(parking.MAX_ATTEMPTS):
-        reports.append(privacy.run_retention(ctx))
+        reports.append(retention.run_retention(ctx))
         clock.advance(days=1)
 
     assert (reports[0].orders, reports[0].failed) == (2, 1)

@@ -16,7 +16,7 @@ from broker.payments.models import Payment
 from broker.personal.services import expire_requests
 from broker.settlement.services import settle
 from tests.conftest import START
-from tests.factories import HERE, World, north_of
+from tests.factories import HERE, north_of
 
 SECRET_BITS = ("Grace Hopper", "grace@navy.example", "77 Cobol Court", "94103-1234")
 
@@ -52,11 +52,6 @@ def offer(client, shop, listing_id, price):
 
 def board(client, shop):
     return client.get("/api/v1/board", headers=auth(shop.key))
-
-
-@pytest.fixture
-def world(ctx):
-    return World(ctx)
 
 
 @pytest.fixture

@@ -37,13 +37,13 @@ from broker.payouts import services as payouts
 from broker.payouts.models import Earning, Payout
 from broker.personal import services as personal
 from broker.personal.models import PersonalRequest, RequestStatus
-from broker.privacy import services as privacy
+from broker.privacy import erasure, export, lookup, retention
 from broker.privacy.models import Disclosure
 from broker.reputation import services as reputation
 from broker.returns import services as returns
 from broker.settlement.services import settle
 from tests.conftest import START
-from tests.factories import HERE, World, north_of
+from tests.factories import HERE, north_of
 
 API = "/api/v1"
 
@@ -65,11 +65,6 @@ SENTINELS = (NAME, EMAIL, STREET, STREET2, MESSAGE, REPLY, COMMENT, BUYER_COMMEN
 OTHER_NAME = "Philippa Oddbjorn"
 OTHER_EMAIL = "philippa.oddbjorn@private.example"
 OTHER_MESSAGE = "Ring the Oddbjorn bell twice"
-
-
-@pytest.fixture
-def world(ctx):
-    return World(ctx)
 
 
 @pytest.fixture
@@ -200,10 +195,10 @@ def customer(ctx, clock, world, maker, shop) -> Customer:
 
 
 def erase_everything(ctx, c: Customer) -> None:
-    privacy.erase_order(ctx, c.in_flight.order.id, c.in_flight.access_token)
-    privacy.erase_order(ctx, c.shipped.order.id, c.shipped.access_token)
-    privacy.erase_request(ctx, c.open_request.request.id, c.open_request.access_token)
-    privacy.erase_request(ctx, c.awarded_request.request.id, c.awarded_request.access_token)
+    erasure.erase_order(ctx, c.in_flight.order.id, c.in_flight.access_token)
+    erasure.erase_order(ctx, c.shipped.order.id, c.shipped.access_token)
+    erasure.erase_request(ctx, c.open_request.request.id, c.open_request.access_token)
+    erasure.erase_request(ctx, c.awarded_request.request.id, c.awarded_request.access_token)
 
 
 # --- the download -------------------------------------------------------------
@@ -211,7 +206,7 @@ def erase_everything(ctx, c: Customer) -> None:
 
 class TestExport:
     def test_an_order_s_export_holds_everything_about_the_customer_and_nothing_of_others(self, ctx, customer):
-        data = privacy.export_order(ctx, customer.shipped.order.id, customer.shipped.access_token)
+        data = export.export_order(ctx, customer.shipped.order.id, customer.shipped.access_token)
         json.dumps(data)  # JSON-able as it is
         o = data["order"]
         assert data["kind"] == "order" and o["id"] == customer.shipped.order.id
@@ -235,7 +230,7 @@ class TestExport:
         assert "card_number" not in text and "4242" not in text
 
     def test_the_other_customer_s_email_and_messages_are_not_in_mine(self, ctx, customer):
-        data = privacy.export_order(ctx, customer.in_flight.order.id, customer.in_flight.access_token)
+        data = export.export_order(ctx, customer.in_flight.order.id, customer.in_flight.access_token)
         o = data["order"]
         assert [m["body"] for m in o["messages"]] == [MESSAGE, REPLY, REPLY + " again"]
         # The relay emails to the shop are not emails to the customer.
@@ -245,7 +240,7 @@ class TestExport:
 
     def test_a_request_s_export_holds_the_request_and_the_order_it_became(self, ctx, customer):
         r = customer.awarded_request
-        data = privacy.export_request(ctx, r.request.id, r.access_token)
+        data = export.export_request(ctx, r.request.id, r.access_token)
         assert data["kind"] == "request"
         assert data["request"]["contact_email"] == EMAIL and data["request"]["callback_url"] == CALLBACK
         assert data["request"]["ship_to"]["name"] == NAME
@@ -256,12 +251,12 @@ class TestExport:
 
     def test_another_token_cannot_export_or_erase(self, ctx, customer):
         c = customer
-        for call in (privacy.export_order, privacy.erase_order):
+        for call in (export.export_order, erasure.erase_order):
             with pytest.raises(NotFound):
                 call(ctx, c.in_flight.order.id, c.other.access_token)
             with pytest.raises(Unauthenticated):
                 call(ctx, c.in_flight.order.id, None)
-        for call in (privacy.export_request, privacy.erase_request):
+        for call in (export.export_request, erasure.erase_request):
             with pytest.raises(NotFound):
                 call(ctx, c.open_request.request.id, c.awarded_request.access_token)
         with ctx.uow() as uow:
@@ -281,11 +276,11 @@ class TestErasure:
         assert any(b.startswith("webhook_events.payload") for b in before)
         assert any(b.startswith("outbox_messages.payload") for b in before)
 
-        privacy.erase_order(ctx, c.in_flight.order.id, c.in_flight.access_token)
-        privacy.erase_request(ctx, c.open_request.request.id, c.open_request.access_token)
-        privacy.erase_request(ctx, c.awarded_request.request.id, c.awarded_request.access_token)
+        erasure.erase_order(ctx, c.in_flight.order.id, c.in_flight.access_token)
+        erasure.erase_request(ctx, c.open_request.request.id, c.open_request.access_token)
+        erasure.erase_request(ctx, c.awarded_request.request.id, c.awarded_request.access_token)
         kept = money(session)
-        privacy.erase_order(ctx, c.shipped.order.id, c.shipped.access_token)
+        erasure.erase_order(ctx, c.shipped.order.id, c.shipped.access_token)
         session.expire_all()
 
         assert personal_data_left(session) == []
@@ -307,7 +302,7 @@ class TestErasure:
 
     def test_what_stays_is_coarse_and_the_money_is_whole(self, ctx, session, customer):
         c = customer
-        privacy.erase_order(ctx, c.shipped.order.id, c.shipped.access_token)
+        erasure.erase_order(ctx, c.shipped.order.id, c.shipped.access_token)
         session.expire_all()
         order = session.get(Order, c.shipped.order.id)
         assert order.status == OrderStatus.DELIVERED  # a delivered order is anonymised, not cancelled
@@ -325,16 +320,16 @@ class TestErasure:
                                                            Disclosure.party_kind == "broker")).all()
         assert audit.purpose == "erased at the customer's request"
         # The link still works, and says so.
-        data = privacy.export_order(ctx, order.id, c.shipped.access_token)
+        data = export.export_order(ctx, order.id, c.shipped.access_token)
         assert data["order"]["erased_at"] is not None and data["order"]["customer"]["name"] == "erased"
         assert {r["rating"] for r in data["order"]["reviews"]} == {5, 4}
 
     def test_erasing_twice_changes_nothing(self, ctx, session, customer):
         c = customer
-        first = privacy.erase_order(ctx, c.in_flight.order.id, c.in_flight.access_token)
+        first = erasure.erase_order(ctx, c.in_flight.order.id, c.in_flight.access_token)
         session.expire_all()
         snapshot = {t.name: sorted(map(repr, session.execute(select(t)).all())) for t in Base.metadata.sorted_tables}
-        again = privacy.erase_order(ctx, c.in_flight.order.id, c.in_flight.access_token)
+        again = erasure.erase_order(ctx, c.in_flight.order.id, c.in_flight.access_token)
         session.expire_all()
         assert again.erased_at == first.erased_at and again.status == OrderStatus.CANCELLED
         assert {t.name: sorted(map(repr, session.execute(select(t)).all()))
@@ -342,7 +337,7 @@ class TestErasure:
 
     def test_unsent_emails_about_an_erased_order_are_never_sent(self, ctx, session, customer, mail_dir):
         c = customer
-        privacy.erase_order(ctx, c.in_flight.order.id, c.in_flight.access_token)
+        erasure.erase_order(ctx, c.in_flight.order.id, c.in_flight.access_token)
         before = set(mail_dir.iterdir()) if mail_dir.exists() else set()
         deliver_emails(ctx)
         sent = (set(mail_dir.iterdir()) if mail_dir.exists() else set()) - before
@@ -375,7 +370,7 @@ class TestRetention:
         personal.cancel_request(ctx, new_request.request.id, new_request.access_token)
 
         clock.now = START + timedelta(days=100)
-        report = privacy.run_retention(ctx)
+        report = retention.run_retention(ctx)
         assert (report.orders, report.requests) == (1, 1)
         session.expire_all()
 
@@ -392,10 +387,10 @@ class TestRetention:
                                                            Disclosure.party_kind == "broker")).all()
         assert audit.purpose == "erased: the retention period ended"
 
-        assert privacy.run_retention(ctx) == privacy.RetentionReport(0, 0)
+        assert retention.run_retention(ctx) == retention.RetentionReport(0, 0)
 
         clock.now = START + timedelta(days=1, hours=13) + timedelta(days=30 + 90, seconds=1)
-        assert privacy.run_retention(ctx).orders == 1
+        assert retention.run_retention(ctx).orders == 1
         session.expire_all()
         assert erased(Order, shipped.order.id) and not erased(Order, in_flight.order.id)
         assert ledger_check(session).ok
@@ -411,7 +406,7 @@ class TestRetention:
         from jobs.definitions import JOBS
 
         [spec] = [s for s in JOBS if s.id == "retention"]
-        assert spec.func is privacy.run_retention
+        assert spec.func is retention.run_retention
 
 
 # --- the operator's lookup ------------------------------------------------------
@@ -579,10 +574,10 @@ def test_nothing_personal_is_ever_logged(ctx, clock, world, maker, shop, caplog)
     payouts.connect(ctx, shop.actor, email="payouts@shop.example")
     payouts.run_payouts(ctx)
     deliver_emails(dataclasses.replace(ctx, mailer=RefusingMailer()))
-    privacy.find_customer(ctx, EMAIL, "checking the logs")
+    lookup.find_customer(ctx, EMAIL, "checking the logs")
     erase_everything(ctx, c)
     clock.advance(days=400)
-    privacy.run_retention(ctx)
+    retention.run_retention(ctx)
 
     assert caplog.records, "the flows log something"
     # The refusal was logged, without the address the server quoted.

@@ -18,7 +18,7 @@ from broker import retry
 from broker.accounts import services as accounts
 from broker.accounts.models import DealerAuthorisation
 from broker.notifications import services as notifications
-from tests.factories import HERE, World, north_of
+from tests.factories import HERE, north_of
 
 
 class Deadlock(Exception):
@@ -40,11 +40,6 @@ def duplicate() -> IntegrityError:
 @pytest.fixture
 def no_pause(monkeypatch):
     monkeypatch.setattr(retry, "pause", lambda attempt: None)
-
-
-@pytest.fixture
-def world(ctx):
-    return World(ctx)
 
 
 def losing(monkeypatch, module, name, error, times: int):

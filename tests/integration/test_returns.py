@@ -27,16 +27,11 @@ from broker.privacy.models import Disclosure
 from broker.returns import services as returns
 from broker.returns.models import Return, ReturnStatus
 from broker.settlement.services import settle
-from tests.factories import HERE, World, north_of
+from tests.factories import HERE, north_of
 from tests.pages import post, sign_in, user_for
 
 API = "/api/v1"
 REASON = "The lid came off in the box"
-
-
-@pytest.fixture
-def world(ctx):
-    return World(ctx)
 
 
 @pytest.fixture

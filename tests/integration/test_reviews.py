@@ -19,14 +19,9 @@ from broker.reputation.rules import PRIOR_MEAN, REVEAL_AFTER, buyer_key, buyer_s
 from broker.settlement.models import Rule, SettlementDecision
 from broker.settlement.services import settle
 from tests.conftest import ADMIN_TOKEN
-from tests.factories import HERE, World, north_of
+from tests.factories import HERE, north_of
 
 API = "/api/v1"
-
-
-@pytest.fixture
-def world(ctx):
-    return World(ctx)
 
 
 @pytest.fixture

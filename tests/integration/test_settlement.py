@@ -14,14 +14,9 @@ from broker.orders.models import Order, OrderStatus
 from broker.settlement.models import Cause, Rule, SettlementDecision
 from broker.settlement.services import settle
 from tests.conftest import START
-from tests.factories import HERE, World, north_of
+from tests.factories import HERE, north_of
 
 LATER = START + timedelta(hours=13)
-
-
-@pytest.fixture
-def world(ctx):
-    return World(ctx)
 
 
 @pytest.fixture

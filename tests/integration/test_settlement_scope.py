@@ -20,7 +20,7 @@ from broker.personal import services as personal
 from broker.settlement.models import SettlementDecision, SettlementRun
 from broker.settlement.services import settle, settlement_scope
 from tests.conftest import START
-from tests.factories import HERE, Maker, Shop, World, north_of
+from tests.factories import HERE, Maker, Shop, north_of
 from tests.integration.test_console_pages import sign_in
 
 LATER = START + timedelta(hours=13)
@@ -50,11 +50,6 @@ def post_request(ctx, maker: Maker | None = None) -> int:
     ))
     with ctx.uow() as uow:
         return uow.session.scalar(select(Listing.id).where(Listing.request_id == posted.request.id))
-
-
-@pytest.fixture
-def world(ctx):
-    return World(ctx)
 
 
 @pytest.fixture

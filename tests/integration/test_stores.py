@@ -19,7 +19,7 @@ from broker.orders.models import Delivery
 from broker.pagination import PageRequest
 from broker.settlement.services import settle
 from tests.conftest import ADMIN_TOKEN
-from tests.factories import HERE, World, north_of
+from tests.factories import HERE, north_of
 from tests.pages import csrf, sign_up_verified
 
 API = "/api/v1"
@@ -29,11 +29,6 @@ HOURS = {"mon": [{"opens": "09:00", "closes": "18:00"}], "tue": [{"opens": "09:0
          "wed": [{"opens": "09:00", "closes": "18:00"}], "thu": [{"opens": "09:00", "closes": "18:00"}],
          "fri": [{"opens": "09:00", "closes": "18:00"}], "sat": [{"opens": "10:00", "closes": "16:00"}],
          "note": "Closed on public holidays"}
-
-
-@pytest.fixture
-def world(ctx):
-    return World(ctx)
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ import requests
 import stripe
 
 from broker.config import Settings
-from broker.payments.provider import PaymentError, make_payment_provider
+from broker.payments.factory import make_payment_provider
+from broker.payments.provider import PaymentError
 from broker.payments.stripe_provider import (
     STRIPE_API_VERSION,
     StripeProvider,

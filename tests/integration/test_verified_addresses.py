@@ -19,7 +19,7 @@ from broker.identity import services as identity
 from broker.identity.models import User
 from broker.outbox.models import OutboxMessage
 from broker.settlement.services import settle
-from tests.factories import HERE, World, north_of
+from tests.factories import HERE, north_of
 from tests.pages import PASSWORD, outbox_link, post, sign_in, user_for
 
 OWNER = "hello@legit-bikes.example"
@@ -47,11 +47,6 @@ def dealers_of(ctx, manufacturer_id: int) -> set[int]:
     with ctx.uow() as uow:
         return set(uow.session.scalars(select(DealerAuthorisation.retailer_id).where(
             DealerAuthorisation.manufacturer_id == manufacturer_id, DealerAuthorisation.revoked_at.is_(None))))
-
-
-@pytest.fixture
-def world(ctx):
-    return World(ctx)
 
 
 @pytest.fixture

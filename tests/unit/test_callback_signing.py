@@ -13,12 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from broker.config import Settings
-from broker.outbox.delivery import (
-    encode_body,
-    sign,
-    signing_secret,
-    verify,
-)
+from broker.outbox.signing import encode_body, sign, signing_secret, verify
 from broker.outbox.destinations import check_destination
 from broker.parking.services import BACKOFF_CAP, backoff
 

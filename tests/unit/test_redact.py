@@ -16,6 +16,13 @@ from broker.tokens import make_token
 
 TOKEN = secrets.token_urlsafe(32)
 SIGNED = make_token("secret", "anything-new", {"u": 12, "e": "0123456789abcdef"})  # itsdangerous, with dots
+ESCAPED = "".join(f"%{b:02X}" for b in TOKEN.encode())
+
+
+def url_id(url: str) -> str:
+    """The test's id without the random token and the timed signature: the same
+    in every process (pytest-xdist's workers must collect the same tests)."""
+    return url.replace(ESCAPED, "<escaped-token>").replace(TOKEN, "<token>").replace(SIGNED, "<signed>")
 
 
 @pytest.mark.parametrize("url", [
@@ -25,12 +32,12 @@ SIGNED = make_token("secret", "anything-new", {"u": 12, "e": "0123456789abcdef"}
     f"/verify/{SIGNED}", f"/email/confirm-address/{TOKEN}", f"/brand-new/{SIGNED}/step", f"/x?t={TOKEN}",
     f"/x?whatever={SIGNED}",
     # Spelled with percent escapes, or inside another parameter.
-    "/s/acme/o/5/" + "".join(f"%{b:02X}" for b in TOKEN.encode()),
+    f"/s/acme/o/5/{ESCAPED}",
     f"/signin?next=%2Fs%2Facme%2Fo%2F5%2F{TOKEN}",
     # A whole URL, as in a Referer.
     f"https://shop.acme.example/s/acme/o/5/{TOKEN}?embed=1",
     "/s/acme/o/5?payment_intent=pi_3Nab&payment_intent_client_secret=pi_3Nab_secret_Qx7LmZ2pW9",
-])
+], ids=url_id)
 def test_a_token_anywhere_in_a_url_is_redacted(url):
     cleaned = redact_url(url)
     assert REDACTED in cleaned
