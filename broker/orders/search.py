@@ -26,7 +26,7 @@ from broker.fulfilment.models import Assignment
 from broker.orders.models import Order, OrderStatus
 from broker.orders.services import FOR_MANUFACTURER, OrderFilter, _filtered, _manufacturer_sees_customer, \
     _request_born
-from broker.privacy.services import disclose_to
+from broker.privacy.disclosures import disclose_to
 
 MAX_TEXT = 120
 MAX_DAYS = 3660  # ten years: a range wider than that is a typo
