@@ -219,7 +219,7 @@ def test_a_manufacturer_refunds_half_and_sees_it_in_revenue(scene, browser, shot
 
 @pytest.mark.parametrize("who, email, landing, paths", [
     ("retailer", SHOP_EMAIL, "/portal/", ["/portal/earnings?period=last-week", "/portal/payout-account"]),
-    ("manufacturer", MAKER_EMAIL, "/console/", ["/console/earnings", "/console/payout-account",
+    ("manufacturer", MAKER_EMAIL, "/console/", ["/console/", "/console/earnings", "/console/payout-account",
                                                 "/console/orders/{order}/refund", "/console/orders/{order}/cancel"]),
 ])
 def test_money_pages_fit_a_phone(scene, browser, shot, who, email, landing, paths):
