@@ -180,11 +180,12 @@ BID_OUTCOMES = [
     {"listing_id": LISTING_ID, "kind": "order", "area": AREA, "price": 12800, "currency": "USD",
      "bid_at": "2026-03-02T17:40:00+00:00", "my_distance_km": 2.0, "outcome": "won", "decided_at": CLOSES_AT,
      "rule": "nearest", "winner": "you", "winner_distance_band": "under 5 km", "my_eligibility": "",
-     "won_round": 0},
+     "won_round": 0, "label": "Won", "reason": "Won: you were the nearest eligible bidder."},
     {"listing_id": 298, "kind": "order", "area": "Oakland, CA 946xx", "price": 4900, "currency": "USD",
      "bid_at": "2026-03-01T11:02:00+00:00", "my_distance_km": 14.0, "outcome": "lost",
      "decided_at": "2026-03-02T02:00:00+00:00", "rule": "nearest", "winner": "another retailer",
-     "winner_distance_band": "under 5 km", "my_eligibility": "", "won_round": None},
+     "winner_distance_band": "under 5 km", "my_eligibility": "", "won_round": None, "label": "Lost",
+     "reason": "Lost: a nearer bidder won; the winner was under 5 km away."},
 ]
 
 # --- money ----------------------------------------------------------------------

@@ -630,6 +630,11 @@ class BidOutcomeOut(ma.Schema):
     my_eligibility = f.String(allow_none=True, metadata={
         "description": "Empty when your bid was eligible; else why not (e.g. outside_service_radius)."})
     won_round = f.Integer(allow_none=True, metadata={"description": "0 at settlement; more when re-routed to you."})
+    label = f.String(metadata={"description": "The outcome's name as the portal shows it: Open, Withdrawn, Won, "
+                                              "Lapsed, Released, Lost, Customer chose another offer, Expired, "
+                                              "Cancelled."})
+    reason = f.String(metadata={"description": "Why, in a sentence (for a lost bid, the reason: a nearer "
+                                               "bidder, out of reach, ...)."})
 
 
 class RunOut(ma.Schema):
