@@ -757,7 +757,12 @@ class OfferOut(ma.Schema):
     price = Amount(example=10900, metadata={"description": "The offer, for the whole request."})
     distance_km = f.Float(metadata={"description": "From the retailer's store to your place, to 100 m."})
     retailer = f.String()
-    rating = f.Float(allow_none=True, metadata={"description": "The retailer's reputation, 1 to 5 stars."})
+    rating = f.Float(allow_none=True, metadata={
+        "description": "The retailer's reputation, 1 to 5 stars: its record and its customers' ratings, shrunk "
+                       "toward the mean (a shop nobody has rated yet starts near 4.6). Read it with `ratings`."})
+    ratings = f.Integer(metadata={"description": "How many customers' ratings (revealed ones) the score includes."})
+    rating_text = f.String(metadata={"description": "As the pages show it: '4.7★ (12 ratings)', or 'New: no "
+                                                    "ratings yet' / 'New: 2 ratings so far' under 3 ratings."})
     offered_at = f.AwareDateTime()
 
 
@@ -773,6 +778,9 @@ class RequestOut(ma.Schema):
     prefer = f.String()
     area = f.String(metadata={"description": "What retailers see of where: city and postal prefix."})
     expires_at = f.AwareDateTime()
+    closes_at = f.AwareDateTime(allow_none=True, metadata={
+        "description": "While open: when its offers are decided, the same time the board shows retailers (the "
+                       "first settlement it is due for, or its expiry if sooner). Null once closed."})
     offers = f.List(f.Nested(OfferOut))
     order_id = f.Integer(allow_none=True, metadata={"description": "The order it became once awarded."})
     payment = f.Nested(PaymentOut, allow_none=True)

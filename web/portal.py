@@ -30,6 +30,8 @@ from broker.fulfilment.models import AssignmentStatus
 from broker.fulfilment.scorecard import scorecard as retailer_scorecard
 from broker.money import CURRENCIES, parse_amount
 from broker.pagination import PageRequest
+from broker.reputation.rules import MAX_COMMENT
+from broker.reputation import services as reputation
 from broker.returns import services as returns
 from broker.settlement.reports import bid_outcomes
 from web import charts
@@ -308,6 +310,33 @@ def refuse_return(assignment_id: int):
         return failed
     flash("Return refused: the customer is emailed your note.")
     return redirect(url_for("portal.order", assignment_id=assignment_id))
+
+
+@bp.post("/orders/<int:assignment_id>/review")
+@signed_in(Role.RETAILER)
+def review_customer(assignment_id: int):
+    """Rate the customer of a delivered order (1 to 5, an optional comment). The
+    review is blind: neither side reads the other's until both have reviewed or
+    14 days have passed.
+
+    :raise 404: not yours. :raise 409: not delivered, already reviewed, or the
+        time to review has passed. :raise 422: no rating, or a comment too long.
+    """
+    view = fulfilment.get_assignment(ctx(), _actor(), assignment_id, purpose="fulfiller rated the customer")
+    raw = (request.form.get("rating") or "").strip()
+    rating = int(raw) if raw in ("1", "2", "3", "4", "5") else 0
+    try:
+        reputation.review_as_fulfiller(ctx(), _actor(), view.order.id, rating, request.form.get("comment", ""))
+    except Invalid as exc:
+        errors = _field_errors(exc, "rating")
+        if not rating:
+            errors["rating"] = ["choose from 1 to 5 stars"]
+        if len((request.form.get("comment") or "").strip()) > MAX_COMMENT:  # every error at once
+            errors["comment"] = [f"at most {MAX_COMMENT} characters"]
+        return _render_order(assignment_id, errors=errors, form=request.form, status=422)
+    flash(f"You rated the customer {rating} ★. The customer's review of you shows once you have both reviewed "
+          "(now, if they have) or 14 days after the first review.")
+    return redirect(url_for("portal.order", assignment_id=assignment_id) + "#review-heading")
 
 
 @bp.post("/orders/<int:assignment_id>/release")
