@@ -37,7 +37,8 @@ from tests.pages import outbox_link, sign_up_verified
 
 PASSWORD = "portal-test-password"
 CUSTOMER = {"name": "Ada Lovelace", "email": "ada@example.com", "street": "1 Secret Lane"}
-PAGES = ["/portal/", "/portal/orders", "/portal/scorecard", "/portal/outcomes", "/portal/stores", "/portal/dealers"]
+PAGES = ["/portal/", "/portal/orders", "/portal/returns", "/portal/scorecard", "/portal/outcomes", "/portal/stores",
+         "/portal/dealers"]
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
