@@ -88,6 +88,7 @@ class PostedRequest:
     access_token: str
     payment: Payment
     client_secret: str | None
+    closes_at: datetime | None = None  # as RequestView's, once it is on the board
 
 
 def _pseudonym(session: Session) -> str:
@@ -180,11 +181,13 @@ def post_request(ctx: Context, cmd: PostRequest) -> PostedRequest:
                           currency=currency, created_at=now)
         session.add(payment)
         session.flush()
+        closes = None
         if auth.authorized:
             payments.record_authorized(session, payment, hold_hours=settings.auth_hold_hours, now=now)
             put_on_board(session, request, now)
+            closes = _closes_at(settings, now, request.expires_at)
         uow.commit()
-        return PostedRequest(request, token, payment, auth.client_secret)
+        return PostedRequest(request, token, payment, auth.client_secret, closes)
 
 
 def _unresolved(host, port, *args, **kwargs):
@@ -264,9 +267,14 @@ def _view(session: Session, request: PersonalRequest, settings=None) -> RequestV
     order = session.get(Order, request.order_id) if request.order_id else None
     closes = None
     if settings is not None and listing is not None and listing.status == ListingStatus.OPEN:
-        closes = request_closes_at(closes_at(listing.listed_at, cron=settings.settle_cron, timezone=settings.timezone,
-                                             min_board_hours=settings.min_board_hours), request.expires_at)
+        closes = _closes_at(settings, listing.listed_at, request.expires_at)
     return RequestView(request, offers, payment, order, closes)
+
+
+def _closes_at(settings, listed_at: datetime, expires_at: datetime) -> datetime:
+    """When the board says the request closes (broker.settlement.schedule)."""
+    return request_closes_at(closes_at(listed_at, cron=settings.settle_cron, timezone=settings.timezone,
+                                       min_board_hours=settings.min_board_hours), expires_at)
 
 
 def _ratings(session: Session, retailer_ids: list[int]) -> dict[int, Reputation]:

@@ -119,7 +119,7 @@ class TestNamesAndDates:
         [listing] = client.get("/api/v1/board", headers=auth(shop.key)).get_json()
         got = client.get(f"/api/v1/requests/{posted['id']}",
                          headers={"X-Access-Token": posted["access_token"]}).get_json()
-        assert got["closes_at"] == listing["closes_at"]
+        assert got["closes_at"] == listing["closes_at"] == posted["closes_at"]
         assert got["closes_at"] < got["expires_at"]  # decided at the next settlement, not at the expiry
         page = html(client.get(f"/requests/{posted['id']}/{posted['access_token']}", follow_redirects=True))
         closes = re.search(r'<strong id="request-closes">([^<]+)</strong>', page).group(1)
