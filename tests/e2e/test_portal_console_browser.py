@@ -170,6 +170,7 @@ def test_a_return_is_accepted_from_the_portal_queue(site, browser, shot):
         # The confirmation step: nothing refunded yet, and a way back.
         expect(page.get_by_role("heading", level=1)).to_have_text(f"Accept the return of order #{site.order_id}?")
         expect(page.get_by_role("link", name="Cancel")).to_have_attribute("href", "/portal/returns")
+        assert serious_axe_violations(page) == []
         shot(page, "confirm")
         page.get_by_role("button", name="Accept the return and refund the card").click()
         expect(page).to_have_url(site.url("/portal/returns"))
@@ -188,6 +189,7 @@ def test_a_fulfiller_rates_the_customer(site, browser, shot):
         expect(page.locator("main")).not_to_contain_text("well packed")
         page.get_by_label("4 ★").check()
         page.get_by_label("Comment").fill("Paid at once, easy to reach")
+        assert serious_axe_violations(page) == []
         shot(page, "rating")
         page.get_by_role("button", name="Rate the customer").click()
         expect(page.get_by_role("status")).to_contain_text("You rated the customer 4 ★")
