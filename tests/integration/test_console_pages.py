@@ -263,7 +263,7 @@ class TestCatalog:
         assert resp.status_code == 200
         html = resp.get_data(as_text=True)
         report = re.search(r'<table id="import-errors">.*?</table>', html, re.DOTALL).group(0)
-        rows = re.findall(r'<tr data-row="(\d+)"><td class="num">\d+</td><td>([^<]*)</td><td class="error">([^<]*)</td>',
+        rows = re.findall(r'<tr data-row="(\d+)"><td[^>]*class="num">\d+</td><td[^>]*>([^<]*)</td><td[^>]*class="error">([^<]*)</td>',
                           report)
         assert rows == [("5", "BAD-1", "price: &#39;abc&#39; is not an amount in USD; write it like 12.50 or 1,250.00")]
         assert "4 rows applied, 1 with errors" in html
