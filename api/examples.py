@@ -180,11 +180,12 @@ BID_OUTCOMES = [
     {"listing_id": LISTING_ID, "kind": "order", "area": AREA, "price": 12800, "currency": "USD",
      "bid_at": "2026-03-02T17:40:00+00:00", "my_distance_km": 2.0, "outcome": "won", "decided_at": CLOSES_AT,
      "rule": "nearest", "winner": "you", "winner_distance_band": "under 5 km", "my_eligibility": "",
-     "won_round": 0},
+     "won_round": 0, "label": "Won", "reason": "Won: you were the nearest eligible bidder."},
     {"listing_id": 298, "kind": "order", "area": "Oakland, CA 946xx", "price": 4900, "currency": "USD",
      "bid_at": "2026-03-01T11:02:00+00:00", "my_distance_km": 14.0, "outcome": "lost",
      "decided_at": "2026-03-02T02:00:00+00:00", "rule": "nearest", "winner": "another retailer",
-     "winner_distance_band": "under 5 km", "my_eligibility": "", "won_round": None},
+     "winner_distance_band": "under 5 km", "my_eligibility": "", "won_round": None, "label": "Lost",
+     "reason": "Lost: a nearer bidder won; the winner was under 5 km away."},
 ]
 
 # --- money ----------------------------------------------------------------------
@@ -214,12 +215,13 @@ REQUEST_OPEN = {
     "id": REQUEST_ID, "status": "open", "pseudonym": "Customer 7F3A",
     "description": "A child's bike seat that fits a road bike", "sku": None, "quantity": 1, "max_price": 12000,
     "currency": "USD", "prefer": "nearest", "area": AREA, "expires_at": "2026-03-09T18:00:00+00:00",
-    "offers": [], "order_id": None,
+    "closes_at": "2026-03-03T10:00:00+00:00", "offers": [], "order_id": None,
     "payment": {"provider": "offline", "status": "authorized", "test_mode": True, "amount": 12000},
 }
 REQUEST_CREATED = {**REQUEST_OPEN, "access_token": "OrdfdpR5WLvXi2bily9sUMW3_momHmk7Ym5lFXEhE8E",
                    "payment": {**REQUEST_OPEN["payment"], "client_secret": None}}
 OFFER = {"bid_id": OFFER_ID, "price": 10900, "distance_km": 1.8, "retailer": "Mission Bike Shop", "rating": 4.7,
+         "ratings": 12, "rating_text": "4.7★ (12 ratings)",
          "offered_at": "2026-03-02T18:10:00+00:00"}
 REQUEST_WITH_OFFERS = {**REQUEST_OPEN, "offers": [OFFER]}
 ACCEPT_IN = {"bid_id": OFFER_ID}

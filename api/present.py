@@ -158,9 +158,10 @@ def personal_request(view) -> dict:
     return {
         "id": r.id, "status": r.status, "pseudonym": r.pseudonym, "description": r.description, "sku": r.sku,
         "quantity": r.quantity, "max_price": r.max_price, "currency": r.currency, "prefer": r.prefer,
-        "area": r.area, "expires_at": r.expires_at, "order_id": r.order_id,
+        "area": r.area, "expires_at": r.expires_at, "closes_at": view.closes_at, "order_id": r.order_id,
         "offers": [{"bid_id": o.bid.id, "price": o.bid.price, "distance_km": o.distance_km, "retailer": o.retailer_name,
-                    "rating": o.rating, "offered_at": o.bid.created_at} for o in view.offers],
+                    "rating": o.rating, "ratings": o.ratings,
+                    "rating_text": o.rating_text, "offered_at": o.bid.created_at} for o in view.offers],
         "payment": None if p is None else {"provider": p.provider, "status": p.status, "test_mode": p.test_mode,
                                            "amount": p.amount},
     }

@@ -630,6 +630,11 @@ class BidOutcomeOut(ma.Schema):
     my_eligibility = f.String(allow_none=True, metadata={
         "description": "Empty when your bid was eligible; else why not (e.g. outside_service_radius)."})
     won_round = f.Integer(allow_none=True, metadata={"description": "0 at settlement; more when re-routed to you."})
+    label = f.String(metadata={"description": "The outcome's name as the portal shows it: Open, Withdrawn, Won, "
+                                              "Lapsed, Released, Lost, Customer chose another offer, Expired, "
+                                              "Cancelled."})
+    reason = f.String(metadata={"description": "Why, in a sentence (for a lost bid, the reason: a nearer "
+                                               "bidder, out of reach, ...)."})
 
 
 class RunOut(ma.Schema):
@@ -767,7 +772,12 @@ class OfferOut(ma.Schema):
     price = Amount(example=10900, metadata={"description": "The offer, for the whole request."})
     distance_km = f.Float(metadata={"description": "From the retailer's store to your place, to 100 m."})
     retailer = f.String()
-    rating = f.Float(allow_none=True, metadata={"description": "The retailer's reputation, 1 to 5 stars."})
+    rating = f.Float(allow_none=True, metadata={
+        "description": "The retailer's reputation, 1 to 5 stars: its record and its customers' ratings, shrunk "
+                       "toward the mean (a shop nobody has rated yet starts near 4.6). Read it with `ratings`."})
+    ratings = f.Integer(metadata={"description": "How many customers' ratings (revealed ones) the score includes."})
+    rating_text = f.String(metadata={"description": "As the pages show it: '4.7★ (12 ratings)', or 'New: no "
+                                                    "ratings yet' / 'New: 2 ratings so far' under 3 ratings."})
     offered_at = f.AwareDateTime()
 
 
@@ -783,6 +793,9 @@ class RequestOut(ma.Schema):
     prefer = f.String()
     area = f.String(metadata={"description": "What retailers see of where: city and postal prefix."})
     expires_at = f.AwareDateTime()
+    closes_at = f.AwareDateTime(allow_none=True, metadata={
+        "description": "While open: when its offers are decided, the same time the board shows retailers (the "
+                       "first settlement it is due for, or its expiry if sooner). Null once closed."})
     offers = f.List(f.Nested(OfferOut))
     order_id = f.Integer(allow_none=True, metadata={"description": "The order it became once awarded."})
     payment = f.Nested(PaymentOut, allow_none=True)

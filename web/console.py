@@ -29,10 +29,11 @@ from broker.orders import services as orders
 from broker.orders.models import OrderStatus
 from broker.pagination import PageRequest
 from broker.returns import services as returns
+from broker.returns.models import ReturnStatus
 from broker.settlement import reports as settlement_reports
 from broker.storefront import domains
 from broker.storefront import services as storefront
-from web import charts
+from web import charts, confirm
 from web.links import embed_snippet, external_url
 from web.security import check_csrf, ctx, current_user, signed_in
 
@@ -216,34 +217,79 @@ def _return_id() -> int | None:
     return int(raw) if raw.isdigit() and len(raw) < 19 else None
 
 
+def _after_return(order_id: int):
+    """Back where the decision was started: the returns queue, or the order."""
+    if request.form.get("back") == "returns":
+        return redirect(url_for("console.returns_queue"))
+    return redirect(url_for("console.order_detail", order_id=order_id))
+
+
+def _cancel_link(order_id: int) -> str:
+    if request.form.get("back") == "returns":
+        return url_for("console.returns_queue")
+    return url_for("console.order_detail", order_id=order_id) + "#returns-heading"
+
+
 @bp.post("/orders/<int:order_id>/return/accept")
 @manufacturer_only
 def accept_return(order_id: int):
     """Accept the customer's return: the card is refunded what was captured.
+    Asks for confirmation first (`confirm=yes` to go ahead).
 
     :raise 404: not an order whose returns the caller decides. :raise 409: no
         open return, or nothing left to refund.
     """
+    if not confirm.confirmed():
+        return confirm.ask(
+            title=f"Accept the return of order {order_id}?",
+            lines=["The customer's card is refunded what was captured for the part this return is about and not "
+                   "refunded yet; a retailer's earning and the fee are reduced in proportion. The customer is "
+                   "emailed."],
+            button="Accept the return and refund the card", cancel=_cancel_link(order_id), danger=False,
+            fields={"return_id": request.form.get("return_id", ""), "back": request.form.get("back", "")})
     returns.accept_return(ctx(), _actor(), order_id, _return_id())
-    flash("Return accepted: the customer's card is refunded, and they are told.")
-    return redirect(url_for("console.order_detail", order_id=order_id))
+    flash(f"Return of order {order_id} accepted: the customer's card is refunded, and they are told.")
+    return _after_return(order_id)
 
 
 @bp.post("/orders/<int:order_id>/return/refuse")
 @manufacturer_only
 def refuse_return(order_id: int):
-    """Refuse the customer's return with a note they are emailed.
+    """Refuse the customer's return with a note they are emailed. Asks for
+    confirmation first (`confirm=yes` to go ahead).
 
     :raise 404: not an order whose returns the caller decides. :raise 409: no
         open return. :raise 422: no note (shown beside the field).
     """
     note = request.form.get("note", "")
     try:
+        returns.check_note(note)
+        if not confirm.confirmed():
+            return confirm.ask(
+                title=f"Refuse the return of order {order_id}?",
+                lines=["The customer is emailed this note, and nothing is refunded. They may ask again while the "
+                       "return window is open."],
+                quote=note.strip(), button="Refuse the return", cancel=_cancel_link(order_id),
+                fields={"return_id": request.form.get("return_id", ""), "note": note,
+                        "back": request.form.get("back", "")})
         returns.refuse_return(ctx(), _actor(), order_id, note, _return_id())
     except Invalid as exc:
         return _render_order(order_id, errors=exc.errors or {"note": [exc.detail]}, note=note, status=422)
-    flash("Return refused: the customer is emailed your note.")
-    return redirect(url_for("console.order_detail", order_id=order_id))
+    flash(f"Return of order {order_id} refused: the customer is emailed your note.")
+    return _after_return(order_id)
+
+
+@bp.get("/returns")
+@manufacturer_only
+def returns_queue():
+    """The returns the manufacturer decides, oldest first: waiting for an answer
+    (default), or `status=all`."""
+    show_all = request.args.get("status") == "all"
+    number = _page_number()
+    found = returns.list_returns(ctx(), _actor(), PageRequest(number, ORDERS_PER_PAGE),
+                                 None if show_all else ReturnStatus.REQUESTED)
+    return render_template("console/returns.html", found=found, number=number, show_all=show_all,
+                           pages=_pages(found.total, ORDERS_PER_PAGE))
 
 
 # --- catalog ---------------------------------------------------------------------
@@ -406,7 +452,15 @@ def invite_dealer():
 @bp.post("/dealers/<int:retailer_id>/revoke")
 @manufacturer_only
 def revoke_dealer(retailer_id: int):
-    """:raise 404: not one of the caller's dealers."""
+    """Asks for confirmation first (`confirm=yes` to go ahead). :raise 404: not one of the caller's dealers."""
+    if not confirm.confirmed():
+        name = request.form.get("name", "")[:200] or f"retailer {retailer_id}"
+        return confirm.ask(
+            title=f"Revoke {name}?",
+            lines=[f"{name} stops seeing your orders on its board at once, and its open bids on them stop "
+                   "counting. Orders it has already won stay its to ship. To work with it again you would have to "
+                   "invite it again."],
+            button=f"Revoke {name}", cancel=url_for("console.dealers"), fields={"name": request.form.get("name")})
     accounts.revoke_dealer(ctx(), _actor(), retailer_id)
     flash("Revoked: that retailer no longer sees your orders, and its open bids on them stop counting.")
     return redirect(url_for("console.dealers"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, url_for
 
-from broker.addresses import address_form, address_lines, countries, ship_to_address
+from broker.addresses import PostalAddress, address_form, address_lines, countries, ship_to_address
 from broker.money import format_amount
 from broker.reports import home_summary
 from broker.settlement.reports import health
@@ -23,6 +23,16 @@ def _ship_to_lines(row, country_line: bool = True) -> list[str]:
     recipient's name first (broker.addresses: one formatter everywhere)."""
     name = getattr(row, "customer_name", None) or getattr(row, "ship_name", "") or ""
     return address_lines(ship_to_address(row), name=name, country_line=country_line)
+
+
+@bp.app_template_filter("store_lines")
+def _store_lines(store) -> list[str]:
+    """A store's street address in its country's format; empty while it has no street."""
+    if not (store.line1 or "").strip():
+        return []
+    return address_lines(PostalAddress(country=store.country or "", line1=store.line1 or "",
+                                       line2=store.line2 or "", city=store.city or "", region=store.region or "",
+                                       postal_code=store.postal_code or ""))
 
 
 @bp.app_template_global("address_format")

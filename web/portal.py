@@ -30,9 +30,12 @@ from broker.fulfilment.models import AssignmentStatus
 from broker.fulfilment.scorecard import scorecard as retailer_scorecard
 from broker.money import CURRENCIES, parse_amount
 from broker.pagination import PageRequest
+from broker.reputation.rules import MAX_COMMENT
+from broker.reputation import services as reputation
 from broker.returns import services as returns
+from broker.returns.models import ReturnStatus
 from broker.settlement.reports import bid_outcomes
-from web import charts
+from web import charts, confirm
 from web.security import check_csrf, ctx, current_user, signed_in
 
 bp = Blueprint("portal", __name__, url_prefix="/portal", template_folder="templates")
@@ -269,45 +272,116 @@ def pickup(assignment_id: int):
     return redirect(url_for("portal.order", assignment_id=assignment_id))
 
 
-def _return_decision(assignment_id: int, decide):
-    """Accept or refuse the open return of this won order (`decide(order_id, return_id)`)."""
-    view = fulfilment.get_assignment(ctx(), _actor(), assignment_id, purpose="fulfiller opened a return")
-    return_id = request.form.get("return_id", "")
-    try:
-        decide(view.order.id, int(return_id) if return_id.isdigit() and len(return_id) < 19 else None)
-    except Invalid as exc:
-        return _render_order(assignment_id, errors=_field_errors(exc, "note"), form=request.form, status=422)
-    return None
+def _return_id(form) -> int | None:
+    raw = form.get("return_id", "")
+    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+
+
+def _after_return(assignment_id: int):
+    """Back where the decision was started: the returns queue, or the order."""
+    if request.form.get("back") == "returns":
+        return redirect(url_for("portal.returns_queue"))
+    return redirect(url_for("portal.order", assignment_id=assignment_id))
+
+
+def _cancel_link(assignment_id: int) -> str:
+    if request.form.get("back") == "returns":
+        return url_for("portal.returns_queue")
+    return url_for("portal.order", assignment_id=assignment_id) + "#returns-heading"
 
 
 @bp.post("/orders/<int:assignment_id>/return/accept")
 @signed_in(Role.RETAILER)
 def accept_return(assignment_id: int):
     """Accept the customer's return: the card is refunded what was captured.
+    Asks for confirmation first (`confirm=yes` to go ahead).
 
     :raise 404: not yours. :raise 409: no open return, or nothing left to refund.
     """
-    failed = _return_decision(assignment_id, lambda order_id, return_id: returns.accept_return(
-        ctx(), _actor(), order_id, return_id))
-    if failed:
-        return failed
-    flash("Return accepted: the customer's card is refunded, and they are told.")
-    return redirect(url_for("portal.order", assignment_id=assignment_id))
+    if not confirm.confirmed():
+        view = fulfilment.get_assignment(ctx(), _actor(), assignment_id, purpose="fulfiller opened a return")
+        return confirm.ask(
+            title=f"Accept the return of order #{view.order.id}?",
+            lines=["The customer's card is refunded what was captured for what you shipped, and the refund comes "
+                   "out of your earning for it. The customer is emailed."],
+            button="Accept the return and refund the card", cancel=_cancel_link(assignment_id), danger=False,
+            fields={"return_id": request.form.get("return_id", ""), "back": request.form.get("back", "")})
+    order_id = fulfilment.get_assignment(ctx(), _actor(), assignment_id, purpose="fulfiller opened a return").order.id
+    returns.accept_return(ctx(), _actor(), order_id, _return_id(request.form))
+    flash(f"Return of order #{order_id} accepted: the customer's card is refunded, and they are told.")
+    return _after_return(assignment_id)
 
 
 @bp.post("/orders/<int:assignment_id>/return/refuse")
 @signed_in(Role.RETAILER)
 def refuse_return(assignment_id: int):
-    """Refuse the customer's return with a note they are emailed.
+    """Refuse the customer's return with a note they are emailed. Asks for
+    confirmation first (`confirm=yes` to go ahead).
 
     :raise 404: not yours. :raise 409: no open return. :raise 422: no note.
     """
-    failed = _return_decision(assignment_id, lambda order_id, return_id: returns.refuse_return(
-        ctx(), _actor(), order_id, request.form.get("note", ""), return_id))
-    if failed:
-        return failed
-    flash("Return refused: the customer is emailed your note.")
-    return redirect(url_for("portal.order", assignment_id=assignment_id))
+    view = fulfilment.get_assignment(ctx(), _actor(), assignment_id, purpose="fulfiller opened a return")
+    note = request.form.get("note", "")
+    try:
+        returns.check_note(note)
+    except Invalid as exc:
+        return _render_order(assignment_id, errors=_field_errors(exc, "note"), form=request.form, status=422)
+    if not confirm.confirmed():
+        return confirm.ask(
+            title=f"Refuse the return of order #{view.order.id}?",
+            lines=["The customer is emailed this note, and nothing is refunded. They may ask again while the "
+                   "return window is open."],
+            quote=note.strip(), button="Refuse the return", cancel=_cancel_link(assignment_id),
+            fields={"return_id": request.form.get("return_id", ""), "note": note,
+                    "back": request.form.get("back", "")})
+    try:
+        returns.refuse_return(ctx(), _actor(), view.order.id, note, _return_id(request.form))
+    except Invalid as exc:
+        return _render_order(assignment_id, errors=_field_errors(exc, "note"), form=request.form, status=422)
+    flash(f"Return of order #{view.order.id} refused: the customer is emailed your note.")
+    return _after_return(assignment_id)
+
+
+@bp.get("/returns")
+@signed_in(Role.RETAILER)
+def returns_queue():
+    """The returns customers asked for on what the retailer shipped, oldest
+    first: waiting for an answer (default), or `status=all`."""
+    show_all = request.args.get("status") == "all"
+    page = _page()
+    found = returns.list_returns(ctx(), _actor(), PageRequest(page, ORDERS_PAGE_SIZE),
+                                 None if show_all else ReturnStatus.REQUESTED)
+    return render_template("portal/returns.html", views=found.items, total=found.total, page=page,
+                           show_all=show_all, pages=_pages(found.total, ORDERS_PAGE_SIZE),
+                           page_link=lambda n: url_for("portal.returns_queue", page=n,
+                                                       **({"status": "all"} if show_all else {})))
+
+
+@bp.post("/orders/<int:assignment_id>/review")
+@signed_in(Role.RETAILER)
+def review_customer(assignment_id: int):
+    """Rate the customer of a delivered order (1 to 5, an optional comment). The
+    review is blind: neither side reads the other's until both have reviewed or
+    14 days have passed.
+
+    :raise 404: not yours. :raise 409: not delivered, already reviewed, or the
+        time to review has passed. :raise 422: no rating, or a comment too long.
+    """
+    view = fulfilment.get_assignment(ctx(), _actor(), assignment_id, purpose="fulfiller rated the customer")
+    raw = (request.form.get("rating") or "").strip()
+    rating = int(raw) if raw in ("1", "2", "3", "4", "5") else 0
+    try:
+        reputation.review_as_fulfiller(ctx(), _actor(), view.order.id, rating, request.form.get("comment", ""))
+    except Invalid as exc:
+        errors = _field_errors(exc, "rating")
+        if not rating:
+            errors["rating"] = ["choose from 1 to 5 stars"]
+        if len((request.form.get("comment") or "").strip()) > MAX_COMMENT:  # every error at once
+            errors["comment"] = [f"at most {MAX_COMMENT} characters"]
+        return _render_order(assignment_id, errors=errors, form=request.form, status=422)
+    flash(f"You rated the customer {rating} ★. The customer's review of you shows once you have both reviewed "
+          "(now, if they have) or 14 days after the first review.")
+    return redirect(url_for("portal.order", assignment_id=assignment_id) + "#review-heading")
 
 
 @bp.post("/orders/<int:assignment_id>/release")

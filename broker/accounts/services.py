@@ -23,6 +23,8 @@ from broker.geo.timezones import parse_timezone, timezone_at
 from broker.locks import lock
 from broker.money import CURRENCIES
 from broker.pagination import Page, PageRequest, paginate
+from broker.reputation.rules import Reputation
+from broker.reputation.services import fulfiller_reputations
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 MAX_RADIUS_KM = 2000.0
@@ -331,6 +333,8 @@ class DealerView:
     name: str
     authorised_at: object
     active: bool
+    # Its reputation as customers see it (in the console's list of dealers).
+    reputation: Reputation | None = None
 
 
 def authorise_dealer(ctx: Context, actor: Actor, retailer_id: int) -> DealerView:
@@ -371,7 +375,9 @@ def list_dealers(ctx: Context, actor: Actor, page: PageRequest) -> Page[DealerVi
             .order_by(DealerAuthorisation.retailer_id)
         )
         found = paginate(uow.session, stmt, page, rows=True)
-        return Page([DealerView(d.retailer_id, name, d.authorised_at, True) for d, name in found.items], found.total)
+        reputations = fulfiller_reputations(uow.session, [d.retailer_id for d, _ in found.items], now=ctx.now())
+        return Page([DealerView(d.retailer_id, name, d.authorised_at, True, reputations.get(d.retailer_id))
+                     for d, name in found.items], found.total)
 
 
 def revoke_dealer(ctx: Context, actor: Actor, retailer_id: int) -> None:

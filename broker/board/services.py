@@ -43,7 +43,7 @@ from broker.personal.models import PersonalRequest
 from broker.personal.services import notify_offer
 from broker.reputation.rules import buyer_score
 from broker.reputation.services import buyer_scores
-from broker.settlement.schedule import closing_times
+from broker.settlement.schedule import closing_times, request_closes_at
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,7 +169,8 @@ def board(ctx: Context, actor: Actor, filters: BoardFilter, page: PageRequest) -
                 listing=listing,
                 distance_km=shown_distance_km(km),
                 store_id=store.id,
-                closes_at=closing[listing.listed_at],
+                closes_at=closing[listing.listed_at] if listing.request_id is None else request_closes_at(
+                    closing[listing.listed_at], requests[listing.request_id].expires_at),
                 items=lines.get(listing.order_id, []),
                 my_bid=bids.get(listing.id),
                 request=requests.get(listing.request_id),

@@ -28,6 +28,8 @@ from broker.payments.models import Payment, PaymentStatus
 from broker.payments.provider import PaymentError
 from broker.personal.models import PersonalRequest, RequestStatus
 from broker.privacy.disclosures import Disclosed, disclose_to
+from broker.reputation.models import Author
+from broker.reputation.services import OrderReviews, order_reviews
 from broker.settlement.models import Cause
 from broker.settlement.services import reroute
 
@@ -50,6 +52,9 @@ class AssignmentView:
     disclosed: Disclosed | None = None
     # Returns of this assignment (opening one shows them, reasons and all).
     returns: tuple = ()
+    # Once delivered: the reviews of the order as its fulfiller sees them (its
+    # own, and the customer's once revealed); None before.
+    reviews: OrderReviews | None = None
 
 
 def _shown(session, actor: Actor, orders: list[Order], purpose: str, now) -> Disclosed:
@@ -111,8 +116,10 @@ def get_assignment(ctx: Context, actor: Actor, assignment_id: int, *,
         disclosed = disclose_to(session, party_kind=actor.kind.value, party_id=actor.id,
                                 fields=SHIP_TO + ((RETURN_REASON,) if returns else ()), purpose=purpose,
                                 now=ctx.now(), order_ids=[order.id])
+        reviews = order_reviews(session, order.id, Author.FULFILLER, now=ctx.now()) \
+            if assignment.status == AssignmentStatus.SHIPPED and order.status == OrderStatus.DELIVERED else None
         uow.commit()
-        return AssignmentView(assignment, order, disclosed, returns)
+        return AssignmentView(assignment, order, disclosed, returns, reviews)
 
 
 def _lock_mine(session, actor: Actor, assignment_id: int, *, listing: bool) -> tuple[Assignment, Order]:

@@ -69,6 +69,7 @@ from broker.outbox.models import OutboxMessage
 from broker.outbox.queue import HELD, cancel, hold, release
 from broker.personal.models import Message, PersonalRequest
 from broker.returns.models import Return, ReturnStatus
+from broker.settlement.labels import describe
 from broker.settlement.models import FulfillerKind, SettlementDecision
 
 # A run summary lists at most this many orders; the portal or console has the rest.
@@ -275,7 +276,11 @@ def deadline_warning(session: Session, ctx: Context, assignment: Assignment, now
 def lapsed(session: Session, ctx: Context, assignment: Assignment, now: datetime) -> None:
     _to_company(session, ctx, Role.RETAILER, assignment.retailer_id, topic="lapsed", template="lapsed",
                 key=f"assignment-{assignment.id}", now=now, order_id=assignment.order_id,
-                due=_when(ctx, assignment.due_at))
+                due=_when(ctx, assignment.due_at), outcome=_LAPSED.label, reason=_LAPSED.reason)
+
+
+# The same words as the portal's and the API's bid outcomes.
+_LAPSED = describe("lapsed")
 
 
 def run_finished_emails(session: Session, ctx: Context, run_id: int) -> int:

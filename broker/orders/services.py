@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from broker.accounts.models import Manufacturer, Store
+from broker.accounts.models import Manufacturer, Retailer, Store
 from broker.addresses import PostalAddress, check_address
 from broker.auth import Actor, ActorKind, digest, require, same
 from broker.board.listings import new_listing
@@ -230,6 +230,9 @@ class OrderView:
     pickup_store: Store | None = None
     locale: str = "en_US"
     now: datetime | None = None
+    # The fulfilling retailer's name, for its manufacturer's pages (None: the
+    # manufacturer itself, or nobody yet).
+    fulfiller_name: str | None = None
 
     def __post_init__(self):
         if self.party == Party.CUSTOMER:
@@ -294,13 +297,17 @@ def get_order(ctx: Context, actor: Actor, order_id: int, access_token: str | Non
                              locale=locale, now=now)
         if actor.kind is ActorKind.MANUFACTURER and order.manufacturer_id == actor.id:
             if not _manufacturer_sees_customer(current, order.id in _request_born(session, [order.id])):
-                return OrderView(order, Party.MANUFACTURER, payment, current, False, False)
+                return OrderView(order, Party.MANUFACTURER, payment, current, False, False,
+                                 fulfiller_name=_retailer_names(session, [current]).get(current.retailer_id)
+                                 if current else None)
             returns = returns_of(session, [order.id]).get(order.id, ())
             disclosed = disclose_to(session, party_kind="manufacturer", party_id=actor.id,
                                     fields=FOR_MANUFACTURER + ((RETURN_REASON,) if returns else ()),
                                     purpose="manufacturer opened the order", now=now, order_ids=[order.id])
             uow.commit()
-            return OrderView(order, Party.MANUFACTURER, payment, current, True, True, disclosed, returns)
+            return OrderView(order, Party.MANUFACTURER, payment, current, True, True, disclosed, returns,
+                             fulfiller_name=_retailer_names(session, [current]).get(current.retailer_id)
+                             if current else None)
         if (
             actor.kind is ActorKind.RETAILER
             and current is not None
@@ -314,6 +321,14 @@ def get_order(ctx: Context, actor: Actor, order_id: int, access_token: str | Non
             uow.commit()
             return OrderView(order, Party.FULFILLER, None, current, True, False, disclosed, returns)
         raise NotFound(f"no order {order_id}")
+
+
+def _retailer_names(session: Session, assignments: list[Assignment]) -> dict[int | None, str]:
+    """The names of the retailers fulfilling these assignments, by id: a
+    manufacturer knows its dealers by name."""
+    ids = {a.retailer_id for a in assignments if a is not None and a.retailer_id is not None}
+    return dict(session.execute(select(Retailer.id, Retailer.name).where(Retailer.id.in_(ids))).tuples().all()) \
+        if ids else {}
 
 
 def _pickup_store(session: Session, order: Order, current: Assignment | None) -> tuple[Store | None, str]:
@@ -410,10 +425,12 @@ def list_orders(ctx: Context, actor: Actor, filters: OrderFilter, page: PageRequ
         with_returns = disclose_to(session, party_kind="manufacturer", party_id=actor.id,
                                    fields=FOR_MANUFACTURER + (RETURN_REASON,), purpose="manufacturer listed its orders",
                                    now=now, order_ids=[o.id for o in found.items if o.id in returns])
+        names = _retailer_names(session, list(assignments.values()))
         uow.commit()
         views = [OrderView(o, Party.MANUFACTURER, payments.get(o.id), assignments.get(o.id), sees[o.id], sees[o.id],
                            (with_returns if o.id in returns else plain) if sees[o.id] else None,
-                           returns.get(o.id, ()))
+                           returns.get(o.id, ()),
+                           fulfiller_name=names.get(assignments[o.id].retailer_id) if o.id in assignments else None)
                  for o in found.items]
         return Page(views, found.total)
 

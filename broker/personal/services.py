@@ -42,9 +42,10 @@ from broker.payments import services as payments
 from broker.payments.models import Payment, PaymentStatus
 from broker.payments.provider import PaymentError
 from broker.personal.models import Message, PersonalRequest, Prefer, RequestStatus
-from broker.reputation.rules import buyer_key
+from broker.reputation.rules import Reputation, buyer_key, rating_text
 from broker.settlement.models import Cause, Rule, SettlementDecision
 from broker.settlement.rules import Choice, choose
+from broker.settlement.schedule import closes_at, request_closes_at
 from broker.settlement.services import award, candidates_for
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class PostedRequest:
     access_token: str
     payment: Payment
     client_secret: str | None
+    closes_at: datetime | None = None  # as RequestView's, once it is on the board
 
 
 def _pseudonym(session: Session) -> str:
@@ -179,11 +181,13 @@ def post_request(ctx: Context, cmd: PostRequest) -> PostedRequest:
                           currency=currency, created_at=now)
         session.add(payment)
         session.flush()
+        closes = None
         if auth.authorized:
             payments.record_authorized(session, payment, hold_hours=settings.auth_hold_hours, now=now)
             put_on_board(session, request, now)
+            closes = _closes_at(settings, now, request.expires_at)
         uow.commit()
-        return PostedRequest(request, token, payment, auth.client_secret)
+        return PostedRequest(request, token, payment, auth.client_secret, closes)
 
 
 def _unresolved(host, port, *args, **kwargs):
@@ -211,7 +215,19 @@ class Offer:
     # From the retailer's store to the customer's own place, to 100 m: the
     # customer may know it finer than any retailer, it is where they are.
     distance_km: float
-    rating: float | None
+    reputation: Reputation | None
+
+    @property
+    def rating(self) -> float | None:
+        return self.reputation.stars if self.reputation else None
+
+    @property
+    def ratings(self) -> int:
+        return self.reputation.ratings if self.reputation else 0
+
+    @property
+    def rating_text(self) -> str:
+        return self.reputation.text if self.reputation else rating_text(0, 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,6 +236,9 @@ class RequestView:
     offers: list[Offer]
     payment: Payment | None
     order: Order | None
+    # When its offers are decided (the board's "closes"): the first settlement
+    # it is due for, or its expiry if sooner. None once it is no longer open.
+    closes_at: datetime | None = None
 
 
 def _mine(session: Session, request_id: int, token: str | None, *, lock: bool = False) -> PersonalRequest:
@@ -232,7 +251,7 @@ def _mine(session: Session, request_id: int, token: str | None, *, lock: bool = 
     return request
 
 
-def _view(session: Session, request: PersonalRequest) -> RequestView:
+def _view(session: Session, request: PersonalRequest, settings=None) -> RequestView:
     listing = session.scalar(select(Listing).where(Listing.request_id == request.id))
     offers: list[Offer] = []
     if listing is not None:
@@ -246,20 +265,29 @@ def _view(session: Session, request: PersonalRequest) -> RequestView:
                   for bid, name in rows]
     payment = session.scalar(select(Payment).where(Payment.request_id == request.id))
     order = session.get(Order, request.order_id) if request.order_id else None
-    return RequestView(request, offers, payment, order)
+    closes = None
+    if settings is not None and listing is not None and listing.status == ListingStatus.OPEN:
+        closes = _closes_at(settings, listing.listed_at, request.expires_at)
+    return RequestView(request, offers, payment, order, closes)
 
 
-def _ratings(session: Session, retailer_ids: list[int]) -> dict[int, float]:
-    """Each retailer's reputation as stars (1-5), as the customer is shown it."""
-    from broker.reputation.services import fulfilment_scores
+def _closes_at(settings, listed_at: datetime, expires_at: datetime) -> datetime:
+    """When the board says the request closes (broker.settlement.schedule)."""
+    return request_closes_at(closes_at(listed_at, cron=settings.settle_cron, timezone=settings.timezone,
+                                       min_board_hours=settings.min_board_hours), expires_at)
 
-    return {rid: round(1 + 4 * score, 1) for rid, score in fulfilment_scores(session, set(retailer_ids)).items()}
+
+def _ratings(session: Session, retailer_ids: list[int]) -> dict[int, Reputation]:
+    """Each retailer's reputation (stars 1-5 and how many ratings), as the customer is shown it."""
+    from broker.reputation.services import fulfiller_reputations
+
+    return fulfiller_reputations(session, set(retailer_ids))
 
 
 def get_request(ctx: Context, request_id: int, token: str | None) -> RequestView:
     """The request with its offers (price, distance, retailer and rating). :raise 401/404:"""
     with ctx.uow() as uow:
-        return _view(uow.session, _mine(uow.session, request_id, token))
+        return _view(uow.session, _mine(uow.session, request_id, token), ctx.settings)
 
 
 def _lock_listing(session: Session, request_id: int) -> Listing | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from datetime import datetime, timedelta
+from typing import ClassVar
 
 from broker.errors import Invalid
 
@@ -72,6 +73,12 @@ def buyer_score(paid: int, cancelled: int, disputed: int, ratings: Ratings = NO_
     return _shrunk(good, events)
 
 
+# With fewer revealed ratings than this a shop is shown as new, not by stars:
+# its stars would be mostly the prior (4.6 for a shop nobody has rated yet),
+# which reads as a verdict customers never gave.
+NEW_BELOW = 3
+
+
 @dataclasses.dataclass(frozen=True)
 class Reputation:
     """A score as shown: `stars` from 1 to 5 to one decimal, and how many ratings it has."""
@@ -79,6 +86,26 @@ class Reputation:
     score: float
     stars: float
     ratings: int
+    new_below: ClassVar[int] = NEW_BELOW
+
+    @property
+    def is_new(self) -> bool:
+        return self.ratings < NEW_BELOW
+
+    @property
+    def text(self) -> str:
+        """How every page shows it: "4.7★ (12 ratings)", or "New: no ratings yet"."""
+        return rating_text(self.stars, self.ratings)
+
+
+def rating_text(stars: float, ratings: int) -> str:
+    """A shop's rating with its count; below NEW_BELOW ratings, that it is new."""
+    if ratings == 0:
+        return "New: no ratings yet"
+    count = f"{ratings} rating{'' if ratings == 1 else 's'}"
+    if ratings < NEW_BELOW:
+        return f"New: {count} so far"
+    return f"{stars:.1f}★ ({count})"
 
 
 def reputation(score: float, ratings: int) -> Reputation:

@@ -185,18 +185,25 @@ def reviews_for_order(ctx: Context, order_id: int, *, actor: Actor | None = None
         session = uow.session
         order = session.get(Order, order_id)
         if _is_customer(order, access_token):
-            party, other = Author.CUSTOMER, Author.FULFILLER
+            party = Author.CUSTOMER
         elif order is not None and _is_fulfiller(actor, _current_assignment(session, order.id)):
-            party, other = Author.FULFILLER, Author.CUSTOMER
+            party = Author.FULFILLER
         else:
             raise NotFound(f"no order {order_id}")
-        reviews = {Author(r.author): r for r in session.scalars(select(Review).where(Review.order_id == order.id))}
-        revealed = rules.is_revealed(
-            first_review_at=min((r.created_at for r in reviews.values()), default=None),
-            both_reviewed=len(reviews) == 2, now=ctx.now(),
-        )
-        return OrderReviews(order.id, party, _view(reviews.get(party)),
-                            _view(reviews.get(other)) if revealed else None, reveal_pending=not revealed)
+        return order_reviews(session, order.id, party, now=ctx.now())
+
+
+def order_reviews(session: Session, order_id: int, party: Author, *, now: datetime) -> OrderReviews:
+    """The order's reviews as `party` sees them, in the caller's transaction: for
+    a caller that has already checked that it is that party."""
+    other = Author.CUSTOMER if party == Author.FULFILLER else Author.FULFILLER
+    reviews = {Author(r.author): r for r in session.scalars(select(Review).where(Review.order_id == order_id))}
+    revealed = rules.is_revealed(
+        first_review_at=min((r.created_at for r in reviews.values()), default=None),
+        both_reviewed=len(reviews) == 2, now=now,
+    )
+    return OrderReviews(order_id, party, _view(reviews.get(party)),
+                        _view(reviews.get(other)) if revealed else None, reveal_pending=not revealed)
 
 
 # --- scores -----------------------------------------------------------------

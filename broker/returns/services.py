@@ -76,6 +76,12 @@ def _text(value: str | None, field: str, limit: int, blank: str) -> str:
     return text
 
 
+def check_note(note: str | None) -> str:
+    """A refusal's note to the customer, as stored: pages check it before they
+    ask for confirmation. :raise 422: blank or too long."""
+    return _text(note, "note", MAX_NOTE, "tell the customer why, and what they can do")
+
+
 def _lock_order(session: Session, order_id: int) -> Order | None:
     return session.scalar(lock(select(Order).where(Order.id == order_id).options(selectinload(Order.lines))))
 
@@ -265,7 +271,7 @@ def refuse_return(ctx: Context, actor: Actor, order_id: int, note: str, return_i
         open return. :raise 422: no note, or one over 1,000 characters.
     """
     require(actor, ActorKind.RETAILER, ActorKind.MANUFACTURER)
-    note = _text(note, "note", MAX_NOTE, "tell the customer why, and what they can do")
+    note = check_note(note)
     with ctx.uow() as uow:
         session = uow.session
         decision = _open_return(session, actor, order_id, return_id)

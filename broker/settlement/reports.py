@@ -23,6 +23,7 @@ from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.pagination import Page, PageRequest, paginate
 from broker.parking.services import count_parked
 from broker.personal.models import PersonalRequest, RequestStatus
+from broker.settlement.labels import describe
 from broker.settlement.models import Cause, RunStatus, SettlementDecision, SettlementRun
 from broker.settlement.rules import distance_band
 from broker.settlement.scope import is_shard
@@ -60,6 +61,16 @@ class BidOutcome:
     winner_distance_band: str | None = None
     my_eligibility: str | None = None  # "" when eligible, else why not
     won_round: int | None = None
+    # The outcome in words (broker.settlement.labels), filled from the fields above.
+    label: str = ""
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        text = describe(str(self.outcome), kind=str(self.kind), rule=self.rule, winner=self.winner,
+                        winner_distance_band=self.winner_distance_band, my_eligibility=self.my_eligibility,
+                        won_round=self.won_round)
+        object.__setattr__(self, "label", text.label)
+        object.__setattr__(self, "reason", text.reason)
 
 
 # An assignment's end, as the outcome of the bid that won it.
@@ -138,7 +149,11 @@ def _outcome(me: int, bid: Bid, listing: Listing, decisions: list[SettlementDeci
         if accepted is not None:
             return BidOutcome(**base, outcome=Outcome.CUSTOMER_CHOSE_ANOTHER, decided_at=accepted.decided_at,
                               rule=accepted.rule, winner="another retailer", winner_distance_band=band(accepted))
-        return BidOutcome(**base, outcome=Outcome.WITHDRAWN, decided_at=decisions[0].decided_at)
+        # The bid stood but was not among the candidates of any round (it came
+        # after the round that decided): it lost, it was not withdrawn.
+        last = decisions[-1]
+        return BidOutcome(**base, outcome=Outcome.LOST, decided_at=last.decided_at, rule=last.rule,
+                          winner="the manufacturer" if last.winner_retailer_id is None else "another retailer")
     decision, record = considered[-1]
     by_maker = decision.winner_retailer_id is None
     return BidOutcome(

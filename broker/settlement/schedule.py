@@ -31,6 +31,13 @@ def closes_at(listed_at: datetime, *, cron: str, timezone: str, min_board_hours:
     return (fire if fire is not None else earliest).astimezone(UTC)
 
 
+def request_closes_at(settles_at: datetime, expires_at: datetime | None) -> datetime:
+    """When a personal request's offers are decided: at the first settlement it is
+    due for (if it has an offer by then), or at its expiry if that comes first.
+    The board and the customer's page both show this one time."""
+    return min(settles_at, expires_at) if expires_at is not None else settles_at
+
+
 def closing_times(listed: Iterable[datetime], *, cron: str, timezone: str,
                   min_board_hours: float) -> dict[datetime, datetime]:
     """`closes_at` for many listings: listing time -> closing time.

@@ -157,7 +157,12 @@ def test_the_customer_confirms_delivery_asks_a_return_and_reads_the_refusal(site
             shop.get_by_label("Or refuse it, with a note to the customer").fill(
                 "It was used: we can repair the lid instead.")
             shop.get_by_role("button", name="Refuse the return").click()
-            expect(shop.get_by_role("status")).to_contain_text("Return refused")
+            # The confirmation step: nothing is refused until it is confirmed.
+            expect(shop.get_by_role("heading", level=1)).to_have_text(f"Refuse the return of order #{placed.order.id}?")
+            expect(shop.locator("main")).to_contain_text("It was used: we can repair the lid instead.")
+            shop.get_by_role("button", name="Refuse the return").click()
+            expect(shop.get_by_role("status")).to_contain_text("Return of order")
+            expect(shop.get_by_role("status")).to_contain_text("refused")
             expect(shop.locator("main")).to_contain_text("Your note: It was used")
             shot(shop, "portal-refused")
 

@@ -35,7 +35,7 @@ from tests.factories import HERE, World, north_of
 PASSWORD = "correct horse battery staple"
 SVG = "{http://www.w3.org/2000/svg}"
 _addresses = itertools.count(1)
-CONSOLE_PAGES = ["/console/", "/console/to-ship", "/console/orders", "/console/catalog", "/console/catalog/new",
+CONSOLE_PAGES = ["/console/", "/console/to-ship", "/console/orders", "/console/returns", "/console/catalog", "/console/catalog/new",
                  "/console/dealers", "/console/storefront", "/console/settlements", "/console/earnings"]
 
 # The weeks the dashboard world is built in (START is Monday 2 March 2026, 09:00 UTC).
@@ -258,7 +258,7 @@ class TestCatalog:
         assert resp.status_code == 200
         html = resp.get_data(as_text=True)
         report = re.search(r'<table id="import-errors">.*?</table>', html, re.DOTALL).group(0)
-        rows = re.findall(r'<tr data-row="(\d+)"><td class="num">\d+</td><td>([^<]*)</td><td class="error">([^<]*)</td>',
+        rows = re.findall(r'<tr data-row="(\d+)"><td[^>]*class="num">\d+</td><td[^>]*>([^<]*)</td><td[^>]*class="error">([^<]*)</td>',
                           report)
         assert rows == [("5", "BAD-1", "price: &#39;abc&#39; is not an amount in USD; write it like 12.50 or 1,250.00")]
         assert "4 rows applied, 1 with errors" in html
@@ -377,11 +377,16 @@ class TestDealers:
         page = signed_in.get("/console/dealers").get_data(as_text=True)
         assert "Invited new.shop@example.com" in page and 'id="invitations"' in page
         accounts.authorise_dealer(ctx, maker.actor, shop.id)
-        revoked = signed_in.post(f"/console/dealers/{shop.id}/revoke", data={"csrf_token": csrf(signed_in)})
+        asked = signed_in.post(f"/console/dealers/{shop.id}/revoke",
+                               data={"csrf_token": csrf(signed_in), "name": "Shop & Co"})
+        assert asked.status_code == 200 and "Revoke Shop &amp; Co?" in asked.get_data(as_text=True)
+        assert accounts.list_dealers(ctx, maker.actor, PageRequest()).total == 1  # not until confirmed
+        revoked = signed_in.post(f"/console/dealers/{shop.id}/revoke",
+                                 data={"csrf_token": csrf(signed_in), "confirm": "yes"})
         assert revoked.status_code == 302
         assert accounts.list_dealers(ctx, maker.actor, PageRequest()).total == 0
         assert signed_in.post(f"/console/dealers/{shop.id}/revoke",
-                              data={"csrf_token": csrf(signed_in)}).status_code == 404
+                              data={"csrf_token": csrf(signed_in), "confirm": "yes"}).status_code == 404
 
 
 class TestToShip:

@@ -349,6 +349,7 @@ class TestAwardsOutsideARun:
         deliver(ctx)
         [lapsed] = to(mail_dir, "near@shop.example", "taken from you")
         assert lapsed["Subject"] == f"Order {placed.order.id} was taken from you"
+        assert "Your bid outcomes (Lapsed: You won it but did not ship in time" in " ".join(text(lapsed).split())
         [award] = to(mail_dir, "far@shop.example", "You won")
         assert award["Subject"].startswith(f"You won order {placed.order.id}")
 

@@ -56,7 +56,9 @@ class TestBidOutcomes:
         assert contested["my_eligibility"] == ""
         assert set(contested) == {"listing_id", "kind", "area", "price", "currency", "bid_at", "my_distance_km",
                                   "outcome", "decided_at", "rule", "winner", "winner_distance_band",
-                                  "my_eligibility", "won_round"}  # no field says who won or who bought
+                                  "my_eligibility", "won_round", "label", "reason"}  # nobody named
+        assert (contested["label"], contested["reason"]) == (
+            "Lost", "Lost: a nearer bidder won; the winner was under 5 km away.")
         text = response.get_data(as_text=True)
         for secret in ("Near Shop", "Zelda", "zelda@secret.example", "Secret Lane"):
             assert secret not in text
@@ -67,6 +69,7 @@ class TestBidOutcomes:
         assert edge["winner"] == "the manufacturer" and edge["winner_distance_band"] is None
         assert edge["my_eligibility"] == "outside_service_radius"
         assert edge["rule"] == "no_eligible_bids"
+        assert edge["reason"] == "Lost: out of reach: outside your store's service radius."
 
     def test_open_and_withdrawn_bids(self, ctx, client):
         from broker.board.services import withdraw_bid
@@ -169,6 +172,7 @@ class TestEveryOutcomeIsTruthful:
         assert check_deadlines(dataclasses.replace(ctx, clock=FrozenClock(LATER + timedelta(hours=49)))).lapsed == 1
         mine = outcome(scene["near"])
         assert (mine["outcome"], mine["winner"], mine["won_round"]) == ("lapsed", "you", 0)
+        assert mine["label"] == "Lapsed" and "did not ship in time" in mine["reason"]
         # The order went on to the far shop, which now has it.
         theirs = outcome(scene["far"])
         assert (theirs["outcome"], theirs["won_round"]) == ("won", 1)
@@ -211,6 +215,8 @@ class TestRequestOutcomes:
                            json={"bid_id": offers[far.id]["id"]}).status_code == 200
         [chose_another] = client.get("/api/v1/bids", headers=auth(near.key)).get_json()
         assert (chose_another["outcome"], chose_another["rule"]) == ("customer_chose_another", "customer_choice")
+        assert chose_another["label"] == "Customer chose another offer"
+        assert "withdr" not in chose_another["reason"].lower()
         [accepted] = client.get("/api/v1/bids", headers=auth(far.key)).get_json()
         assert accepted["outcome"] == "won"
 

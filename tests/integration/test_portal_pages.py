@@ -37,7 +37,8 @@ from tests.pages import outbox_link, sign_up_verified
 
 PASSWORD = "portal-test-password"
 CUSTOMER = {"name": "Ada Lovelace", "email": "ada@example.com", "street": "1 Secret Lane"}
-PAGES = ["/portal/", "/portal/orders", "/portal/scorecard", "/portal/outcomes", "/portal/stores", "/portal/dealers"]
+PAGES = ["/portal/", "/portal/orders", "/portal/returns", "/portal/scorecard", "/portal/outcomes", "/portal/stores",
+         "/portal/dealers"]
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -442,8 +443,7 @@ class TestOutcomes:
         board.place_bid(ctx, portal.actor, board.PlaceBid(portal.world.listing_id(placed.order.id)))
         portal.settle()
         page = html(signed_in.get("/portal/outcomes"))
-        assert "lost" in page and "Another retailer won, under 5 km away" in page
-        assert "the nearest eligible bidder won" in page
+        assert ">Lost<" in page and "Lost: a nearer bidder won; the winner was under 5 km away." in page
         assert "Nearer Cycles" not in page and CUSTOMER["name"] not in page
 
 

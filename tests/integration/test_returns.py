@@ -309,12 +309,20 @@ class TestPages:
         return_id = session.scalar(select(Return.id))
         blank = post(client, f"{page_path}/return/refuse", {"note": " ", "return_id": str(return_id)}, form=page_path)
         assert blank.status_code == 422 and 'id="note-error"' in blank.get_data(as_text=True)
-        refused = post(client, f"{page_path}/return/refuse", {"note": "Used: we cannot take it back",
+        asked = post(client, f"{page_path}/return/refuse", {"note": "Used: we cannot take it back",
+                                                            "return_id": str(return_id)}, form=page_path)
+        # A confirmation first, with the note quoted: nothing is decided yet.
+        assert asked.status_code == 200 and "Refuse the return of order" in asked.get_data(as_text=True)
+        assert "<q>Used: we cannot take it back</q>" in asked.get_data(as_text=True)
+        assert session.scalar(select(Return.status)) == "requested"
+        refused = post(client, f"{page_path}/return/refuse", {"note": "Used: we cannot take it back", "confirm": "yes",
                                                               "return_id": str(return_id)}, form=page_path)
         assert refused.status_code == 302
         assert "Your note: <q>Used: we cannot take it back</q>" in client.get(page_path).get_data(as_text=True)
         returns.request_return(ctx, placed.order.id, placed.access_token, "It is not used")
-        accepted = post(client, f"{page_path}/return/accept", {}, form=page_path)
+        assert post(client, f"{page_path}/return/accept", {}, form=page_path).status_code == 200  # asks first
+        assert "50.00 USD refunded" not in client.get(page_path).get_data(as_text=True)
+        accepted = post(client, f"{page_path}/return/accept", {"confirm": "yes"}, form=page_path)
         assert accepted.status_code == 302
         assert "50.00 USD refunded" in client.get(page_path).get_data(as_text=True)
 
@@ -327,7 +335,63 @@ class TestPages:
         assert REASON in page and "Refuse the return" in page
         blank = post(client, f"{page_path}/return/refuse", {"note": ""}, form=page_path)
         assert blank.status_code == 422 and 'aria-describedby="note-error"' in blank.get_data(as_text=True)
-        assert post(client, f"{page_path}/return/accept", {}, form=page_path).status_code == 302
+        confirming = post(client, f"{page_path}/return/accept", {}, form=page_path)
+        assert confirming.status_code == 200 and "Accept the return of order" in confirming.get_data(as_text=True)
+        assert 'id="order-status">refunded' not in client.get(page_path).get_data(as_text=True)
+        assert post(client, f"{page_path}/return/accept", {"confirm": "yes"}, form=page_path).status_code == 302
         page = client.get(page_path).get_data(as_text=True)
         assert "Accepted" in page and "by you" in page and 'id="order-status">refunded' in page
         assert check(session).ok
+
+
+class TestQueues:
+    """/portal/returns and /console/returns: what waits for an answer, each with
+    its way to decide, confirmed before anything is refunded."""
+
+    def test_the_portal_queue_lists_waiting_returns_and_accepts_from_there(self, world, ctx, clock, maker, shop,
+                                                                          client, session):
+        placed = shipped(world, ctx, clock, maker, shop)
+        other = shipped(world, ctx, clock, maker, world.retailer(north_of(HERE, 1), dealer_of=[maker]))
+        returns.request_return(ctx, placed.order.id, placed.access_token, REASON)
+        returns.request_return(ctx, other.order.id, other.access_token, "Not for this shop")
+        user_for(ctx, Role.RETAILER, shop.id, "clerk@shop.example")
+        sign_in(client, "clerk@shop.example")
+        page = client.get("/portal/returns").get_data(as_text=True)
+        assert REASON in page and "Not for this shop" not in page  # only its own
+        assert "$50.00" in page or "50.00" in page
+        return_id = session.scalar(select(Return.id).where(Return.order_id == placed.order.id))
+        assignment_id = session.scalar(select(Assignment.id).where(Assignment.order_id == placed.order.id))
+        action = f"/portal/orders/{assignment_id}/return/accept"
+        assert f'action="{action}"' in page
+        fields = {"return_id": str(return_id), "back": "returns"}
+        confirming = post(client, action, fields, form="/portal/returns")
+        text = confirming.get_data(as_text=True)
+        assert confirming.status_code == 200 and 'href="/portal/returns"' in text  # cancel goes back to the queue
+        assert session.scalar(select(Return.status).where(Return.id == return_id)) == ReturnStatus.REQUESTED
+        done = post(client, action, {**fields, "confirm": "yes"}, form="/portal/returns")
+        assert done.status_code == 302 and done.headers["Location"] == "/portal/returns"
+        page = client.get("/portal/returns").get_data(as_text=True)
+        assert "accepted: the customer" in page and 'id="no-returns"' in page
+        assert REASON in client.get("/portal/returns?status=all").get_data(as_text=True)
+
+    def test_the_console_queue_refuses_with_a_note_after_confirming(self, world, ctx, clock, maker, shop, client,
+                                                                    session):
+        placed = shipped(world, ctx, clock, maker, shop)
+        returns.request_return(ctx, placed.order.id, placed.access_token, REASON)
+        sign_in(client, "owner@maker.example")
+        page = client.get("/console/returns").get_data(as_text=True)
+        assert REASON in page and f'/console/orders/{placed.order.id}/return/accept' in page
+        path = f"/console/orders/{placed.order.id}/return/refuse"
+        note = "Opened and used"
+        asked = post(client, path, {"note": note, "back": "returns"}, form="/console/returns")
+        assert asked.status_code == 200 and f"<q>{note}</q>" in asked.get_data(as_text=True)
+        assert session.scalar(select(Return.status)) == ReturnStatus.REQUESTED
+        done = post(client, path, {"note": note, "back": "returns", "confirm": "yes"}, form="/console/returns")
+        assert done.status_code == 302 and done.headers["Location"] == "/console/returns"
+        assert session.scalar(select(Return.status)) == ReturnStatus.REFUSED
+        assert 'id="no-returns"' in client.get("/console/returns").get_data(as_text=True)
+
+    def test_queues_are_for_their_own_kind_of_account(self, world, ctx, maker, shop, client):
+        assert client.get("/portal/returns").status_code == 302  # signed out: to the sign-in page
+        sign_in(client, "owner@maker.example")
+        assert client.get("/portal/returns").status_code == 403

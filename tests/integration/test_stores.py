@@ -3,6 +3,8 @@ the services a sign-up and the operator use, and the portal's stores page."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -186,6 +188,15 @@ class TestPortal:
         page = signed_in.get("/portal/stores").get_data(as_text=True)
         assert "Mon–Fri 9:00\u202fAM – 6:00\u202fPM · Sat 10:00\u202fAM – 4:00\u202fPM · Sun closed" in page
         assert 'value="09:00-18:00"' in page and 'value="1 Valencia St"' in page
+        # Shown in full above the form: the street in the country's format, the
+        # postal code, and whether it is open now in its own time zone (Monday
+        # 01:00 in Los Angeles: closed, opens at 9).
+        facts = re.search(rf'<dl class="console-facts store-facts" id="store-{store_id}-facts">(.*?)</dl>', page,
+                          re.DOTALL).group(1)
+        assert '<address class="portal-address">1 Valencia St<br>San Francisco, CA 94110<br>' in facts
+        assert "<dt>Postal code</dt><dd>94110</dd>" in facts
+        assert "<strong>closed now</strong>, opens Mon 09:00" in facts and "America/Los_Angeles" in facts
+        assert "50 km around" in facts
         with ctx.uow() as uow:
             store = uow.session.get(Store, store_id)
             assert (store.line1, store.region, store.timezone) == ("1 Valencia St", "CA", "America/Los_Angeles")
