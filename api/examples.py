@@ -84,8 +84,13 @@ ORDER_IN = {
                 "country": "US"},
     "delivery": "ship",
 }
+# Standard shipping is free over 100.00; the demo's table has no rate for California
+# (its stores charge none in these examples), so the tax is 0 and the total the goods'.
+TOTALS = {"total": 12800, "subtotal": 12800, "shipping": 0, "tax": 0, "tax_included": False,
+          "tax_jurisdiction": "US-CA",
+          "shipping_method": {"code": "standard", "name": "Standard", "ship_within_hours": 72}}
 ORDER_CREATED = {
-    "id": ORDER_ID, "status": "open", "total": 12800, "currency": "USD",
+    "id": ORDER_ID, "status": "open", **TOTALS, "currency": "USD",
     "access_token": "0zJOsxxFeiRjKdkUmE4HW-AY40bVM_rfEwXnBsMD8vQ",
     "payment": {"provider": "offline", "status": "authorized", "test_mode": True, "amount": 12800,
                 "client_secret": None},
@@ -97,7 +102,7 @@ LINES = [
 SHIP_TO = {"name": "Ada Park", "line1": "500 Howard St", "line2": "Apt 4", "city": "San Francisco",
            "postal_code": "94103", "country": "US"}
 ORDER_OPEN = {
-    "id": ORDER_ID, "status": "open", "total": 12800, "currency": "USD", "delivery": "ship", "area": AREA,
+    "id": ORDER_ID, "status": "open", **TOTALS, "currency": "USD", "delivery": "ship", "area": AREA,
     "created_at": PLACED_AT, "items": LINES, "customer": {"name": "Ada Park", "email": "ada.park@example.com"},
     "ship_to": SHIP_TO, "fulfilment": None,
     "payment": {"provider": "offline", "status": "authorized", "test_mode": True, "amount": 12800},
@@ -134,7 +139,7 @@ BOARD = [
     {"id": LISTING_ID, "kind": "order", "items": [{"sku": "NW-HELMET", "name": "Commuter helmet", "quantity": 1},
                                                   {"sku": "NW-LIGHTS", "name": "Light set", "quantity": 1}],
      "price": 12800, "currency": "USD", "distance_km": 2.0, "store_id": STORE_ID, "area": AREA,
-     "closes_at": CLOSES_AT, "my_bid": None},
+     "closes_at": CLOSES_AT, "shipping_method": "Standard", "ship_within_hours": 72, "my_bid": None},
     {"id": REQUEST_LISTING_ID, "kind": "request", "description": "A child's bike seat that fits a road bike",
      "quantity": 1, "pseudonym": "Customer 7F3A", "buyer_score": 0.9, "max_price": 12000, "currency": "USD",
      "distance_km": 3.0, "store_id": STORE_ID, "area": AREA, "closes_at": CLOSES_AT,
@@ -154,7 +159,7 @@ BID = {"id": BID_ID, "listing_id": LISTING_ID, "store_id": STORE_ID, "distance_k
 ASSIGNMENT = {
     "id": ASSIGNMENT_ID, "order_id": ORDER_ID, "status": "active", "fulfiller": "retailer", "store_id": STORE_ID,
     "assigned_at": ASSIGNED_AT, "due_at": DUE_AT, "shipped_at": None, "carrier": None, "tracking_number": None,
-    "total": 12800, "currency": "USD", "items": LINES, "ship_to": SHIP_TO,
+    **TOTALS, "currency": "USD", "items": LINES, "ship_to": SHIP_TO,
 }
 SHIPMENT_IN = {"carrier": "UPS", "tracking_number": "1Z999AA10123456784"}
 ASSIGNMENT_SHIPPED = {**ASSIGNMENT, "status": "shipped", "shipped_at": SHIPPED_AT, "carrier": "UPS",
@@ -304,3 +309,28 @@ ADDRESS_FORMAT = {
     ],
     "rows": [["line1"], ["line2"], ["postal_code", "city"]],
 }
+
+# --- shipping and tax -----------------------------------------------------------
+
+SHIPPING_METHOD_IN = {"code": "express", "name": "Express", "price": 1500, "per_item": 0, "free_over": None,
+                      "ship_within_hours": 24, "countries": ["US"], "default": False}
+SHIPPING_METHOD = {"code": "express", "name": "Express", "price": 1500, "per_item": 0, "free_over": None,
+                   "currency": "USD", "ship_within_hours": 24, "countries": ["US"], "default": False,
+                   "active": True}
+STANDARD = {"code": "standard", "name": "Standard", "price": 700, "per_item": 0, "free_over": 10000,
+            "currency": "USD", "ship_within_hours": 72, "countries": [], "default": True, "active": True}
+SHIPPING_METHODS = [STANDARD, SHIPPING_METHOD]
+SHIPPING_METHOD_PATCH = {"price": 1200, "ship_within_hours": 36}
+SHIPPING_METHOD_PATCHED = {**SHIPPING_METHOD, "price": 1200, "ship_within_hours": 36}
+SHIPPING_OFFERED = [
+    {"code": "standard", "name": "Standard", "charge": 0, "currency": "USD", "ship_within_hours": 72,
+     "default": True},
+    {"code": "express", "name": "Express", "charge": 1500, "currency": "USD", "ship_within_hours": 24,
+     "default": False},
+]
+TAX_TABLE_IN = {"prices_include_tax": False, "shipping_taxed": True,
+                "rates": [{"country": "US", "region": "NY", "rate": "8.875"},
+                          {"country": "US", "region": "WA", "rate": "10.25"}]}
+TAX_TABLE = {"prices_include_tax": False, "shipping_taxed": True, "provider": "table", "currency": "USD",
+             "rates": [{"country": "US", "region": "NY", "rate": "8.875", "jurisdiction": "US-NY"},
+                       {"country": "US", "region": "WA", "rate": "10.25", "jurisdiction": "US-WA"}]}

@@ -37,7 +37,7 @@ from broker.board.reach import Reach, merge_boxes
 from broker.context import Context
 from broker.errors import Conflict, Invalid, NotFound
 from broker.geo.distance import bounding_box, distance_km, shown_distance_km, shown_upper_km
-from broker.orders.models import OrderLine
+from broker.orders.models import Delivery, Order, OrderLine
 from broker.pagination import Page, PageRequest
 from broker.personal.models import PersonalRequest
 from broker.personal.services import notify_offer
@@ -58,6 +58,10 @@ class BoardItem:
     # For a personal request: what is wanted, under its pseudonym, and the buyer's score.
     request: PersonalRequest | None = None
     buyer_score: float | None = None
+    # An order's shipping method (its name; None: pickup, or the store has none)
+    # and how long its winner has to ship it.
+    shipping_method: str | None = None
+    ship_within_hours: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,6 +161,9 @@ def board(ctx: Context, actor: Actor, filters: BoardFilter, page: PageRequest) -
                 select(OrderLine).where(OrderLine.order_id.in_(order_ids)).order_by(OrderLine.id)
             ):
                 lines.setdefault(line.order_id, []).append(line)
+        shipping = {row.id: row for row in session.execute(
+            select(Order.id, Order.delivery, Order.shipping_method_name, Order.ship_within_hours)
+            .where(Order.id.in_(order_ids)))} if order_ids else {}
         request_ids = [listing.request_id for _, listing, _ in window if listing.request_id is not None]
         requests = {r.id: r for r in session.scalars(select(PersonalRequest).where(
             PersonalRequest.id.in_(request_ids)))} if request_ids else {}
@@ -174,10 +181,20 @@ def board(ctx: Context, actor: Actor, filters: BoardFilter, page: PageRequest) -
                 my_bid=bids.get(listing.id),
                 request=requests.get(listing.request_id),
                 buyer_score=_buyer_score(requests.get(listing.request_id), scores),
+                **_shipping(shipping.get(listing.order_id), settings),
             )
             for km, listing, store in window
         ]
         return Page(items, total, exact)
+
+
+def _shipping(row, settings) -> dict:
+    if row is None:
+        return {}
+    if row.delivery == Delivery.PICKUP:
+        return {"ship_within_hours": settings.pickup_within_hours}
+    return {"shipping_method": row.shipping_method_name,
+            "ship_within_hours": row.ship_within_hours or settings.ship_within_hours}
 
 
 def _approx_km2(reach: Reach):

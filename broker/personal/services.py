@@ -27,7 +27,7 @@ from broker.board.models import Bid, BidStatus, Listing, ListingKind, ListingSta
 from broker.catalog.models import Product
 from broker.context import Context
 from broker.email_address import email_address
-from broker.errors import Conflict, Invalid, NotFound, PaymentRequired, Unauthenticated, Unavailable
+from broker.errors import Conflict, Invalid, NotFound, Unauthenticated, Unavailable
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.geo.geocoding import LocationQuery, resolve_location
 from broker.locks import lock as lock_rows
@@ -38,6 +38,7 @@ from broker.orders.rules import move
 from broker.outbox.destinations import check_destination
 from broker.outbox.services import enqueue
 from broker.parking import services as parking
+from broker.payments import holds
 from broker.payments import services as payments
 from broker.payments.models import Payment, PaymentStatus
 from broker.payments.provider import PaymentError
@@ -164,23 +165,11 @@ def post_request(ctx: Context, cmd: PostRequest) -> PostedRequest:
         )
         session.add(request)
         session.flush()
-        try:
-            auth = ctx.payments.authorize(
-                session, amount=request.max_price, currency=currency,
-                idempotency_key=f"request-{request.id}-authorize", description=f"Personal request {request.id}",
-                metadata={"request_id": str(request.id)},
-            )
-        except PaymentError as exc:
-            if exc.retryable:
-                raise Unavailable("the payment provider is not answering; nothing was charged, try again") from None
-            raise PaymentRequired(f"the payment could not be set up: {exc}") from None
-        payment = Payment(request_id=request.id, provider=ctx.payments.name, provider_ref=auth.ref,
-                          test_mode=ctx.payments.test_mode, status=PaymentStatus.PENDING, amount=request.max_price,
-                          currency=currency, created_at=now)
-        session.add(payment)
-        session.flush()
+        payment, auth = holds.hold_card(
+            session, ctx, amount=request.max_price, currency=currency, request_id=request.id,
+            idempotency_key=f"request-{request.id}-authorize", description=f"Personal request {request.id}",
+            metadata={"request_id": str(request.id)}, now=now)
         if auth.authorized:
-            payments.record_authorized(session, payment, hold_hours=settings.auth_hold_hours, now=now)
             put_on_board(session, request, now)
         uow.commit()
         return PostedRequest(request, token, payment, auth.client_secret)
