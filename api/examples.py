@@ -7,7 +7,8 @@ Cycles (storefront `northwind`, USD, San Francisco 94107) sells a commuter helme
 light set to Ada Park in 94103;
 Mission Bike Shop (94110), an authorised dealer, bids, wins and ships; Ben Ortiz
 posts a personal request that the same shop answers. Ids, times and amounts agree
-across the examples (12800 = 7900 + 4900; the fee is 10%). Every example is checked
+across the examples (12800 = 7900 + 4900, shipped free by Standard over 100.00;
+13904 with California's 8.625 % tax, which the fulfiller never earns; the fee is 10%). Every example is checked
 against its schema, and every request body is loaded by the view's own schema
 (tests/integration/test_api_reference.py). Keys and tokens are made up.
 """
@@ -84,15 +85,14 @@ ORDER_IN = {
                 "country": "US"},
     "delivery": "ship",
 }
-# Standard shipping is free over 100.00; the demo's table has no rate for California
-# (its stores charge none in these examples), so the tax is 0 and the total the goods'.
-TOTALS = {"total": 12800, "subtotal": 12800, "shipping": 0, "tax": 0, "tax_included": False,
+# Standard shipping is free over 100.00; California's 8.625 % on 128.00 is 11.04.
+TOTALS = {"total": 13904, "subtotal": 12800, "shipping": 0, "tax": 1104, "tax_included": False,
           "tax_jurisdiction": "US-CA",
           "shipping_method": {"code": "standard", "name": "Standard", "ship_within_hours": 72}}
 ORDER_CREATED = {
     "id": ORDER_ID, "status": "open", **TOTALS, "currency": "USD",
     "access_token": "0zJOsxxFeiRjKdkUmE4HW-AY40bVM_rfEwXnBsMD8vQ",
-    "payment": {"provider": "offline", "status": "authorized", "test_mode": True, "amount": 12800,
+    "payment": {"provider": "offline", "status": "authorized", "test_mode": True, "amount": 13904,
                 "client_secret": None},
 }
 LINES = [
@@ -105,7 +105,7 @@ ORDER_OPEN = {
     "id": ORDER_ID, "status": "open", **TOTALS, "currency": "USD", "delivery": "ship", "area": AREA,
     "created_at": PLACED_AT, "items": LINES, "customer": {"name": "Ada Park", "email": "ada.park@example.com"},
     "ship_to": SHIP_TO, "fulfilment": None,
-    "payment": {"provider": "offline", "status": "authorized", "test_mode": True, "amount": 12800},
+    "payment": {"provider": "offline", "status": "authorized", "test_mode": True, "amount": 13904},
     "return_requested_at": None, "returns": [], "delivered_at": None, "delivered_how": None, "pickup_store": None,
 }
 FULFILMENT_SHIPPED = {"assignment_id": ASSIGNMENT_ID, "fulfiller": "retailer", "status": "shipped", "due_at": DUE_AT,
@@ -123,12 +123,12 @@ ORDER_RETURN_ASKED = {**ORDER_DELIVERED, "return_requested_at": "2026-03-06T09:3
 # The fulfiller sees the ship-to, never the email; the payment is the manufacturer's and the customer's business.
 ORDER_RETURNED = {**ORDER_RETURN_ASKED, "status": "refunded", "customer": {"name": "Ada Park"}, "payment": None,
                   "returns": [{**RETURN_ASKED, "status": "accepted", "decided_at": "2026-03-07T11:00:00+00:00",
-                               "decided_by": "retailer", "refund_amount": 12800, "refund_reference": "re_offline_3"}]}
+                               "decided_by": "retailer", "refund_amount": 13904, "refund_reference": "re_offline_3"}]}
 RETURN_REFUSE_IN = {"note": "The helmet was worn outside: we can only take back unused items. Call us to talk it over."}
 ORDER_RETURN_REFUSED = {**ORDER_RETURN_ASKED, "customer": {"name": "Ada Park"}, "payment": None,
                         "returns": [{**RETURN_ASKED, "status": "refused", "decided_at": "2026-03-07T11:00:00+00:00",
                                      "decided_by": "retailer", "note": RETURN_REFUSE_IN["note"]}]}
-RETURN_ITEM = {**RETURN_ASKED, "order_id": ORDER_ID, "currency": "USD", "total": 12800, "refundable": 12800,
+RETURN_ITEM = {**RETURN_ASKED, "order_id": ORDER_ID, "currency": "USD", "total": 13904, "refundable": 13904,
                "items": LINES}
 ORDER_CANCELLED = {**ORDER_OPEN, "status": "cancelled",
                    "payment": {**ORDER_OPEN["payment"], "status": "released"}}
@@ -268,12 +268,12 @@ BRANDING = {
 ORDER_DATA = {
     "kind": "order", "exported_at": "2026-03-06T10:00:00+00:00", "request": None,
     "order": {
-        "id": ORDER_ID, "status": "shipped", "created_at": PLACED_AT, "currency": "USD", "total": 12800,
+        "id": ORDER_ID, "status": "shipped", "created_at": PLACED_AT, "currency": "USD", "total": 13904,
         "store": {"name": "Northwind Cycles", "slug": "northwind"},
         "customer": {"name": "Ada Park", "email": "ada.park@example.com"},
         "ship_to": {**{k: v for k, v in SHIP_TO.items() if k != "name"}, "area": AREA},
         "lines": LINES,
-        "payment": {"provider": "offline", "status": "captured", "authorised_amount": 12800, "captured_amount": 12800,
+        "payment": {"provider": "offline", "status": "captured", "authorised_amount": 13904, "captured_amount": 13904,
                     "refunded_amount": 0, "currency": "USD",
                     "card": "Broker never sees or stores card details; the payment provider holds them."},
         "disclosures": [{"at": ASSIGNED_AT, "party": "retailer", "fields": ["address", "name"],

@@ -1,0 +1,195 @@
+"""Tax: computed at checkout by the provider from the manufacturer's table, held and
+captured with the rest, refunded in proportion, owed to its jurisdiction in the
+ledger (never the fulfiller's or the fee), and reported by jurisdiction."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from broker.fulfilment import services as fulfilment
+from broker.fulfilment.models import Assignment
+from broker.ledger import services as ledger
+from broker.orders import services as orders
+from broker.payouts import services as payouts
+from broker.payouts.models import Earning, EarningKind
+from broker.settlement.services import settle
+from broker.tax import rules
+from broker.tax.report import tax_report
+from tests.conftest import START
+from tests.factories import HERE, World, north_of
+
+API = "/api/v1"
+SETTLED_AT = START + timedelta(hours=13)
+NEW_YORK = {"line1": "350 5th Ave", "city": "New York", "postal_code": "10118", "country": "US"}
+BERLIN = {"line1": "Invalidenstraße 117", "city": "Berlin", "postal_code": "10115", "country": "DE"}
+
+
+@pytest.fixture
+def world(ctx):
+    return World(ctx)
+
+
+def auth(key):
+    return {"Authorization": f"Bearer {key}"}
+
+
+def one(session, model, **where):
+    return session.scalar(select(model).filter_by(**where).execution_options(populate_existing=True))
+
+
+def place(client, maker, ship_to, *, sku="SKU-1", quantity=1, method=None):
+    body = {"items": [{"sku": sku, "quantity": quantity}], "customer": {"name": "Ada", "email": "ada@example.com"},
+            "ship_to": ship_to, **({"shipping_method": method} if method else {})}
+    response = client.post(f"{API}/storefronts/{maker.slug}/orders", json=body)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+@pytest.fixture
+def us_store(world, client):
+    """A USD store: Standard 7.00, tax added on top, New York City's 8.875 %, the
+    rest of the US 5 %."""
+    maker = world.manufacturer(products=[("SKU-1", 5000)])
+    client.post(f"{API}/shipping-methods", headers=auth(maker.key), json={
+        "code": "standard", "name": "Standard", "price": 700, "ship_within_hours": 72})
+    table = client.put(f"{API}/tax-rates", headers=auth(maker.key), json={
+        "prices_include_tax": False, "rates": [{"country": "US", "region": "New York", "rate": "8.875"},
+                                               {"country": "US", "rate": "5"}]})
+    assert table.status_code == 200, table.get_json()
+    return maker
+
+
+@pytest.fixture
+def eu_store(world, client):
+    """A Berlin store in EUR: prices include VAT (19 % in Germany)."""
+    maker = world.manufacturer(currency="EUR", products=[("SKU-1", 11900)])
+    client.post(f"{API}/shipping-methods", headers=auth(maker.key), json={
+        "code": "standard", "name": "Standard", "price": 595, "ship_within_hours": 72, "countries": ["DE", "AT"]})
+    client.put(f"{API}/tax-rates", headers=auth(maker.key), json={
+        "prices_include_tax": True, "rates": [{"country": "DE", "rate": "19"}, {"country": "AT", "rate": "20"}]})
+    return maker
+
+
+class TestRules:
+    def test_rates_are_exact_decimal_percentages(self):
+        assert rules.parse_rate("8.875") == 8875 and rules.parse_rate("19") == 19000
+        assert rules.format_rate(8875) == "8.875" and rules.format_rate(19000) == "19"
+        assert rules.format_rate(10250) == "10.25"
+        for bad in ("8.8755", "-1", "101", "abc", "", "1e2"):
+            with pytest.raises(ValueError):
+                rules.parse_rate(bad)
+
+    def test_tax_on_top_and_within_round_half_up(self):
+        assert rules.tax_on_top(5700, 8875) == 506  # 505.875
+        assert rules.tax_within(11900, 19000) == 1900
+        assert rules.tax_within(12495, 19000) == 1995  # 1995.0
+        assert rules.tax_on_top(1, 50000) == 1  # 0.5 rounds up
+
+    def test_a_regions_rate_wins_over_its_countrys(self):
+        table = {("US", "NY"): 8875, ("US", ""): 5000}
+        assert rules.rate_for(table, "US", "NY") == rules.Found(8875, "US-NY")
+        assert rules.rate_for(table, "US", "CA") == rules.Found(5000, "US")
+        assert rules.rate_for(table, "DE", "") == rules.Found(0, "DE")
+
+
+class TestTheTableApi:
+    def test_it_reads_back_as_written_with_regions_by_code(self, us_store, client):
+        table = client.get(f"{API}/tax-rates", headers=auth(us_store.key)).get_json()
+        assert table["prices_include_tax"] is False and table["provider"] == "table"
+        assert [(r["jurisdiction"], r["rate"]) for r in table["rates"]] == [("US", "5"), ("US-NY", "8.875")]
+
+    def test_every_bad_row_is_named_and_nothing_changes(self, us_store, client):
+        bad = client.put(f"{API}/tax-rates", headers=auth(us_store.key), json={
+            "prices_include_tax": True, "rates": [{"country": "XX", "rate": "5"},
+                                                  {"country": "US", "region": "Atlantis", "rate": "5"},
+                                                  {"country": "US", "rate": "5.12345"},
+                                                  {"country": "DE", "rate": "19"}, {"country": "de", "rate": "7"}]})
+        assert bad.status_code == 422
+        assert set(bad.get_json()["errors"]) == {"rates.0.country", "rates.1.region", "rates.2.rate", "rates.4"}
+        table = client.get(f"{API}/tax-rates", headers=auth(us_store.key)).get_json()
+        assert table["prices_include_tax"] is False and len(table["rates"]) == 2
+
+    def test_a_store_that_set_nothing_prices_by_its_currencys_custom(self, world, client):
+        usd, eur = world.manufacturer(), world.manufacturer(currency="EUR")
+        assert client.get(f"{API}/tax-rates", headers=auth(usd.key)).get_json()["prices_include_tax"] is False
+        assert client.get(f"{API}/tax-rates", headers=auth(eur.key)).get_json()["prices_include_tax"] is True
+
+
+class TestCheckout:
+    def test_a_us_total_is_items_plus_shipping_plus_tax_at_the_destinations_rate(self, us_store, client):
+        body = place(client, us_store, NEW_YORK)
+        assert (body["subtotal"], body["shipping"], body["tax"]) == (5000, 700, 506)  # 8.875 % of 57.00
+        assert body["total"] == 5000 + 700 + 506 and body["payment"]["amount"] == 6206
+        assert (body["tax_included"], body["tax_jurisdiction"]) == (False, "US-NY")
+        elsewhere = place(client, us_store, {"line1": "1 Secret Lane", "city": "San Francisco",
+                                             "postal_code": "94103", "country": "US"})
+        assert (elsewhere["tax"], elsewhere["tax_jurisdiction"], elsewhere["total"]) == (285, "US", 5985)
+
+    def test_shipping_is_not_taxed_where_the_store_says_so(self, us_store, client):
+        client.put(f"{API}/tax-rates", headers=auth(us_store.key), json={
+            "prices_include_tax": False, "shipping_taxed": False,
+            "rates": [{"country": "US", "region": "NY", "rate": "8.875"}]})
+        assert place(client, us_store, NEW_YORK)["tax"] == 444  # 8.875 % of 50.00
+
+    def test_an_eu_price_includes_vat_and_says_how_much(self, eu_store, client, session):
+        body = place(client, eu_store, BERLIN)  # no coordinates: placed by its postal code
+        assert (body["subtotal"], body["shipping"], body["total"]) == (11900, 595, 12495)
+        assert (body["tax"], body["tax_included"], body["tax_jurisdiction"]) == (1995, True, "DE")
+        order = client.get(f"{API}/orders/{body['id']}", headers={"X-Access-Token": body["access_token"]}).get_json()
+        assert (order["tax"], order["tax_included"], order["total"]) == (1995, True, 12495)
+
+    def test_the_tax_is_held_with_the_rest(self, us_store, client, session):
+        assert place(client, us_store, NEW_YORK)["total"] == 6206
+        assert ledger.balance(session, ledger.HOLDS_CARDS, "USD") == 6206
+        assert ledger.check(session).ok
+
+
+class TestTheMoney:
+    def test_shipment_refund_and_payout_keep_the_tax_apart_and_the_report_shows_it(
+            self, world, us_store, eu_store, client, ctx, clock, session):
+        shop = world.retailer(north_of(HERE, 2), dealer_of=[us_store])
+        us = place(client, us_store, {**NEW_YORK, "lat": HERE[0], "lon": HERE[1]})
+        eu = place(client, eu_store, BERLIN)
+        world.bid(shop, us["id"])
+        clock.now = SETTLED_AT
+        settle(ctx)  # the US order to the shop; the German one, unbid, to its manufacturer
+        for order_id, actor in ((us["id"], shop.actor), (eu["id"], eu_store.actor)):
+            assignment = one(session, Assignment, order_id=order_id)
+            fulfilment.record_shipment(ctx, actor, assignment.id, fulfilment.RecordShipment("UPS", "1Z"))
+
+        earning = one(session, Earning, order_id=us["id"], kind=EarningKind.SALE)
+        assert (earning.gross, earning.fee, earning.amount) == (5700, 570, 5130)  # no tax in it
+        assert ledger.balance(session, ledger.tax_account("US-NY"), "USD") == -506
+        assert ledger.balance(session, ledger.tax_account("DE"), "EUR") == -1995
+        assert ledger.balance(session, ledger.FEES, "USD") == -570
+
+        # Half the US order back: half its tax (253) comes back out of what New York is owed.
+        orders.refund_order(ctx, us_store.actor, us["id"], 3103)
+        assert ledger.balance(session, ledger.tax_account("US-NY"), "USD") == -253
+        earning = one(session, Earning, order_id=us["id"], kind=EarningKind.SALE)
+        assert earning.gross == 5700 - (3103 - 253)
+        payouts.connect(ctx, shop.actor, email="shop@example.com")
+        payouts.run_payouts(ctx)
+        check = ledger.check(session)
+        assert check.ok, check
+
+        report = tax_report(ctx, us_store.actor, START, clock.now + timedelta(days=1))
+        assert [(r.jurisdiction, r.orders, r.collected, r.refunded, r.net) for r in report.rows] == \
+            [("US-NY", 1, 506, 253, 253)]
+        assert "US-NY" in report.csv() and ",506,253,253," in report.csv()
+        german = tax_report(ctx, eu_store.actor, START, clock.now + timedelta(days=1))
+        assert [(r.jurisdiction, r.collected) for r in german.rows] == [("DE", 1995)]
+        # A period before anything was captured has nothing in it.
+        assert tax_report(ctx, us_store.actor, START - timedelta(days=2), START).rows == []
+
+    def test_a_full_refund_gives_back_all_the_tax(self, world, us_store, client, ctx, clock, session):
+        placed = place(client, us_store, NEW_YORK)
+        clock.now = SETTLED_AT
+        settle(ctx)
+        assignment = one(session, Assignment, order_id=placed["id"])
+        fulfilment.record_shipment(ctx, us_store.actor, assignment.id, fulfilment.RecordShipment("UPS", "1Z"))
+        orders.refund_order(ctx, us_store.actor, placed["id"], 1001)
+        orders.refund_order(ctx, us_store.actor, placed["id"])
+        assert ledger.balance(session, ledger.tax_account("US-NY"), "USD") == 0
+        assert ledger.check(session).ok
