@@ -58,6 +58,9 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     app.register_blueprint(pages.bp)
     app.register_blueprint(requests.bp)
     app.register_blueprint(storefront.bp)
+    # An order's subtotal, shipping, tax and total as lines, for every page that shows one.
+    from broker.orders.totals import order_totals
+    app.jinja_env.globals["order_totals"] = order_totals
     retries.install(app)  # every view, before the rate limits wrap theirs
     init_security(app)
     capability.init_app(app)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broker.errors import Invalid, Unavailable
+from broker.accounts.models import Manufacturer
+from broker.errors import Invalid, NotFound, Unavailable
 from broker.geo.countries import in_country
 from broker.money import MAX_AMOUNT, format_amount
 from broker.orders.models import Delivery
@@ -120,3 +122,31 @@ def price(basis: Basis, taxes: TaxProvider, *, currency: str, lines: Sequence[Pr
         raise Invalid.field("items", f"the order's total must be at most {format_amount(MAX_AMOUNT, currency)}")
     return Priced(subtotal=subtotal, shipping=shipping, tax=quote.tax, tax_included=quote.included, total=total,
                   jurisdiction=quote.jurisdiction, rate=quote.rate, method=method, tax_reference=quote.reference)
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodOffer:
+    method: shipping_rules.Method
+    charge: int
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckoutOptions:
+    """What a cart's checkout offers before the address is known: every method on
+    offer with its charge for this cart (the default first), and how tax shows."""
+
+    methods: list[MethodOffer]
+    prices_include_tax: bool
+    currency: str
+
+
+def checkout_options(ctx, slug: str, *, goods: int, items: int) -> CheckoutOptions:
+    """:raise 404: no storefront."""
+    with ctx.uow() as uow:
+        maker = uow.session.scalar(select(Manufacturer).where(Manufacturer.slug == slug))
+        if maker is None:
+            raise NotFound(f"no storefront {slug!r}")
+        basis = basis_of(uow.session, maker.id, maker.currency)
+    methods = sorted(basis.methods, key=lambda m: (not m.is_default, m.price, m.code))
+    return CheckoutOptions([MethodOffer(m, shipping_rules.charge(m, goods=goods, items=items)) for m in methods],
+                           basis.table.prices_include_tax, maker.currency)

@@ -13,8 +13,10 @@ from broker.orders.models import Order
 from broker.payouts.models import Earning
 from broker.settlement.services import settle
 from broker.shipping import rules
+from broker.accounts.models import Role
 from tests.conftest import START
 from tests.factories import HERE, World, north_of
+from tests.pages import delivered, sign_in, user_for
 
 API = "/api/v1"
 SETTLED_AT = START + timedelta(hours=13)
@@ -195,3 +197,49 @@ class TestFulfilment:
                                   .order_by(Assignment.id).limit(1).execution_options(populate_existing=True))
         assert state(express) == AssignmentStatus.LAPSED
         assert state(standard) == AssignmentStatus.ACTIVE
+
+
+class TestPages:
+    FORM = {"name": "Ada Lovelace", "email": "ada@example.com", "line1": "12 Analytical Row", "line2": "",
+            "city": "San Francisco", "postal_code": "94103", "country": "US", "payment": "test-approve"}
+
+    def test_the_checkout_offers_the_methods_and_charges_the_one_chosen(self, maker, client, session):
+        page = client.get(f"/s/{maker.slug}/checkout?cart=SKU-1:1")
+        assert b'name="shipping_method" value="standard" checked' in page.data
+        assert b"Express: <strong>$17.00</strong>" in page.data  # 15.00 + 2.00 for the one item
+        done = client.post(f"/s/{maker.slug}/checkout?cart=SKU-1:1",
+                           data={**self.FORM, "shipping_method": "express"})
+        assert done.status_code == 303, done.data
+        order_page = client.get(done.headers["Location"], follow_redirects=True)
+        assert b"Shipping (Express)" in order_page.data and b"$67.00" in order_page.data
+        assert session.scalar(select(Order.total)) == 6700
+
+    def test_a_method_that_does_not_ship_there_comes_back_beside_its_field(self, maker, client, session):
+        refused = client.post(f"/s/{maker.slug}/checkout?cart=SKU-1:1", data={
+            **self.FORM, "country": "DE", "city": "Berlin", "postal_code": "10115", "shipping_method": "express"})
+        assert refused.status_code == 422
+        assert b'id="shipping_method-error"' in refused.data and b"does not ship in Germany" in refused.data
+        assert session.scalar(select(Order.id)) is None
+
+    def test_a_pickup_ignores_the_shipping_choice(self, maker, client, session):
+        done = client.post(f"/s/{maker.slug}/checkout?cart=SKU-1:1",
+                           data={**self.FORM, "delivery": "pickup", "shipping_method": "express"})
+        assert done.status_code == 200 and b"pickup code" in done.data.lower()
+        assert session.scalar(select(Order.shipping)) == 0
+
+    def test_the_winners_order_page_packing_slip_and_email_show_the_method(self, world, maker, client, ctx, clock,
+                                                                          mail_dir, session):
+        shop = world.retailer(north_of(HERE, 2), dealer_of=[maker], email="shop@example.com")
+        user_for(ctx, Role.RETAILER, shop.id, "owner@shop.example")
+        placed = order(client, maker, method="express").get_json()
+        world.bid(shop, placed["id"])
+        clock.now = SETTLED_AT
+        settle(ctx)
+        assignment_id = session.scalar(select(Assignment.id).where(Assignment.order_id == placed["id"]))
+        sign_in(client, "owner@shop.example")
+        page = client.get(f"/portal/orders/{assignment_id}")
+        assert b"Shipping (Express)" in page.data and b"within 24 hours" in page.data
+        slip = client.get(f"/portal/orders/{assignment_id}/slip")
+        assert b"<strong>Express</strong>" in slip.data and b"ship by" in slip.data
+        confirmation = [m for m in delivered(ctx, mail_dir) if "is confirmed" in m["Subject"]][0].get_content()
+        assert "Shipping (Express): 17.00 USD" in confirmation and "Total: 67.00 USD" in confirmation

@@ -18,6 +18,7 @@ from broker.tax import rules
 from broker.tax.report import tax_report
 from tests.conftest import START
 from tests.factories import HERE, World, north_of
+from tests.pages import delivered
 
 API = "/api/v1"
 SETTLED_AT = START + timedelta(hours=13)
@@ -193,3 +194,25 @@ class TestTheMoney:
         orders.refund_order(ctx, us_store.actor, placed["id"])
         assert ledger.balance(session, ledger.tax_account("US-NY"), "USD") == 0
         assert ledger.check(session).ok
+
+
+class TestPages:
+    def test_the_order_page_and_email_show_the_vat_in_the_price(self, eu_store, client, ctx, mail_dir):
+        body = place(client, eu_store, BERLIN)
+        page = client.get(f"/s/{eu_store.slug}/o/{body['id']}/{body['access_token']}", follow_redirects=True)
+        text = page.get_data(as_text=True)
+        assert "incl. VAT (19 %)" in text and "€19.95" in text and "€124.95" in text
+        assert text.index(">Total<") < text.index("incl. VAT")  # the VAT is inside the total, after it
+        confirmation = [m for m in delivered(ctx, mail_dir) if "is confirmed" in m["Subject"]][0].get_content()
+        assert "incl. VAT (19 %): 19.95 EUR" in confirmation
+
+    def test_a_us_order_adds_its_sales_tax_before_the_total(self, us_store, client):
+        body = place(client, us_store, NEW_YORK)
+        text = client.get(f"/s/{us_store.slug}/o/{body['id']}/{body['access_token']}",
+                          follow_redirects=True).get_data(as_text=True)
+        assert "Sales tax (8.875 %)" in text and "$5.06" in text
+        assert text.index("Sales tax") < text.index(">Total<")
+
+    def test_the_cart_says_how_tax_shows(self, us_store, eu_store, client):
+        assert b"Tax is added at checkout" in client.get(f"/s/{us_store.slug}/cart?add=SKU-1").data
+        assert b"Prices include VAT" in client.get(f"/s/{eu_store.slug}/cart?add=SKU-1").data
