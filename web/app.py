@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     logging.getLogger("broker").setLevel(logging.INFO)
 
     from api import init_api
-    from web import account, capability, console, pages, portal, requests, retries, storefront
+    from web import account, capability, console, console_shipping, pages, portal, requests, retries, storefront
     from web.boundary import init_boundary
     from web.hosts import init_hosts
     from web.security import init_security
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     app.register_blueprint(account.bp)
     app.register_blueprint(portal.bp)
     app.register_blueprint(console.bp)
+    app.register_blueprint(console_shipping.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(requests.bp)
     app.register_blueprint(storefront.bp)

@@ -153,6 +153,32 @@ def _keep_one_default(methods: list[ShippingMethod], chosen: ShippingMethod | No
         m.is_default = m is chosen
 
 
+def check_new(cmd: NewMethod) -> dict:
+    """A new method's fields, cleaned. :raise 422: every bad field."""
+    errors: dict = {}
+    clean = _check(dataclasses.asdict(cmd), errors)
+    _raise(errors)
+    return clean
+
+
+def check_changes(changes: MethodChanges) -> dict:
+    """An edit's fields, cleaned. :raise 422: every bad field."""
+    errors: dict = {}
+    clean = _check(_change_values(changes), errors)
+    _raise(errors)
+    return clean
+
+
+def _change_values(changes: MethodChanges) -> dict:
+    values = {k: v for k, v in dataclasses.asdict(changes).items()
+              if v is not None and k not in ("clear_free_over", "free_over")}
+    if changes.clear_free_over:
+        values["free_over"] = None
+    elif changes.free_over is not None:
+        values["free_over"] = changes.free_over
+    return values
+
+
 def list_methods(ctx: Context, actor: Actor) -> MethodsView:
     require(actor, ActorKind.MANUFACTURER)
     with ctx.uow() as uow:
@@ -162,9 +188,7 @@ def list_methods(ctx: Context, actor: Actor) -> MethodsView:
 def add_method(ctx: Context, actor: Actor, cmd: NewMethod) -> MethodView:
     """:raise 409: the code exists. :raise 422: bad fields, every one named."""
     require(actor, ActorKind.MANUFACTURER)
-    errors: dict = {}
-    clean = _check(dataclasses.asdict(cmd), errors)
-    _raise(errors)
+    clean = check_new(cmd)
     with ctx.uow() as uow:
         session = uow.session
         now = ctx.now()
@@ -187,15 +211,7 @@ def update_method(ctx: Context, actor: Actor, code: str, changes: MethodChanges)
     """Edit a method; `active: false` disables it (orders placed keep theirs).
     :raise 404: not the caller's. :raise 422: bad fields."""
     require(actor, ActorKind.MANUFACTURER)
-    values = {k: v for k, v in dataclasses.asdict(changes).items() if v is not None and k != "clear_free_over"}
-    values.pop("free_over", None)
-    if changes.clear_free_over:
-        values["free_over"] = None
-    elif changes.free_over is not None:
-        values["free_over"] = changes.free_over
-    errors: dict = {}
-    clean = _check(values, errors)
-    _raise(errors)
+    clean = check_changes(changes)
     with ctx.uow() as uow:
         session = uow.session
         methods = _methods(session, actor.id, locked=True)

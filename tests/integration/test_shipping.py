@@ -13,10 +13,11 @@ from broker.orders.models import Order
 from broker.payouts.models import Earning
 from broker.settlement.services import settle
 from broker.shipping import rules
+from broker.shipping import services as shipping_services
 from broker.accounts.models import Role
 from tests.conftest import START
 from tests.factories import HERE, World, north_of
-from tests.pages import delivered, sign_in, user_for
+from tests.pages import delivered, post, sign_in, user_for
 
 API = "/api/v1"
 SETTLED_AT = START + timedelta(hours=13)
@@ -243,3 +244,52 @@ class TestPages:
         assert b"<strong>Express</strong>" in slip.data and b"ship by" in slip.data
         confirmation = [m for m in delivered(ctx, mail_dir) if "is confirmed" in m["Subject"]][0].get_content()
         assert "Shipping (Express): 17.00 USD" in confirmation and "Total: 67.00 USD" in confirmation
+
+
+class TestConsole:
+    def test_a_manufacturer_adds_edits_and_disables_methods_and_keeps_its_tax_rates(self, world, client, ctx):
+        maker = world.manufacturer()
+        user_for(ctx, Role.MANUFACTURER, maker.id, "owner@maker.example")
+        sign_in(client, "owner@maker.example")
+        page = client.get("/console/shipping")
+        assert page.status_code == 200 and b"No methods yet" in page.data
+        bad = post(client, "/console/shipping/methods", {"code": "Bad Code", "name": "", "price": "seven",
+                                                         "ship_within_hours": "soon", "countries": "ZZ"},
+                   form="/console/shipping")
+        assert bad.status_code == 422
+        for field in (b'id="code-error"', b'id="name-error"', b'id="price-error"', b'id="ship_within_hours-error"',
+                      b'id="countries-error"'):
+            assert field in bad.data, field
+        added = post(client, "/console/shipping/methods", {
+            "code": "standard", "name": "Standard", "price": "7.00", "per_item": "0", "free_over": "100.00",
+            "ship_within_hours": "72", "countries": ""}, form="/console/shipping")
+        assert added.status_code == 302
+        listed = client.get("/console/shipping").get_data(as_text=True)
+        assert "Standard" in listed and "free from 100.00 USD" in listed and "default" in listed
+        edit = post(client, "/console/shipping/methods/standard", {
+            "name": "Standard", "price": "0", "per_item": "0", "free_over": "", "ship_within_hours": "48",
+            "countries": "us ca", "default": "on", "active": "on"}, form="/console/shipping/methods/standard")
+        assert edit.status_code == 302
+        method = shipping_services.list_methods(ctx, maker.actor).methods[0]
+        assert (method.price, method.free_over, method.ship_within_hours, method.countries) == (0, None, 48,
+                                                                                                ["CA", "US"])
+        assert client.get("/console/shipping/methods/overnight").status_code == 404
+
+        rates = post(client, "/console/shipping/tax", {"rates": "US NY 8.875\nUS Atlantis 5\nDE 19.12345",
+                                                       "shipping_taxed": "on"}, form="/console/shipping")
+        assert rates.status_code == 422
+        assert b"Line 2:" in rates.data and b"Line 3:" in rates.data
+        rates = post(client, "/console/shipping/tax", {"rates": "US New York 8.875\nDE 19", "shipping_taxed": "on"},
+                     form="/console/shipping")
+        assert rates.status_code == 302
+        page = client.get("/console/shipping").get_data(as_text=True)
+        assert "US NY 8.875" in page and "DE 19" in page
+        csv = client.get("/console/shipping/tax-report.csv?from=2026-01-01&to=2026-12-31")
+        assert csv.status_code == 200 and csv.mimetype == "text/csv"
+        assert csv.get_data(as_text=True).startswith("jurisdiction,period_start")
+
+    def test_a_retailer_may_not_open_it(self, world, client, ctx):
+        shop = world.retailer(HERE)
+        user_for(ctx, Role.RETAILER, shop.id, "owner@shop.example")
+        sign_in(client, "owner@shop.example")
+        assert client.get("/console/shipping").status_code == 403
