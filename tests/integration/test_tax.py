@@ -216,3 +216,60 @@ class TestPages:
     def test_the_cart_says_how_tax_shows(self, us_store, eu_store, client):
         assert b"Tax is added at checkout" in client.get(f"/s/{us_store.slug}/cart?add=SKU-1").data
         assert b"Prices include VAT" in client.get(f"/s/{eu_store.slug}/cart?add=SKU-1").data
+
+
+class TestStripeTax:
+    """BROKER_TAX_PROVIDER=stripe, against tests/fakes/stripe_server.py."""
+
+    @pytest.fixture
+    def fake(self, monkeypatch):
+        import stripe
+
+        from tests.fakes.stripe_server import FakeStripe
+
+        monkeypatch.setattr(stripe, "enable_telemetry", False)
+        with FakeStripe() as server:
+            yield server
+
+    @pytest.fixture
+    def stripe_client(self, ctx, fake):
+        import dataclasses
+
+        from broker.tax.stripe_tax import StripeTax
+        from web.app import create_app
+
+        settings = dataclasses.replace(ctx.settings, stripe_secret_key="sk_test_tax", stripe_api_base=fake.url,
+                                       tax_provider="stripe")
+        provider = StripeTax(settings)
+        taxed = dataclasses.replace(ctx, tax=provider)
+        yield create_app(context=taxed, test_config={"TESTING": True}).test_client()
+        provider.close()
+
+    def test_stripe_computes_the_tax_at_the_destination(self, us_store, stripe_client, fake):
+        fake.tax_rates[("US", "NY")] = "4.5"  # not the store's own table's 8.875: Stripe's answer is used
+        body = place(stripe_client, us_store, NEW_YORK)
+        assert (body["tax"], body["tax_jurisdiction"], body["total"]) == (257, "US-NY", 5957)
+        sent = fake.requests_to("/v1/tax/calculations")[0].params
+        assert sent["customer_details"]["address"]["state"] == "NY"
+        assert sent["line_items"][0]["tax_behavior"] == "exclusive" and sent["shipping_cost"]["amount"] == "700"
+
+    def test_inclusive_prices_ask_for_inclusive_tax(self, eu_store, stripe_client, fake):
+        body = place(stripe_client, eu_store, BERLIN)
+        assert (body["tax"], body["tax_included"], body["total"], body["tax_jurisdiction"]) == \
+            (1995, True, 12495, "DE")
+
+    def test_an_untaxed_shipping_charge_goes_as_nontaxable(self, us_store, client, stripe_client, fake):
+        client.put(f"{API}/tax-rates", headers=auth(us_store.key), json={
+            "prices_include_tax": False, "shipping_taxed": False, "rates": []})
+        assert place(stripe_client, us_store, NEW_YORK)["tax"] == 444
+        assert fake.requests_to("/v1/tax/calculations")[0].params["shipping_cost"]["tax_code"] == "txcd_00000000"
+
+    def test_stripe_down_is_a_503_and_nothing_is_written(self, us_store, stripe_client, fake, session):
+        from broker.orders.models import Order
+
+        fake.fail_next(500, times=3)
+        refused = stripe_client.post(f"{API}/storefronts/{us_store.slug}/orders", json={
+            "items": [{"sku": "SKU-1", "quantity": 1}], "customer": {"name": "A", "email": "a@example.com"},
+            "ship_to": NEW_YORK})
+        assert refused.status_code == 503 and "tax could not be calculated" in refused.get_json()["detail"]
+        assert session.scalar(select(Order.id)) is None
