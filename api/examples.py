@@ -149,10 +149,11 @@ BOARD = [
 BID_IN_EXAMPLES = {
     "order": {"summary": "Bid on an order, from your nearest covering store", "value": {}},
     "store": {"summary": "Bid on an order, from a store you name", "value": {"store_id": STORE_ID}},
-    "request": {"summary": "Offer on a personal request (at most its max_price)", "value": {"price": 10900}},
+    "request": {"summary": "Offer on a personal request (at most its max_price), in all: 100.00 for the seat, 9.00 "
+                           "shipping, no tax", "value": {"price": 10900, "shipping": 900, "tax": 0}},
 }
 BID = {"id": BID_ID, "listing_id": LISTING_ID, "store_id": STORE_ID, "distance_km": 2.0, "price": None,
-       "status": "active", "created_at": "2026-03-02T17:40:00+00:00"}
+       "shipping": 0, "tax": 0, "status": "active", "created_at": "2026-03-02T17:40:00+00:00"}
 
 # --- fulfilment -----------------------------------------------------------------
 
@@ -223,7 +224,7 @@ REQUEST_OPEN = {
 }
 REQUEST_CREATED = {**REQUEST_OPEN, "access_token": "OrdfdpR5WLvXi2bily9sUMW3_momHmk7Ym5lFXEhE8E",
                    "payment": {**REQUEST_OPEN["payment"], "client_secret": None}}
-OFFER = {"bid_id": OFFER_ID, "price": 10900, "distance_km": 1.8, "retailer": "Mission Bike Shop", "rating": 4.7,
+OFFER = {"bid_id": OFFER_ID, "price": 10900, "goods": 10000, "shipping": 900, "tax": 0, "distance_km": 1.8, "retailer": "Mission Bike Shop", "rating": 4.7,
          "offered_at": "2026-03-02T18:10:00+00:00"}
 REQUEST_WITH_OFFERS = {**REQUEST_OPEN, "offers": [OFFER]}
 ACCEPT_IN = {"bid_id": OFFER_ID}

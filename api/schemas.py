@@ -572,8 +572,14 @@ class BidIn(ma.Schema):
     store_id = Id(metadata={"description": "Ship from this store of yours (default: your nearest store that "
                                            "covers the listing)."})
     price = Money(example=10900, metadata={
-        "description": "On a personal request only: your offer, at most its `max_price`; send a lower one to "
-                       "improve it. An order is bid at its fixed price: send `{}`."})
+        "description": "On a personal request only: your offer, what the customer pays in all, at most its "
+                       "`max_price`; send a lower one to improve it. An order is bid at its fixed price: send `{}`."})
+    shipping = f.Integer(strict=True, load_default=0, validate=v.Range(min=0, max=MAX_AMOUNT), metadata={
+        "description": "On a personal request: the part of `price` that is shipping. An integer in minor units "
+                       "of the currency.", "example": 900})
+    tax = f.Integer(strict=True, load_default=0, validate=v.Range(min=0, max=MAX_AMOUNT), metadata={
+        "description": "On a personal request: the part of `price` that is tax. An integer in minor units of "
+                       "the currency.", "example": 0})
 
 
 class BidOut(ma.Schema):
@@ -583,6 +589,8 @@ class BidOut(ma.Schema):
     distance_km = f.Float(metadata={"description": "As the board shows it: whole kilometres."})
     price = Amount(allow_none=True, example=10900, metadata={
         "description": "Your offer on a personal request; null on an order (bid at its price)."})
+    shipping = Amount(example=900, metadata={"description": "The part of your offer that is shipping."})
+    tax = Amount(example=0, metadata={"description": "The part of your offer that is tax."})
     status = f.String(metadata={"description": "active or withdrawn"})
     created_at = f.AwareDateTime()
 
@@ -780,7 +788,11 @@ class RequestIn(ma.Schema):
 
 class OfferOut(ma.Schema):
     bid_id = f.Integer()
-    price = Amount(example=10900, metadata={"description": "The offer, for the whole request."})
+    price = Amount(example=10900, metadata={"description": "The offer, for the whole request: what you pay in "
+                                                           "all, `goods` + `shipping` + `tax`."})
+    goods = Amount(example=10000, metadata={"description": "The goods' part of the offer."})
+    shipping = Amount(example=900, metadata={"description": "The shipping's part of the offer."})
+    tax = Amount(example=0, metadata={"description": "The tax's part of the offer."})
     distance_km = f.Float(metadata={"description": "From the retailer's store to your place, to 100 m."})
     retailer = f.String()
     rating = f.Float(allow_none=True, metadata={"description": "The retailer's reputation, 1 to 5 stars."})

@@ -162,7 +162,8 @@ def tax_part(tax_amount: int, amount: int, part: int) -> int:
 
 
 def captured_tax(payment) -> int:
-    return tax_part(payment.tax_amount, payment.amount, payment.captured_amount)
+    base = payment.tax_base or payment.amount
+    return tax_part(payment.tax_amount, base, min(payment.captured_amount, base))
 
 
 def refunded_tax(payment, refunded: int) -> int:

@@ -44,6 +44,7 @@ from broker.payments.models import Payment, PaymentStatus
 from broker.payments.provider import PaymentError
 from broker.personal.models import Message, PersonalRequest, Prefer, RequestStatus
 from broker.reputation.rules import buyer_key
+from broker.tax import rules as tax_rules
 from broker.settlement.models import Cause, Rule, SettlementDecision
 from broker.settlement.rules import Choice, choose
 from broker.settlement.services import award, candidates_for
@@ -316,13 +317,19 @@ def award_request(session: Session, ctx: Context, listing: Listing, request: Per
     """Turn the request into an order for the chosen offer (or, with no winner, for
     its manufacturer at the catalog price), in the caller's transaction."""
     winner = choice.winner
+    shipping = tax = 0
     if winner is not None:
         price = winner.price
+        # The offer said what its price holds: the goods, shipping and tax.
+        shipping, tax = session.execute(select(Bid.shipping, Bid.tax).where(Bid.id == winner.bid_id)).one()
     else:
         product = session.get(Product, request.product_id)
         price = product.price * request.quantity
+    goods = price - shipping - tax
     order = Order(
         manufacturer_id=request.manufacturer_id, status=OrderStatus.OPEN, currency=request.currency, total=price,
+        subtotal=goods, shipping=shipping, tax=tax, tax_included=True,
+        tax_jurisdiction=tax_rules.jurisdiction(request.ship_country, request.ship_region) if tax else "",
         customer_name=request.ship_name, customer_email=request.contact_email or "",
         ship_line1=request.ship_line1, ship_line2=request.ship_line2, ship_city=request.ship_city,
         ship_city_area=request.ship_city_area, ship_region=request.ship_region,
@@ -332,12 +339,14 @@ def award_request(session: Session, ctx: Context, listing: Listing, request: Per
         created_at=now, updated_at=now,
     )
     order.lines.append(OrderLine(product_id=request.product_id, sku=request.sku or "",
-                                 name=request.description[:200], unit_price=price // request.quantity,
-                                 quantity=request.quantity, line_total=price))
+                                 name=request.description[:200], unit_price=goods // request.quantity,
+                                 quantity=request.quantity, line_total=goods))
     session.add(order)
     session.flush()
     payment = session.scalar(lock_rows(select(Payment).where(Payment.request_id == request.id)))
     payment.order_id = order.id
+    # The offer's tax is in the winning price, which is what will be captured (not the ceiling held).
+    payment.tax_amount, payment.tax_jurisdiction, payment.tax_base = tax, order.tax_jurisdiction, price
     if payment.status == PaymentStatus.CAPTURED and payment.captured_amount > price:
         # Captured early (the hold was lapsing): give back what the winning price did not use.
         ref = ctx.payments.refund(session, payment.provider_ref, amount=payment.captured_amount - price,

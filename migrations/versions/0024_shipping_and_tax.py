@@ -10,9 +10,12 @@
   `shipping_method_name`, `ship_within_hours`). Orders placed before this
   revision were the goods alone: their subtotal is their total, no shipping, no
   tax, no method (they keep BROKER_SHIP_WITHIN_HOURS).
-* `payments.tax_amount`, `payments.tax_jurisdiction`: the tax inside the amount
-  held, so captures and refunds post it to its own liability account. 0 for
-  payments before this revision.
+* `payments.tax_amount`, `payments.tax_jurisdiction`, `payments.tax_base`: the
+  tax inside the amount held (or inside `tax_base`, a personal request's winning
+  offer under its ceiling), so captures and refunds post it to its own liability
+  account. 0 for payments before this revision.
+* `bids.shipping`, `bids.tax`: the parts of an offer's price on a personal
+  request that are shipping and tax (0 for offers before this revision).
 
 Revision ID: 0024
 Revises: 0020
@@ -91,10 +94,18 @@ def upgrade() -> None:
     with op.batch_alter_table('payments', schema=None) as batch_op:
         batch_op.add_column(sa.Column('tax_amount', sa.Integer(), server_default='0', nullable=False))
         batch_op.add_column(sa.Column('tax_jurisdiction', sa.String(length=40), server_default='', nullable=False))
+        batch_op.add_column(sa.Column('tax_base', sa.Integer(), nullable=True))
+    with op.batch_alter_table('bids', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('shipping', sa.Integer(), server_default='0', nullable=False))
+        batch_op.add_column(sa.Column('tax', sa.Integer(), server_default='0', nullable=False))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('bids', schema=None) as batch_op:
+        batch_op.drop_column('tax')
+        batch_op.drop_column('shipping')
     with op.batch_alter_table('payments', schema=None) as batch_op:
+        batch_op.drop_column('tax_base')
         batch_op.drop_column('tax_jurisdiction')
         batch_op.drop_column('tax_amount')
     with op.batch_alter_table('orders', schema=None) as batch_op:

@@ -273,3 +273,42 @@ class TestStripeTax:
             "ship_to": NEW_YORK})
         assert refused.status_code == 503 and "tax could not be calculated" in refused.get_json()["detail"]
         assert session.scalar(select(Order.id)) is None
+
+
+class TestRequests:
+    """A personal request's ceiling is what the customer pays in all; an offer
+    says how much of it is goods, shipping and tax."""
+
+    REQUEST = {"description": "A blue 52 cm road bike frame", "quantity": 1, "max_price": 12000, "currency": "USD",
+               "location": {"lat": HERE[0], "lon": HERE[1]},
+               "ship_to": {"name": "Grace Hopper", "line1": "77 Cobol Court", "city": "San Francisco",
+                           "postal_code": "94103", "country": "US"}}
+
+    def test_an_offer_in_parts_becomes_an_order_whose_tax_is_owed_not_earned(self, world, client, ctx, session):
+        shop = world.retailer(north_of(HERE, 2))
+        posted = client.post(f"{API}/requests", json=self.REQUEST).get_json()
+        token = {"X-Access-Token": posted["access_token"]}
+        listing = client.get(f"{API}/board", headers=auth(shop.key)).get_json()[0]["id"]
+        bad = client.post(f"{API}/board/{listing}/bids", headers=auth(shop.key),
+                          json={"price": 10900, "shipping": 9000, "tax": 1900})
+        assert bad.status_code == 422 and "price" in bad.get_json()["errors"]
+        made = client.post(f"{API}/board/{listing}/bids", headers=auth(shop.key),
+                           json={"price": 10900, "shipping": 900, "tax": 800})
+        assert made.status_code == 201 and (made.get_json()["shipping"], made.get_json()["tax"]) == (900, 800)
+        [offer] = client.get(f"{API}/requests/{posted['id']}", headers=token).get_json()["offers"]
+        assert (offer["price"], offer["goods"], offer["shipping"], offer["tax"]) == (10900, 9200, 900, 800)
+        page = client.get(f"/requests/{posted['id']}/{posted['access_token']}", follow_redirects=True)
+        assert b"goods 92.00 USD" in page.data and b"shipping 9.00 USD" in page.data
+
+        accepted = client.post(f"{API}/requests/{posted['id']}/accept", headers=token,
+                               json={"bid_id": offer["bid_id"]}).get_json()
+        order = client.get(f"{API}/orders/{accepted['order_id']}", headers=token).get_json()
+        assert (order["total"], order["subtotal"], order["shipping"], order["tax"]) == (10900, 9200, 900, 800)
+        assert (order["tax_included"], order["tax_jurisdiction"]) == (True, "US-CA")
+        [assignment] = client.get(f"{API}/assignments", headers=auth(shop.key)).get_json()
+        client.post(f"{API}/assignments/{assignment['id']}/shipment", headers=auth(shop.key),
+                    json={"carrier": "UPS", "tracking_number": "1Z"})
+        earning = one(session, Earning, order_id=accepted["order_id"], kind=EarningKind.SALE)
+        assert earning.gross == 10900 - 800  # the goods and shipping; the tax is California's
+        assert ledger.balance(session, ledger.tax_account("US-CA"), "USD") == -800
+        assert ledger.check(session).ok
