@@ -119,6 +119,7 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
                            method_code=method_code,
                            to=pricing.Destination(country=to.country, region=to.region, postal_code=to.postal_code,
                                                   city=to.city, line1=to.line1))
+    # Reserve: the order, awaiting its payment, committed before the provider is asked.
     with ctx.uow() as uow:
         session = uow.session
         maker, products = _catalog(session, slug, cmd.items, quantities)
@@ -151,16 +152,43 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
             order.pickup_code_hash = pickup_digest(order.access_token_hash, pickup_code)
         session.add(order)
         session.flush()
-        payment, auth = holds.hold_card(
-            session, ctx, amount=order.total, currency=order.currency, order_id=order.id,
-            tax_amount=order.tax, tax_jurisdiction=order.tax_jurisdiction,
-            idempotency_key=f"order-{order.id}-authorize", description=f"{maker.name} order {order.id}",
-            metadata={"order_id": str(order.id), "transfer_group": f"order-{order.id}"}, now=now)
-        if auth.authorized:
-            put_on_board(session, order, now)
-        events.order_placed(session, ctx, order, token, pickup_code, now)
+        order_id, maker_name = order.id, maker.name
         uow.commit()
-        return PlacedOrder(order, token, payment, auth.client_secret, pickup_code)
+    # Ask, outside any transaction of ours; then record.
+    auth = None
+    try:
+        auth = holds.authorize(ctx, amount=priced.total, currency=currency,
+                               idempotency_key=f"order-{order_id}-authorize",
+                               description=f"{maker_name} order {order_id}",
+                               metadata={"order_id": str(order_id), "transfer_group": f"order-{order_id}"})
+        with ctx.uow() as uow:
+            session = uow.session
+            order = session.scalar(lock(select(Order).where(Order.id == order_id).options(selectinload(Order.lines))))
+            payment = holds.record(session, ctx, auth, amount=order.total, currency=order.currency,
+                                   order_id=order.id, tax_amount=order.tax, tax_jurisdiction=order.tax_jurisdiction,
+                                   now=now)
+            if auth.authorized:
+                put_on_board(session, order, now)
+            events.order_placed(session, ctx, order, token, pickup_code, now)
+            uow.commit()
+            return PlacedOrder(order, token, payment, auth.client_secret, pickup_code)
+    except BaseException:
+        holds.give_up(ctx, auth, idempotency_key=f"order-{order_id}-release-unrecorded")
+        _drop_reservation(ctx, order_id)
+        raise
+
+
+def _drop_reservation(ctx: Context, order_id: int) -> None:
+    """The order whose payment could not be set up goes, with its lines: the
+    customer was told nothing was charged, and was never given its link."""
+    with ctx.uow() as uow:
+        session = uow.session
+        order = session.scalar(lock(select(Order).where(Order.id == order_id, Order.status ==
+                                                        OrderStatus.AWAITING_PAYMENT)))
+        if order is None or session.scalar(select(Payment.id).where(Payment.order_id == order_id)) is not None:
+            return
+        session.delete(order)
+        uow.commit()
 
 
 def _quantities(items: list[Item]) -> dict[str, int]:

@@ -166,14 +166,31 @@ def post_request(ctx: Context, cmd: PostRequest) -> PostedRequest:
         )
         session.add(request)
         session.flush()
-        payment, auth = holds.hold_card(
-            session, ctx, amount=request.max_price, currency=currency, request_id=request.id,
-            idempotency_key=f"request-{request.id}-authorize", description=f"Personal request {request.id}",
-            metadata={"request_id": str(request.id)}, now=now)
-        if auth.authorized:
-            put_on_board(session, request, now)
-        uow.commit()
-        return PostedRequest(request, token, payment, auth.client_secret)
+        request_id = request.id
+        uow.commit()  # reserved: the provider is asked outside any transaction (broker.payments.holds)
+    auth = None
+    try:
+        auth = holds.authorize(ctx, amount=cmd.max_price, currency=currency,
+                               idempotency_key=f"request-{request_id}-authorize",
+                               description=f"Personal request {request_id}", metadata={"request_id": str(request_id)})
+        with ctx.uow() as uow:
+            session = uow.session
+            request = session.scalar(lock_rows(select(PersonalRequest).where(PersonalRequest.id == request_id)))
+            payment = holds.record(session, ctx, auth, amount=request.max_price, currency=currency,
+                                   request_id=request.id, now=now)
+            if auth.authorized:
+                put_on_board(session, request, now)
+            uow.commit()
+            return PostedRequest(request, token, payment, auth.client_secret)
+    except BaseException:
+        holds.give_up(ctx, auth, idempotency_key=f"request-{request_id}-release-unrecorded")
+        with ctx.uow() as uow:
+            reserved = uow.session.get(PersonalRequest, request_id)
+            if reserved is not None and reserved.status == RequestStatus.AWAITING_PAYMENT and uow.session.scalar(
+                    select(Payment.id).where(Payment.request_id == request_id)) is None:
+                uow.session.delete(reserved)
+                uow.commit()
+        raise
 
 
 def _unresolved(host, port, *args, **kwargs):

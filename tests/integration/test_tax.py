@@ -312,3 +312,94 @@ class TestRequests:
         assert earning.gross == 10900 - 800  # the goods and shipping; the tax is California's
         assert ledger.balance(session, ledger.tax_account("US-CA"), "USD") == -800
         assert ledger.check(session).ok
+
+
+class TestProvidersAreAskedOutsideTheTransaction:
+    """Reserve, ask, record: neither the tax provider nor the payment provider is
+    asked while Broker holds the database's write lock (SQLite's one lock; on
+    PostgreSQL, the order's row locks), and a failure leaves nothing behind."""
+
+    @pytest.fixture
+    def file_ctx(self, tmp_path):
+        import dataclasses
+        import sqlite3
+
+        from broker.config import Settings
+        from broker.context import Context
+        from broker.geo.geocoding import OfflineGeocoder
+        from broker.migrate import upgrade
+        from broker.payments.offline import OfflineProvider
+        from broker.tax.provider import TableTax
+
+        path = tmp_path / "broker.db"
+        url = f"sqlite:///{path}"
+        upgrade(url)
+        locked: list[str] = []
+
+        def probe(what: str) -> None:
+            """Could another process write now? (BEGIN IMMEDIATE without waiting.)"""
+            connection = sqlite3.connect(path, timeout=0, isolation_level=None)
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                connection.execute("ROLLBACK")
+            except sqlite3.OperationalError:
+                locked.append(what)
+            finally:
+                connection.close()
+
+        class ProbedPayments(OfflineProvider):
+            def authorize(self, session, **kw):
+                probe("payment provider")
+                return super().authorize(session, **kw)
+
+        class ProbedTax(TableTax):
+            def quote(self, request):
+                probe("tax provider")
+                return super().quote(request)
+
+        ctx = Context.from_settings(Settings(database_url=url, admin_token="x", secret_key="k"),
+                                    geocoder=OfflineGeocoder(), payments=ProbedPayments(), tax=ProbedTax())
+        yield dataclasses.replace(ctx), locked, probe
+        ctx.engine.dispose()
+
+    def test_no_lock_is_held_while_the_providers_answer(self, file_ctx):
+        from sqlalchemy import text
+
+        ctx, locked, probe = file_ctx
+        world = World(ctx)
+        maker = world.manufacturer(products=[("SKU-1", 5000)])
+        placed = world.order(maker)
+        assert placed.order.status == "open" and placed.payment.status == "authorized"
+        assert locked == []
+        # The probe's control: inside a unit of work it finds the lock taken.
+        with ctx.uow() as uow:
+            uow.session.execute(text("SELECT 1"))
+            probe("inside a transaction")
+        assert locked == ["inside a transaction"]
+
+    def test_a_provider_that_fails_leaves_no_order_and_no_hold(self, file_ctx, monkeypatch):
+        from broker.models import OfflineCharge, Order
+        from broker.notifications import events
+        from broker.payments.provider import PaymentError
+
+        ctx, _, _ = file_ctx
+        world = World(ctx)
+        maker = world.manufacturer(products=[("SKU-1", 5000)])
+
+        def down(*args, **kwargs):
+            raise PaymentError("timed out", retryable=True)
+
+        with monkeypatch.context() as m:
+            m.setattr(ctx.payments, "authorize", down)
+            with pytest.raises(Exception, match="nothing was charged"):
+                world.order(maker)
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("the outbox is full")
+
+        monkeypatch.setattr(events, "order_placed", broken)
+        with pytest.raises(RuntimeError):
+            world.order(maker)  # held at the provider, then recording it failed
+        with ctx.uow() as uow:
+            assert uow.session.scalar(select(Order.id)) is None
+            assert list(uow.session.scalars(select(OfflineCharge.status))) == ["released"]
