@@ -7,7 +7,8 @@ Cycles (storefront `northwind`, USD, San Francisco 94107) sells a commuter helme
 light set to Ada Park in 94103;
 Mission Bike Shop (94110), an authorised dealer, bids, wins and ships; Ben Ortiz
 posts a personal request that the same shop answers. Ids, times and amounts agree
-across the examples (12800 = 7900 + 4900; the fee is 10%). Every example is checked
+across the examples (12800 = 7900 + 4900, shipped free by Standard over 100.00;
+13904 with California's 8.625 % tax, which the fulfiller never earns; the fee is 10%). Every example is checked
 against its schema, and every request body is loaded by the view's own schema
 (tests/integration/test_api_reference.py). Keys and tokens are made up.
 """
@@ -84,10 +85,14 @@ ORDER_IN = {
                 "country": "US"},
     "delivery": "ship",
 }
+# Standard shipping is free over 100.00; California's 8.625 % on 128.00 is 11.04.
+TOTALS = {"total": 13904, "subtotal": 12800, "shipping": 0, "tax": 1104, "tax_included": False,
+          "tax_jurisdiction": "US-CA",
+          "shipping_method": {"code": "standard", "name": "Standard", "ship_within_hours": 72}}
 ORDER_CREATED = {
-    "id": ORDER_ID, "status": "open", "total": 12800, "currency": "USD",
+    "id": ORDER_ID, "status": "open", **TOTALS, "currency": "USD",
     "access_token": "0zJOsxxFeiRjKdkUmE4HW-AY40bVM_rfEwXnBsMD8vQ",
-    "payment": {"provider": "offline", "status": "authorized", "test_mode": True, "amount": 12800,
+    "payment": {"provider": "offline", "status": "authorized", "test_mode": True, "amount": 13904,
                 "client_secret": None},
 }
 LINES = [
@@ -97,10 +102,10 @@ LINES = [
 SHIP_TO = {"name": "Ada Park", "line1": "500 Howard St", "line2": "Apt 4", "city": "San Francisco",
            "postal_code": "94103", "country": "US"}
 ORDER_OPEN = {
-    "id": ORDER_ID, "status": "open", "total": 12800, "currency": "USD", "delivery": "ship", "area": AREA,
+    "id": ORDER_ID, "status": "open", **TOTALS, "currency": "USD", "delivery": "ship", "area": AREA,
     "created_at": PLACED_AT, "items": LINES, "customer": {"name": "Ada Park", "email": "ada.park@example.com"},
     "ship_to": SHIP_TO, "fulfilment": None,
-    "payment": {"provider": "offline", "status": "authorized", "test_mode": True, "amount": 12800},
+    "payment": {"provider": "offline", "status": "authorized", "test_mode": True, "amount": 13904},
     "return_requested_at": None, "returns": [], "delivered_at": None, "delivered_how": None, "pickup_store": None,
 }
 FULFILMENT_SHIPPED = {"assignment_id": ASSIGNMENT_ID, "fulfiller": "retailer", "status": "shipped", "due_at": DUE_AT,
@@ -118,12 +123,12 @@ ORDER_RETURN_ASKED = {**ORDER_DELIVERED, "return_requested_at": "2026-03-06T09:3
 # The fulfiller sees the ship-to, never the email; the payment is the manufacturer's and the customer's business.
 ORDER_RETURNED = {**ORDER_RETURN_ASKED, "status": "refunded", "customer": {"name": "Ada Park"}, "payment": None,
                   "returns": [{**RETURN_ASKED, "status": "accepted", "decided_at": "2026-03-07T11:00:00+00:00",
-                               "decided_by": "retailer", "refund_amount": 12800, "refund_reference": "re_offline_3"}]}
+                               "decided_by": "retailer", "refund_amount": 13904, "refund_reference": "re_offline_3"}]}
 RETURN_REFUSE_IN = {"note": "The helmet was worn outside: we can only take back unused items. Call us to talk it over."}
 ORDER_RETURN_REFUSED = {**ORDER_RETURN_ASKED, "customer": {"name": "Ada Park"}, "payment": None,
                         "returns": [{**RETURN_ASKED, "status": "refused", "decided_at": "2026-03-07T11:00:00+00:00",
                                      "decided_by": "retailer", "note": RETURN_REFUSE_IN["note"]}]}
-RETURN_ITEM = {**RETURN_ASKED, "order_id": ORDER_ID, "currency": "USD", "total": 12800, "refundable": 12800,
+RETURN_ITEM = {**RETURN_ASKED, "order_id": ORDER_ID, "currency": "USD", "total": 13904, "refundable": 13904,
                "items": LINES}
 ORDER_CANCELLED = {**ORDER_OPEN, "status": "cancelled",
                    "payment": {**ORDER_OPEN["payment"], "status": "released"}}
@@ -134,7 +139,7 @@ BOARD = [
     {"id": LISTING_ID, "kind": "order", "items": [{"sku": "NW-HELMET", "name": "Commuter helmet", "quantity": 1},
                                                   {"sku": "NW-LIGHTS", "name": "Light set", "quantity": 1}],
      "price": 12800, "currency": "USD", "distance_km": 2.0, "store_id": STORE_ID, "area": AREA,
-     "closes_at": CLOSES_AT, "my_bid": None},
+     "closes_at": CLOSES_AT, "shipping_method": "Standard", "ship_within_hours": 72, "my_bid": None},
     {"id": REQUEST_LISTING_ID, "kind": "request", "description": "A child's bike seat that fits a road bike",
      "quantity": 1, "pseudonym": "Customer 7F3A", "buyer_score": 0.9, "max_price": 12000, "currency": "USD",
      "distance_km": 3.0, "store_id": STORE_ID, "area": AREA, "closes_at": CLOSES_AT,
@@ -144,17 +149,18 @@ BOARD = [
 BID_IN_EXAMPLES = {
     "order": {"summary": "Bid on an order, from your nearest covering store", "value": {}},
     "store": {"summary": "Bid on an order, from a store you name", "value": {"store_id": STORE_ID}},
-    "request": {"summary": "Offer on a personal request (at most its max_price)", "value": {"price": 10900}},
+    "request": {"summary": "Offer on a personal request (at most its max_price), in all: 100.00 for the seat, 9.00 "
+                           "shipping, no tax", "value": {"price": 10900, "shipping": 900, "tax": 0}},
 }
 BID = {"id": BID_ID, "listing_id": LISTING_ID, "store_id": STORE_ID, "distance_km": 2.0, "price": None,
-       "status": "active", "created_at": "2026-03-02T17:40:00+00:00"}
+       "shipping": 0, "tax": 0, "status": "active", "created_at": "2026-03-02T17:40:00+00:00"}
 
 # --- fulfilment -----------------------------------------------------------------
 
 ASSIGNMENT = {
     "id": ASSIGNMENT_ID, "order_id": ORDER_ID, "status": "active", "fulfiller": "retailer", "store_id": STORE_ID,
     "assigned_at": ASSIGNED_AT, "due_at": DUE_AT, "shipped_at": None, "carrier": None, "tracking_number": None,
-    "total": 12800, "currency": "USD", "items": LINES, "ship_to": SHIP_TO,
+    **TOTALS, "currency": "USD", "items": LINES, "ship_to": SHIP_TO,
 }
 SHIPMENT_IN = {"carrier": "UPS", "tracking_number": "1Z999AA10123456784"}
 ASSIGNMENT_SHIPPED = {**ASSIGNMENT, "status": "shipped", "shipped_at": SHIPPED_AT, "carrier": "UPS",
@@ -220,8 +226,8 @@ REQUEST_OPEN = {
 }
 REQUEST_CREATED = {**REQUEST_OPEN, "access_token": "OrdfdpR5WLvXi2bily9sUMW3_momHmk7Ym5lFXEhE8E",
                    "payment": {**REQUEST_OPEN["payment"], "client_secret": None}}
-OFFER = {"bid_id": OFFER_ID, "price": 10900, "distance_km": 1.8, "retailer": "Mission Bike Shop", "rating": 4.7,
-         "ratings": 12, "rating_text": "4.7★ (12 ratings)",
+OFFER = {"bid_id": OFFER_ID, "price": 10900, "goods": 10000, "shipping": 900, "tax": 0, "distance_km": 1.8,
+         "retailer": "Mission Bike Shop", "rating": 4.7, "ratings": 12, "rating_text": "4.7★ (12 ratings)",
          "offered_at": "2026-03-02T18:10:00+00:00"}
 REQUEST_WITH_OFFERS = {**REQUEST_OPEN, "offers": [OFFER]}
 ACCEPT_IN = {"bid_id": OFFER_ID}
@@ -266,12 +272,12 @@ BRANDING = {
 ORDER_DATA = {
     "kind": "order", "exported_at": "2026-03-06T10:00:00+00:00", "request": None,
     "order": {
-        "id": ORDER_ID, "status": "shipped", "created_at": PLACED_AT, "currency": "USD", "total": 12800,
+        "id": ORDER_ID, "status": "shipped", "created_at": PLACED_AT, "currency": "USD", "total": 13904,
         "store": {"name": "Northwind Cycles", "slug": "northwind"},
         "customer": {"name": "Ada Park", "email": "ada.park@example.com"},
         "ship_to": {**{k: v for k, v in SHIP_TO.items() if k != "name"}, "area": AREA},
         "lines": LINES,
-        "payment": {"provider": "offline", "status": "captured", "authorised_amount": 12800, "captured_amount": 12800,
+        "payment": {"provider": "offline", "status": "captured", "authorised_amount": 13904, "captured_amount": 13904,
                     "refunded_amount": 0, "currency": "USD",
                     "card": "Broker never sees or stores card details; the payment provider holds them."},
         "disclosures": [{"at": ASSIGNED_AT, "party": "retailer", "fields": ["address", "name"],
@@ -307,3 +313,28 @@ ADDRESS_FORMAT = {
     ],
     "rows": [["line1"], ["line2"], ["postal_code", "city"]],
 }
+
+# --- shipping and tax -----------------------------------------------------------
+
+SHIPPING_METHOD_IN = {"code": "express", "name": "Express", "price": 1500, "per_item": 0, "free_over": None,
+                      "ship_within_hours": 24, "countries": ["US"], "default": False}
+SHIPPING_METHOD = {"code": "express", "name": "Express", "price": 1500, "per_item": 0, "free_over": None,
+                   "currency": "USD", "ship_within_hours": 24, "countries": ["US"], "default": False,
+                   "active": True}
+STANDARD = {"code": "standard", "name": "Standard", "price": 700, "per_item": 0, "free_over": 10000,
+            "currency": "USD", "ship_within_hours": 72, "countries": [], "default": True, "active": True}
+SHIPPING_METHODS = [STANDARD, SHIPPING_METHOD]
+SHIPPING_METHOD_PATCH = {"price": 1200, "ship_within_hours": 36}
+SHIPPING_METHOD_PATCHED = {**SHIPPING_METHOD, "price": 1200, "ship_within_hours": 36}
+SHIPPING_OFFERED = [
+    {"code": "standard", "name": "Standard", "charge": 0, "currency": "USD", "ship_within_hours": 72,
+     "default": True},
+    {"code": "express", "name": "Express", "charge": 1500, "currency": "USD", "ship_within_hours": 24,
+     "default": False},
+]
+TAX_TABLE_IN = {"prices_include_tax": False, "shipping_taxed": True,
+                "rates": [{"country": "US", "region": "NY", "rate": "8.875"},
+                          {"country": "US", "region": "WA", "rate": "10.25"}]}
+TAX_TABLE = {"prices_include_tax": False, "shipping_taxed": True, "provider": "table", "currency": "USD",
+             "rates": [{"country": "US", "region": "NY", "rate": "8.875", "jurisdiction": "US-NY"},
+                       {"country": "US", "region": "WA", "rate": "10.25", "jurisdiction": "US-WA"}]}

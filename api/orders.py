@@ -42,7 +42,7 @@ class StorefrontOrders(MethodView):
         placed = services.place_order(broker_context(), slug, cmd)
         p = placed.payment
         return {
-            "id": placed.order.id, "status": placed.order.status, "total": placed.order.total,
+            "id": placed.order.id, "status": placed.order.status, **present.totals(placed.order),
             "currency": placed.order.currency, "access_token": placed.access_token,
             "payment": {"provider": p.provider, "status": p.status, "test_mode": p.test_mode, "amount": p.amount,
                         "client_secret": placed.client_secret},

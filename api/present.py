@@ -71,10 +71,20 @@ def fulfilment(a: Assignment | None) -> dict | None:
     }
 
 
+def totals(o: Order) -> dict:
+    """An order's money, line by line."""
+    return {
+        "total": o.total, "subtotal": o.subtotal, "shipping": o.shipping, "tax": o.tax,
+        "tax_included": o.tax_included, "tax_jurisdiction": o.tax_jurisdiction,
+        "shipping_method": None if not o.shipping_method else {
+            "code": o.shipping_method, "name": o.shipping_method_name, "ship_within_hours": o.ship_within_hours},
+    }
+
+
 def order(view: OrderView) -> dict:
     o = view.order
     out = {
-        "id": o.id, "status": o.status, "total": o.total, "currency": o.currency, "delivery": o.delivery,
+        "id": o.id, "status": o.status, **totals(o), "currency": o.currency, "delivery": o.delivery,
         "area": o.area, "created_at": o.created_at, "items": lines(o),
         "customer": None, "ship_to": None, "fulfilment": fulfilment(view.assignment), "payment": None,
         "return_requested_at": view.returns[-1].requested_at if view.returns else None,
@@ -134,6 +144,8 @@ def board_item(item: BoardItem) -> dict:
         "currency": listing.currency, "distance_km": item.distance_km,
         "store_id": item.store_id, "area": listing.area, "precision": listing.precision,
         "closes_at": item.closes_at,
+        **({"shipping_method": item.shipping_method, "ship_within_hours": item.ship_within_hours}
+           if item.request is None else {}),
         "my_bid": None if bid is None else {
             "id": bid.id, "store_id": bid.store_id, "distance_km": bid.distance_km, "price": bid.price,
             "created_at": bid.created_at,
@@ -146,7 +158,7 @@ def assignment(view: AssignmentView) -> dict:
     return {
         "id": a.id, "order_id": o.id, "status": a.status, "fulfiller": a.fulfiller_kind, "store_id": a.store_id,
         "assigned_at": a.assigned_at, "due_at": a.due_at, "shipped_at": a.shipped_at, "carrier": a.carrier,
-        "tracking_number": a.tracking_number, "total": o.total, "currency": o.currency, "items": lines(o),
+        "tracking_number": a.tracking_number, **totals(o), "currency": o.currency, "items": lines(o),
         # Only with the proof that showing it was logged (privacy.disclose_to).
         "ship_to": ship_to(o) if view.disclosed is not None else None,
     }
@@ -159,8 +171,9 @@ def personal_request(view) -> dict:
         "id": r.id, "status": r.status, "pseudonym": r.pseudonym, "description": r.description, "sku": r.sku,
         "quantity": r.quantity, "max_price": r.max_price, "currency": r.currency, "prefer": r.prefer,
         "area": r.area, "expires_at": r.expires_at, "closes_at": view.closes_at, "order_id": r.order_id,
-        "offers": [{"bid_id": o.bid.id, "price": o.bid.price, "distance_km": o.distance_km, "retailer": o.retailer_name,
-                    "rating": o.rating, "ratings": o.ratings,
+        "offers": [{"bid_id": o.bid.id, "price": o.bid.price, "goods": o.bid.price - o.bid.shipping - o.bid.tax,
+                    "shipping": o.bid.shipping, "tax": o.bid.tax, "distance_km": o.distance_km,
+                    "retailer": o.retailer_name, "rating": o.rating, "ratings": o.ratings,
                     "rating_text": o.rating_text, "offered_at": o.bid.created_at} for o in view.offers],
         "payment": None if p is None else {"provider": p.provider, "status": p.status, "test_mode": p.test_mode,
                                            "amount": p.amount},

@@ -25,6 +25,8 @@ from broker.money import MAX_AMOUNT
 from broker.orders.models import Delivery, OrderStatus
 from broker.orders.services import Address, Customer, Item, PlaceOrder
 from broker.reputation.rules import MAX_COMMENT, MAX_RATING, MIN_RATING
+from broker.shipping.services import MAX_SHIP_WITHIN_HOURS, MethodChanges, NewMethod
+from broker.tax.services import RateIn, SetTaxTable
 
 Str = lambda **kw: f.String(validate=v.Length(max=kw.pop("max", 200)), **kw)  # noqa: E731
 Id = lambda **kw: f.Integer(strict=True, validate=v.Range(min=1, max=2**63 - 1), **kw)  # noqa: E731
@@ -360,10 +362,36 @@ class OrderIn(ma.Schema):
         "description": "Where it goes; for a pickup, where the customer is (the postal code and country)."})
     delivery = f.Enum(Delivery, by_value=True, load_default=Delivery.SHIP, metadata={
         "description": "`ship` (the default), or `pickup`: collect it from the winning store with a one-time code."})
+    shipping_method = f.String(validate=v.Length(max=32), allow_none=True, load_default=None, metadata={
+        "description": "A shipping method's `code` (`GET /storefronts/{slug}/shipping-methods?country=`); "
+                       "left out: the store's default method. Not for a pickup.", "example": "standard"})
 
     @ma.post_load
     def make(self, data, **_):
         return PlaceOrder(**data)
+
+
+class ShippingChosenOut(ma.Schema):
+    code = f.String(metadata={"example": "standard"})
+    name = f.String(metadata={"example": "Standard"})
+    ship_within_hours = f.Integer(metadata={"description": "The fulfiller has this long after the award to ship.",
+                                            "example": 72})
+
+
+class Totals(ma.Schema):
+    """An order's money: what every order answer carries."""
+
+    total = Amount(example=12800, metadata={"description": "What the customer pays in all: `subtotal` + "
+                                                           "`shipping`, + `tax` unless `tax_included`."})
+    subtotal = Amount(example=12800, metadata={"description": "The goods, at the catalog's prices."})
+    shipping = Amount(example=0, metadata={"description": "The shipping method's charge (0 for a pickup)."})
+    tax = Amount(example=0, metadata={"description": "The tax: added on top, or (`tax_included`) the part of the "
+                                                     "prices that is tax, such as the EU's VAT."})
+    tax_included = f.Boolean(metadata={"description": "true: prices include the tax (\"incl. VAT\")."})
+    tax_jurisdiction = f.String(metadata={"description": "Where the tax is owed: `US-NY`, `DE`.",
+                                          "example": "US-CA"})
+    shipping_method = f.Nested(ShippingChosenOut, allow_none=True, metadata={
+        "description": "The method it ships by; null for a pickup or a store without methods."})
 
 
 class PaymentOut(ma.Schema):
@@ -376,11 +404,10 @@ class PaymentOut(ma.Schema):
         "description": "With Stripe: for Stripe's Payment Element to confirm the card; null offline."})
 
 
-class OrderCreated(ma.Schema):
+class OrderCreated(Totals):
     id = f.Integer()
     status = f.String(metadata={"description": "`open` (on the board) once the payment is authorised; "
                                                "`awaiting_payment` until Stripe confirms it."})
-    total = Amount(example=12800, metadata={"description": "The order's total."})
     currency = Currency()
     access_token = f.String(metadata={"description": "The customer's key to this order; shown once."})
     payment = f.Nested(PaymentOut)
@@ -448,11 +475,10 @@ class PickupStoreOut(ma.Schema):
     open_now = f.Nested(OpenNowOut, allow_none=True)
 
 
-class OrderOut(ma.Schema):
+class OrderOut(Totals):
     id = f.Integer()
     status = f.String(metadata={"description": "awaiting_payment, open (on the board), awarded, shipped, "
                                                "delivered, cancelled, payment_failed or refunded."})
-    total = Amount(example=12800, metadata={"description": "The order's total."})
     currency = Currency()
     delivery = f.String(metadata={"description": "ship or pickup"})
     area = f.String(metadata={"description": "City and postal prefix of the ship-to; never a street."})
@@ -533,6 +559,12 @@ class BoardItemOut(ma.Schema):
         "code's centre) or `city` (a city's centre: the customer may be kilometres from it, and from the "
         "distance shown).")})
     closes_at = f.AwareDateTime()
+    shipping_method = f.String(allow_none=True, metadata={
+        "description": "An order: the shipping method the customer chose (`Express`); null for a pickup or a "
+                       "store without methods."})
+    ship_within_hours = f.Float(metadata={
+        "description": "An order: how long the winner has to ship it (a pickup's: to hand it over) after the "
+                       "award; a lapse is measured against it."})
     my_bid = f.Nested(MyBidOut, allow_none=True)
 
 
@@ -540,8 +572,14 @@ class BidIn(ma.Schema):
     store_id = Id(metadata={"description": "Ship from this store of yours (default: your nearest store that "
                                            "covers the listing)."})
     price = Money(example=10900, metadata={
-        "description": "On a personal request only: your offer, at most its `max_price`; send a lower one to "
-                       "improve it. An order is bid at its fixed price: send `{}`."})
+        "description": "On a personal request only: your offer, what the customer pays in all, at most its "
+                       "`max_price`; send a lower one to improve it. An order is bid at its fixed price: send `{}`."})
+    shipping = f.Integer(strict=True, load_default=0, validate=v.Range(min=0, max=MAX_AMOUNT), metadata={
+        "description": "On a personal request: the part of `price` that is shipping. An integer in minor units "
+                       "of the currency.", "example": 900})
+    tax = f.Integer(strict=True, load_default=0, validate=v.Range(min=0, max=MAX_AMOUNT), metadata={
+        "description": "On a personal request: the part of `price` that is tax. An integer in minor units of "
+                       "the currency.", "example": 0})
 
 
 class BidOut(ma.Schema):
@@ -551,6 +589,8 @@ class BidOut(ma.Schema):
     distance_km = f.Float(metadata={"description": "As the board shows it: whole kilometres."})
     price = Amount(allow_none=True, example=10900, metadata={
         "description": "Your offer on a personal request; null on an order (bid at its price)."})
+    shipping = Amount(example=900, metadata={"description": "The part of your offer that is shipping."})
+    tax = Amount(example=0, metadata={"description": "The part of your offer that is tax."})
     status = f.String(metadata={"description": "active or withdrawn"})
     created_at = f.AwareDateTime()
 
@@ -561,7 +601,7 @@ class AssignmentQuery(ma.Schema):
     status = f.String(validate=v.OneOf(["active", "shipped"]))
 
 
-class AssignmentOut(ma.Schema):
+class AssignmentOut(Totals):
     id = f.Integer()
     order_id = f.Integer()
     status = f.String(metadata={"description": "active (to ship), shipped (or collected), released, lapsed "
@@ -575,7 +615,6 @@ class AssignmentOut(ma.Schema):
     shipped_at = f.AwareDateTime(allow_none=True)
     carrier = f.String(allow_none=True, metadata={"description": "`pickup` once a pickup was collected."})
     tracking_number = f.String(allow_none=True)
-    total = Amount(example=12800, metadata={"description": "The order's total."})
     currency = Currency()
     items = f.List(f.Nested(LineOut))
     ship_to = f.Nested(ShipToOut, allow_none=True, metadata={
@@ -769,7 +808,11 @@ class RequestIn(ma.Schema):
 
 class OfferOut(ma.Schema):
     bid_id = f.Integer()
-    price = Amount(example=10900, metadata={"description": "The offer, for the whole request."})
+    price = Amount(example=10900, metadata={"description": "The offer, for the whole request: what you pay in "
+                                                           "all, `goods` + `shipping` + `tax`."})
+    goods = Amount(example=10000, metadata={"description": "The goods' part of the offer."})
+    shipping = Amount(example=900, metadata={"description": "The shipping's part of the offer."})
+    tax = Amount(example=0, metadata={"description": "The tax's part of the offer."})
     distance_km = f.Float(metadata={"description": "From the retailer's store to your place, to 100 m."})
     retailer = f.String()
     rating = f.Float(allow_none=True, metadata={
@@ -978,3 +1021,124 @@ class AddressFormatOut(ma.Schema):
 class CountryOut(ma.Schema):
     code = f.String()
     name = f.String()
+
+
+# --- shipping methods and tax -------------------------------------------------
+
+Charge = lambda **kw: f.Integer(strict=True, validate=v.Range(min=0, max=MAX_AMOUNT), metadata={  # noqa: E731
+    "description": kw.pop("description") + " An integer in minor units of the store's currency.",
+    "example": kw.pop("example")}, **kw)
+Countries = lambda **kw: f.List(Str(max=2), validate=v.Length(max=300), metadata={  # noqa: E731
+    "description": "ISO 3166-1 alpha-2 codes it ships to; empty: everywhere.", "example": ["US", "CA"]}, **kw)
+
+
+class MethodIn(ma.Schema):
+    code = Str(required=True, max=32, metadata={"description": "Its id in the API and in orders: 1 to 32 lowercase "
+                                                              "letters, digits, `-`, `_`.", "example": "express"})
+    name = Str(required=True, max=80, metadata={"description": "As customers see it.", "example": "Express"})
+    price = Charge(required=True, description="The charge per order (0: free).", example=1500)
+    per_item = Charge(load_default=0, description="Added for each item (a quantity of 2 counts twice).", example=0)
+    free_over = f.Integer(strict=True, allow_none=True, load_default=None, validate=v.Range(min=1, max=MAX_AMOUNT),
+                          metadata={"description": "Free when the goods come to this much or more. An integer in "
+                                                   "minor units of the store's currency.", "example": 10000})
+    ship_within_hours = f.Integer(strict=True, required=True, validate=v.Range(min=1, max=MAX_SHIP_WITHIN_HOURS),
+                                  metadata={"description": "The fulfiller must ship within this long of the award, "
+                                                           "or the order lapses to the next bidder.",
+                                            "example": 24})
+    countries = Countries(load_default=list)
+    default = f.Boolean(load_default=False, metadata={
+        "description": "true: the method an order that names none gets (one method is always the default)."})
+
+    @ma.post_load
+    def make(self, data, **_):
+        return NewMethod(**data)
+
+
+class MethodPatch(ma.Schema):
+    name = Str(max=80)
+    price = Charge(description="The charge per order.", example=1200)
+    per_item = Charge(description="Added for each item.", example=0)
+    free_over = f.Integer(strict=True, allow_none=True, validate=v.Range(min=1, max=MAX_AMOUNT), metadata={
+        "description": "Free from this much; null removes the threshold. An integer in minor units of the store's "
+                       "currency.", "example": 15000})
+    ship_within_hours = f.Integer(strict=True, validate=v.Range(min=1, max=MAX_SHIP_WITHIN_HOURS))
+    countries = Countries()
+    default = f.Boolean(metadata={"description": "true: make it the default."})
+    active = f.Boolean(metadata={"description": "false: disabled, no longer offered (orders placed keep it)."})
+
+    @ma.post_load
+    def make(self, data, **_):
+        clear = "free_over" in data and data["free_over"] is None
+        return MethodChanges(**data, clear_free_over=clear)
+
+
+class MethodOut(ma.Schema):
+    code = f.String()
+    name = f.String()
+    price = Amount(example=1500)
+    per_item = Amount(example=0)
+    free_over = Amount(allow_none=True, example=None)
+    currency = Currency()
+    ship_within_hours = f.Integer()
+    countries = f.List(f.String())
+    default = f.Boolean()
+    active = f.Boolean()
+
+
+class OfferedOut(ma.Schema):
+    code = f.String()
+    name = f.String()
+    charge = Amount(example=0, metadata={"description": "What this cart would pay to ship by it."})
+    currency = Currency()
+    ship_within_hours = f.Integer()
+    default = f.Boolean()
+
+
+class OfferedQuery(ma.Schema):
+    country = Str(max=2, load_default="", metadata={"description": "Where it would ship, e.g. US; left out: every "
+                                                                 "method on offer, wherever it ships."})
+    subtotal = f.Integer(load_default=0, validate=v.Range(min=0, max=MAX_AMOUNT), metadata={
+        "description": "The cart's goods, for `free_over` (minor units)."})
+    items = f.Integer(load_default=1, validate=v.Range(min=0, max=100_000), metadata={
+        "description": "How many items, for a per-item charge."})
+
+
+class RateSchema(ma.Schema):
+    country = Str(required=True, max=2, metadata={"example": "US"})
+    region = Str(max=80, load_default="", metadata={"description": "A region's code or name; empty: the whole "
+                                                                   "country.", "example": "NY"})
+    rate = f.String(required=True, validate=v.Length(max=12), metadata={
+        "description": "A percentage as a decimal string, up to three decimals.", "example": "8.875"})
+
+    @ma.post_load
+    def make(self, data, **_):
+        return RateIn(**data)
+
+
+class TaxTableIn(ma.Schema):
+    prices_include_tax = f.Boolean(required=True, metadata={
+        "description": "true (the EU, the UK): catalog prices and shipping include the tax, shown as \"incl. "
+                       "VAT\"; false (the US): tax is added at checkout."})
+    shipping_taxed = f.Boolean(load_default=True, metadata={
+        "description": "Whether the shipping charge is taxed at the destination's rate (default true)."})
+    rates = f.List(f.Nested(RateSchema), required=True, validate=v.Length(max=500))
+
+    @ma.post_load
+    def make(self, data, **_):
+        return SetTaxTable(**data)
+
+
+class RateOut(ma.Schema):
+    country = f.String()
+    region = f.String()
+    rate = f.String()
+    jurisdiction = f.String(metadata={"description": "`US-NY`, `DE`: as orders and the tax report name it."})
+
+
+class TaxTableOut(ma.Schema):
+    prices_include_tax = f.Boolean()
+    shipping_taxed = f.Boolean()
+    provider = f.String(metadata={"description": "`table` (these rates) or `stripe` (Stripe Tax computes the tax; "
+                                                 "`prices_include_tax` and `shipping_taxed` still apply)."})
+    currency = Currency()
+    rates = f.List(f.Nested(RateOut))

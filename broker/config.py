@@ -60,6 +60,9 @@ class Settings:
     stripe_publishable_key: str = ""
     # Another Stripe-compatible server (tests, staging); empty: Stripe itself.
     stripe_api_base: str = ""
+    # "table" (the manufacturer's own rates, offline) or "stripe" (Stripe Tax's
+    # calculation API, with STRIPE_SECRET_KEY).
+    tax_provider: str = "table"
     # Card holds expire: about 7 days, Visa merchant-initiated after 4 days 18 hours.
     # Broker captures early rather than let an order outlive its hold.
     auth_hold_hours: float = 114.0
@@ -149,6 +152,7 @@ class Settings:
         text("STRIPE_WEBHOOK_SECRET", "stripe_webhook_secret")
         text("STRIPE_PUBLISHABLE_KEY", "stripe_publishable_key")
         text("STRIPE_API_BASE", "stripe_api_base")
+        text("BROKER_TAX_PROVIDER", "tax_provider")
         number("BROKER_AUTH_HOLD_HOURS", "auth_hold_hours")
         number("BROKER_PLATFORM_FEE_BPS", "platform_fee_bps", int)
         text("BROKER_PUBLIC_URL", "public_url")
@@ -197,6 +201,10 @@ class Settings:
         if self.stripe_secret_key and not self.stripe_webhook_secret:
             raise ConfigError("STRIPE_SECRET_KEY is set without STRIPE_WEBHOOK_SECRET: Broker could not verify "
                               "Stripe's webhooks, and orders would never leave awaiting_payment")
+        if self.tax_provider not in ("table", "stripe"):
+            raise ConfigError("BROKER_TAX_PROVIDER must be table or stripe")
+        if self.tax_provider == "stripe" and not self.stripe_secret_key:
+            raise ConfigError("BROKER_TAX_PROVIDER=stripe needs STRIPE_SECRET_KEY")
         if not (0 <= self.platform_fee_bps <= 10_000):
             raise ConfigError("BROKER_PLATFORM_FEE_BPS must be between 0 and 10000")
         if self.auth_hold_hours <= 0:

@@ -20,6 +20,7 @@ from broker.notifications.mailer import Mailer, make_mailer
 from broker.payments.factory import make_payment_provider
 from broker.payments.provider import PaymentProvider
 from broker.storefront.cache import PageCache
+from broker.tax.provider import TaxProvider, make_tax_provider
 from broker.storefront.hosts import DomainCheck, DomainDirectory, HttpDomainCheck
 from broker.uow import UnitOfWork
 
@@ -41,6 +42,8 @@ class Context:
     domain_directory: DomainDirectory | None = None
     # Fetches a custom domain's challenge URL; None: HttpDomainCheck from the settings.
     domain_checker: DomainCheck | None = None
+    # Computes tax at checkout; None: made from the settings when first needed.
+    tax: TaxProvider | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, engine: Engine | None = None, **overrides) -> "Context":
@@ -74,6 +77,11 @@ class Context:
         if self.mailer is None:
             self.mailer = make_mailer(self.settings)
         return self.mailer
+
+    def taxes(self) -> TaxProvider:
+        if self.tax is None:
+            self.tax = make_tax_provider(self.settings)
+        return self.tax
 
     def now(self):
         return self.clock()

@@ -25,6 +25,8 @@ from broker.context import Context
 from broker.geo.geocoding import LocationQuery
 from broker.identity import services as identity
 from broker.orders import services as orders
+from broker.shipping import services as shipping
+from broker.tax import services as tax
 
 SLUG = "northwind"
 
@@ -81,6 +83,13 @@ def seed(ctx: Context, *, say=print) -> DemoKeys | None:
     maker_actor = Actor(ActorKind.MANUFACTURER, maker.id)
     for sku, name, price, description in PRODUCTS:
         catalog.add_product(ctx, maker_actor, catalog.NewProduct(sku, name, price, description))
+    # Standard (the default: free over 100.00) and Express; California's sales tax,
+    # San Francisco's rate for the whole state to keep the demo short.
+    shipping.add_method(ctx, maker_actor, shipping.NewMethod(
+        "standard", "Standard", 700, 72, free_over=10000, default=True))
+    shipping.add_method(ctx, maker_actor, shipping.NewMethod("express", "Express", 1500, 24, countries=["US"]))
+    tax.set_table(ctx, maker_actor, tax.SetTaxTable(prices_include_tax=False, rates=[
+        tax.RateIn("US", "8.625", "CA")]))
     password = secrets.token_urlsafe(9)
     users = {"Northwind Cycles (console)": _demo_user(ctx, Role.MANUFACTURER, maker.id, "owner@northwind.example",
                                                        "Nora Owner", password).email}

@@ -29,7 +29,7 @@ MAX_JSON_INT_DIGITS = 30
 # The fields whose values may span several lines: descriptions, messages, review
 # comments, return reasons, application notes, and the console's list of origins
 # (one a line). Keyed by the field's own name, wherever it is in a form or JSON.
-MULTILINE_FIELDS = frozenset({"description", "body", "comment", "reason", "note", "frame_origins"})
+MULTILINE_FIELDS = frozenset({"description", "body", "comment", "reason", "note", "frame_origins", "rates"})
 
 _ONE_LINE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
 _MULTI_LINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")

@@ -44,8 +44,11 @@ from broker.settlement.models import (
     SettlementDecision,
     SettlementRun,
 )
+from broker.shipping.models import ShippingMethod
+from broker.tax.models import TaxRate, TaxSettings
 
 __all__ = [
+    "ShippingMethod", "TaxRate", "TaxSettings",
     "ApplicationStatus", "DealerApplication", "DealerInvitation", "EmailOptOut", "InvitationStatus", "JobFailure",
     "User", "UserSession",
     "Return", "ReturnStatus", "Review", "Message", "PersonalRequest", "Prefer", "RequestStatus",

@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     logging.getLogger("broker").setLevel(logging.INFO)
 
     from api import init_api
-    from web import account, capability, console, money, pages, portal, requests, retries, storefront
+    from web import account, capability, console, console_shipping, money, pages, portal, requests, retries, storefront
     from web.boundary import init_boundary
     from web.hosts import init_hosts
     from web.security import init_security
@@ -57,9 +57,13 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     app.register_blueprint(console.bp)
     app.register_blueprint(money.portal_bp)
     app.register_blueprint(money.console_bp)
+    app.register_blueprint(console_shipping.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(requests.bp)
     app.register_blueprint(storefront.bp)
+    # An order's subtotal, shipping, tax and total as lines, for every page that shows one.
+    from broker.orders.totals import order_totals
+    app.jinja_env.globals["order_totals"] = order_totals
     retries.install(app)  # every view, before the rate limits wrap theirs
     init_security(app)
     capability.init_app(app)

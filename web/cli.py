@@ -337,6 +337,27 @@ def ledger_check() -> None:
 
 
 @main.group()
+def tax() -> None:
+    """Tax collected at checkout."""
+
+
+@tax.command("report")
+@click.option("--manufacturer", "slug", required=True, help="The manufacturer's storefront slug.")
+@click.option("--from", "start", required=True, help="The period's start, ISO 8601 (a date is its midnight UTC).")
+@click.option("--to", "end", required=True, help="The period's end, not included (ISO 8601).")
+def tax_report(slug: str, start: str, end: str) -> None:
+    """What was collected, refunded and is owed, by jurisdiction, for the period, as CSV."""
+    from broker.errors import BrokerError
+    from broker.tax.report import tax_report_for
+
+    try:
+        report = tax_report_for(_context(), slug, _parse_time(start), _parse_time(end))
+    except BrokerError as exc:
+        raise click.ClickException(exc.detail) from None
+    click.echo(report.csv(), nl=False)
+
+
+@main.group()
 def payouts() -> None:
     """Paying fulfillers."""
 

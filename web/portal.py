@@ -169,6 +169,7 @@ def bid(listing_id: int):
     """
     raw = (request.form.get("price") or "").strip()
     price = None
+    parts = {"shipping": 0, "tax": 0}
     if request.form.get("listing_kind") == ListingKind.REQUEST or raw:
         currency = request.form.get("currency", "")
         try:
@@ -180,9 +181,17 @@ def bid(listing_id: int):
         except ValueError as exc:
             return _render_board(request.form, listing_errors={listing_id: {"price": [str(exc)]}},
                                  typed={listing_id: raw}, status=422)
+        # What the offer's price holds besides the goods (optional; empty or 0: none).
+        for name in parts:
+            part = (request.form.get(name) or "").strip()
+            try:
+                parts[name] = 0 if part in ("", "0") else parse_amount(part, currency)
+            except ValueError as exc:
+                return _render_board(request.form, listing_errors={listing_id: {"price": [f"{name}: {exc}"]}},
+                                     typed={listing_id: raw}, status=422)
     try:
         _, created = board_services.place_bid(ctx(), _actor(),
-                                              board_services.PlaceBid(listing_id=listing_id, price=price))
+                                              board_services.PlaceBid(listing_id=listing_id, price=price, **parts))
     except Invalid as exc:
         return _render_board(request.form, listing_errors={listing_id: _field_errors(exc, "price")},
                              typed={listing_id: raw}, status=422)

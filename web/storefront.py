@@ -28,7 +28,7 @@ from broker.errors import BrokerError, Conflict, Invalid, NotFound
 from broker.grammar import color_or, image_url_or_none, origins_or_none
 from broker.money import exponent
 from broker.accounts import hours as opening_hours
-from broker.orders import delivered
+from broker.orders import delivered, pricing
 from broker.orders import services as orders
 from broker.orders.models import Delivery, OrderStatus
 from broker.pagination import PageRequest
@@ -241,10 +241,26 @@ def cart():
                 items[sku] = min(999, qty)
     priced = shop.price_cart(_ctx(), g.store.slug, items)
     return render_template("store/cart.html", cart=priced, cart_param=shop.format_cart(items),
-                           cart_count=priced.count)
+                           cart_count=priced.count, options=_checkout_options(priced))
 
 
-CHECKOUT_FIELDS = ("name", "email", "line1", "line2", "city", "postal_code", "country", "delivery")
+CHECKOUT_FIELDS = ("name", "email", "line1", "line2", "city", "postal_code", "country", "delivery",
+                   "shipping_method")
+
+
+# --- shipping and tax at checkout (store/_shipping_choice.html, store/_totals.html) ---
+
+def _checkout_options(priced) -> pricing.CheckoutOptions:
+    """The shipping methods on offer with this cart's charge for each, and whether
+    the store's prices include tax."""
+    return pricing.checkout_options(_ctx(), g.store.slug, goods=priced.total, items=priced.count)
+
+
+def _shipping_method(form: dict) -> str | None:
+    """The method chosen; none for a pickup (nothing is shipped)."""
+    return None if form.get("delivery") == "pickup" else (form.get("shipping_method") or None)
+
+# --- end of shipping and tax at checkout ---
 
 
 @bp.route("/checkout", methods=["GET", "POST"])
@@ -268,6 +284,7 @@ def checkout():
                 ship_to=orders.Address(form["line1"], form["city"], form["postal_code"], form["country"],
                                        line2=form["line2"]),
                 delivery=Delivery.PICKUP if form.get("delivery") == "pickup" else Delivery.SHIP,
+                shipping_method=_shipping_method(form),
             )
             try:
                 placed = orders.place_order(_ctx(), g.store.slug, cmd)
@@ -280,7 +297,7 @@ def checkout():
     status = 422 if errors else 200
     return render_template("store/checkout.html", cart=priced, cart_param=shop.format_cart(items),
                            cart_count=priced.count, form=form, errors=errors,
-                           test_mode=_ctx().payments.test_mode), status
+                           test_mode=_ctx().payments.test_mode, options=_checkout_options(priced)), status
 
 
 def _placed(placed: orders.PlacedOrder) -> Response:

@@ -100,6 +100,10 @@ class Bid(Base):
     cell_distance_km: Mapped[float] = mapped_column(Float)
     exact_distance_km: Mapped[float] = mapped_column(Float)
     price: Mapped[int | None] = mapped_column(Integer, default=None)
+    # An offer on a personal request says what its price holds: the goods are
+    # price - shipping - tax (the price is what the customer pays in all).
+    shipping: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tax: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     status: Mapped[BidStatus] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

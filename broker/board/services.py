@@ -37,7 +37,7 @@ from broker.board.reach import Reach, merge_boxes
 from broker.context import Context
 from broker.errors import Conflict, Invalid, NotFound
 from broker.geo.distance import bounding_box, distance_km, shown_distance_km, shown_upper_km
-from broker.orders.models import OrderLine
+from broker.orders.models import Delivery, Order, OrderLine
 from broker.pagination import Page, PageRequest
 from broker.personal.models import PersonalRequest
 from broker.personal.services import notify_offer
@@ -58,6 +58,10 @@ class BoardItem:
     # For a personal request: what is wanted, under its pseudonym, and the buyer's score.
     request: PersonalRequest | None = None
     buyer_score: float | None = None
+    # An order's shipping method (its name; None: pickup, or the store has none)
+    # and how long its winner has to ship it.
+    shipping_method: str | None = None
+    ship_within_hours: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,6 +161,9 @@ def board(ctx: Context, actor: Actor, filters: BoardFilter, page: PageRequest) -
                 select(OrderLine).where(OrderLine.order_id.in_(order_ids)).order_by(OrderLine.id)
             ):
                 lines.setdefault(line.order_id, []).append(line)
+        shipping = {row.id: row for row in session.execute(
+            select(Order.id, Order.delivery, Order.shipping_method_name, Order.ship_within_hours)
+            .where(Order.id.in_(order_ids)))} if order_ids else {}
         request_ids = [listing.request_id for _, listing, _ in window if listing.request_id is not None]
         requests = {r.id: r for r in session.scalars(select(PersonalRequest).where(
             PersonalRequest.id.in_(request_ids)))} if request_ids else {}
@@ -175,10 +182,20 @@ def board(ctx: Context, actor: Actor, filters: BoardFilter, page: PageRequest) -
                 my_bid=bids.get(listing.id),
                 request=requests.get(listing.request_id),
                 buyer_score=_buyer_score(requests.get(listing.request_id), scores),
+                **_shipping(shipping.get(listing.order_id), settings),
             )
             for km, listing, store in window
         ]
         return Page(items, total, exact)
+
+
+def _shipping(row, settings) -> dict:
+    if row is None:
+        return {}
+    if row.delivery == Delivery.PICKUP:
+        return {"ship_within_hours": settings.pickup_within_hours}
+    return {"shipping_method": row.shipping_method_name,
+            "ship_within_hours": row.ship_within_hours or settings.ship_within_hours}
 
 
 def _approx_km2(reach: Reach):
@@ -384,6 +401,9 @@ class PlaceBid:
     listing_id: int
     store_id: int | None = None
     price: int | None = None
+    # On a request: the parts of `price` that are shipping and tax.
+    shipping: int = 0
+    tax: int = 0
 
 
 def place_bid(ctx: Context, actor: Actor, cmd: PlaceBid) -> tuple[Bid, bool]:
@@ -418,8 +438,10 @@ def place_bid(ctx: Context, actor: Actor, cmd: PlaceBid) -> tuple[Bid, bool]:
             raise Conflict(f"listing {listing.id} is closed for bids")
         if listing.kind == ListingKind.ORDER and cmd.price is not None:
             raise Invalid.field("price", "an order is bid at its fixed price; send {} without a price")
+        if listing.kind == ListingKind.ORDER and (cmd.shipping or cmd.tax):
+            raise Invalid.field("shipping", "an order's shipping and tax are the customer's checkout's: send {}")
         if listing.kind == ListingKind.REQUEST:
-            _check_offer(cmd.price, listing.price)
+            _check_offer(cmd.price, listing.price, cmd.shipping, cmd.tax)
         store, cell_km = found
         distances = dict(distance_km=shown_distance_km(cell_km), cell_distance_km=cell_km,
                          exact_distance_km=distance_km(store.lat, store.lon, listing.exact_lat, listing.exact_lon))
@@ -427,7 +449,8 @@ def place_bid(ctx: Context, actor: Actor, cmd: PlaceBid) -> tuple[Bid, bool]:
         bid = _my_bid(session, listing.id, actor.id)
         if bid is None:
             created = _insert_bid(session, listing_id=listing.id, retailer_id=actor.id, store_id=store.id,
-                                  price=cmd.price, status=BidStatus.ACTIVE, created_at=now, **distances)
+                                  price=cmd.price, shipping=cmd.shipping, tax=cmd.tax, status=BidStatus.ACTIVE,
+                                  created_at=now, **distances)
             bid = _my_bid(session, listing.id, actor.id)
             if created:
                 if listing.kind == ListingKind.REQUEST:
@@ -446,13 +469,15 @@ def place_bid(ctx: Context, actor: Actor, cmd: PlaceBid) -> tuple[Bid, bool]:
                 # The time of an offer is when its price was made: an earlier
                 # offer at the same price keeps its place.
                 bid.price, bid.created_at, changed = cmd.price, now, True
+            if listing.kind == ListingKind.REQUEST and (cmd.shipping, cmd.tax) != (bid.shipping, bid.tax):
+                bid.shipping, bid.tax, changed = cmd.shipping, cmd.tax, True
             if changed:
                 if listing.kind == ListingKind.REQUEST:
                     notify_offer(session, ctx, listing, bid, now)
                 uow.commit()
             return bid, False
         # Withdrawn before: bid again, as new.
-        bid.store_id, bid.price = store.id, cmd.price
+        bid.store_id, bid.price, bid.shipping, bid.tax = store.id, cmd.price, cmd.shipping, cmd.tax
         for name, value in distances.items():
             setattr(bid, name, value)
         bid.status, bid.created_at, bid.withdrawn_at = BidStatus.ACTIVE, now, None
@@ -463,13 +488,23 @@ def place_bid(ctx: Context, actor: Actor, cmd: PlaceBid) -> tuple[Bid, bool]:
         return bid, True
 
 
-def _check_offer(price: int | None, ceiling: int) -> None:
+def _check_offer(price: int | None, ceiling: int, shipping: int = 0, tax: int = 0) -> None:
+    """An offer is what the customer pays in all: at most the ceiling, and its
+    shipping and tax are parts of it, leaving something for the goods."""
     if price is None:
         raise Invalid.field("price", "an offer on a personal request needs a price")
     if isinstance(price, bool) or not isinstance(price, int) or price < 1:
         raise Invalid.field("price", "must be a whole number of minor units, at least 1")
     if price > ceiling:
         raise Invalid.field("price", f"must be at most the request's ceiling, {ceiling}")
+    errors = {}
+    for name, part in (("shipping", shipping), ("tax", tax)):
+        if isinstance(part, bool) or not isinstance(part, int) or part < 0:
+            errors[name] = ["must be a whole number of minor units, 0 or more"]
+    if not errors and shipping + tax >= price:
+        errors["price"] = [f"the shipping and tax ({shipping + tax}) are parts of the price: it must be more"]
+    if errors:
+        raise Invalid("; ".join(f"{k}: {', '.join(v)}" for k, v in errors.items()), errors=errors)
 
 
 

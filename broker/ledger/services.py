@@ -8,6 +8,8 @@ Accounts (one set per currency; debits positive, credits negative):
     clearing:sales         captured money waiting to be split into fee and earning
     revenue:fees           the platform's fee
     payable:<kind>:<id>    what a fulfiller is owed (credit) or owes back (debit)
+    tax:<jurisdiction>     tax collected and owed to a jurisdiction ("tax:US-NY",
+                           "tax:DE"): a liability, never a fulfiller's or the fee
     disputes:open          money the provider withdrew while a dispute is open
     losses:disputes        disputes we lost
 
@@ -35,6 +37,13 @@ SALES = "clearing:sales"
 FEES = "revenue:fees"
 DISPUTES_OPEN = "disputes:open"
 DISPUTES_LOST = "losses:disputes"
+
+
+TAX_PREFIX = "tax:"
+
+
+def tax_account(jurisdiction: str) -> str:
+    return f"{TAX_PREFIX}{jurisdiction or 'unknown'}"
 
 
 def payable(owner_kind: str, owner_id: int) -> str:
@@ -133,6 +142,10 @@ def check(session: Session) -> LedgerCheck:
     owed = session.scalar(select(func.coalesce(func.sum(Earning.amount), 0))
                           .where(Earning.status.in_([EarningStatus.ACCRUED, EarningStatus.FROZEN]))) or 0
     compare("owed to fulfillers", -_sum_prefix(session, "payable:"), int(owed))
+    tax_owed = 0
+    for payment in session.scalars(select(Payment).where(Payment.tax_amount > 0, Payment.captured_amount > 0)):
+        tax_owed += payment_tax_kept(payment)
+    compare("tax collected", -_sum_prefix(session, TAX_PREFIX), tax_owed)
     return LedgerCheck(
         transactions=session.scalar(select(func.count()).select_from(LedgerTransaction)) or 0,
         entries=session.scalar(select(func.count()).select_from(LedgerEntry)) or 0,
@@ -140,6 +153,27 @@ def check(session: Session) -> LedgerCheck:
         unbalanced_currencies=by_currency,
         mismatches=mismatches,
     )
+
+
+def tax_part(tax_amount: int, amount: int, part: int) -> int:
+    """The tax in `part` of a payment of `amount` that holds `tax_amount` of tax
+    (rounded down: all of it when `part` is the whole)."""
+    return part * tax_amount // amount if amount and tax_amount else 0
+
+
+def captured_tax(payment) -> int:
+    base = payment.tax_base or payment.amount
+    return tax_part(payment.tax_amount, base, min(payment.captured_amount, base))
+
+
+def refunded_tax(payment, refunded: int) -> int:
+    """The tax in the first `refunded` of what was captured: refunds give tax back
+    in proportion, all of it with the last of the money."""
+    return tax_part(captured_tax(payment), payment.captured_amount, refunded)
+
+
+def payment_tax_kept(payment) -> int:
+    return captured_tax(payment) - refunded_tax(payment, payment.refunded_amount)
 
 
 def _disputed(session: Session) -> int:

@@ -51,6 +51,7 @@ from sqlalchemy.orm import Session
 
 from broker.accounts.models import Manufacturer, Retailer, Role
 from broker.addresses import address_lines, ship_to_address
+from broker.orders.totals import order_totals
 from broker.board.models import Bid, Listing
 from broker.context import Context
 from broker.fulfilment.models import Assignment
@@ -89,6 +90,7 @@ def order_placed(session: Session, ctx: Context, order: Order, access_token: str
         session, ctx, topic="order_confirmation", to=order.customer_email, template="order_confirmation",
         dedupe_key=f"order-{order.id}", now=now, name=order.customer_name, store=maker.name if maker else "Broker",
         order_id=order.id, lines=_lines(order.lines, order.currency), total=format_amount(order.total, order.currency),
+        totals=_totals(order),
         pickup=order.delivery == Delivery.PICKUP, pickup_code=pickup_code,
         ship_to=address_lines(ship_to_address(order), name=order.customer_name),
         status_path=f"/s/{slug}/o/{order.id}/{access_token}",
@@ -251,7 +253,8 @@ def awarded(session: Session, ctx: Context, decision: SettlementDecision, now: d
     key = f"listing-{listing.id}-round-{decision.round}"
     due = _due_at(session, decision)
     values = dict(order_id=order.id, lines=_lines(order.lines, order.currency),
-                  total=format_amount(order.total, order.currency), area=order.area,
+                  total=format_amount(order.total, order.currency), totals=_totals(order), area=order.area,
+                  shipping_method=order.shipping_method_name,
                   pickup=order.delivery == Delivery.PICKUP, due=_when(ctx, due) if due else None,
                   cause=str(decision.cause))
     if decision.fulfiller_kind == FulfillerKind.RETAILER:
@@ -364,6 +367,12 @@ def _fulfiller_name(session: Session, assignment: Assignment | None) -> str:
 def _due_at(session: Session, decision: SettlementDecision) -> datetime | None:
     session.flush()  # the assignment is made with its decision, often not flushed yet
     return session.scalar(select(Assignment.due_at).where(Assignment.decision_id == decision.id))
+
+
+def _totals(order: Order) -> list[dict]:
+    """Subtotal, shipping, tax and total, as the email prints them."""
+    return [{"label": line.label, "amount": line.amount}
+            for line in order_totals(order, fmt=lambda amount, currency, _locale: format_amount(amount, currency))]
 
 
 def _lines(lines: Iterable[OrderLine], currency: str) -> list[dict]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from broker.db import Base, BigId, UTCDateTime
@@ -40,7 +40,23 @@ class Order(Base):
     manufacturer_id: Mapped[int | None] = mapped_column(ForeignKey("manufacturers.id"))
     status: Mapped[OrderStatus] = mapped_column(String(20))
     currency: Mapped[str] = mapped_column(String(3))
+    # total = subtotal + shipping, + tax where it is added on top (tax_included
+    # False); where prices include tax (the EU's VAT), `tax` is the part of the
+    # total that is tax. Rows from before shipping and tax: subtotal = total.
     total: Mapped[int] = mapped_column(Integer)
+    subtotal: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    shipping: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tax: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tax_included: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Where the tax is owed ("US-NY", "DE") and at what rate (thousandths of a
+    # percent; None when the provider applied several).
+    tax_jurisdiction: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    tax_rate: Mapped[int | None] = mapped_column(Integer, default=None)
+    # The shipping method chosen, as it was at checkout (None: pickup, or an
+    # order from before methods); its window is the fulfiller's to ship in.
+    shipping_method: Mapped[str | None] = mapped_column(String(32), default=None)
+    shipping_method_name: Mapped[str | None] = mapped_column(String(80), default=None)
+    ship_within_hours: Mapped[int | None] = mapped_column(Integer, default=None)
     delivery: Mapped[Delivery] = mapped_column(String(10), default=Delivery.SHIP)
     # The customer's personal data: shown only to the customer, the manufacturer
     # and the fulfiller (and each showing is written to the disclosure log).

@@ -17,15 +17,17 @@ from broker.board.models import Listing, ListingKind, ListingStatus
 from broker.catalog.models import Product
 from broker.context import Context
 from broker.email_address import email_address
-from broker.errors import Conflict, Invalid, NotFound, PaymentRequired, Unauthenticated, Unavailable
+from broker.errors import Conflict, Invalid, NotFound, Unauthenticated, Unavailable
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.geo.geocoding import LocationQuery, resolve_location
 from broker.locks import lock
-from broker.money import MAX_AMOUNT, format_amount
 from broker.notifications import events
+from broker.orders import pricing
 from broker.orders.models import Delivery, Order, OrderLine, OrderStatus
+from broker.orders.pricing import PricedLine
 from broker.orders.rules import CANCELLABLE, move
 from broker.pagination import Page, PageRequest, paginate
+from broker.payments import holds
 from broker.payments import services as payments
 from broker.payments.models import Payment, PaymentStatus
 from broker.payments.provider import PaymentError
@@ -70,6 +72,8 @@ class PlaceOrder:
     customer: Customer
     ship_to: Address
     delivery: Delivery = Delivery.SHIP
+    # A shipping method's code; None: the store's default.
+    shipping_method: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,22 +86,20 @@ class PlacedOrder:
 
 
 def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
-    """Price the cart from the catalog, authorise the payment, and (once it is
+    """Price the cart from the catalog (goods, the shipping method's charge, tax
+    at the destination), authorise the payment for the total, and (once it is
     authorised) put the order on the board.
 
-    :raise 404: no such storefront. :raise 422: empty cart, unknown or inactive
-        SKU, bad quantity, bad address or location.
+    The tax provider is asked between two transactions (it may be Stripe Tax,
+    over the network): the first reads the catalog, the store's shipping methods
+    and tax table; the second checks they are still what was priced and writes.
+
+    :raise 404: no such storefront. :raise 409: the store changed its prices
+        meanwhile. :raise 422: empty cart, unknown or inactive SKU, bad
+        quantity, bad address or location, a shipping method that does not ship
+        there. :raise 503: the tax or payment provider is not answering.
     """
-    if not cmd.items:
-        raise Invalid.field("items", "the cart is empty")
-    if len(cmd.items) > MAX_LINES:
-        raise Invalid.field("items", f"at most {MAX_LINES} lines")
-    quantities: dict[str, int] = {}
-    for i, item in enumerate(cmd.items):
-        quantities[item.sku] = quantities.get(item.sku, 0) + item.quantity
-        # Checked on the running total: the same SKU on two lines is one line.
-        if not (1 <= item.quantity and quantities[item.sku] <= MAX_QUANTITY):
-            raise Invalid.field(f"items.{i}.quantity", f"must be between 1 and {MAX_QUANTITY} per product")
+    quantities = _quantities(cmd.items)
     name = cmd.customer.name.strip()
     if not name:
         raise Invalid.field("customer.name", "must not be blank")
@@ -105,27 +107,34 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
     # For a pickup the address is only where the customer is: a postal code or a city will do.
     to = ship_to_address(cmd.ship_to, street=cmd.delivery != Delivery.PICKUP)
     place = resolve_location(ctx.geocoder, location_of(to), field="ship_to")
+    method_code = (cmd.shipping_method or "").strip().lower() or None
+    with ctx.uow() as uow:
+        maker, products = _catalog(uow.session, slug, cmd.items, quantities)
+        currency = maker.currency
+        lines = [PricedLine(sku, products[sku].price, quantity) for sku, quantity in quantities.items()]
+        basis = pricing.basis_of(uow.session, maker.id, currency)
+        # Refused before the tax provider is asked: a method that does not ship there.
+        pricing.choose_method(basis, to_country=to.country, delivery=cmd.delivery, method_code=method_code)
+    priced = pricing.price(basis, ctx.taxes(), currency=currency, lines=lines, delivery=cmd.delivery,
+                           method_code=method_code,
+                           to=pricing.Destination(country=to.country, region=to.region, postal_code=to.postal_code,
+                                                  city=to.city, line1=to.line1))
+    # Reserve: the order, awaiting its payment, committed before the provider is asked.
     with ctx.uow() as uow:
         session = uow.session
-        maker = session.scalar(select(Manufacturer).where(Manufacturer.slug == slug))
-        if maker is None:
-            raise NotFound(f"no storefront {slug!r}")
-        products = {
-            p.sku: p
-            for p in session.scalars(
-                select(Product).where(Product.manufacturer_id == maker.id, Product.sku.in_(list(quantities)))
-            )
-        }
-        for i, item in enumerate(cmd.items):
-            product = products.get(item.sku)
-            if product is None or not product.active:
-                raise Invalid.field(f"items.{i}.sku", f"{item.sku!r} is not for sale in this store")
-            if not product.in_stock:
-                raise Invalid.field(f"items.{i}.sku", f"{product.name} is sold out")
+        maker, products = _catalog(session, slug, cmd.items, quantities)
+        if ([PricedLine(sku, products[sku].price, q) for sku, q in quantities.items()] != lines
+                or pricing.basis_of(session, maker.id, currency) != basis):
+            raise Conflict("the store changed its prices or shipping while you checked out: look again and retry")
         now = ctx.now()
         token = secrets.token_urlsafe(32)
+        method = priced.method
         order = Order(
-            manufacturer_id=maker.id, status=OrderStatus.AWAITING_PAYMENT, currency=maker.currency, total=0,
+            manufacturer_id=maker.id, status=OrderStatus.AWAITING_PAYMENT, currency=maker.currency,
+            total=priced.total, subtotal=priced.subtotal, shipping=priced.shipping, tax=priced.tax,
+            tax_included=priced.tax_included, tax_jurisdiction=priced.jurisdiction, tax_rate=priced.rate,
+            shipping_method=method.code if method else None, shipping_method_name=method.name if method else None,
+            ship_within_hours=method.ship_within_hours if method else None,
             delivery=cmd.delivery, customer_name=name, customer_email=email,
             ship_line1=to.line1, ship_line2=to.line2, ship_city=to.city, ship_city_area=to.city_area,
             ship_region=to.region, ship_postal_code=to.postal_code, ship_country=to.country,
@@ -137,37 +146,86 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
             order.lines.append(OrderLine(product_id=product.id, sku=sku, name=product.name,
                                          unit_price=product.price, quantity=quantity,
                                          line_total=product.price * quantity))
-        order.total = sum(line.line_total for line in order.lines)
-        if order.total > MAX_AMOUNT:
-            raise Invalid.field("items", f"the order's total must be at most {format_amount(MAX_AMOUNT, maker.currency)}")
         pickup_code = None
         if cmd.delivery == Delivery.PICKUP:
             pickup_code = f"{secrets.randbelow(10**6):06d}"
             order.pickup_code_hash = pickup_digest(order.access_token_hash, pickup_code)
         session.add(order)
         session.flush()
-        try:
-            auth = ctx.payments.authorize(
-                session, amount=order.total, currency=order.currency,
-                idempotency_key=f"order-{order.id}-authorize", description=f"{maker.name} order {order.id}",
-                metadata={"order_id": str(order.id), "transfer_group": f"order-{order.id}"},
-            )
-        except PaymentError as exc:
-            if exc.retryable:
-                raise Unavailable("the payment provider is not answering; nothing was charged, try again") from None
-            raise PaymentRequired(f"the payment could not be set up: {exc}") from None
-        payment = Payment(
-            order_id=order.id, provider=ctx.payments.name, provider_ref=auth.ref, test_mode=ctx.payments.test_mode,
-            status=PaymentStatus.PENDING, amount=order.total, currency=order.currency, created_at=now,
-        )
-        session.add(payment)
-        session.flush()
-        if auth.authorized:
-            payments.record_authorized(session, payment, hold_hours=ctx.settings.auth_hold_hours, now=now)
-            put_on_board(session, order, now)
-        events.order_placed(session, ctx, order, token, pickup_code, now)
+        order_id, maker_name = order.id, maker.name
         uow.commit()
-        return PlacedOrder(order, token, payment, auth.client_secret, pickup_code)
+    # Ask, outside any transaction of ours; then record.
+    auth = None
+    try:
+        auth = holds.authorize(ctx, amount=priced.total, currency=currency,
+                               idempotency_key=f"order-{order_id}-authorize",
+                               description=f"{maker_name} order {order_id}",
+                               metadata={"order_id": str(order_id), "transfer_group": f"order-{order_id}"})
+        with ctx.uow() as uow:
+            session = uow.session
+            order = session.scalar(lock(select(Order).where(Order.id == order_id).options(selectinload(Order.lines))))
+            payment = holds.record(session, ctx, auth, amount=order.total, currency=order.currency,
+                                   order_id=order.id, tax_amount=order.tax, tax_jurisdiction=order.tax_jurisdiction,
+                                   now=now)
+            if auth.authorized:
+                put_on_board(session, order, now)
+            events.order_placed(session, ctx, order, token, pickup_code, now)
+            uow.commit()
+            return PlacedOrder(order, token, payment, auth.client_secret, pickup_code)
+    except BaseException:
+        holds.give_up(ctx, auth, idempotency_key=f"order-{order_id}-release-unrecorded")
+        _drop_reservation(ctx, order_id)
+        raise
+
+
+def _drop_reservation(ctx: Context, order_id: int) -> None:
+    """The order whose payment could not be set up goes, with its lines: the
+    customer was told nothing was charged, and was never given its link."""
+    with ctx.uow() as uow:
+        session = uow.session
+        order = session.scalar(lock(select(Order).where(Order.id == order_id, Order.status ==
+                                                        OrderStatus.AWAITING_PAYMENT)))
+        if order is None or session.scalar(select(Payment.id).where(Payment.order_id == order_id)) is not None:
+            return
+        session.delete(order)
+        uow.commit()
+
+
+def _quantities(items: list[Item]) -> dict[str, int]:
+    """Each SKU's quantity in all. :raise 422: empty, too long, a bad quantity."""
+    if not items:
+        raise Invalid.field("items", "the cart is empty")
+    if len(items) > MAX_LINES:
+        raise Invalid.field("items", f"at most {MAX_LINES} lines")
+    quantities: dict[str, int] = {}
+    for i, item in enumerate(items):
+        quantities[item.sku] = quantities.get(item.sku, 0) + item.quantity
+        # Checked on the running total: the same SKU on two lines is one line.
+        if not (1 <= item.quantity and quantities[item.sku] <= MAX_QUANTITY):
+            raise Invalid.field(f"items.{i}.quantity", f"must be between 1 and {MAX_QUANTITY} per product")
+    return quantities
+
+
+def _catalog(session: Session, slug: str, items: list[Item],
+             quantities: dict[str, int]) -> tuple[Manufacturer, dict[str, Product]]:
+    """The storefront and the cart's products. :raise 404: no storefront.
+    :raise 422: a SKU not for sale, or sold out."""
+    maker = session.scalar(select(Manufacturer).where(Manufacturer.slug == slug))
+    if maker is None:
+        raise NotFound(f"no storefront {slug!r}")
+    products = {
+        p.sku: p
+        for p in session.scalars(
+            select(Product).where(Product.manufacturer_id == maker.id, Product.sku.in_(list(quantities)))
+        )
+    }
+    for i, item in enumerate(items):
+        product = products.get(item.sku)
+        if product is None or not product.active:
+            raise Invalid.field(f"items.{i}.sku", f"{item.sku!r} is not for sale in this store")
+        if not product.in_stock:
+            raise Invalid.field(f"items.{i}.sku", f"{product.name} is sold out")
+    return maker, products
 
 
 def ship_to_address(to: Address, *, street: bool = True) -> PostalAddress:
@@ -193,12 +251,15 @@ def pickup_digest(token_hash: str, code: str) -> str:
 
 
 def put_on_board(session: Session, order: Order, now: datetime) -> None:
-    """The hold is in place: the order goes on the board (caller's transaction)."""
+    """The hold is in place: the order goes on the board (caller's transaction).
+    The board's price is the goods and the shipping, the fulfiller's to earn
+    (less the fee); the tax in the total is the jurisdiction's, not theirs."""
     move(order, OrderStatus.OPEN, now)
     session.add(
         new_listing(kind=ListingKind.ORDER, manufacturer_id=order.manufacturer_id, order_id=order.id,
                     status=ListingStatus.OPEN, lat=order.ship_lat, lon=order.ship_lon, area=order.area,
-                    precision=order.location_precision, price=order.total, currency=order.currency, listed_at=now)
+                    precision=order.location_precision, price=order.total - order.tax, currency=order.currency,
+                    listed_at=now)
     )
     events.order_on_board(session, order, now)
 

@@ -34,6 +34,13 @@ class Payment(Base):
     amount: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
     captured_amount: Mapped[int] = mapped_column(Integer, default=0)
+    # The part of `amount` that is tax, owed to `tax_jurisdiction`: whatever is
+    # captured or refunded carries tax in this proportion (broker.tax.ledger).
+    tax_amount: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tax_jurisdiction: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    # The total `tax_amount` is part of, where that is less than the hold (a
+    # personal request's winning offer under its ceiling); None: `amount`.
+    tax_base: Mapped[int | None] = mapped_column(Integer, default=None)
     refunded_amount: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     charge_ref: Mapped[str | None] = mapped_column(String(100), default=None)
     disputed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -74,7 +74,10 @@ def record_captured(session: Session, payment: Payment, amount: int, *, now: dat
     payment.status = PaymentStatus.CAPTURED
     payment.captured_amount = min(amount, payment.amount)
     payment.captured_at = now
-    lines = [(ledger.CASH, payment.captured_amount), (ledger.SALES, -payment.captured_amount)]
+    # The tax in what was captured is owed to its jurisdiction, not a sale.
+    tax = ledger.captured_tax(payment)
+    lines = [(ledger.CASH, payment.captured_amount), (ledger.SALES, -(payment.captured_amount - tax)),
+             (ledger.tax_account(payment.tax_jurisdiction), -tax)]
     if was_held:
         lines += [(ledger.HOLDS_CUSTOMERS, payment.amount), (ledger.HOLDS_CARDS, -payment.amount)]
     ledger.post(session, kind="capture", dedupe_key=f"payment-{payment.id}-capture", currency=payment.currency,
@@ -122,10 +125,11 @@ def fee_bps(session: Session, order: Order, default_bps: int) -> int:
 
 def accrue_earning(session: Session, order: Order, payment: Payment, *, owner_kind: str, owner_id: int,
                    fee_bps_: int, now: datetime) -> Earning | None:
-    """The order is fulfilled: its fulfiller earns the captured amount less the fee."""
+    """The order is fulfilled: its fulfiller earns the captured amount, less its
+    tax (owed to the jurisdiction) and less the fee."""
     if payment.status != PaymentStatus.CAPTURED:
         return None
-    gross = payment.captured_amount - payment.refunded_amount
+    gross = payment.captured_amount - payment.refunded_amount - ledger.payment_tax_kept(payment)
     fee = gross * fee_bps_ // 10_000
     earning = Earning(order_id=order.id, kind=EarningKind.SALE, owner_kind=owner_kind, owner_id=owner_id,
                       gross=gross, fee=fee, amount=gross - fee, currency=payment.currency,
@@ -155,6 +159,11 @@ def record_refunded(session: Session, payment: Payment, total_refunded: int, *, 
     delta = min(total_refunded, payment.captured_amount) - payment.refunded_amount
     if delta <= 0 or payment.status not in (PaymentStatus.CAPTURED, PaymentStatus.REFUNDED):
         return 0
+    # The tax in the refund goes back out of the tax owed, in proportion; the
+    # rest comes out of the sale as before.
+    tax_back = ledger.refunded_tax(payment, payment.refunded_amount + delta) - \
+        ledger.refunded_tax(payment, payment.refunded_amount)
+    tax_line = (ledger.tax_account(payment.tax_jurisdiction), tax_back)
     payment.refunded_amount += delta
     if payment.refunded_amount >= payment.captured_amount:
         payment.status = PaymentStatus.REFUNDED
@@ -162,29 +171,31 @@ def record_refunded(session: Session, payment: Payment, total_refunded: int, *, 
     earning = sale_earning(session, payment.order_id)
     if earning is None or earning.gross <= 0:
         ledger.post(session, kind="refund", dedupe_key=key, currency=payment.currency, order_id=payment.order_id,
-                    reference=reference, now=now, lines=[(ledger.SALES, delta), (ledger.CASH, -delta)])
+                    reference=reference, now=now,
+                    lines=[(ledger.SALES, delta - tax_back), tax_line, (ledger.CASH, -delta)])
         return delta
-    fee_part = delta * earning.fee // earning.gross if earning.gross else 0
-    earn_part = delta - fee_part
+    net = delta - tax_back
+    fee_part = net * earning.fee // earning.gross if earning.gross else 0
+    earn_part = net - fee_part
     account = ledger.payable(earning.owner_kind, earning.owner_id)
     if earning.status == EarningStatus.PAID:
         # Paid out already: the fulfiller owes its part back, netted from its next payout.
         ledger.post(session, kind="refund", dedupe_key=key, currency=payment.currency, order_id=payment.order_id,
                     reference=reference, now=now,
-                    lines=[(account, earn_part), (ledger.FEES, fee_part), (ledger.CASH, -delta)])
+                    lines=[(account, earn_part), (ledger.FEES, fee_part), tax_line, (ledger.CASH, -delta)])
         session.add(Earning(order_id=earning.order_id, kind=EarningKind.CLAWBACK, owner_kind=earning.owner_kind,
-                            owner_id=earning.owner_id, gross=-delta, fee=-fee_part, amount=-earn_part,
+                            owner_id=earning.owner_id, gross=-net, fee=-fee_part, amount=-earn_part,
                             currency=earning.currency, status=EarningStatus.ACCRUED, created_at=now))
         return delta
     if earning.status == EarningStatus.REVERSED:
         # Reversed by a lost dispute: the dispute loss already took this money from
         # the earning, so the refund lowers the loss (the same end, in either order).
-        lines = [(ledger.DISPUTES_LOST, delta), (ledger.CASH, -delta)]
+        lines = [(ledger.DISPUTES_LOST, net), tax_line, (ledger.CASH, -delta)]
     else:
-        lines = [(account, earn_part), (ledger.FEES, fee_part), (ledger.CASH, -delta)]
+        lines = [(account, earn_part), (ledger.FEES, fee_part), tax_line, (ledger.CASH, -delta)]
     ledger.post(session, kind="refund", dedupe_key=key, currency=payment.currency, order_id=payment.order_id,
                 reference=reference, now=now, lines=lines)
-    earning.gross -= delta
+    earning.gross -= net
     earning.fee -= fee_part
     earning.amount -= earn_part
     if earning.gross <= 0:

@@ -27,7 +27,7 @@ from broker.board.models import Bid, BidStatus, Listing, ListingKind, ListingSta
 from broker.catalog.models import Product
 from broker.context import Context
 from broker.email_address import email_address
-from broker.errors import Conflict, Invalid, NotFound, PaymentRequired, Unauthenticated, Unavailable
+from broker.errors import Conflict, Invalid, NotFound, Unauthenticated, Unavailable
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.geo.geocoding import LocationQuery, resolve_location
 from broker.locks import lock as lock_rows
@@ -38,11 +38,13 @@ from broker.orders.rules import move
 from broker.outbox.destinations import check_destination
 from broker.outbox.services import enqueue
 from broker.parking import services as parking
+from broker.payments import holds
 from broker.payments import services as payments
 from broker.payments.models import Payment, PaymentStatus
 from broker.payments.provider import PaymentError
 from broker.personal.models import Message, PersonalRequest, Prefer, RequestStatus
 from broker.reputation.rules import Reputation, buyer_key, rating_text
+from broker.tax import rules as tax_rules
 from broker.settlement.models import Cause, Rule, SettlementDecision
 from broker.settlement.rules import Choice, choose
 from broker.settlement.schedule import closes_at, request_closes_at
@@ -166,28 +168,33 @@ def post_request(ctx: Context, cmd: PostRequest) -> PostedRequest:
         )
         session.add(request)
         session.flush()
-        try:
-            auth = ctx.payments.authorize(
-                session, amount=request.max_price, currency=currency,
-                idempotency_key=f"request-{request.id}-authorize", description=f"Personal request {request.id}",
-                metadata={"request_id": str(request.id)},
-            )
-        except PaymentError as exc:
-            if exc.retryable:
-                raise Unavailable("the payment provider is not answering; nothing was charged, try again") from None
-            raise PaymentRequired(f"the payment could not be set up: {exc}") from None
-        payment = Payment(request_id=request.id, provider=ctx.payments.name, provider_ref=auth.ref,
-                          test_mode=ctx.payments.test_mode, status=PaymentStatus.PENDING, amount=request.max_price,
-                          currency=currency, created_at=now)
-        session.add(payment)
-        session.flush()
-        closes = None
-        if auth.authorized:
-            payments.record_authorized(session, payment, hold_hours=settings.auth_hold_hours, now=now)
-            put_on_board(session, request, now)
-            closes = _closes_at(settings, now, request.expires_at)
-        uow.commit()
-        return PostedRequest(request, token, payment, auth.client_secret, closes)
+        request_id = request.id
+        uow.commit()  # reserved: the provider is asked outside any transaction (broker.payments.holds)
+    auth = None
+    try:
+        auth = holds.authorize(ctx, amount=cmd.max_price, currency=currency,
+                               idempotency_key=f"request-{request_id}-authorize",
+                               description=f"Personal request {request_id}", metadata={"request_id": str(request_id)})
+        with ctx.uow() as uow:
+            session = uow.session
+            request = session.scalar(lock_rows(select(PersonalRequest).where(PersonalRequest.id == request_id)))
+            payment = holds.record(session, ctx, auth, amount=request.max_price, currency=currency,
+                                   request_id=request.id, now=now)
+            closes = None
+            if auth.authorized:
+                put_on_board(session, request, now)
+                closes = _closes_at(settings, now, request.expires_at)
+            uow.commit()
+            return PostedRequest(request, token, payment, auth.client_secret, closes)
+    except BaseException:
+        holds.give_up(ctx, auth, idempotency_key=f"request-{request_id}-release-unrecorded")
+        with ctx.uow() as uow:
+            reserved = uow.session.get(PersonalRequest, request_id)
+            if reserved is not None and reserved.status == RequestStatus.AWAITING_PAYMENT and uow.session.scalar(
+                    select(Payment.id).where(Payment.request_id == request_id)) is None:
+                uow.session.delete(reserved)
+                uow.commit()
+        raise
 
 
 def _unresolved(host, port, *args, **kwargs):
@@ -355,13 +362,19 @@ def award_request(session: Session, ctx: Context, listing: Listing, request: Per
     """Turn the request into an order for the chosen offer (or, with no winner, for
     its manufacturer at the catalog price), in the caller's transaction."""
     winner = choice.winner
+    shipping = tax = 0
     if winner is not None:
         price = winner.price
+        # The offer said what its price holds: the goods, shipping and tax.
+        shipping, tax = session.execute(select(Bid.shipping, Bid.tax).where(Bid.id == winner.bid_id)).one()
     else:
         product = session.get(Product, request.product_id)
         price = product.price * request.quantity
+    goods = price - shipping - tax
     order = Order(
         manufacturer_id=request.manufacturer_id, status=OrderStatus.OPEN, currency=request.currency, total=price,
+        subtotal=goods, shipping=shipping, tax=tax, tax_included=True,
+        tax_jurisdiction=tax_rules.jurisdiction(request.ship_country, request.ship_region) if tax else "",
         customer_name=request.ship_name, customer_email=request.contact_email or "",
         ship_line1=request.ship_line1, ship_line2=request.ship_line2, ship_city=request.ship_city,
         ship_city_area=request.ship_city_area, ship_region=request.ship_region,
@@ -371,12 +384,14 @@ def award_request(session: Session, ctx: Context, listing: Listing, request: Per
         created_at=now, updated_at=now,
     )
     order.lines.append(OrderLine(product_id=request.product_id, sku=request.sku or "",
-                                 name=request.description[:200], unit_price=price // request.quantity,
-                                 quantity=request.quantity, line_total=price))
+                                 name=request.description[:200], unit_price=goods // request.quantity,
+                                 quantity=request.quantity, line_total=goods))
     session.add(order)
     session.flush()
     payment = session.scalar(lock_rows(select(Payment).where(Payment.request_id == request.id)))
     payment.order_id = order.id
+    # The offer's tax is in the winning price, which is what will be captured (not the ceiling held).
+    payment.tax_amount, payment.tax_jurisdiction, payment.tax_base = tax, order.tax_jurisdiction, price
     if payment.status == PaymentStatus.CAPTURED and payment.captured_amount > price:
         # Captured early (the hold was lapsing): give back what the winning price did not use.
         ref = ctx.payments.refund(session, payment.provider_ref, amount=payment.captured_amount - price,

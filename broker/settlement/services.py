@@ -218,7 +218,8 @@ def award(session: Session, ctx: Context, listing: Listing, choice: Choice, *, r
     captured now rather than lost later.
     """
     winner = choice.winner
-    due_at = _due_at(ctx, session.get(Order, listing.order_id).delivery, now)
+    order = session.get(Order, listing.order_id)
+    due_at = _due_at(ctx, order.delivery, now, order.ship_within_hours)
     if payment is not None:
         _capture_if_hold_too_short(session, ctx, payment, due_at, now)
     decision = SettlementDecision(
@@ -250,9 +251,14 @@ def award(session: Session, ctx: Context, listing: Listing, choice: Choice, *, r
     return decision
 
 
-def _due_at(ctx: Context, delivery: Delivery, now: datetime) -> datetime:
-    # A pickup order's deadline is the customer's collection window, not a shipping one.
-    hours = ctx.settings.pickup_within_hours if delivery == Delivery.PICKUP else ctx.settings.ship_within_hours
+def _due_at(ctx: Context, delivery: Delivery, now: datetime, ship_within_hours: int | None = None) -> datetime:
+    # A pickup order's deadline is the customer's collection window, not a shipping
+    # one; a shipped order's is its shipping method's window (Express is shorter),
+    # or BROKER_SHIP_WITHIN_HOURS for an order that has none.
+    if delivery == Delivery.PICKUP:
+        hours = ctx.settings.pickup_within_hours
+    else:
+        hours = ship_within_hours or ctx.settings.ship_within_hours
     return now + timedelta(hours=hours)
 
 
@@ -273,7 +279,8 @@ def _award_orders(session: Session, ctx: Context, awards: Sequence[tuple[Row, Ch
         check_move(order.id, order.status, OrderStatus.AWARDED)
         payment = held.get(order.id)
         if payment is not None:
-            _capture_if_hold_too_short(session, ctx, payment, _due_at(ctx, order.delivery, now), now)
+            _capture_if_hold_too_short(session, ctx, payment,
+                                       _due_at(ctx, order.delivery, now, order.ship_within_hours), now)
         winner = choice.winner
         decisions.append((
             listing.id, 0, run_id, Cause.SETTLEMENT.value, choice.rule.value,
@@ -287,7 +294,11 @@ def _award_orders(session: Session, ctx: Context, awards: Sequence[tuple[Row, Ch
     # assignments below find their decisions by (listing, round) instead.
     _insert_rows(conn, SettlementDecision.__table__, _DECISION_COLUMNS, decisions)
     decision = SettlementDecision.__table__.c
+    # One branch per shipping window in the batch (a store has a few methods).
+    windows = sorted({orders[listing.order_id].ship_within_hours for listing, _ in awards} - {None})
     due_at = case((Order.delivery == Delivery.PICKUP, literal(_due_at(ctx, Delivery.PICKUP, now), UTCDateTime)),
+                  *[(Order.ship_within_hours == hours, literal(_due_at(ctx, Delivery.SHIP, now, hours), UTCDateTime))
+                    for hours in windows],
                   else_=literal(_due_at(ctx, Delivery.SHIP, now), UTCDateTime))
     conn.execute(insert(Assignment.__table__).from_select(
         ["order_id", "decision_id", "manufacturer_id", "fulfiller_kind", "retailer_id", "store_id", "status",
@@ -567,7 +578,8 @@ def _settle_batch(ctx: Context, batches: _Batches, *, claimed: list[int] | None 
         order_ids = [l.order_id for l in listings if l.order_id is not None]
         conn = _core(session)
         orders = {o.id: o for o in conn.execute(
-            select(Order.id, Order.status, Order.delivery).where(_among(Order.id, order_ids, conn)).with_for_update()
+            select(Order.id, Order.status, Order.delivery, Order.ship_within_hours)
+            .where(_among(Order.id, order_ids, conn)).with_for_update()
         )}
         candidates = candidates_for(session, listings, now=now, scores=batches.scores)
         held = {p.order_id: p for p in session.scalars(

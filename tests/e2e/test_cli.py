@@ -173,3 +173,18 @@ def _wait_for(url: str, proc: subprocess.Popen, seconds: float = 60) -> str:
         except OSError:
             time.sleep(0.3)
     pytest.fail(f"{url} did not answer within {seconds}s")
+
+
+def test_tax_report_prints_csv_and_refuses_an_unknown_manufacturer(tmp_path):
+    assert broker(tmp_path, "db", "upgrade").returncode == 0
+    assert broker(tmp_path, "demo").returncode == 0
+    report = broker(tmp_path, "tax", "report", "--manufacturer", "northwind", "--from", "2026-01-01",
+                    "--to", "2027-01-01")
+    assert report.returncode == 0, report.stderr
+    assert report.stdout.splitlines()[0].startswith("jurisdiction,period_start,period_end,currency,orders")
+    unknown = broker(tmp_path, "tax", "report", "--manufacturer", "nobody", "--from", "2026-01-01",
+                     "--to", "2027-01-01")
+    assert unknown.returncode != 0 and "no manufacturer 'nobody'" in unknown.stderr
+    backwards = broker(tmp_path, "tax", "report", "--manufacturer", "northwind", "--from", "2027-01-01",
+                       "--to", "2026-01-01")
+    assert backwards.returncode != 0 and "Traceback" not in backwards.stderr

@@ -30,6 +30,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -64,6 +65,8 @@ PARAMS = {
     "create_transfer": {"amount", "currency", "destination", "transfer_group", "source_transaction", "description",
                         "metadata"},
     "create_transfer_reversal": {"amount", "description", "metadata", "refund_application_fee"},
+    "create_tax_calculation": {"currency", "line_items", "customer_details", "shipping_cost", "customer",
+                               "tax_date"},
 }
 
 
@@ -193,6 +196,11 @@ class FakeStripe:
         self.account_links: list[dict[str, Any]] = []
         self.transfers: dict[str, dict[str, Any]] = {}
         self.reversals: dict[str, dict[str, Any]] = {}
+        # Stripe Tax: the rates this fake applies, (country, state) -> percentage as
+        # Stripe writes it ("8.875"; state "" for the whole country), and the
+        # calculations made.
+        self.tax_rates: dict[tuple[str, str], str] = {("US", "NY"): "8.875", ("DE", ""): "19.0"}
+        self.tax_calculations: dict[str, dict[str, Any]] = {}
         self.requests: list[Recorded] = []
         self._idempotent: dict[str, tuple[str, str, dict[str, Any], int, dict[str, Any]]] = {}
         self._failures: list[_Failure] = []
@@ -211,6 +219,7 @@ class FakeStripe:
             Rule("/v1/account_links", methods=["POST"], endpoint="create_account_link"),
             Rule("/v1/transfers", methods=["POST"], endpoint="create_transfer"),
             Rule("/v1/transfers/<id>/reversals", methods=["POST"], endpoint="create_transfer_reversal"),
+            Rule("/v1/tax/calculations", methods=["POST"], endpoint="create_tax_calculation"),
         ])
 
     # -- running ------------------------------------------------------------------
@@ -707,6 +716,65 @@ class FakeStripe:
         transfer["reversed"] = transfer["amount_reversed"] == transfer["amount"]
         transfer["reversals"]["data"].append(copy.deepcopy(reversal))
         return copy.deepcopy(reversal)
+
+
+    # -- Stripe Tax -------------------------------------------------------------------
+
+    def _create_tax_calculation(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A calculation as Stripe Tax makes one: each line item and the shipping
+        cost taxed at the destination's rate (the state's if this fake has one,
+        else the country's, else none), inclusive or exclusive per its
+        `tax_behavior`; the nontaxable tax code `txcd_00000000` is not taxed."""
+        currency = _currency(params)
+        details = params.get("customer_details") or {}
+        address = details.get("address") or {}
+        country = (address.get("country") or "").upper()
+        if not country:
+            raise StripeFailure(400, "The customer's address must have a country.",
+                                code="customer_tax_location_invalid", param="customer_details[address][country]")
+        state = (address.get("state") or "").upper()
+        found = (country, state) if (country, state) in self.tax_rates else (country, "")
+        percentage = self.tax_rates.get(found)
+        items = params.get("line_items")
+        if not isinstance(items, list) or not items:
+            raise StripeFailure(400, "Missing required param: line_items.", code="parameter_missing",
+                                param="line_items")
+        shipping = params.get("shipping_cost")
+        taxed = [(item, f"line_items[{i}]") for i, item in enumerate(items)]
+        if shipping:
+            taxed.append((shipping, "shipping_cost"))
+        exclusive = inclusive = total = taxable_total = 0
+        rate = Decimal(percentage) if percentage else Decimal(0)
+        for item, name in taxed:
+            amount = _integer(item, "amount", required=True, minimum=0)
+            behavior = item.get("tax_behavior")
+            if behavior not in ("inclusive", "exclusive"):
+                raise StripeFailure(400, f"Invalid tax_behavior for {name}.", param=f"{name}[tax_behavior]")
+            item_rate = Decimal(0) if item.get("tax_code") == "txcd_00000000" else rate
+            if behavior == "inclusive":
+                tax = int((amount * item_rate / (100 + item_rate)).quantize(Decimal(1), ROUND_HALF_UP))
+                inclusive += tax
+                total += amount
+                taxable_total += amount - tax
+            else:
+                tax = int((amount * item_rate / 100).quantize(Decimal(1), ROUND_HALF_UP))
+                exclusive += tax
+                total += amount + tax
+                taxable_total += amount
+        calculation = {
+            "id": _id("taxcalc"), "object": "tax.calculation", "amount_total": total, "currency": currency,
+            "customer_details": {"address": address, "address_source": details.get("address_source")},
+            "expires_at": _now() + 90 * 24 * 3600, "livemode": False,
+            "tax_amount_exclusive": exclusive, "tax_amount_inclusive": inclusive,
+            "tax_breakdown": [] if not percentage else [{
+                "amount": exclusive + inclusive, "inclusive": bool(inclusive and not exclusive),
+                "tax_rate_details": {"country": found[0], "state": found[1] or None,
+                                     "percentage_decimal": percentage, "tax_type": "sales_tax" if country == "US"
+                                     else "vat"},
+                "taxability_reason": "standard_rated", "taxable_amount": taxable_total}],
+        }
+        self.tax_calculations[calculation["id"]] = calculation
+        return copy.deepcopy(calculation)
 
 
 # -- parameter checks, as Stripe words them ----------------------------------------------

@@ -34,7 +34,9 @@ RST = re.compile(r":(raise|raises|param|parameter|arg|type|returns?|rtype|ivar|c
 # A property named like an amount of money (`total` in PaginationMetadata is a count).
 AMOUNT = re.compile(r"(^|_)(price|total|amount|fee|gross|accrued|frozen|paid|refunded|subtotal|tax|shipping|"
                     r"free_over|earnings?)$")
-NOT_AMOUNTS = {("PaginationMetadata", "total")}
+NOT_AMOUNTS = {("PaginationMetadata", "total"),
+               # true or false: whether prices include tax
+               ("TaxTableIn", "prices_include_tax"), ("TaxTableOut", "prices_include_tax")}
 
 
 @pytest.fixture(scope="module")

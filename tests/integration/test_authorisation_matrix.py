@@ -50,6 +50,7 @@ from broker.payments.offline import OfflineProvider
 from broker.personal import services as personal
 from broker.returns import services as returns
 from broker.settlement.services import settle
+from broker.shipping import services as shipping
 from tests.conftest import ADMIN_TOKEN, START, make_settings
 from tests.factories import HERE, north_of
 
@@ -139,6 +140,7 @@ def build_world(ctx: Context, clock: FrozenClock) -> World:
         actors[name] = Actor(ActorKind.MANUFACTURER, maker.id)
         catalog.add_product(ctx, actors[name], catalog.NewProduct(f"{name}-1", PRODUCT_NAMES[name], 5000))
         catalog.add_product(ctx, actors[name], catalog.NewProduct(f"{name}-2", f"Plain {name} thing", 700))
+        shipping.add_method(ctx, actors[name], shipping.NewMethod("standard", "Standard", 500, 72))
 
     # R2 is the nearest of all to the customers, but a dealer of M2 only.
     for name, km, makers in (("R1", 2, ["M1"]), ("R3", 4, ["M1"]), ("R2", 1, ["M2"]), ("R4", 3, [])):
@@ -352,6 +354,19 @@ MATRIX: dict[tuple[str, str], list[Target]] = {
     ("POST", "/storefronts/{slug}/orders"): [T("M1's store", EVERYONE, lambda w: {"slug": w.slugs["M1"]},
                                                body=lambda w: NEW_ORDER)],
     ("PATCH", "/storefront"): [T("own", MANUFACTURERS, body=lambda w: {"color_primary": "#123456"})],
+    # shipping methods and tax rates: each manufacturer's own; a store's methods are public
+    ("GET", "/shipping-methods"): [T("own", MANUFACTURERS)],
+    ("POST", "/shipping-methods"): [T("new", MANUFACTURERS, body=lambda w: {
+        "code": "express", "name": "Express", "price": 1500, "ship_within_hours": 24})],
+    ("PATCH", "/shipping-methods/{code}"): [
+        # M2 has a "standard" too: its own, which it may edit (the path names a code, not an owner).
+        T("own standard", MANUFACTURERS, lambda w: {"code": "standard"}, body=lambda w: {"price": 900}),
+        T("nobody's", set(), lambda w: {"code": "overnight"}, body=lambda w: {"price": 900})],
+    ("GET", "/storefronts/{slug}/shipping-methods"): [
+        T("M1's store", EVERYONE, lambda w: {"slug": w.slugs["M1"]})],
+    ("GET", "/tax-rates"): [T("own", MANUFACTURERS)],
+    ("PUT", "/tax-rates"): [T("own", MANUFACTURERS, body=lambda w: {
+        "prices_include_tax": False, "rates": [{"country": "US", "region": "CA", "rate": "8.625"}]})],
     # address formats: public data
     ("GET", "/address-formats"): [T("all", EVERYONE)],
     ("GET", "/address-formats/{country}"): [T("Canada", EVERYONE, lambda w: {"country": "CA"})],

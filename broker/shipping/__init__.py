@@ -1,0 +1,1 @@
+"""Shipping methods: what a manufacturer charges to ship, where, and how fast."""

@@ -1,0 +1,1 @@
+"""Tax: computed at checkout from the destination by a tax provider (broker.tax.provider)."""
