@@ -20,7 +20,8 @@ from broker.notifications.mailer import Mailer, make_mailer
 from broker.payments.factory import make_payment_provider
 from broker.payments.provider import PaymentProvider
 from broker.storefront.cache import PageCache
-from broker.tax.provider import TaxProvider, make_tax_provider
+from broker.tax.factory import make_tax_provider
+from broker.tax.provider import TaxProvider
 from broker.storefront.hosts import DomainCheck, DomainDirectory, HttpDomainCheck
 from broker.uow import UnitOfWork
 

@@ -75,11 +75,3 @@ class TableTax:
                else rules.tax_on_top(taxable, found.rate))
         return TaxQuote(tax=tax, included=request.prices_include_tax, jurisdiction=found.jurisdiction,
                         rate=found.rate)
-
-
-def make_tax_provider(settings) -> TaxProvider:
-    if settings.tax_provider == "stripe":
-        from broker.tax.stripe_tax import StripeTax
-
-        return StripeTax(settings)
-    return TableTax()
