@@ -184,8 +184,8 @@ class TestConsole:
         sign_in(client, ctx, Role.MANUFACTURER, me.id)
 
         runs = client.get("/console/settlements").get_data(as_text=True)
-        assert "<td>everything</td>" in runs and "<td>shard 2/2</td>" in runs
-        assert "<td>chosen manufacturers</td>" in runs and other.slug not in runs
+        assert '<td data-label="Scope">everything</td>' in runs and '<td data-label="Scope">shard 2/2</td>' in runs
+        assert '<td data-label="Scope">chosen manufacturers</td>' in runs and other.slug not in runs
         pages = {run.run_id: client.get(f"/console/settlements/{run.run_id}").get_data(as_text=True)
                  for run in (everything, sharded, chosen)}
         assert 'id="run-scope">shard 2/2<' in pages[sharded.run_id]
