@@ -245,7 +245,7 @@ def cart():
 
 
 CHECKOUT_FIELDS = ("name", "email", "line1", "line2", "city", "postal_code", "country", "delivery",
-                   "shipping_method")
+                   "shipping_method", "lat", "lon")
 
 
 # --- shipping and tax at checkout (store/_shipping_choice.html, store/_totals.html) ---
@@ -259,6 +259,23 @@ def _checkout_options(priced) -> pricing.CheckoutOptions:
 def _shipping_method(form: dict) -> str | None:
     """The method chosen; none for a pickup (nothing is shipped)."""
     return None if form.get("delivery") == "pickup" else (form.get("shipping_method") or None)
+
+
+def _point(form: dict) -> tuple[float | None, float | None]:
+    """The customer's device's point (store/_locate.html), when both halves are
+    numbers in range; anything else is as if not given."""
+    try:
+        lat, lon = float(form.get("lat") or "x"), float(form.get("lon") or "x")
+    except ValueError:
+        return None, None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        return None, None
+    return round(lat, 5), round(lon, 5)
+
+
+def _unplaced(errors: dict) -> bool:
+    """The address could not be placed on the map: offer the device's location."""
+    return any("use your location" in message for messages in errors.values() for message in messages)
 
 # --- end of shipping and tax at checkout ---
 
@@ -282,7 +299,7 @@ def checkout():
                 items=[orders.Item(line.product.sku, line.quantity) for line in priced.lines],
                 customer=orders.Customer(form["name"], form["email"]),
                 ship_to=orders.Address(form["line1"], form["city"], form["postal_code"], form["country"],
-                                       line2=form["line2"]),
+                                       line2=form["line2"], lat=_point(form)[0], lon=_point(form)[1]),
                 delivery=Delivery.PICKUP if form.get("delivery") == "pickup" else Delivery.SHIP,
                 shipping_method=_shipping_method(form),
             )
@@ -297,7 +314,8 @@ def checkout():
     status = 422 if errors else 200
     return render_template("store/checkout.html", cart=priced, cart_param=shop.format_cart(items),
                            cart_count=priced.count, form=form, errors=errors,
-                           test_mode=_ctx().payments.test_mode, options=_checkout_options(priced)), status
+                           test_mode=_ctx().payments.test_mode, options=_checkout_options(priced),
+                           locate=_unplaced(errors)), status
 
 
 def _placed(placed: orders.PlacedOrder) -> Response:

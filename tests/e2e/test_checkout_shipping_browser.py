@@ -147,3 +147,29 @@ def test_the_manufacturer_keeps_its_methods_and_rates_in_the_console(site, brows
         expect(page.get_by_label(re.compile("Rates, one a line"))).to_have_value("US NY 8.875")
         _checks(page)
         shot(page, f"console-{width}")
+
+
+def test_an_address_the_map_cannot_place_is_placed_by_the_device(site, browser, shot):
+    context = browser.new_context(viewport={"width": 390, "height": 900}, permissions=["geolocation"],
+                                  geolocation={"latitude": 52.52, "longitude": 13.405})
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(site.origin + "/s/rad/checkout?cart=RAD-1:1")
+        _fill(page, street="Hauptstraße 1", city="Xyzzyhausen", postal_code="99999", country="DE")
+        page.get_by_role("button", name="Place the order").click()
+        expect(page.get_by_text("We could not place this address on the map")).to_be_visible()
+        assert "lat" not in page.get_by_role("main").inner_text().lower().split()  # no developer words
+        shot(page, "unplaced")
+        page.get_by_role("button", name="Use my location").click()
+        expect(page.get_by_role("status").filter(has_text="Got it")).to_be_visible()
+        assert page.locator("#lat").input_value() == "52.52000"
+        page.get_by_label("Approve a test payment").check()
+        page.get_by_role("button", name="Place the order").click()
+        expect(page.get_by_role("status").filter(has_text="your order is placed")).to_be_visible()
+        _checks(page)
+        shot(page, "placed-by-device")
+        assert errors == []
+    finally:
+        context.close()

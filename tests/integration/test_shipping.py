@@ -222,6 +222,18 @@ class TestPages:
         assert b'id="shipping_method-error"' in refused.data and b"does not ship in Germany" in refused.data
         assert session.scalar(select(Order.id)) is None
 
+    def test_an_unplaced_address_offers_the_device_location_and_takes_its_point(self, maker, client, session):
+        unplaced = {**self.FORM, "city": "Xyzzyhausen", "postal_code": "99999", "country": "DE"}
+        refused = client.post(f"/s/{maker.slug}/checkout?cart=SKU-1:1", data=unplaced)
+        assert refused.status_code == 422 and b"data-locate" in refused.data and b"Use my location" in refused.data
+        wild = client.post(f"/s/{maker.slug}/checkout?cart=SKU-1:1", data={**unplaced, "lat": "91", "lon": "x"})
+        assert wild.status_code == 422  # not a point: as if none were given
+        done = client.post(f"/s/{maker.slug}/checkout?cart=SKU-1:1",
+                           data={**unplaced, "lat": "52.52001", "lon": "13.40499"})
+        assert done.status_code == 303, done.data
+        order = session.scalar(select(Order))
+        assert (order.ship_lat, order.ship_lon, order.location_precision) == (52.52001, 13.40499, "coordinates")
+
     def test_a_pickup_ignores_the_shipping_choice(self, maker, client, session):
         done = client.post(f"/s/{maker.slug}/checkout?cart=SKU-1:1",
                            data={**self.FORM, "delivery": "pickup", "shipping_method": "express"})
