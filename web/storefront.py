@@ -244,51 +244,113 @@ def cart():
                            cart_count=priced.count)
 
 
-CHECKOUT_FIELDS = ("name", "email", "line1", "line2", "city", "postal_code", "country", "delivery")
+CHECKOUT_FIELDS = ("name", "email", "line1", "line2", "city", "city_area", "region", "postal_code", "country",
+                   "delivery")
+
+
+def _store_country(store: Manufacturer) -> str:
+    """The country a checkout's address starts in: the store's locale's territory
+    (en_GB: GB; a bare `de`: its likeliest, DE), else the US."""
+    from babel import Locale, UnknownLocaleError
+    from babel.core import get_global
+
+    try:
+        locale = Locale.parse(store.locale or "en_US")
+    except (ValueError, UnknownLocaleError):
+        return "US"
+    if locale.territory:
+        return locale.territory
+    likely = get_global("likely_subtags").get(locale.language, "")
+    territory = likely.split("_")[-1] if likely else ""
+    return territory if len(territory) == 2 and territory.isalpha() else "US"
 
 
 @bp.route("/checkout", methods=["GET", "POST"])
 def checkout():
+    """The checkout form, with the order's summary; placing the order redirects
+    (post/redirect/get, once per form: web/formkeys.py). Every wrong field comes
+    back at once, with a summary at the top that takes the focus."""
     items = _cart()
     priced = shop.price_cart(_ctx(), g.store.slug, items)
-    form = {k: request.form.get(k, "") for k in CHECKOUT_FIELDS} if request.method == "POST" else \
-        {"country": "US", "delivery": "ship"}
+    if request.method == "POST":
+        form = {k: request.form.get(k, "").strip()[:400] for k in CHECKOUT_FIELDS}
+    else:
+        form = {"country": _store_country(g.store), "delivery": "ship"}
     errors: dict[str, list[str]] = {}
     once = formkeys.sent(f"checkout:{g.store.slug}")
-    if request.method == "POST":
+    if request.method == "POST" and request.form.get("action") == "country":
+        pass  # the no-script way to re-shape the address for another country: nothing is checked yet
+    elif request.method == "POST":
         try:
             formkeys.check_unused(_ctx(), once)
         except formkeys.AlreadyDone as done:  # a reload or a second click: the first's answer
             return _placed(done.result)
-        if priced.unavailable:
-            errors["cart"] = ["Some items are no longer available: " + ", ".join(priced.unavailable)]
-        elif not priced.lines:
-            errors["cart"] = ["Your cart is empty."]
-        elif request.form.get("payment") != "test-approve" and not _ctx().settings.stripe_secret_key:
+        if request.form.get("payment") != "test-approve" and not _ctx().settings.stripe_secret_key:
             errors["payment"] = ["Choose the test payment to continue."]
-        else:
-            cmd = orders.PlaceOrder(
-                items=[orders.Item(line.product.sku, line.quantity) for line in priced.lines],
-                customer=orders.Customer(form["name"], form["email"]),
-                ship_to=orders.Address(form["line1"], form["city"], form["postal_code"], form["country"],
-                                       line2=form["line2"]),
-                delivery=Delivery.PICKUP if form.get("delivery") == "pickup" else Delivery.SHIP,
-            )
-            try:
-                placed = orders.place_order(_ctx(), g.store.slug, cmd, once=once)
-            except formkeys.AlreadyDone as done:  # the same, sent while the first was at work
-                return _placed(done.result)
-            except Invalid as exc:
-                errors = {_field(k): v for k, v in exc.errors.items()}
-            except BrokerError as exc:
-                errors = {"payment": [exc.detail]}
+        cmd = orders.PlaceOrder(
+            # Every line the cart holds, the unavailable ones too: the service names them.
+            items=[orders.Item(sku, qty) for sku, qty in items.items()],
+            customer=orders.Customer(form["name"], form["email"]),
+            ship_to=orders.Address(form["line1"], form["city"], form["postal_code"], form["country"],
+                                   line2=form["line2"], region=form["region"], city_area=form["city_area"]),
+            delivery=Delivery.PICKUP if form.get("delivery") == "pickup" else Delivery.SHIP,
+        )
+        try:
+            if errors:  # not placed: the service only checks the rest, so every error shows at once
+                orders.check_order(_ctx(), g.store.slug, cmd)
             else:
+                placed = orders.place_order(_ctx(), g.store.slug, cmd, once=once)
+        except formkeys.AlreadyDone as done:  # the same, sent while the first was at work
+            return _placed(done.result)
+        except Invalid as exc:
+            for key, messages in exc.errors.items():
+                errors.setdefault(_field(key), []).extend(messages)
+        except BrokerError as exc:
+            errors = {"payment": [exc.detail]}
+        else:
+            if not errors:
                 return _placed({"order_id": placed.order.id, "token": placed.access_token,
                                 "pickup_code": placed.pickup_code, "client_secret": placed.client_secret})
     status = 422 if errors else 200
     return render_template("store/checkout.html", cart=priced, cart_param=shop.format_cart(items),
-                           cart_count=priced.count, form=form, errors=errors,
+                           cart_count=priced.count, form=form, errors=errors, summary=_error_summary(errors, form),
                            test_mode=_ctx().payments.test_mode), status
+
+
+@bp.get("/address-format/<country>")
+def address_format(country: str):
+    """A country's address form as JSON (as GET /api/v1/address-formats/<country>),
+    under the store's own address, which a store's custom domain also answers.
+    :raise 404: no such country."""
+    from broker.addresses import address_form
+
+    found = address_form(country, locale=(g.store.locale or "en").split("_")[0])
+    if found is None:
+        abort(404)
+    return Response(json.dumps(dataclasses.asdict(found), ensure_ascii=False), mimetype="application/json",
+                    headers={"Cache-Control": "public, max-age=3600"})
+
+
+# Where each error of the summary links to, and what it is called there.
+_LABELS = {"cart": ("order-summary", "Your order"), "name": ("name", "Full name"), "email": ("email", "Email"),
+           "country": ("country", "Country"), "payment": ("payment-choice", "Payment"),
+           "delivery": ("delivery-ship", "Delivery")}
+
+
+def _error_summary(errors: dict[str, list[str]], form: dict) -> list[tuple[str, str, str]]:
+    """(anchor, label, message) per error, in the form's order."""
+    from broker.addresses import address_form
+
+    fmt = address_form(form.get("country") or "US", region=form.get("region")) or address_form("US")
+    labels = {**_LABELS, **{f.name: (f.name, f.label) for f in fmt.fields}}
+    order = ["cart", "name", "email", "delivery", "country", *(f.name for f in fmt.fields), "payment"]
+    rank = {name: i for i, name in enumerate(order)}
+    found = []
+    for name in sorted(errors, key=lambda n: rank.get(n, len(order))):
+        anchor, label = labels.get(name, (name, name.replace("_", " ").capitalize()))
+        for message in errors[name]:
+            found.append((anchor, label, message[:1].upper() + message[1:]))
+    return found
 
 
 # What only the checkout's POST knows and its GET page must show (Stripe's client
@@ -367,7 +429,7 @@ def _field(name: str) -> str:
     """The service's field names, as the checkout form names them."""
     if name.startswith("items"):
         return "cart"
-    return {"customer.name": "name", "customer.email": "email", "ship_to": "postal_code",
+    return {"customer.name": "name", "customer.email": "email", "ship_to": "postal_code", "": "cart",
             "ship_to.lat": "postal_code", "ship_to.lon": "postal_code"}.get(name, name.split(".")[-1])
 
 
