@@ -151,9 +151,14 @@ def _image_src(url: str | None) -> str | None:
     return image_url_or_none(url, https_only=_ctx().settings.https)
 
 
+def store_style(store: Manufacturer) -> Markup:
+    """The store's one inline style (its colours); its CSP hash is in `store_csp`."""
+    return _look(store.color_primary, store.color_accent)[0]
+
+
 @bp.context_processor
 def _store_style() -> dict:
-    return {"store_style": _look(g.store.color_primary, g.store.color_accent)[0]} if "store" in g else {}
+    return {"store_style": store_style(g.store)} if "store" in g else {}
 
 
 @bp.app_template_filter("price")
