@@ -25,7 +25,7 @@ from broker.accounts.models import Manufacturer
 from broker.auth import ANONYMOUS
 from broker.catalog.services import storefront_catalog
 from broker.errors import BrokerError, Conflict, Invalid, NotFound
-from broker.grammar import color_or, image_url_or_none, origins_or_none
+from broker.grammar import image_url_or_none, origins_or_none
 from broker.money import exponent
 from broker.accounts import hours as opening_hours
 from broker.orders import delivered
@@ -36,6 +36,7 @@ from broker.privacy import services as privacy
 from broker.reputation import services as reputation
 from broker.returns import services as returns
 from broker.returns.models import ReturnStatus
+from broker.storefront import contrast
 from broker.storefront import services as shop
 from broker.urls import origin_for
 from web import capability, formkeys
@@ -134,11 +135,17 @@ def store_csp(store: Manufacturer, *, https: bool, stripe: bool = False) -> str:
 def _look(primary: str, accent: str) -> tuple[Markup, str]:
     """The store's colours as the one inline style its pages carry, and the CSP
     source that allows exactly that text: its hash. Not a nonce: a cached page goes
-    to many visitors, and a nonce that repeats protects nothing."""
-    # Parsed again: a value put in the database by hand must not end the <style>
-    # element either.
-    primary, accent = color_or(primary, "#1d4ed8"), color_or(accent, "#f59e0b")
-    css = Markup(":root {{ --brand: {}; --accent: {}; }}").format(primary, accent)
+    to many visitors, and a nonce that repeats protects nothing.
+
+    Beside the two brand colours, the colours that make them readable
+    (broker/storefront/contrast.py): the text on each (white or dark, for WCAG
+    AA) and each darkened as far as text or a focus ring on white needs."""
+    # Parsed again (in `palette`): a value put in the database by hand must not end
+    # the <style> element either.
+    p = contrast.palette(primary, accent)
+    css = Markup(":root {{ --brand: {}; --on-brand: {}; --brand-ink: {}; --accent: {}; --on-accent: {}; "
+                 "--accent-ink: {}; }}").format(p.brand, p.on_brand, p.brand_ink, p.accent, p.on_accent,
+                                               p.accent_ink)
     digest = base64.b64encode(hashlib.sha256(str(css).encode()).digest()).decode()
     return css, f"'sha256-{digest}'"
 
