@@ -70,7 +70,8 @@ class CachedPage:
 def _load_store(endpoint, values):
     slug = values.pop("slug")
     g.embedded = request.args.get("embed") == "1"
-    if endpoint in CACHED_PAGES:
+    # A search's results are not kept: every visitor's words would be a page of its own.
+    if endpoint in CACHED_PAGES and not _search_query():
         pages = _ctx().pages()
         where = values["sku"] if endpoint == "store.product" else _page_number()
         g.page_key = (endpoint, slug, where, shop.format_cart(_cart()), g.embedded)
@@ -209,16 +210,22 @@ def _page_response(page: CachedPage) -> Response:
     return Response(page.body, mimetype="text/html", headers=headers)
 
 
+def _search_query() -> str:
+    return " ".join(request.args.get("q", "").split())[:100]
+
+
 @bp.get("/")
 def catalog():
-    """The store's active products, 48 a page. :raise 404: no such store."""
+    """The store's active products, 48 a page; `?q=` searches their names, SKUs
+    and descriptions. :raise 404: no such store."""
     if "cached_page" in g:
         return _page_response(g.cached_page)
-    number = _page_number()
-    found = storefront_catalog(_ctx(), g.store.slug, PageRequest(number, 48))
+    number, query = _page_number(), _search_query()
+    found = storefront_catalog(_ctx(), g.store.slug, PageRequest(number, 48), query)
     cart = _cart()
-    return _keep(render_template("store/catalog.html", page=found, number=number, cart=cart,
-                                 cart_param=shop.format_cart(cart), cart_count=sum(cart.values())))
+    html = render_template("store/catalog.html", page=found, number=number, cart=cart, query=query,
+                           cart_param=shop.format_cart(cart), cart_count=sum(cart.values()))
+    return html if query else _keep(html)
 
 
 @bp.get("/p/<path:sku>")
