@@ -333,7 +333,8 @@ def checkout():
     status = 422 if errors else 200
     return render_template("store/checkout.html", cart=priced, cart_param=shop.format_cart(items),
                            cart_count=priced.count, form=form, errors=errors, summary=_error_summary(errors, form),
-                           test_mode=_ctx().payments.test_mode), status
+                           test_mode=_ctx().payments.test_mode,
+                           card_next=bool(_ctx().settings.stripe_secret_key)), status
 
 
 @bp.get("/address-format/<country>")
