@@ -32,16 +32,21 @@ import hashlib
 import json
 import os
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from broker.db import insert_if_absent
 from broker.errors import Conflict
 from broker.formkeys.models import FormKey
+
+# How long a used key is remembered: a form sent again after this (a tab left open
+# for a month) is a new one. The daily `form-keys` job forgets older keys.
+KEEP = timedelta(days=30)
+FORGET_BATCH = 5000
 
 # 32 random bytes, urlsafe base64 without padding (secrets.token_urlsafe(32)).
 _KEY = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -129,3 +134,20 @@ def _unseal(once: Once, sealed: str) -> dict | None:
         return json.loads(_cipher(once.key).decrypt(raw[:12], raw[12:], once.scope.encode()))
     except InvalidTag:
         return None
+
+
+def forget_old(ctx, *, keep: timedelta = KEEP, batch_size: int = FORGET_BATCH) -> int:
+    """Delete the keys used longer than `keep` ago, a batch per transaction; how
+    many. Two schedulers running it at once delete each row once (a DELETE of a
+    row already gone does nothing)."""
+    cutoff = ctx.now() - keep
+    forgotten = 0
+    while True:
+        with ctx.uow() as uow:
+            ids = list(uow.session.scalars(select(FormKey.id).where(FormKey.created_at < cutoff)
+                                           .order_by(FormKey.id).limit(batch_size)))
+            if not ids:
+                return forgotten
+            uow.session.execute(delete(FormKey).where(FormKey.id.in_(ids)))
+            uow.commit()
+        forgotten += len(ids)

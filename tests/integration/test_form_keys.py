@@ -115,6 +115,18 @@ class TestService:
         with ctx.uow() as uow:
             formkeys.claim(uow.session, once, now=ctx.now())
 
+    def test_keys_are_forgotten_after_thirty_days(self, ctx, clock, session):
+        old, new = (formkeys.Once(secrets.token_urlsafe(32), "test:scope") for _ in range(2))
+        for once in (old, new):
+            with ctx.uow() as uow:
+                formkeys.claim(uow.session, once, now=ctx.now())
+                uow.commit()
+            clock.advance(days=20)
+        assert formkeys.forget_old(ctx, batch_size=1) == 1  # old is 40 days old, new 20
+        formkeys.check_unused(ctx, old)
+        with pytest.raises(formkeys.AlreadyDone):
+            formkeys.check_unused(ctx, new)
+
     def test_without_a_key_nothing_is_recorded(self, ctx, session):
         with ctx.uow() as uow:
             formkeys.claim(uow.session, None, now=ctx.now())
