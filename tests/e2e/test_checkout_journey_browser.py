@@ -2,8 +2,8 @@
 at 1280 and 390 px wide: search the catalog, open a product (its picture
 shipped with Broker), fill the cart, check out with one pass of errors (the
 summary takes the focus, each field says what is wrong), land on the order page;
-a reload and a double click place nothing more; the store ships it and the
-order page says so. Then the Stripe Payment Element path against the fake
+a reload and a double click place nothing more; cancelling asks first and
+says it is done; the store ships the other order and its page says so. Then the Stripe Payment Element path against the fake
 Stripe, and the store's branded 404 page.
 
 Every page: no sideways scrolling, no serious or critical axe-core violation,
@@ -182,6 +182,15 @@ def test_buy_and_ship_in_the_pages(site, browser, shot, width):
         page.get_by_role("button", name="Place the order").dblclick()
         expect(page.locator("#status")).to_have_text("open")
         assert site.orders() == before + 2
+
+        # Cancelling it asks first, then says it is done.
+        page.get_by_role("link", name="Cancel the order").click()
+        expect(page.get_by_role("heading", level=1)).to_contain_text("Cancel order")
+        _checked(page, shot, "cancel-confirmation")
+        page.get_by_role("button", name="Yes, cancel the order").click()
+        expect(page.locator("#done")).to_contain_text("Your order is cancelled")
+        expect(page.locator("#status")).to_have_text("cancelled")
+        _checked(page, shot, "cancelled")
 
         # The store ships the first order: nobody bid, so its maker does.
         with site.ctx.uow() as uow:
