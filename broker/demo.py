@@ -82,7 +82,10 @@ def seed(ctx: Context, *, say=print) -> DemoKeys | None:
     )
     maker_actor = Actor(ActorKind.MANUFACTURER, maker.id)
     for sku, name, price, description in PRODUCTS:
-        catalog.add_product(ctx, maker_actor, catalog.NewProduct(sku, name, price, description))
+        # The demo's pictures ship with Broker (web/static/products), so the shop
+        # shows them offline.
+        catalog.add_product(ctx, maker_actor, catalog.NewProduct(
+            sku, name, price, description, image_url=f"/static/products/{sku.lower()}.svg"))
     # Standard (the default: free over 100.00) and Express; California's sales tax,
     # San Francisco's rate for the whole state to keep the demo short.
     shipping.add_method(ctx, maker_actor, shipping.NewMethod(

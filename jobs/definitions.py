@@ -18,6 +18,7 @@ from datetime import datetime
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
+from broker import formkeys
 from broker.context import Context
 from broker.fulfilment.services import check_deadlines
 from broker.identity.services import expire_sign_ups
@@ -83,6 +84,10 @@ def run_digest(ctx: Context) -> None:
 
 def run_accounts(ctx: Context) -> None:
     expire_sign_ups(ctx)
+
+
+def run_form_keys(ctx: Context) -> None:
+    formkeys.forget_old(ctx)
 
 
 JOBS: tuple[JobSpec, ...] = (
@@ -155,5 +160,11 @@ JOBS: tuple[JobSpec, ...] = (
         # Daily: sign-ups never verified are deleted a day or so after they lapse,
         # and session rows long over with them.
         trigger=lambda ctx: CronTrigger(hour=3, minute=45, timezone=ctx.settings.timezone),
+    ),
+    JobSpec(
+        id="form-keys",
+        func=run_form_keys,
+        # Daily: one-time form keys used more than 30 days ago are forgotten.
+        trigger=lambda ctx: CronTrigger(hour=3, minute=50, timezone=ctx.settings.timezone),
     ),
 )

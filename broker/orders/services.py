@@ -17,6 +17,7 @@ from broker.board.models import Listing, ListingKind, ListingStatus
 from broker.catalog.models import Product
 from broker.context import Context
 from broker.email_address import email_address
+from broker import formkeys
 from broker.errors import Conflict, Invalid, NotFound, Unauthenticated, Unavailable
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.geo.geocoding import LocationQuery, resolve_location
@@ -85,10 +86,13 @@ class PlacedOrder:
     pickup_code: str | None = None  # shown to the customer once; stored only as a hash
 
 
-def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
+def place_order(ctx: Context, slug: str, cmd: PlaceOrder, *, once: formkeys.Once | None = None) -> PlacedOrder:
     """Price the cart from the catalog (goods, the shipping method's charge, tax
     at the destination), authorise the payment for the total, and (once it is
-    authorised) put the order on the board.
+    authorised) put the order on the board. With `once` (a checkout form's key), a
+    second call with the same key places nothing and raises
+    `formkeys.AlreadyDone` with what the first recorded (order_id, token,
+    pickup_code, client_secret).
 
     The tax provider is asked between two transactions (it may be Stripe Tax,
     over the network): the first reads the catalog, the store's shipping methods
@@ -99,17 +103,14 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
         quantity, bad address or location, a shipping method that does not ship
         there. :raise 503: the tax or payment provider is not answering.
     """
-    quantities = _quantities(cmd.items)
-    name = cmd.customer.name.strip()
-    if not name:
-        raise Invalid.field("customer.name", "must not be blank")
-    email = email_address(cmd.customer.email, "customer.email")
-    # For a pickup the address is only where the customer is: a postal code or a city will do.
-    to = ship_to_address(cmd.ship_to, street=cmd.delivery != Delivery.PICKUP)
-    place = resolve_location(ctx.geocoder, location_of(to), field="ship_to")
+    errors: dict[str, list[str]] = {}
+    quantities, name, email, to, place = _check_fields(ctx, cmd, errors)
     method_code = (cmd.shipping_method or "").strip().lower() or None
     with ctx.uow() as uow:
-        maker, products = _catalog(uow.session, slug, cmd.items, quantities)
+        maker = _storefront(uow.session, slug)
+        products = _check_products(uow.session, maker, cmd, quantities, errors)
+        if errors:  # every wrong field at once, nothing written
+            raise _all_invalid(errors)
         currency = maker.currency
         lines = [PricedLine(sku, products[sku].price, quantity) for sku, quantity in quantities.items()]
         basis = pricing.basis_of(uow.session, maker.id, currency)
@@ -122,7 +123,11 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
     # Reserve: the order, awaiting its payment, committed before the provider is asked.
     with ctx.uow() as uow:
         session = uow.session
-        maker, products = _catalog(session, slug, cmd.items, quantities)
+        formkeys.claim(session, once, now=ctx.now())
+        maker = _storefront(session, slug)
+        products = _check_products(session, maker, cmd, quantities, errors)
+        if errors:
+            raise _all_invalid(errors)
         if ([PricedLine(sku, products[sku].price, q) for sku, q in quantities.items()] != lines
                 or pricing.basis_of(session, maker.id, currency) != basis):
             raise Conflict("the store changed its prices or shipping while you checked out: look again and retry")
@@ -153,6 +158,9 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
         session.add(order)
         session.flush()
         order_id, maker_name = order.id, maker.name
+        # What a repeat of this form learns if the payment is still being set up.
+        formkeys.record(session, once, {"order_id": order_id, "token": token, "pickup_code": pickup_code,
+                                        "client_secret": None})
         uow.commit()
     # Ask, outside any transaction of ours; then record.
     auth = None
@@ -170,19 +178,23 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
             if auth.authorized:
                 put_on_board(session, order, now)
             events.order_placed(session, ctx, order, token, pickup_code, now)
+            formkeys.record(session, once, {"order_id": order_id, "token": token, "pickup_code": pickup_code,
+                                            "client_secret": auth.client_secret})
             uow.commit()
             return PlacedOrder(order, token, payment, auth.client_secret, pickup_code)
     except BaseException:
         holds.give_up(ctx, auth, idempotency_key=f"order-{order_id}-release-unrecorded")
-        _drop_reservation(ctx, order_id)
+        _drop_reservation(ctx, order_id, once)
         raise
 
 
-def _drop_reservation(ctx: Context, order_id: int) -> None:
+def _drop_reservation(ctx: Context, order_id: int, once: formkeys.Once | None) -> None:
     """The order whose payment could not be set up goes, with its lines: the
-    customer was told nothing was charged, and was never given its link."""
+    customer was told nothing was charged, and was never given its link. Its
+    form's key goes too, so the form may be sent again."""
     with ctx.uow() as uow:
         session = uow.session
+        formkeys.forget(session, once)
         order = session.scalar(lock(select(Order).where(Order.id == order_id, Order.status ==
                                                         OrderStatus.AWAITING_PAYMENT)))
         if order is None or session.scalar(select(Payment.id).where(Payment.order_id == order_id)) is not None:
@@ -191,41 +203,91 @@ def _drop_reservation(ctx: Context, order_id: int) -> None:
         uow.commit()
 
 
-def _quantities(items: list[Item]) -> dict[str, int]:
-    """Each SKU's quantity in all. :raise 422: empty, too long, a bad quantity."""
-    if not items:
-        raise Invalid.field("items", "the cart is empty")
-    if len(items) > MAX_LINES:
-        raise Invalid.field("items", f"at most {MAX_LINES} lines")
-    quantities: dict[str, int] = {}
-    for i, item in enumerate(items):
-        quantities[item.sku] = quantities.get(item.sku, 0) + item.quantity
-        # Checked on the running total: the same SKU on two lines is one line.
-        if not (1 <= item.quantity and quantities[item.sku] <= MAX_QUANTITY):
-            raise Invalid.field(f"items.{i}.quantity", f"must be between 1 and {MAX_QUANTITY} per product")
-    return quantities
-
-
-def _catalog(session: Session, slug: str, items: list[Item],
-             quantities: dict[str, int]) -> tuple[Manufacturer, dict[str, Product]]:
-    """The storefront and the cart's products. :raise 404: no storefront.
-    :raise 422: a SKU not for sale, or sold out."""
+def _storefront(session: Session, slug: str) -> Manufacturer:
+    """:raise 404: no such storefront."""
     maker = session.scalar(select(Manufacturer).where(Manufacturer.slug == slug))
     if maker is None:
         raise NotFound(f"no storefront {slug!r}")
+    return maker
+
+
+def check_order(ctx: Context, slug: str, cmd: PlaceOrder) -> None:
+    """What `place_order` would refuse in `cmd`, all at once, placing nothing (a
+    form refused for a reason of its own still shows every other error).
+
+    :raise 404: no such storefront. :raise 422: as `place_order`.
+    """
+    errors: dict[str, list[str]] = {}
+    quantities, *_ = _check_fields(ctx, cmd, errors)
+    with ctx.uow() as uow:
+        _check_products(uow.session, _storefront(uow.session, slug), cmd, quantities, errors)
+    if errors:
+        raise _all_invalid(errors)
+
+
+def _check_fields(ctx: Context, cmd: PlaceOrder, errors: dict[str, list[str]]):
+    """The order's quantities, name, email, address and place; what is wrong, into `errors`."""
+    quantities = _check_items(cmd, errors)
+    name = cmd.customer.name.strip()
+    if not name:
+        errors.setdefault("customer.name", []).append("enter your name")
+    email = _collect(errors, lambda: email_address(cmd.customer.email, "customer.email"))
+    # For a pickup the address is only where the customer is: a postal code or a city will do.
+    to = _collect(errors, lambda: ship_to_address(cmd.ship_to, street=cmd.delivery != Delivery.PICKUP))
+    place = None if to is None else _collect(
+        errors, lambda: resolve_location(ctx.geocoder, location_of(to), field="ship_to"))
+    return quantities, name, email, to, place
+
+
+def _check_products(session: Session, maker: Manufacturer, cmd: PlaceOrder, quantities: dict[str, int],
+                    errors: dict[str, list[str]]) -> dict[str, Product]:
+    """The cart's products; a line not for sale or sold out, by its name, into `errors`."""
     products = {
         p.sku: p
         for p in session.scalars(
             select(Product).where(Product.manufacturer_id == maker.id, Product.sku.in_(list(quantities)))
         )
-    }
-    for i, item in enumerate(items):
+    } if quantities else {}
+    for i, item in enumerate(cmd.items if quantities else []):
         product = products.get(item.sku)
-        if product is None or not product.active:
-            raise Invalid.field(f"items.{i}.sku", f"{item.sku!r} is not for sale in this store")
-        if not product.in_stock:
-            raise Invalid.field(f"items.{i}.sku", f"{product.name} is sold out")
-    return maker, products
+        if product is None:
+            errors.setdefault(f"items.{i}.sku", []).append(f"{item.sku!r} is not for sale in this store")
+        elif not product.active:
+            errors.setdefault(f"items.{i}.sku", []).append(f"{product.name} is no longer for sale")
+        elif not product.in_stock:
+            errors.setdefault(f"items.{i}.sku", []).append(f"{product.name} is sold out")
+    return products
+
+
+def _check_items(cmd: PlaceOrder, errors: dict[str, list[str]]) -> dict[str, int]:
+    """The cart's quantities by SKU; what is wrong with it, into `errors`."""
+    if not cmd.items:
+        errors.setdefault("items", []).append("the cart is empty")
+    if len(cmd.items) > MAX_LINES:
+        errors.setdefault("items", []).append(f"at most {MAX_LINES} lines")
+        return {}
+    quantities: dict[str, int] = {}
+    for i, item in enumerate(cmd.items):
+        quantities[item.sku] = quantities.get(item.sku, 0) + item.quantity
+        # Checked on the running total: the same SKU on two lines is one line.
+        if not (1 <= item.quantity and quantities[item.sku] <= MAX_QUANTITY):
+            errors.setdefault(f"items.{i}.quantity", []).append(f"must be between 1 and {MAX_QUANTITY} per product")
+    return quantities
+
+
+def _collect(errors: dict[str, list[str]], check):
+    """`check()`'s value, or None with its Invalid's errors added to `errors`."""
+    try:
+        return check()
+    except Invalid as exc:
+        for field, messages in (exc.errors or {"": [exc.detail]}).items():
+            errors.setdefault(field, []).extend(messages)
+        return None
+
+
+def _all_invalid(errors: dict[str, list[str]]) -> Invalid:
+    detail = "; ".join(f"{field}: {messages[0]}" if field else messages[0] for field, messages in errors.items())
+    return Invalid(detail, errors=errors)
 
 
 def ship_to_address(to: Address, *, street: bool = True) -> PostalAddress:
@@ -511,8 +573,10 @@ def _manufacturer_sees_customer(current: Assignment | None, request_born: bool) 
     return not request_born or (current is not None and current.fulfiller_kind == "manufacturer")
 
 
-def cancel_order(ctx: Context, order_id: int, access_token: str | None) -> OrderView:
-    """The customer cancels before shipment; the hold is released.
+def cancel_order(ctx: Context, order_id: int, access_token: str | None, *,
+                 once: formkeys.Once | None = None) -> OrderView:
+    """The customer cancels before shipment; the hold is released. With `once`,
+    a repeat of the same form raises `formkeys.AlreadyDone`.
 
     :raise 401: no token. :raise 404: wrong token. :raise 409: already shipped or closed.
     """
@@ -520,11 +584,13 @@ def cancel_order(ctx: Context, order_id: int, access_token: str | None) -> Order
         raise Unauthenticated("give the order's X-Access-Token")
     with ctx.uow() as uow:
         session = uow.session
+        formkeys.claim(session, once, now=ctx.now())
         # Lock order: listing, order, assignment, payment (as every writer does).
         session.scalar(lock(select(Listing).where(Listing.order_id == order_id)))
         order = session.scalar(lock(select(Order).where(Order.id == order_id).options(selectinload(Order.lines))))
         if not _customer_may(order, access_token):
             raise NotFound(f"no order {order_id}")
+        formkeys.record(session, once, {"order_id": order.id})
         if order.status not in CANCELLABLE | {OrderStatus.PAYMENT_FAILED}:
             raise Conflict(f"the order is {order.status} and can no longer be cancelled")
         now = ctx.now()
