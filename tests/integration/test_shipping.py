@@ -236,7 +236,8 @@ class TestPages:
 
     def test_a_pickup_ignores_the_shipping_choice(self, maker, client, session):
         done = client.post(f"/s/{maker.slug}/checkout?cart=SKU-1:1",
-                           data={**self.FORM, "delivery": "pickup", "shipping_method": "express"})
+                           data={**self.FORM, "delivery": "pickup", "shipping_method": "express"},
+                           follow_redirects=True)
         assert done.status_code == 200 and b"pickup code" in done.data.lower()
         assert session.scalar(select(Order.shipping)) == 0
 
@@ -254,7 +255,7 @@ class TestPages:
         assert b"Shipping (Express)" in page.data and b"within 24 hours" in page.data
         slip = client.get(f"/portal/orders/{assignment_id}/slip")
         assert b"<strong>Express</strong>" in slip.data and b"ship by" in slip.data
-        confirmation = [m for m in delivered(ctx, mail_dir) if "is confirmed" in m["Subject"]][0].get_content()
+        confirmation = [m for m in delivered(ctx, mail_dir) if "is confirmed" in m["Subject"]][0].get_body(("plain",)).get_content()
         assert "Shipping (Express): 17.00 USD" in confirmation and "Total: 67.00 USD" in confirmation
 
 

@@ -203,7 +203,7 @@ class TestPages:
         text = page.get_data(as_text=True)
         assert "incl. VAT (19 %)" in text and "€19.95" in text and "€124.95" in text
         assert text.index(">Total<") < text.index("incl. VAT")  # the VAT is inside the total, after it
-        confirmation = [m for m in delivered(ctx, mail_dir) if "is confirmed" in m["Subject"]][0].get_content()
+        confirmation = [m for m in delivered(ctx, mail_dir) if "is confirmed" in m["Subject"]][0].get_body(("plain",)).get_content()
         assert "incl. VAT (19 %): 19.95 EUR" in confirmation
 
     def test_a_us_order_adds_its_sales_tax_before_the_total(self, us_store, client):
