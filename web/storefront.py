@@ -318,6 +318,14 @@ def _field(name: str) -> str:
 
 TIMELINE = [("paid", "Paid"), ("open", "On the board"), ("awarded", "With a store"), ("shipped", "Shipped"),
             ("delivered", "Delivered")]
+# A pickup is never shipped: a store has it ready, then the customer collects it.
+PICKUP_TIMELINE = [("paid", "Paid"), ("open", "On the board"), ("awarded", "Ready for pickup"),
+                   ("delivered", "Collected")]
+STATUS_WORDS = {"awaiting_payment": "waiting for the payment", "open": "on the board", "awarded": "with a store",
+                "shipped": "shipped", "delivered": "delivered", "cancelled": "cancelled",
+                "payment_failed": "payment failed", "refunded": "refunded"}
+PICKUP_STATUS_WORDS = {**STATUS_WORDS, "awarded": "ready for pickup", "shipped": "collected",
+                       "delivered": "collected"}
 
 
 def _order_scope(order_id: int) -> str:
@@ -375,13 +383,18 @@ def _order_page(order_id: int, link: capability.Capability, *, error: str | None
     # Ask (again, after a refusal) while the window is open and nothing is pending or accepted.
     can_ask_return = return_open and view.order.status in (OrderStatus.SHIPPED, OrderStatus.DELIVERED) and (
         latest is None or latest.status == ReturnStatus.REFUSED)
+    pickup = view.order.delivery == Delivery.PICKUP
     store = view.pickup_store
     week = store and opening_hours.Hours.from_json(store.hours)
     return render_template("store/order.html", view=view, link=link, log=log, reviews=reviews,
                            return_open=return_open, can_ask_return=can_ask_return,
                            pickup_hours=opening_hours.describe(week, g.store.locale) if store else "",
                            pickup_state=opening_hours.state_at(week, store.timezone, ctx.now()) if store else None,
-                           timeline=[(key, label, key in reached) for key, label in TIMELINE],
+                           timeline=[(key, label, key in reached) for key, label in
+                                     (PICKUP_TIMELINE if pickup else TIMELINE)],
+                           status_text=(PICKUP_STATUS_WORDS if pickup else STATUS_WORDS).get(
+                               view.order.status, view.order.status),
+                           pickup_code=orders.shown_pickup_code(view.order, link.token),
                            new=request.args.get("new"), error=error,
                            can_cancel=view.order.status in (OrderStatus.AWAITING_PAYMENT, OrderStatus.OPEN,
                                                             OrderStatus.AWARDED)), status

@@ -37,7 +37,7 @@ from broker.board.reach import Reach, merge_boxes
 from broker.context import Context
 from broker.errors import Conflict, Invalid, NotFound
 from broker.geo.distance import bounding_box, distance_km, shown_distance_km, shown_upper_km
-from broker.orders.models import OrderLine
+from broker.orders.models import Delivery, Order, OrderLine
 from broker.pagination import Page, PageRequest
 from broker.personal.models import PersonalRequest
 from broker.personal.services import notify_offer
@@ -58,6 +58,8 @@ class BoardItem:
     # For a personal request: what is wanted, under its pseudonym, and the buyer's score.
     request: PersonalRequest | None = None
     buyer_score: float | None = None
+    # For an order: `ship`, or `pickup` (the customer collects it from the winning store).
+    delivery: Delivery | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,7 +154,9 @@ def board(ctx: Context, actor: Actor, filters: BoardFilter, page: PageRequest) -
         )} if ids else {}
         order_ids = [listing.order_id for _, listing, _ in window if listing.order_id is not None]
         lines: dict[int, list[OrderLine]] = {}
+        deliveries: dict[int, Delivery] = {}
         if order_ids:
+            deliveries = dict(session.execute(select(Order.id, Order.delivery).where(Order.id.in_(order_ids))).all())
             for line in session.scalars(
                 select(OrderLine).where(OrderLine.order_id.in_(order_ids)).order_by(OrderLine.id)
             ):
@@ -174,6 +178,7 @@ def board(ctx: Context, actor: Actor, filters: BoardFilter, page: PageRequest) -
                 my_bid=bids.get(listing.id),
                 request=requests.get(listing.request_id),
                 buyer_score=_buyer_score(requests.get(listing.request_id), scores),
+                delivery=deliveries.get(listing.order_id),
             )
             for km, listing, store in window
         ]
