@@ -32,6 +32,7 @@ from broker.orders import delivered
 from broker.orders import services as orders
 from broker.orders.models import Delivery, OrderStatus
 from broker.pagination import PageRequest
+from broker.personal import services as personal
 from broker.privacy import services as privacy
 from broker.reputation import services as reputation
 from broker.returns import services as returns
@@ -366,12 +367,15 @@ def order(order_id: int, token: str | None):
     return _order_page(order_id, _order_link(order_id, token))
 
 
-def _order_page(order_id: int, link: capability.Capability, *, error: str | None = None, status: int = 200):
+def _order_page(order_id: int, link: capability.Capability, *, error: str | None = None, status: int = 200,
+                message_error: str | None = None, return_errors: dict | None = None, form: dict | None = None,
+                cancel_error: str | None = None):
     ctx = _ctx()
     try:
         view = orders.get_order(ctx, ANONYMOUS, order_id, link.token)
         log = shop.disclosure_log(ctx, order_id, link.token)
         reviews = reputation.reviews_for_order(ctx, order_id, access_token=link.token)
+        thread = personal.messages(ctx, order_id, actor=ANONYMOUS, token=link.token)
     except NotFound:
         abort(404)
     if view.order.manufacturer_id != g.store.id:
@@ -395,7 +399,11 @@ def _order_page(order_id: int, link: capability.Capability, *, error: str | None
                            status_text=(PICKUP_STATUS_WORDS if pickup else STATUS_WORDS).get(
                                view.order.status, view.order.status),
                            pickup_code=orders.shown_pickup_code(view.order, link.token),
-                           new=request.args.get("new"), error=error,
+                           new=request.args.get("new"), error=error, done=DONE.get(request.args.get("done", "")),
+                           thread=thread, message_error=message_error, cancel_error=cancel_error, return_errors=return_errors or {},
+                           form=form or {}, return_reasons=returns.REASONS,
+                           can_write=(view.assignment is not None and view.order.erased_at is None
+                                      and view.assignment.status in ("active", "shipped")),
                            can_cancel=view.order.status in (OrderStatus.AWAITING_PAYMENT, OrderStatus.OPEN,
                                                             OrderStatus.AWARDED)), status
 
@@ -413,14 +421,20 @@ def _reached(status: str) -> set[str]:
 @bp.post("/o/<int:order_id>/cancel", defaults={"token": None})
 @bp.post("/o/<int:order_id>/<token>/cancel")
 def cancel(order_id: int, token: str | None):
+    """Cancel before it ships, once the customer ticked that they mean it.
+
+    :raise 404: wrong token. :raise 409: shipped already. :raise 422: not confirmed."""
     link = _order_link(order_id, token)
+    if request.form.get("confirm") != "yes":
+        return _order_page(order_id, link, cancel_error="Tick the box to confirm that you want to cancel.",
+                           status=422)
     try:
         orders.cancel_order(_ctx(), order_id, link.token)
     except NotFound:
         abort(404)
     except Conflict as exc:
         return _order_page(order_id, link, error=exc.detail, status=409)
-    return redirect(link.url_for("store.order", order_id=order_id), code=303)
+    return _done(link, order_id, "cancelled")
 
 
 @bp.post("/o/<int:order_id>/review", defaults={"token": None})
@@ -436,7 +450,7 @@ def review(order_id: int, token: str | None):
         abort(404)
     except BrokerError as exc:
         return _order_page(order_id, link, error=exc.detail, status=exc.status)
-    return redirect(link.url_for("store.order", order_id=order_id), code=303)
+    return _done(link, order_id, "review", "#review")
 
 
 @bp.post("/o/<int:order_id>/delivered", defaults={"token": None})
@@ -450,20 +464,59 @@ def confirm_delivery(order_id: int, token: str | None):
         abort(404)
     except BrokerError as exc:
         return _order_page(order_id, link, error=exc.detail, status=exc.status)
-    return redirect(link.url_for("store.order", order_id=order_id), code=303)
+    return _done(link, order_id, "delivered", "#review")
+
+
+# What the order page says after an action succeeded (?done=...): a visible result.
+DONE = {"message": "Your message is sent. The store is emailed a link to it, never your address.",
+        "cancelled": "Your order is cancelled and your card's hold released.",
+        "delivered": "Thank you: the order is marked as received.",
+        "review": "Thank you for your rating.",
+        "return": "Your return request is sent. We email you the store's answer."}
+
+
+def _done(link: capability.Capability, order_id: int, what: str, anchor: str = "") -> Response:
+    """Post/redirect/get: the order page, with what just happened."""
+    return redirect(link.url_for("store.order", order_id=order_id, done=what) + anchor, code=303)
+
+
+@bp.post("/o/<int:order_id>/message", defaults={"token": None})
+@bp.post("/o/<int:order_id>/<token>/message")
+def message(order_id: int, token: str | None):
+    """Write to the store that has the order, through the relay.
+
+    :raise 404: wrong token. :raise 409: no store has the order now. :raise 422: blank or too long."""
+    link = _order_link(order_id, token)
+    try:
+        personal.send_message(_ctx(), order_id, request.form.get("body", ""), actor=ANONYMOUS, token=link.token)
+    except NotFound:
+        abort(404)
+    except Invalid as exc:
+        return _order_page(order_id, link, message_error=" ".join(exc.errors.get("body", [exc.detail])), status=422)
+    except BrokerError as exc:
+        return _order_page(order_id, link, message_error=exc.detail, status=exc.status)
+    return _done(link, order_id, "message", "#messages")
 
 
 @bp.post("/o/<int:order_id>/return", defaults={"token": None})
 @bp.post("/o/<int:order_id>/<token>/return")
 def return_request(order_id: int, token: str | None):
+    """Ask to send it back, with a reason (a choice and the customer's words).
+
+    :raise 404: wrong token. :raise 409: not returnable now. :raise 422: no reason."""
     link = _order_link(order_id, token)
+    form = {"reason_kind": request.form.get("reason_kind", ""), "reason": request.form.get("reason", "")}
     try:
-        returns.request_return(_ctx(), order_id, link.token, request.form.get("reason", ""))
+        reason = returns.reason_text(form["reason_kind"], form["reason"])
+        returns.request_return(_ctx(), order_id, link.token, reason)
     except NotFound:
         abort(404)
+    except Invalid as exc:
+        return _order_page(order_id, link, return_errors=exc.errors or {"reason": [exc.detail]}, form=form,
+                           status=422)
     except BrokerError as exc:
         return _order_page(order_id, link, error=exc.detail, status=exc.status)
-    return redirect(link.url_for("store.order", order_id=order_id), code=303)
+    return _done(link, order_id, "return", "#returns")
 
 
 # --- the customer's data: download and erase (the same key, as above) ----------

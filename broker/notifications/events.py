@@ -259,18 +259,35 @@ def message_posted(session: Session, ctx: Context, order: Order, message: Messag
     key = f"message-{message.id}"
     # The thread's own fulfiller: never one the order had before or after it.
     current = session.get(Assignment, message.assignment_id) if message.assignment_id is not None else None
+    # A notice and a link only: never the message's text (an email is read by
+    # whoever holds the mailbox, and kept by every relay on the way), never an
+    # address. The link opens the thread, behind the reader's own sign-in or
+    # the order's cookie.
     if message.sender == "customer":
         if current is None:
             return
         role, company = _fulfiller(current)
-        path = "/portal/orders" if role == Role.RETAILER else "/console/to-ship"
+        path = (f"/portal/orders/{current.id}#messages" if role == Role.RETAILER
+                else f"/console/orders/{order.id}#messages")
         _to_company(session, ctx, role, company, topic="message", template="message_to_fulfiller", key=key,
-                    now=now, order_id=order.id, body=message.body, path=path)
+                    now=now, order_id=order.id, path=path)
     else:
         shipper = _fulfiller_name(session, current)
         send_email(session, ctx, topic="message", to=order.customer_email, template="message_to_customer",
-                   dedupe_key=key, now=now, name=order.customer_name, order_id=order.id, body=message.body,
-                   shipper=shipper)
+                   dedupe_key=key, now=now, name=order.customer_name, order_id=order.id, shipper=shipper,
+                   path=_customer_order_path(session, order) + "#messages")
+
+
+def _customer_order_path(session: Session, order: Order) -> str:
+    """The customer's order page, without its token (only the hash is kept): it
+    opens in the browser that holds the order's cookie; elsewhere it says to use
+    the confirmation's link. A personal request's order: the request's page."""
+    request_id = session.scalar(select(PersonalRequest.id).where(PersonalRequest.order_id == order.id))
+    if request_id is not None:
+        return f"/requests/{request_id}/order"
+    slug = session.scalar(select(Manufacturer.slug).where(Manufacturer.id == order.manufacturer_id)) \
+        if order.manufacturer_id else None
+    return f"/s/{slug}/o/{order.id}" if slug else "/"
 
 
 # --- fulfillers ---------------------------------------------------------------

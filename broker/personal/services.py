@@ -518,8 +518,10 @@ def messages(ctx: Context, order_id: int, *, actor: Actor, token: str | None) ->
         if me == "fulfiller":
             stmt = stmt.where(Message.assignment_id == current.id)
         found = list(session.scalars(stmt.order_by(Message.id)))
-        return Thread(order.id, found, me, _fulfillers(session, {m.assignment_id for m in found
-                                                                  if m.assignment_id is not None}))
+        # With the current fulfiller's name too: whom the next message goes to.
+        named = {m.assignment_id for m in found if m.assignment_id is not None} | (
+            {current.id} if current is not None else set())
+        return Thread(order.id, found, me, _fulfillers(session, named))
 
 
 def send_message(ctx: Context, order_id: int, body: str, *, actor: Actor, token: str | None) -> Thread:

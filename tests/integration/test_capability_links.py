@@ -161,7 +161,7 @@ class TestOrderLink:
         thief.set_cookie("broker_order", value, path=f"/s/other/o/{placed.order.id}")
         assert thief.get(f"/s/other/o/{placed.order.id}").status_code == 403
 
-    @pytest.mark.parametrize("action, data", [("cancel", {}), ("review", {"rating": "5"}),
+    @pytest.mark.parametrize("action, data", [("cancel", {"confirm": "yes"}), ("review", {"rating": "5"}),
                                               ("return", {"reason": "broken"}), ("erase", {"confirm": "yes"})])
     def test_order_actions_need_the_csrf_token(self, client, placed, world, maker, session, action, data):
         other = world.order(maker, sku="KETTLE")
@@ -179,8 +179,10 @@ class TestOrderLink:
     def test_cancel_and_erase_work_through_the_token_free_urls(self, client, placed, session):
         path = order_path(placed)
         page = client.get(f"{path}/{placed.access_token}", follow_redirects=True)
-        done = client.post(f"{path}/cancel", data={"link_csrf": csrf_of(page)})
-        assert done.status_code == 303 and done.headers["Location"] == path
+        unconfirmed = client.post(f"{path}/cancel", data={"link_csrf": csrf_of(page)})
+        assert unconfirmed.status_code == 422 and status_of(session, placed.order.id) == "open"
+        done = client.post(f"{path}/cancel", data={"link_csrf": csrf_of(page), "confirm": "yes"})
+        assert done.status_code == 303 and done.headers["Location"] == f"{path}?done=cancelled"
         assert status_of(session, placed.order.id) == "cancelled"
         erase = client.get(f"{path}/erase")
         erased = client.post(f"{path}/erase", data={"confirm": "yes", "link_csrf": csrf_of(erase)})
@@ -223,7 +225,7 @@ class TestOrderLink:
             if "/data" in link:
                 assert browser.get(link.replace("&amp;", "&")).status_code == 200  # the download, without a hop
         cancel = next(link for link in links if link.split("?")[0].endswith("/cancel")).replace("&amp;", "&")
-        done = browser.post(cancel)
+        done = browser.post(cancel, data={"confirm": "yes"})
         assert done.status_code == 303 and done.headers["Location"].startswith(f"{path}/{token}?")
         assert status_of(session, placed.order.id) == "cancelled"
         assert browser.get(done.headers["Location"]).status_code == 200

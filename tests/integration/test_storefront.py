@@ -55,8 +55,8 @@ def test_cancel_from_the_status_page(client, maker):
     done = client.post("/s/acme/checkout?cart=KETTLE:1", data=FORM)
     page = client.get(done.headers["Location"], follow_redirects=True)
     csrf = re.search(rb'name="link_csrf" value="([^"]+)"', page.data).group(1).decode()
-    cancelled = client.post(f"{page.request.path}/cancel", data={"link_csrf": csrf})
-    assert cancelled.status_code == 303 and cancelled.headers["Location"] == page.request.path
+    cancelled = client.post(f"{page.request.path}/cancel", data={"link_csrf": csrf, "confirm": "yes"})
+    assert cancelled.status_code == 303 and cancelled.headers["Location"] == f"{page.request.path}?done=cancelled"
     assert b'data-status="cancelled"' in client.get(page.request.path).data
 
 
