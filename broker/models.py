@@ -15,6 +15,7 @@ from broker.accounts.models import (
 from broker.board.models import Bid, BidStatus, Listing, ListingKind, ListingStatus
 from broker.catalog.models import Product
 from broker.db import Base
+from broker.formkeys.models import FormKey
 from broker.identity.models import User, UserSession
 from broker.notifications.models import EmailOptOut
 from broker.fulfilment.models import Assignment, AssignmentStatus
@@ -46,7 +47,7 @@ from broker.settlement.models import (
 )
 
 __all__ = [
-    "ApplicationStatus", "DealerApplication", "DealerInvitation", "EmailOptOut", "InvitationStatus", "JobFailure",
+    "ApplicationStatus", "DealerApplication", "FormKey", "DealerInvitation", "EmailOptOut", "InvitationStatus", "JobFailure",
     "User", "UserSession",
     "Return", "ReturnStatus", "Review", "Message", "PersonalRequest", "Prefer", "RequestStatus",
     "ConnectedAccount", "Earning", "EarningStatus", "LedgerEntry", "LedgerTransaction", "OfflineAccount",

@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     logging.getLogger("broker").setLevel(logging.INFO)
 
     from api import init_api
-    from web import account, capability, console, pages, portal, requests, retries, storefront
+    from web import account, capability, console, formkeys, pages, portal, requests, retries, storefront
     from web.boundary import init_boundary
     from web.hosts import init_hosts
     from web.security import init_security
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     retries.install(app)  # every view, before the rate limits wrap theirs
     init_security(app)
     capability.init_app(app)
+    formkeys.init_app(app)
     if context.settings.trusted_proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

@@ -34,7 +34,7 @@ from broker.returns import services as returns
 from broker.settlement import reports as settlement_reports
 from broker.storefront import domains
 from broker.storefront import services as storefront
-from web import charts
+from web import charts, formkeys
 from web.links import embed_snippet, external_url
 from web.security import check_csrf, ctx, current_user, signed_in
 
@@ -209,7 +209,10 @@ def message(order_id: int):
 
     :raise 404: not an order the caller fulfils now. :raise 422: blank or too long."""
     try:
-        personal.send_message(ctx(), order_id, request.form.get("body", ""), actor=_actor(), token=None)
+        personal.send_message(ctx(), order_id, request.form.get("body", ""), actor=_actor(), token=None,
+                              once=formkeys.sent(f"message:order:{order_id}"))
+    except formkeys.AlreadyDone:
+        pass  # a reload or a second click: the first is sent
     except NotFound:
         abort(404)
     except Invalid as exc:

@@ -33,7 +33,7 @@ from broker.pagination import PageRequest
 from broker.personal import services as personal
 from broker.returns import services as returns
 from broker.settlement.reports import bid_outcomes
-from web import charts
+from web import charts, formkeys
 from web.security import check_csrf, ctx, current_user, signed_in
 
 bp = Blueprint("portal", __name__, url_prefix="/portal", template_folder="templates")
@@ -279,7 +279,10 @@ def message(assignment_id: int):
     :raise 404: not yours. :raise 422: blank or too long."""
     view = fulfilment.get_assignment(ctx(), _actor(), assignment_id, purpose="fulfiller wrote to the customer")
     try:
-        personal.send_message(ctx(), view.order.id, request.form.get("body", ""), actor=_actor(), token=None)
+        personal.send_message(ctx(), view.order.id, request.form.get("body", ""), actor=_actor(), token=None,
+                              once=formkeys.sent(f"message:assignment:{assignment_id}"))
+    except formkeys.AlreadyDone:
+        pass  # a reload or a second click: the first is sent
     except Invalid as exc:
         return _render_order(assignment_id, errors={"body": exc.errors.get("body", [exc.detail])},
                              form=request.form, status=422)

@@ -18,7 +18,7 @@ import json
 from datetime import timedelta
 from decimal import Decimal
 
-from flask import Blueprint, Response, abort, current_app, g, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
 from markupsafe import Markup
 
 from broker.accounts.models import Manufacturer
@@ -39,7 +39,7 @@ from broker.returns import services as returns
 from broker.returns.models import ReturnStatus
 from broker.storefront import services as shop
 from broker.urls import origin_for
-from web import capability
+from web import capability, formkeys
 from web.links import external_url
 
 bp = Blueprint("store", __name__, url_prefix="/s/<slug>", template_folder="templates")
@@ -255,7 +255,12 @@ def checkout():
     form = {k: request.form.get(k, "") for k in CHECKOUT_FIELDS} if request.method == "POST" else \
         {"country": "US", "delivery": "ship"}
     errors: dict[str, list[str]] = {}
+    once = formkeys.sent(f"checkout:{g.store.slug}")
     if request.method == "POST":
+        try:
+            formkeys.check_unused(_ctx(), once)
+        except formkeys.AlreadyDone as done:  # a reload or a second click: the first's answer
+            return _placed(done.result)
         if priced.unavailable:
             errors["cart"] = ["Some items are no longer available: " + ", ".join(priced.unavailable)]
         elif not priced.lines:
@@ -271,42 +276,92 @@ def checkout():
                 delivery=Delivery.PICKUP if form.get("delivery") == "pickup" else Delivery.SHIP,
             )
             try:
-                placed = orders.place_order(_ctx(), g.store.slug, cmd)
+                placed = orders.place_order(_ctx(), g.store.slug, cmd, once=once)
+            except formkeys.AlreadyDone as done:  # the same, sent while the first was at work
+                return _placed(done.result)
             except Invalid as exc:
                 errors = {_field(k): v for k, v in exc.errors.items()}
             except BrokerError as exc:
                 errors = {"payment": [exc.detail]}
             else:
-                return _placed(placed)
+                return _placed({"order_id": placed.order.id, "token": placed.access_token,
+                                "pickup_code": placed.pickup_code, "client_secret": placed.client_secret})
     status = 422 if errors else 200
     return render_template("store/checkout.html", cart=priced, cart_param=shop.format_cart(items),
                            cart_count=priced.count, form=form, errors=errors,
                            test_mode=_ctx().payments.test_mode), status
 
 
-def _placed(placed: orders.PlacedOrder) -> Response:
-    """After checkout: the order's cookie is set here, where its token is made, so
-    the way to the order page is one hop shorter and Stripe never sees the token."""
-    order_id, token = placed.order.id, placed.access_token
-    if placed.client_secret:
-        # Stripe: the customer confirms the card in Stripe's Payment Element;
-        # the order goes on the board when Stripe's webhook says it is authorised.
-        # Stripe sends the browser back to the token-free page: the token is not
-        # Stripe's to keep in its logs.
-        g.stripe_page = True
-        response = make_response(render_template(
-            "store/pay.html", order=placed.order, client_secret=placed.client_secret,
-            publishable_key=_ctx().settings.stripe_publishable_key, cart_param="", cart_count=0,
-            return_url=external_url("store.order", store=g.store, order_id=order_id, new=1)))
-    elif placed.pickup_code:
-        # The code is shown this once (it is stored only as a hash), so no redirect.
-        response = make_response(render_template(
-            "store/pickup_code.html", order=placed.order, code=placed.pickup_code,
-            link=url_for("store.order", order_id=order_id, token=token, new=1), cart_param="", cart_count=0))
+# What only the checkout's POST knows and its GET page must show (Stripe's client
+# secret for the Payment Element, the pickup code, which is stored only as a
+# hash): a cookie scoped to the order, like the order's own (web/capability.py).
+PLACED = capability.Kind("broker_placed")
+
+
+def _placed(result: dict | None) -> Response:
+    """After checkout, post/redirect/get: the order's page, or the page that
+    shows its pickup code, or Stripe's Payment Element. The order's cookie is set
+    here, where its token is made, and the redirect goes through the token URL
+    (a browser that keeps no cookie still gets there). Stripe sends the browser
+    back to the token-free page: the token is not Stripe's to keep in its logs."""
+    if not result:
+        return redirect(url_for("store.catalog"), code=303)
+    order_id, token = result["order_id"], result["token"]
+    if result.get("client_secret"):
+        # Stripe: the order goes on the board when its webhook says the card is authorised.
+        target = "store.pay"
+    elif result.get("pickup_code"):
+        target = "store.placed"
     else:
-        response = redirect(url_for("store.order", order_id=order_id, token=token, new=1), code=303)
-    capability.remember(response, capability.ORDER, _order_scope(order_id), token)
+        target = "store.order"
+    response = redirect(url_for(target, order_id=order_id, token=token, new=1), code=303)
+    response.headers["Referrer-Policy"] = "no-referrer"
+    scope = _order_scope(order_id)
+    capability.remember(response, capability.ORDER, scope, token)
+    if target != "store.order":
+        capability.remember(response, PLACED, scope, json.dumps(
+            {"code": result.get("pickup_code"), "secret": result.get("client_secret")}))
     return response
+
+
+def _placed_secrets(order_id: int) -> dict:
+    """The checkout's pickup code and client secret, from this browser's cookie."""
+    try:
+        held = json.loads(capability.held(PLACED, _order_scope(order_id)) or "{}")
+    except ValueError:
+        return {}
+    return held if isinstance(held, dict) else {}
+
+
+@bp.get("/o/<int:order_id>/placed", defaults={"token": None})
+@bp.get("/o/<int:order_id>/<token>/placed")
+def placed(order_id: int, token: str | None):
+    """The pickup code, after checkout (a reload shows it again; the email has it too).
+    :raise 404: wrong token. :raise 403: no link, no cookie."""
+    link = _order_link(order_id, token)
+    view = _own_order(order_id, link.token)
+    code = _placed_secrets(order_id).get("code")
+    if not code:
+        return redirect(link.url_for("store.order", order_id=order_id, new=1), code=303)
+    return render_template("store/pickup_code.html", order=view.order, code=code,
+                           link=link.url_for("store.order", order_id=order_id, new=1), cart_param="", cart_count=0)
+
+
+@bp.get("/o/<int:order_id>/pay", defaults={"token": None})
+@bp.get("/o/<int:order_id>/<token>/pay")
+def pay(order_id: int, token: str | None):
+    """Stripe's Payment Element for an order awaiting its card.
+    :raise 404: wrong token. :raise 403: no link, no cookie."""
+    link = _order_link(order_id, token)
+    view = _own_order(order_id, link.token)
+    secret = _placed_secrets(order_id).get("secret")
+    if view.order.status != OrderStatus.AWAITING_PAYMENT or not secret:
+        return redirect(link.url_for("store.order", order_id=order_id, new=1), code=303)
+    g.stripe_page = True
+    return render_template(
+        "store/pay.html", order=view.order, client_secret=secret,
+        publishable_key=_ctx().settings.stripe_publishable_key, cart_param="", cart_count=0,
+        return_url=external_url("store.order", store=g.store, order_id=order_id, new=1))
 
 
 def _field(name: str) -> str:
@@ -368,8 +423,7 @@ def order(order_id: int, token: str | None):
 
 
 def _order_page(order_id: int, link: capability.Capability, *, error: str | None = None, status: int = 200,
-                message_error: str | None = None, return_errors: dict | None = None, form: dict | None = None,
-                cancel_error: str | None = None):
+                message_error: str | None = None, return_errors: dict | None = None, form: dict | None = None):
     ctx = _ctx()
     try:
         view = orders.get_order(ctx, ANONYMOUS, order_id, link.token)
@@ -400,7 +454,8 @@ def _order_page(order_id: int, link: capability.Capability, *, error: str | None
                                view.order.status, view.order.status),
                            pickup_code=orders.shown_pickup_code(view.order, link.token),
                            new=request.args.get("new"), error=error, done=DONE.get(request.args.get("done", "")),
-                           thread=thread, message_error=message_error, cancel_error=cancel_error, return_errors=return_errors or {},
+                           thread=thread, message_error=message_error,
+                           return_errors=return_errors or {},
                            form=form or {}, return_reasons=returns.REASONS,
                            can_write=(view.assignment is not None and view.order.erased_at is None
                                       and view.assignment.status in ("active", "shipped")),
@@ -418,23 +473,25 @@ def _reached(status: str) -> set[str]:
     return reached
 
 
-@bp.post("/o/<int:order_id>/cancel", defaults={"token": None})
-@bp.post("/o/<int:order_id>/<token>/cancel")
+@bp.route("/o/<int:order_id>/cancel", defaults={"token": None}, methods=["GET", "POST"])
+@bp.route("/o/<int:order_id>/<token>/cancel", methods=["GET", "POST"])
 def cancel(order_id: int, token: str | None):
-    """Cancel before it ships, once the customer ticked that they mean it.
-
-    :raise 404: wrong token. :raise 409: shipped already. :raise 422: not confirmed."""
+    """Cancel the order: a confirmation page, then the cancellation (its hold released).
+    :raise 404: wrong token. :raise 403: no link, no cookie."""
     link = _order_link(order_id, token)
-    if request.form.get("confirm") != "yes":
-        return _order_page(order_id, link, cancel_error="Tick the box to confirm that you want to cancel.",
-                           status=422)
+    view = _own_order(order_id, link.token)
+    if request.method == "GET":
+        return render_template("store/cancel.html", view=view, link=link, error=None, cart_param="", cart_count=0)
     try:
-        orders.cancel_order(_ctx(), order_id, link.token)
+        orders.cancel_order(_ctx(), order_id, link.token, once=formkeys.sent(f"cancel:order:{order_id}"))
+    except formkeys.AlreadyDone:
+        pass  # a second click: the first cancelled it
     except NotFound:
         abort(404)
     except Conflict as exc:
-        return _order_page(order_id, link, error=exc.detail, status=409)
-    return _done(link, order_id, "cancelled")
+        return render_template("store/cancel.html", view=view, link=link, error=exc.detail, cart_param="",
+                               cart_count=0), 409
+    return redirect(link.url_for("store.order", order_id=order_id, done="cancelled"), code=303)
 
 
 @bp.post("/o/<int:order_id>/review", defaults={"token": None})
@@ -443,14 +500,17 @@ def review(order_id: int, token: str | None):
     link = _order_link(order_id, token)
     try:
         rating = int(request.form.get("rating", "0"))
-        reputation.review_as_customer(_ctx(), order_id, link.token, rating, request.form.get("comment", ""))
+        reputation.review_as_customer(_ctx(), order_id, link.token, rating, request.form.get("comment", ""),
+                                      once=formkeys.sent(f"review:order:{order_id}"))
+    except formkeys.AlreadyDone:
+        pass  # a reload or a second click: the first is saved
     except ValueError:
         return _order_page(order_id, link, error="Choose 1 to 5 stars.", status=422)
     except NotFound:
         abort(404)
     except BrokerError as exc:
         return _order_page(order_id, link, error=exc.detail, status=exc.status)
-    return _done(link, order_id, "review", "#review")
+    return _done(link, order_id, "reviewed", "#review")
 
 
 @bp.post("/o/<int:order_id>/delivered", defaults={"token": None})
@@ -469,9 +529,9 @@ def confirm_delivery(order_id: int, token: str | None):
 
 # What the order page says after an action succeeded (?done=...): a visible result.
 DONE = {"message": "Your message is sent. The store is emailed a link to it, never your address.",
-        "cancelled": "Your order is cancelled and your card's hold released.",
+        "cancelled": "Your order is cancelled and the hold on your card released.",
         "delivered": "Thank you: the order is marked as received.",
-        "review": "Thank you for your rating.",
+        "reviewed": "Thank you for your rating: it is saved.",
         "return": "Your return request is sent. We email you the store's answer."}
 
 
@@ -488,7 +548,10 @@ def message(order_id: int, token: str | None):
     :raise 404: wrong token. :raise 409: no store has the order now. :raise 422: blank or too long."""
     link = _order_link(order_id, token)
     try:
-        personal.send_message(_ctx(), order_id, request.form.get("body", ""), actor=ANONYMOUS, token=link.token)
+        personal.send_message(_ctx(), order_id, request.form.get("body", ""), actor=ANONYMOUS, token=link.token,
+                              once=formkeys.sent(f"message:order:{order_id}"))
+    except formkeys.AlreadyDone:
+        pass  # a reload or a second click: the first is sent
     except NotFound:
         abort(404)
     except Invalid as exc:
@@ -508,7 +571,9 @@ def return_request(order_id: int, token: str | None):
     form = {"reason_kind": request.form.get("reason_kind", ""), "reason": request.form.get("reason", "")}
     try:
         reason = returns.reason_text(form["reason_kind"], form["reason"])
-        returns.request_return(_ctx(), order_id, link.token, reason)
+        returns.request_return(_ctx(), order_id, link.token, reason, once=formkeys.sent(f"return:order:{order_id}"))
+    except formkeys.AlreadyDone:
+        pass  # a reload or a second click: the first is sent
     except NotFound:
         abort(404)
     except Invalid as exc:

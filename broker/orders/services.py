@@ -19,6 +19,7 @@ from broker.board.models import Listing, ListingKind, ListingStatus
 from broker.catalog.models import Product
 from broker.context import Context
 from broker.email_address import email_address
+from broker import formkeys
 from broker.errors import Conflict, Invalid, NotFound, PaymentRequired, Unauthenticated, Unavailable
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.geo.geocoding import LocationQuery, resolve_location
@@ -83,9 +84,12 @@ class PlacedOrder:
     pickup_code: str | None = None  # shown to the customer once; stored only as a hash
 
 
-def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
+def place_order(ctx: Context, slug: str, cmd: PlaceOrder, *, once: formkeys.Once | None = None) -> PlacedOrder:
     """Price the cart from the catalog, authorise the payment, and (once it is
-    authorised) put the order on the board.
+    authorised) put the order on the board. With `once` (a checkout form's key), a
+    second call with the same key places nothing and raises
+    `formkeys.AlreadyDone` with what the first recorded (order_id, token,
+    pickup_code, client_secret).
 
     :raise 404: no such storefront. :raise 422: empty cart, unknown or inactive
         SKU, bad quantity, bad address or location.
@@ -109,6 +113,7 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
     place = resolve_location(ctx.geocoder, location_of(to), field="ship_to")
     with ctx.uow() as uow:
         session = uow.session
+        formkeys.claim(session, once, now=ctx.now())
         maker = session.scalar(select(Manufacturer).where(Manufacturer.slug == slug))
         if maker is None:
             raise NotFound(f"no storefront {slug!r}")
@@ -168,6 +173,8 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
             payments.record_authorized(session, payment, hold_hours=ctx.settings.auth_hold_hours, now=now)
             put_on_board(session, order, now)
         events.order_placed(session, ctx, order, token, pickup_code, now)
+        formkeys.record(session, once, {"order_id": order.id, "token": token, "pickup_code": pickup_code,
+                                        "client_secret": auth.client_secret})
         uow.commit()
         return PlacedOrder(order, token, payment, auth.client_secret, pickup_code)
 
@@ -420,8 +427,10 @@ def _manufacturer_sees_customer(current: Assignment | None, request_born: bool) 
     return not request_born or (current is not None and current.fulfiller_kind == "manufacturer")
 
 
-def cancel_order(ctx: Context, order_id: int, access_token: str | None) -> OrderView:
-    """The customer cancels before shipment; the hold is released.
+def cancel_order(ctx: Context, order_id: int, access_token: str | None, *,
+                 once: formkeys.Once | None = None) -> OrderView:
+    """The customer cancels before shipment; the hold is released. With `once`,
+    a repeat of the same form raises `formkeys.AlreadyDone`.
 
     :raise 401: no token. :raise 404: wrong token. :raise 409: already shipped or closed.
     """
@@ -429,11 +438,13 @@ def cancel_order(ctx: Context, order_id: int, access_token: str | None) -> Order
         raise Unauthenticated("give the order's X-Access-Token")
     with ctx.uow() as uow:
         session = uow.session
+        formkeys.claim(session, once, now=ctx.now())
         # Lock order: listing, order, assignment, payment (as every writer does).
         session.scalar(lock(select(Listing).where(Listing.order_id == order_id)))
         order = session.scalar(lock(select(Order).where(Order.id == order_id).options(selectinload(Order.lines))))
         if not _customer_may(order, access_token):
             raise NotFound(f"no order {order_id}")
+        formkeys.record(session, once, {"order_id": order.id})
         if order.status not in CANCELLABLE | {OrderStatus.PAYMENT_FAILED}:
             raise Conflict(f"the order is {order.status} and can no longer be cancelled")
         now = ctx.now()

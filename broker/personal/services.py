@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from broker import formkeys
 from broker.accounts.models import Manufacturer, Retailer, Store
 from broker.addresses import PostalAddress, check_address
 from broker.auth import Actor, ActorKind, digest, same
@@ -524,9 +525,11 @@ def messages(ctx: Context, order_id: int, *, actor: Actor, token: str | None) ->
         return Thread(order.id, found, me, _fulfillers(session, named))
 
 
-def send_message(ctx: Context, order_id: int, body: str, *, actor: Actor, token: str | None) -> Thread:
+def send_message(ctx: Context, order_id: int, body: str, *, actor: Actor, token: str | None,
+                 once: formkeys.Once | None = None) -> Thread:
     """Write to the other side, through Broker, in the thread of the order's
-    current assignment; returns the message as a thread of one.
+    current assignment; returns the message as a thread of one. With `once`, a
+    repeat of the same form raises `formkeys.AlreadyDone` (one message, one notice).
 
     :raise 422: empty or too long. :raise 409: the customer writes while no
         fulfiller has the order (before the award, or after a cancel)."""
@@ -537,12 +540,14 @@ def send_message(ctx: Context, order_id: int, body: str, *, actor: Actor, token:
         raise Invalid.field("body", f"at most {MAX_MESSAGE} characters")
     with ctx.uow() as uow:
         session = uow.session
+        formkeys.claim(session, once, now=ctx.now())
         order, me, current = _party(session, order_id, actor, token)
         if current is None or current.status not in _TALKING:
             raise Conflict("no one is fulfilling this order now, so there is no one to write to: messages go to "
                            "the store that has the order, once it has it")
         message = Message(order_id=order.id, assignment_id=current.id, sender=me, body=text, created_at=ctx.now())
         session.add(message)
-        events.message_posted(session, ctx, order, message, message.created_at)
+        events.message_posted(session, ctx, order, message, message.created_at)  # flushes: the id is known
+        formkeys.record(session, once, {"order_id": order.id, "message_id": message.id})
         uow.commit()
         return Thread(order.id, [message], me, _fulfillers(session, {current.id}))

@@ -10,6 +10,7 @@ from sqlalchemy import BindParameter, and_, bindparam, case, exists, func, selec
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from broker import formkeys
 from broker.accounts.models import Retailer
 from broker.auth import ANONYMOUS, Actor, ActorKind, digest, require, same
 from broker.clock import utcnow
@@ -118,8 +119,9 @@ def _add(session: Session, review: Review) -> None:
 
 
 def review_as_customer(ctx: Context, order_id: int, access_token: str | None, rating: int,
-                       comment: str | None = None) -> ReviewView:
+                       comment: str | None = None, *, once: formkeys.Once | None = None) -> ReviewView:
     """The customer (by the order's access token) rates the order's fulfiller.
+    With `once`, a repeat of the same form raises `formkeys.AlreadyDone`.
 
     :raise 401: no token. :raise 404: not this order's token. :raise 409: not
         shipped yet, already reviewed, or the fulfiller's review is already
@@ -130,9 +132,11 @@ def review_as_customer(ctx: Context, order_id: int, access_token: str | None, ra
         raise Unauthenticated("give the order's X-Access-Token")
     with ctx.uow() as uow:
         session = uow.session
+        formkeys.claim(session, once, now=ctx.now())
         order = session.get(Order, order_id)
         if not _is_customer(order, access_token):
             raise NotFound(f"no order {order_id}")
+        formkeys.record(session, once, {"order_id": order.id})
         fulfiller = _ensure_delivered(order, _current_assignment(session, order.id))
         if fulfiller.fulfiller_kind == SubjectKind.RETAILER:
             subject_kind, subject_id = SubjectKind.RETAILER, fulfiller.retailer_id

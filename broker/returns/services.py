@@ -33,6 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from broker import formkeys
 from broker.accounts.models import Manufacturer
 from broker.auth import Actor, ActorKind, require
 from broker.context import Context
@@ -115,7 +116,7 @@ def reason_text(kind: str | None, details: str | None) -> str:
 
 
 def request_return(ctx: Context, order_id: int, access_token: str | None, reason: str,
-                   assignment_id: int | None = None) -> OrderView:
+                   assignment_id: int | None = None, *, once: formkeys.Once | None = None) -> OrderView:
     """The customer asks to return what was shipped, within the store's return
     window from the shipment, with a reason. `assignment_id` names the part, for
     an order shipped in several; by default, the order's shipment.
@@ -123,15 +124,18 @@ def request_return(ctx: Context, order_id: int, access_token: str | None, reason
     :raise 401: no token. :raise 404: wrong token. :raise 409: not shipped,
         refunded, past the window, or a return of that part is open or accepted.
     :raise 422: no reason, or one over 500 characters; a part not of this order.
+    With `once`, a repeat of the same form raises `formkeys.AlreadyDone`.
     """
     if not access_token:
         raise Unauthenticated("give the order's X-Access-Token")
     reason = _text(reason, "reason", MAX_REASON, "say briefly why it goes back")
     with ctx.uow() as uow:
         session = uow.session
+        formkeys.claim(session, once, now=ctx.now())
         order = _lock_order(session, order_id)
         if not _customer_may(order, access_token):
             raise NotFound(f"no order {order_id}")
+        formkeys.record(session, once, {"order_id": order.id})
         if order.status not in (OrderStatus.SHIPPED, OrderStatus.DELIVERED):
             raise Conflict(f"the order is {order.status}; only a shipped order can be returned")
         shipped = list(session.scalars(lock(

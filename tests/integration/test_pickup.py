@@ -124,8 +124,10 @@ def test_a_shipped_order_still_needs_a_street(client, scene):
 def test_the_storefront_shows_the_code_and_the_order_page_shows_it_again(client, scene):
     form = {"name": "Ada", "email": "ada@example.com", "line1": "", "line2": "", "city": "", "postal_code": "94103",
             "country": "US", "delivery": "pickup", "payment": "test-approve"}
-    response = client.post("/s/acme/checkout?cart=SKU-1:1", data=form)
-    assert response.status_code == 200
+    posted = client.post("/s/acme/checkout?cart=SKU-1:1", data=form)
+    assert posted.status_code == 303  # post/redirect/get: a reload of the code's page places nothing
+    response = client.get(posted.headers["Location"], follow_redirects=True)
+    assert response.status_code == 200 and re.fullmatch(r"/s/acme/o/\d+/placed", response.request.path)
     code = re.search(rb'id="pickup-code">(\d{6})<', response.data).group(1)
     link = re.search(rb'href="(/s/acme/o/[^"]+)"', response.data).group(1).decode().replace("&amp;", "&")
     status = client.get(link, follow_redirects=True)

@@ -109,7 +109,7 @@ class TestPages:
     def test_both_sides_write_in_the_pages_and_the_notices_carry_no_text(self, ctx, client, awarded, session):
         import re
 
-        from sqlalchemy import select
+        from sqlalchemy import func, select
 
         from broker.accounts.models import Manufacturer, Role
         from broker.fulfilment.models import Assignment
@@ -125,8 +125,17 @@ class TestPages:
         csrf = re.search(r'name="link_csrf" value="([^"]+)"', page).group(1)
         blank = client.post(f"{path}/message", data={"body": "  ", "link_csrf": csrf})
         assert blank.status_code == 422 and 'id="message-body-error"' in blank.get_data(as_text=True)
-        sent = client.post(f"{path}/message", data={"body": "The gate code is 4471", "link_csrf": csrf})
+        key = re.search(r'<form method="post" action="[^"]*/message".*?name="form_key" value="([^"]+)"', page,
+                        re.S).group(1)
+        sent = client.post(f"{path}/message", data={"body": "The gate code is 4471", "link_csrf": csrf,
+                                                    "form_key": key})
         assert sent.status_code == 303 and sent.headers["Location"] == f"{path}?done=message#messages"
+        # A reload or a double click sends the same form again: one message, one notice.
+        again = client.post(f"{path}/message", data={"body": "The gate code is 4471", "link_csrf": csrf,
+                                                     "form_key": key})
+        assert again.status_code == 303 and again.headers["Location"] == sent.headers["Location"]
+        from broker.personal.models import Message
+        assert session.scalar(select(func.count(Message.id))) == 1
         page = client.get(f"{path}?done=message").get_data(as_text=True)
         assert "Your message is sent" in page and "The gate code is 4471" in page
 

@@ -54,10 +54,17 @@ def test_browse_add_to_cart_check_out_and_land_on_the_status_page(client, maker,
 def test_cancel_from_the_status_page(client, maker):
     done = client.post("/s/acme/checkout?cart=KETTLE:1", data=FORM)
     page = client.get(done.headers["Location"], follow_redirects=True)
-    csrf = re.search(rb'name="link_csrf" value="([^"]+)"', page.data).group(1).decode()
-    cancelled = client.post(f"{page.request.path}/cancel", data={"link_csrf": csrf, "confirm": "yes"})
+    confirm = client.get(f"{page.request.path}/cancel")  # a confirmation step first
+    assert confirm.status_code == 200 and b"Yes, cancel the order" in confirm.data
+    csrf = re.search(rb'name="link_csrf" value="([^"]+)"', confirm.data).group(1).decode()
+    assert b'data-status=\"open\"' in client.get(page.request.path).data
+    key = re.search(rb'name="form_key" value="([^"]+)"', confirm.data).group(1).decode()
+    cancelled = client.post(f"{page.request.path}/cancel", data={"link_csrf": csrf, "form_key": key})
     assert cancelled.status_code == 303 and cancelled.headers["Location"] == f"{page.request.path}?done=cancelled"
-    assert b'data-status="cancelled"' in client.get(page.request.path).data
+    again = client.post(f"{page.request.path}/cancel", data={"link_csrf": csrf, "form_key": key})
+    assert again.status_code == 303 and again.headers["Location"] == cancelled.headers["Location"]  # not a 409
+    shown = client.get(cancelled.headers["Location"])
+    assert b'data-status=\"cancelled\"' in shown.data and b"Your order is cancelled" in shown.data
 
 
 @pytest.mark.parametrize("change, field", [

@@ -174,10 +174,13 @@ def test_storefront_checkout_with_stripe_shows_the_payment_element(stripe_ctx, f
     ctx = dc.replace(stripe_ctx, settings=dc.replace(stripe_ctx.settings, stripe_publishable_key="pk_test_shop"))
     client = create_app(context=ctx, test_config={"TESTING": True}).test_client()
     World(ctx).manufacturer(slug="striped", products=[("SKU-1", 2500)])
-    response = client.post("/s/striped/checkout?cart=SKU-1:1", data={
+    posted = client.post("/s/striped/checkout?cart=SKU-1:1", data={
         "name": "Ada", "email": "ada@example.com", "line1": "1 Main", "line2": "", "city": "San Francisco",
         "postal_code": "94103", "country": "US"})
-    assert response.status_code == 200
+    assert posted.status_code == 303  # post/redirect/get: the Payment Element is on a page of its own
+    cookie = posted.headers["Set-Cookie"]
+    response = client.get(posted.headers["Location"], follow_redirects=True)
+    assert response.status_code == 200 and re.fullmatch(r"/s/striped/o/\d+/pay", response.request.path)
     [pi] = fake.payment_intents.values()
     page = response.get_data(as_text=True)
     assert f'data-client-secret="{pi["client_secret"]}"' in page and 'data-publishable-key="pk_test_shop"' in page
@@ -186,7 +189,6 @@ def test_storefront_checkout_with_stripe_shows_the_payment_element(stripe_ctx, f
     # is not Stripe's to keep); the cookie that opens it is set here, with the order.
     return_url = re.search(r'data-return-url="([^"]+)"', page).group(1).replace("&amp;", "&")
     assert re.fullmatch(r"http://localhost/s/striped/o/(\d+)\?new=1", return_url), return_url
-    cookie = response.headers["Set-Cookie"]
     assert cookie.startswith("broker_order=") and "Path=/s/striped/o/" in cookie and "HttpOnly" in cookie
     assert client.get(return_url.removeprefix("http://localhost")).status_code == 200
     csp = response.headers["Content-Security-Policy"]
@@ -208,8 +210,9 @@ def test_stripes_return_url_comes_from_the_public_url_not_the_host(stripe_ctx, f
     form = {"name": "Ada", "email": "ada@example.com", "line1": "1 Main", "line2": "", "city": "San Francisco",
             "postal_code": "94103", "country": "US"}
     # A name the balancer answers to, but not the one customers use: Stripe sends them back to the public one.
-    response = client.post("/s/striped/checkout?cart=SKU-1:1", data=form, headers={"Host": "internal.example"})
-    assert response.status_code == 200
+    posted = client.post("/s/striped/checkout?cart=SKU-1:1", data=form, headers={"Host": "internal.example"})
+    assert posted.status_code == 303
+    response = client.get(posted.headers["Location"], headers={"Host": "internal.example"}, follow_redirects=True)
     assert 'data-return-url="https://broker.example/s/striped/o/' in response.get_data(as_text=True)
     refused = client.post("/s/striped/checkout?cart=SKU-1:1", data=form, headers={"Host": "evil.example"})
     assert refused.status_code == 400 and len(fake.payment_intents) == 1
