@@ -15,7 +15,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-from datetime import timedelta
 from decimal import Decimal
 
 from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
@@ -27,7 +26,6 @@ from broker.catalog.services import storefront_catalog
 from broker.errors import BrokerError, Conflict, Invalid, NotFound
 from broker.grammar import color_or, image_url_or_none, origins_or_none
 from broker.money import exponent
-from broker.accounts import hours as opening_hours
 from broker.orders import delivered
 from broker.orders import services as orders
 from broker.orders.models import Delivery, OrderStatus
@@ -36,10 +34,9 @@ from broker.personal import services as personal
 from broker.privacy import services as privacy
 from broker.reputation import services as reputation
 from broker.returns import services as returns
-from broker.returns.models import ReturnStatus
 from broker.storefront import services as shop
 from broker.urls import origin_for
-from web import capability, formkeys
+from web import capability, formkeys, order_page
 from web.links import external_url
 
 bp = Blueprint("store", __name__, url_prefix="/s/<slug>", template_folder="templates")
@@ -372,18 +369,6 @@ def _field(name: str) -> str:
             "ship_to.lat": "postal_code", "ship_to.lon": "postal_code"}.get(name, name.split(".")[-1])
 
 
-TIMELINE = [("paid", "Paid"), ("open", "On the board"), ("awarded", "With a store"), ("shipped", "Shipped"),
-            ("delivered", "Delivered")]
-# A pickup is never shipped: a store has it ready, then the customer collects it.
-PICKUP_TIMELINE = [("paid", "Paid"), ("open", "On the board"), ("awarded", "Ready for pickup"),
-                   ("delivered", "Collected")]
-STATUS_WORDS = {"awaiting_payment": "waiting for the payment", "open": "on the board", "awarded": "with a store",
-                "shipped": "shipped", "delivered": "delivered", "cancelled": "cancelled",
-                "payment_failed": "payment failed", "refunded": "refunded"}
-PICKUP_STATUS_WORDS = {**STATUS_WORDS, "awarded": "ready for pickup", "shipped": "collected",
-                       "delivered": "collected"}
-
-
 def _order_scope(order_id: int) -> str:
     """The order's token-free path, to which its cookie is scoped: /s/<slug>/o/<id>."""
     return f"/s/{g.store.slug}/o/{order_id}"
@@ -422,8 +407,7 @@ def order(order_id: int, token: str | None):
     return _order_page(order_id, _order_link(order_id, token))
 
 
-def _order_page(order_id: int, link: capability.Capability, *, error: str | None = None, status: int = 200,
-                message_error: str | None = None, return_errors: dict | None = None, form: dict | None = None):
+def _order_page(order_id: int, link: capability.Capability, *, status: int = 200, **more):
     ctx = _ctx()
     try:
         view = orders.get_order(ctx, ANONYMOUS, order_id, link.token)
@@ -434,43 +418,10 @@ def _order_page(order_id: int, link: capability.Capability, *, error: str | None
         abort(404)
     if view.order.manufacturer_id != g.store.id:
         abort(404)
-    reached = _reached(view.order.status)
-    shipped_at = view.order.shipped_at
-    return_open = shipped_at is not None and ctx.now() <= shipped_at + timedelta(days=g.store.return_window_days)
-    latest = view.returns[-1] if view.returns else None
-    # Ask (again, after a refusal) while the window is open and nothing is pending or accepted.
-    can_ask_return = return_open and view.order.status in (OrderStatus.SHIPPED, OrderStatus.DELIVERED) and (
-        latest is None or latest.status == ReturnStatus.REFUSED)
-    pickup = view.order.delivery == Delivery.PICKUP
-    store = view.pickup_store
-    week = store and opening_hours.Hours.from_json(store.hours)
-    return render_template("store/order.html", view=view, link=link, log=log, reviews=reviews,
-                           return_open=return_open, can_ask_return=can_ask_return,
-                           pickup_hours=opening_hours.describe(week, g.store.locale) if store else "",
-                           pickup_state=opening_hours.state_at(week, store.timezone, ctx.now()) if store else None,
-                           timeline=[(key, label, key in reached) for key, label in
-                                     (PICKUP_TIMELINE if pickup else TIMELINE)],
-                           status_text=(PICKUP_STATUS_WORDS if pickup else STATUS_WORDS).get(
-                               view.order.status, view.order.status),
-                           pickup_code=orders.shown_pickup_code(view.order, link.token),
-                           new=request.args.get("new"), error=error, done=DONE.get(request.args.get("done", "")),
-                           thread=thread, message_error=message_error,
-                           return_errors=return_errors or {},
-                           form=form or {}, return_reasons=returns.REASONS,
-                           can_write=(view.assignment is not None and view.order.erased_at is None
-                                      and view.assignment.status in ("active", "shipped")),
-                           can_cancel=view.order.status in (OrderStatus.AWAITING_PAYMENT, OrderStatus.OPEN,
-                                                            OrderStatus.AWARDED)), status
-
-
-def _reached(status: str) -> set[str]:
-    order_ = ["awaiting_payment", "open", "awarded", "shipped", "delivered"]
-    if status not in order_:
-        return {"paid"} if status == "refunded" else set()
-    reached = set(order_[: order_.index(status) + 1])
-    if status != "awaiting_payment":
-        reached.add("paid")
-    return reached
+    return render_template("store/order.html", **order_page.values(
+        view, token=link.token, now=ctx.now(), locale=g.store.locale, window_days=g.store.return_window_days,
+        order_url=lambda action: link.url_for(f"store.{action}", order_id=order_id),
+        link=link, log=log, reviews=reviews, thread=thread, **more)), status
 
 
 @bp.route("/o/<int:order_id>/cancel", defaults={"token": None}, methods=["GET", "POST"])
@@ -525,14 +476,6 @@ def confirm_delivery(order_id: int, token: str | None):
     except BrokerError as exc:
         return _order_page(order_id, link, error=exc.detail, status=exc.status)
     return _done(link, order_id, "delivered", "#review")
-
-
-# What the order page says after an action succeeded (?done=...): a visible result.
-DONE = {"message": "Your message is sent. The store is emailed a link to it, never your address.",
-        "cancelled": "Your order is cancelled and the hold on your card released.",
-        "delivered": "Thank you: the order is marked as received.",
-        "reviewed": "Thank you for your rating: it is saved.",
-        "return": "Your return request is sent. We email you the store's answer."}
 
 
 def _done(link: capability.Capability, order_id: int, what: str, anchor: str = "") -> Response:

@@ -173,7 +173,10 @@ def board(ctx: Context, actor: Actor, filters: BoardFilter, page: PageRequest) -
                 listing=listing,
                 distance_km=shown_distance_km(km),
                 store_id=store.id,
-                closes_at=closing[listing.listed_at],
+                # A request closes at its expiry if that comes before the settlement
+                # (the customer's page says the same: personal.request_closes_at).
+                closes_at=(min(closing[listing.listed_at], requests[listing.request_id].expires_at)
+                           if listing.request_id in requests else closing[listing.listed_at]),
                 items=lines.get(listing.order_id, []),
                 my_bid=bids.get(listing.id),
                 request=requests.get(listing.request_id),

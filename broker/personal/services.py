@@ -46,6 +46,7 @@ from broker.personal.models import Message, PersonalRequest, Prefer, RequestStat
 from broker.reputation.rules import buyer_key
 from broker.settlement.models import Cause, Rule, SettlementDecision
 from broker.settlement.rules import Choice, choose
+from broker.settlement.schedule import closing_times
 from broker.settlement.services import award, candidates_for
 
 log = logging.getLogger(__name__)
@@ -97,8 +98,9 @@ def _pseudonym(session: Session) -> str:
             return name
 
 
-def post_request(ctx: Context, cmd: PostRequest) -> PostedRequest:
-    """Post a request: the ceiling is authorised on the card now.
+def post_request(ctx: Context, cmd: PostRequest, *, once: formkeys.Once | None = None) -> PostedRequest:
+    """Post a request: the ceiling is authorised on the card now. With `once`, a
+    repeat of the same form raises `formkeys.AlreadyDone` (one request, one hold).
 
     :raise 422: bad fields, unknown SKU, a SKU whose list price alone exceeds no
         ceiling is fine; an expiry in the past or too far ahead; a private callback URL.
@@ -136,6 +138,7 @@ def post_request(ctx: Context, cmd: PostRequest) -> PostedRequest:
     place = resolve_location(ctx.geocoder, cmd.location)
     with ctx.uow() as uow:
         session = uow.session
+        formkeys.claim(session, once, now=ctx.now())
         maker_id = product_id = None
         sku = (cmd.sku or "").strip() or None
         if sku is not None:
@@ -183,6 +186,8 @@ def post_request(ctx: Context, cmd: PostRequest) -> PostedRequest:
         if auth.authorized:
             payments.record_authorized(session, payment, hold_hours=settings.auth_hold_hours, now=now)
             put_on_board(session, request, now)
+        formkeys.record(session, once, {"request_id": request.id, "token": token,
+                                        "client_secret": auth.client_secret})
         uow.commit()
         return PostedRequest(request, token, payment, auth.client_secret)
 
@@ -221,6 +226,13 @@ class RequestView:
     offers: list[Offer]
     payment: Payment | None
     order: Order | None
+    # The offer that won (accepted, or chosen at the settlement); None before, or the manufacturer's.
+    winner_bid_id: int | None = None
+    # When offers close: the settlement that will decide it (as the board shows it), or
+    # the expiry if that comes first.
+    closes_at: datetime | None = None
+    # The return window of the order it became (its manufacturer's, or the default).
+    window_days: int = 30
 
 
 def _mine(session: Session, request_id: int, token: str | None, *, lock: bool = False) -> PersonalRequest:
@@ -233,7 +245,7 @@ def _mine(session: Session, request_id: int, token: str | None, *, lock: bool = 
     return request
 
 
-def _view(session: Session, request: PersonalRequest) -> RequestView:
+def _view(session: Session, request: PersonalRequest, settings) -> RequestView:
     listing = session.scalar(select(Listing).where(Listing.request_id == request.id))
     offers: list[Offer] = []
     if listing is not None:
@@ -247,7 +259,25 @@ def _view(session: Session, request: PersonalRequest) -> RequestView:
                   for bid, name in rows]
     payment = session.scalar(select(Payment).where(Payment.request_id == request.id))
     order = session.get(Order, request.order_id) if request.order_id else None
-    return RequestView(request, offers, payment, order)
+    winner = None
+    if listing is not None and request.status == RequestStatus.AWARDED:
+        won_by = session.scalar(select(SettlementDecision.winner_retailer_id).where(
+            SettlementDecision.listing_id == listing.id).order_by(SettlementDecision.round).limit(1))
+        winner = next((o.bid.id for o in offers if won_by is not None and o.bid.retailer_id == won_by), None)
+    days = session.scalar(select(Manufacturer.return_window_days).where(
+        Manufacturer.id == request.manufacturer_id)) if request.manufacturer_id else None
+    return RequestView(request, offers, payment, order, winner,
+                       request_closes_at(settings, listing.listed_at, request.expires_at) if listing else None,
+                       30 if days is None else days)
+
+
+def request_closes_at(settings, listed_at: datetime, expires_at: datetime) -> datetime:
+    """When a request's offers close, the same on the board and the customer's
+    page: the first settlement after its minimum time on the board, or its expiry
+    if that comes first (it never reaches that settlement then)."""
+    closes = closing_times([listed_at], cron=settings.settle_cron, timezone=settings.timezone,
+                           min_board_hours=settings.min_board_hours)[listed_at]
+    return min(closes, expires_at)
 
 
 def _ratings(session: Session, retailer_ids: list[int]) -> dict[int, float]:
@@ -260,14 +290,15 @@ def _ratings(session: Session, retailer_ids: list[int]) -> dict[int, float]:
 def get_request(ctx: Context, request_id: int, token: str | None) -> RequestView:
     """The request with its offers (price, distance, retailer and rating). :raise 401/404:"""
     with ctx.uow() as uow:
-        return _view(uow.session, _mine(uow.session, request_id, token))
+        return _view(uow.session, _mine(uow.session, request_id, token), ctx.settings)
 
 
 def _lock_listing(session: Session, request_id: int) -> Listing | None:
     return session.scalar(lock_rows(select(Listing).where(Listing.request_id == request_id)))
 
 
-def accept_offer(ctx: Context, request_id: int, token: str | None, bid_id: int) -> RequestView:
+def accept_offer(ctx: Context, request_id: int, token: str | None, bid_id: int, *,
+                 once: formkeys.Once | None = None) -> RequestView:
     """The customer takes an offer now; it becomes an order.
 
     :raise 404: not this request's offer. :raise 409: the request is closed.
@@ -275,6 +306,7 @@ def accept_offer(ctx: Context, request_id: int, token: str | None, bid_id: int) 
     """
     with ctx.uow() as uow:
         session = uow.session
+        formkeys.claim(session, once, now=ctx.now())
         listing = _lock_listing(session, request_id)
         request = _mine(session, request_id, token, lock=True)
         if request.status != RequestStatus.OPEN or listing is None or listing.status != ListingStatus.OPEN:
@@ -289,21 +321,26 @@ def accept_offer(ctx: Context, request_id: int, token: str | None, bid_id: int) 
             raise Invalid.field("bid_id", f"this offer can no longer be accepted ({candidate.reason})")
         choice = Choice(candidate, Rule.CUSTOMER_CHOICE, (candidate,))
         award_request(session, ctx, listing, request, choice, cause=Cause.ACCEPTED, now=ctx.now())
+        formkeys.record(session, once, {"request_id": request.id, "order_id": request.order_id})
         uow.commit()
-        return _view(session, request)
+        return _view(session, request, ctx.settings)
 
 
-def cancel_request(ctx: Context, request_id: int, token: str | None) -> RequestView:
-    """The customer withdraws an open request; the hold is released. :raise 409: awarded or closed."""
+def cancel_request(ctx: Context, request_id: int, token: str | None, *,
+                   once: formkeys.Once | None = None) -> RequestView:
+    """The customer withdraws an open request; the hold is released. :raise 409: awarded or closed.
+    With `once`, a repeat of the same form raises `formkeys.AlreadyDone`."""
     with ctx.uow() as uow:
         session = uow.session
+        formkeys.claim(session, once, now=ctx.now())
         listing = _lock_listing(session, request_id)
         request = _mine(session, request_id, token, lock=True)
         if request.status not in (RequestStatus.OPEN, RequestStatus.AWAITING_PAYMENT):
             raise Conflict(f"the request is {request.status}; it can no longer be cancelled")
         _close(session, ctx, request, listing, RequestStatus.CANCELLED, ctx.now())
+        formkeys.record(session, once, {"request_id": request.id})
         uow.commit()
-        return _view(session, request)
+        return _view(session, request, ctx.settings)
 
 
 def _close(session: Session, ctx: Context, request: PersonalRequest, listing: Listing | None,

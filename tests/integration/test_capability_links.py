@@ -294,8 +294,9 @@ class TestRequestLink:
         status = session.scalar(select(PersonalRequest.status).where(PersonalRequest.id == posted["id"])
                                 .execution_options(populate_existing=True))
         assert status == "open"
-        done = client.post(f"{path}/cancel", data={"link_csrf": csrf_of(client.get(path))})
-        assert done.status_code == 303 and done.headers["Location"] == path
+        confirm = client.get(f"{path}/cancel")  # the confirmation step holds the form
+        done = client.post(f"{path}/cancel", data={"link_csrf": csrf_of(confirm)})
+        assert done.status_code == 303 and done.headers["Location"] == f"{path}?done=withdrawn"
 
 
 # --- the account links ----------------------------------------------------------------
