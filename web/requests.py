@@ -80,7 +80,7 @@ def _render_new(form: dict, errors: dict, status: int = 200):
     return render_template(
         "request_new.html", form=form, errors=errors, labels=LABELS, currencies=_currencies(), days=EXPIRY_DAYS,
         countries=countries(), country_currencies=json.dumps(_country_currencies(), separators=(",", ":")),
-        example=amount_examples(currency), test_mode=_ctx().payments.test_mode), status
+        example=amount_examples(currency), offline=not _ctx().settings.stripe_secret_key), status
 
 
 @bp.get("/new")

@@ -210,6 +210,14 @@ def put_on_board(session: Session, request: PersonalRequest, now: datetime) -> N
                             area=request.area, precision=request.location_precision, price=request.max_price, currency=request.currency, listed_at=now))
 
 
+def request_payment_changed(session: Session, payment: Payment, changes: list[str], now: datetime) -> None:
+    """A request's hold moved at the provider (Stripe's webhook): once authorised,
+    a request waiting for its card goes on the board (caller's transaction)."""
+    request = session.scalar(lock_rows(select(PersonalRequest).where(PersonalRequest.id == payment.request_id)))
+    if request is not None and "authorized" in changes and request.status == RequestStatus.AWAITING_PAYMENT:
+        put_on_board(session, request, now)
+
+
 @dataclasses.dataclass(frozen=True)
 class Offer:
     bid: Bid
