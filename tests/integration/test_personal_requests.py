@@ -349,8 +349,12 @@ class TestPages:
         assert b"Not chosen" not in client.get(follow).data  # nothing happened yet
         csrf = re.search(rb'name="link_csrf" value="([^"]+)"', confirm.data).group(1).decode()
         assert client.post(f"{follow}/accept", data={"bid_id": str(bid_id)}).status_code == 400  # no CSRF token
-        accepted = client.post(f"{follow}/accept", data={"bid_id": str(bid_id), "link_csrf": csrf})
+        key = re.search(rb'name="form_key" value="([^"]+)"', confirm.data).group(1).decode()
+        accepted = client.post(f"{follow}/accept", data={"bid_id": str(bid_id), "link_csrf": csrf, "form_key": key})
         assert accepted.status_code == 303 and accepted.headers["Location"] == f"{follow}/order?done=accepted"
+        # The confirmation sent twice (a double click): the first answer again, not "the request is awarded".
+        again = client.post(f"{follow}/accept", data={"bid_id": str(bid_id), "link_csrf": csrf, "form_key": key})
+        assert again.status_code == 303 and again.headers["Location"] == accepted.headers["Location"]
         order = client.get(accepted.headers["Location"]).get_data(as_text=True)
         assert "You accepted the offer" in order and 'data-status="awarded"' in order and 'id="messages"' in order
         page = client.get(follow).get_data(as_text=True)

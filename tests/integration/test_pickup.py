@@ -192,3 +192,25 @@ def test_the_pickup_code_is_derived_from_the_link_and_checked_against_its_hash(c
     order = Order(delivery=Delivery.PICKUP, access_token_hash="h", pickup_code_hash=pickup_digest("h", code))
     assert shown_pickup_code(order, "token-a") == code
     assert shown_pickup_code(order, "token-b") is None  # a code drawn otherwise is never made up
+
+
+def test_the_portal_labels_pickups_and_never_shows_the_street(client, ctx, clock, scene, session):
+    """The board says Pickup; the winner's order page and packing slip show the
+    customer's name, never their street or postal code."""
+    from broker.accounts.models import Role
+    from broker.fulfilment.models import Assignment
+    from tests.pages import sign_in, user_for
+
+    maker, near, far = scene
+    placed = place(client, ship_to={"line1": "77 Secret Lane", "city": "San Francisco", "postal_code": "94103",
+                                    "country": "US", "lat": HERE[0], "lon": HERE[1]})
+    user_for(ctx, Role.RETAILER, near.id, "clerk@near.example")
+    sign_in(client, "clerk@near.example")
+    board_page = client.get("/portal/").get_data(as_text=True)
+    assert '<span class="badge pickup">Pickup</span>' in board_page
+    awarded(client, ctx, clock, near, far, placed)
+    sign_in(client, "clerk@near.example")  # half a day later: the session has ended
+    assignment_id = session.scalar(select(Assignment.id).where(Assignment.order_id == placed["id"]))
+    for path in (f"/portal/orders/{assignment_id}", f"/portal/orders/{assignment_id}/slip", "/portal/orders"):
+        text = client.get(path).get_data(as_text=True)
+        assert "Ada" in text and "Secret Lane" not in text and "94103" not in text, path
