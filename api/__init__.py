@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
@@ -24,7 +24,8 @@ class BrokerApi(Api):
 
     def handle_http_exception(self, error):
         if not _is_api_request():
-            return error  # pages keep Flask's own error pages
+            page = current_app.extensions.get("broker_error_page")  # web/errors.py
+            return page(error) if page is not None else error
         return problems.from_http_exception(error)
 
 

@@ -80,7 +80,10 @@ def seed(ctx: Context, *, say=print) -> DemoKeys | None:
     )
     maker_actor = Actor(ActorKind.MANUFACTURER, maker.id)
     for sku, name, price, description in PRODUCTS:
-        catalog.add_product(ctx, maker_actor, catalog.NewProduct(sku, name, price, description))
+        # The demo's pictures ship with Broker (web/static/products), so the shop
+        # shows them offline.
+        catalog.add_product(ctx, maker_actor, catalog.NewProduct(
+            sku, name, price, description, image_url=f"/static/products/{sku.lower()}.svg"))
     password = secrets.token_urlsafe(9)
     users = {"Northwind Cycles (console)": _demo_user(ctx, Role.MANUFACTURER, maker.id, "owner@northwind.example",
                                                        "Nora Owner", password).email}

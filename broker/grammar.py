@@ -235,10 +235,19 @@ _URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/?#]*)
                   r"(?:\?(?P<query>[^#]*))?(?:#(?P<fragment>.*))?", re.DOTALL)
 
 
-def parse_image_url(value: object, *, https_only: bool, what: str = "image URL", max_length: int = 500) -> WebUrl:
+# The product pictures Broker ships (web/static/products: the demo catalog's), by
+# their path on Broker's own site: a store's pages load them from 'self'.
+_SHIPPED_IMAGE = re.compile(r"/static/products/[a-z0-9][a-z0-9-]{0,80}\.(?:svg|png|webp|jpg)")
+
+
+def parse_image_url(value: object, *, https_only: bool, what: str = "image URL",
+                    max_length: int = 500) -> WebUrl | str:
     """An image's address: https (or http, unless `https_only`: an HTTPS
     deployment's pages load nothing over plain HTTP), on a public host name (no IP
-    address, no local name), without a user name or password."""
+    address, no local name), without a user name or password; or one of the
+    pictures Broker ships, by its path (`/static/products/nw-lock.svg`)."""
+    if isinstance(value, str) and _SHIPPED_IMAGE.fullmatch(value):
+        return value
     text = _text(value, what, max_length=max_length, never=_URL_NEVER)
     match = _URL.fullmatch(text)
     scheme = match["scheme"].lower() if match else ""

@@ -103,7 +103,7 @@ def emails_in(mail_dir: Path) -> list[email.message.EmailMessage]:
 
 def link_in(message, prefix: str) -> str:
     """The path of the first link in an email's body that starts with `prefix`."""
-    body = message.get_content()
+    body = message.get_body(preferencelist=("plain",)).get_content()  # the text beside the HTML
     found = re.search(r"https?://[^/\s]+(" + re.escape(prefix) + r"[^\s]*)", body)
     assert found, f"no {prefix} link in:\n{body}"
     return found.group(1)

@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     logging.getLogger("broker").setLevel(logging.INFO)
 
     from api import init_api
-    from web import account, capability, console, formkeys, pages, portal, requests, retries, storefront
+    from web import account, capability, console, errors, formkeys, pages, portal, requests, retries, storefront
     from web.boundary import init_boundary
     from web.hosts import init_hosts
     from web.security import init_security
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     init_hosts(app, list(context.settings.trusted_hosts), context.domains)
     init_boundary(app)
     init_api(app)
+    errors.init_app(app)
     app.register_blueprint(account.bp)
     app.register_blueprint(portal.bp)
     app.register_blueprint(console.bp)

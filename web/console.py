@@ -32,7 +32,7 @@ from broker.personal import services as personal
 from broker.payouts import services as payouts
 from broker.returns import services as returns
 from broker.settlement import reports as settlement_reports
-from broker.storefront import domains
+from broker.storefront import contrast, domains
 from broker.storefront import services as storefront
 from web import charts, formkeys
 from web.links import embed_snippet, external_url
@@ -466,6 +466,7 @@ def storefront_look():
 
 def _render_storefront(maker, form: dict, errors: dict):
     return render_template("console/storefront.html", maker=maker, form=form, errors=errors,
+                           contrast_warnings=contrast.warnings(form.get("color_primary"), form.get("color_accent")),
                            snippet=embed_snippet(maker), broker_host=ctx().settings.public_origin.host,
                            store_url=external_url("store.catalog", store=maker, slug=maker.slug)), \
         422 if errors else 200

@@ -65,6 +65,15 @@ RATE_LIMITS: dict[str, list[tuple[str, object]]] = {
     "requests.create": [("10 per minute;100 per hour", None)],
 }
 
+# Endpoints whose limits count failures only: a sign-in that succeeds (a redirect)
+# uses up nothing, so people who sign in often are never locked out; the wrong
+# passwords of a guesser (401) are what is counted.
+FAILURES_ONLY = frozenset({"account.signin"})
+
+
+def _failed(response) -> bool:
+    return response.status_code >= 400
+
 
 def init_security(app: Flask) -> None:
     """Call after every blueprint is registered (the limits wrap their views)."""
@@ -91,8 +100,9 @@ def init_security(app: Flask) -> None:
         if endpoint not in app.view_functions:
             continue
         view = _uniquely_named(app.view_functions[endpoint], endpoint)
+        deduct_when = _failed if endpoint in FAILURES_ONLY else None
         for limits, key in rules:
-            view = limiter.limit(limits, key_func=key, methods=["POST"])(view)
+            view = limiter.limit(limits, key_func=key, methods=["POST"], deduct_when=deduct_when)(view)
         app.view_functions[endpoint] = view
     app.extensions["limiter"] = limiter
     app.jinja_env.globals["csrf_field"] = csrf_field

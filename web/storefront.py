@@ -24,7 +24,7 @@ from broker.accounts.models import Manufacturer
 from broker.auth import ANONYMOUS
 from broker.catalog.services import storefront_catalog
 from broker.errors import BrokerError, Conflict, Invalid, NotFound
-from broker.grammar import color_or, image_url_or_none, origins_or_none
+from broker.grammar import image_url_or_none, origins_or_none
 from broker.money import exponent
 from broker.orders import delivered
 from broker.orders import services as orders
@@ -34,6 +34,7 @@ from broker.personal import services as personal
 from broker.privacy import services as privacy
 from broker.reputation import services as reputation
 from broker.returns import services as returns
+from broker.storefront import contrast
 from broker.storefront import services as shop
 from broker.urls import origin_for
 from web import capability, formkeys, order_page
@@ -67,7 +68,8 @@ class CachedPage:
 def _load_store(endpoint, values):
     slug = values.pop("slug")
     g.embedded = request.args.get("embed") == "1"
-    if endpoint in CACHED_PAGES:
+    # A search's results are not kept: every visitor's words would be a page of its own.
+    if endpoint in CACHED_PAGES and not _search_query():
         pages = _ctx().pages()
         where = values["sku"] if endpoint == "store.product" else _page_number()
         g.page_key = (endpoint, slug, where, shop.format_cart(_cart()), g.embedded)
@@ -132,11 +134,17 @@ def store_csp(store: Manufacturer, *, https: bool, stripe: bool = False) -> str:
 def _look(primary: str, accent: str) -> tuple[Markup, str]:
     """The store's colours as the one inline style its pages carry, and the CSP
     source that allows exactly that text: its hash. Not a nonce: a cached page goes
-    to many visitors, and a nonce that repeats protects nothing."""
-    # Parsed again: a value put in the database by hand must not end the <style>
-    # element either.
-    primary, accent = color_or(primary, "#1d4ed8"), color_or(accent, "#f59e0b")
-    css = Markup(":root {{ --brand: {}; --accent: {}; }}").format(primary, accent)
+    to many visitors, and a nonce that repeats protects nothing.
+
+    Beside the two brand colours, the colours that make them readable
+    (broker/storefront/contrast.py): the text on each (white or dark, for WCAG
+    AA) and each darkened as far as text or a focus ring on white needs."""
+    # Parsed again (in `palette`): a value put in the database by hand must not end
+    # the <style> element either.
+    p = contrast.palette(primary, accent)
+    css = Markup(":root {{ --brand: {}; --on-brand: {}; --brand-ink: {}; --accent: {}; --on-accent: {}; "
+                 "--accent-ink: {}; }}").format(p.brand, p.on_brand, p.brand_ink, p.accent, p.on_accent,
+                                               p.accent_ink)
     digest = base64.b64encode(hashlib.sha256(str(css).encode()).digest()).decode()
     return css, f"'sha256-{digest}'"
 
@@ -149,9 +157,14 @@ def _image_src(url: str | None) -> str | None:
     return image_url_or_none(url, https_only=_ctx().settings.https)
 
 
+def store_style(store: Manufacturer) -> Markup:
+    """The store's one inline style (its colours); its CSP hash is in `store_csp`."""
+    return _look(store.color_primary, store.color_accent)[0]
+
+
 @bp.context_processor
 def _store_style() -> dict:
-    return {"store_style": _look(g.store.color_primary, g.store.color_accent)[0]} if "store" in g else {}
+    return {"store_style": store_style(g.store)} if "store" in g else {}
 
 
 @bp.app_template_filter("price")
@@ -195,16 +208,22 @@ def _page_response(page: CachedPage) -> Response:
     return Response(page.body, mimetype="text/html", headers=headers)
 
 
+def _search_query() -> str:
+    return " ".join(request.args.get("q", "").split())[:100]
+
+
 @bp.get("/")
 def catalog():
-    """The store's active products, 48 a page. :raise 404: no such store."""
+    """The store's active products, 48 a page; `?q=` searches their names, SKUs
+    and descriptions. :raise 404: no such store."""
     if "cached_page" in g:
         return _page_response(g.cached_page)
-    number = _page_number()
-    found = storefront_catalog(_ctx(), g.store.slug, PageRequest(number, 48))
+    number, query = _page_number(), _search_query()
+    found = storefront_catalog(_ctx(), g.store.slug, PageRequest(number, 48), query)
     cart = _cart()
-    return _keep(render_template("store/catalog.html", page=found, number=number, cart=cart,
-                                 cart_param=shop.format_cart(cart), cart_count=sum(cart.values())))
+    html = render_template("store/catalog.html", page=found, number=number, cart=cart, query=query,
+                           cart_param=shop.format_cart(cart), cart_count=sum(cart.values()))
+    return html if query else _keep(html)
 
 
 @bp.get("/p/<path:sku>")
@@ -242,51 +261,114 @@ def cart():
                            cart_count=priced.count)
 
 
-CHECKOUT_FIELDS = ("name", "email", "line1", "line2", "city", "postal_code", "country", "delivery")
+CHECKOUT_FIELDS = ("name", "email", "line1", "line2", "city", "city_area", "region", "postal_code", "country",
+                   "delivery")
+
+
+def _store_country(store: Manufacturer) -> str:
+    """The country a checkout's address starts in: the store's locale's territory
+    (en_GB: GB; a bare `de`: its likeliest, DE), else the US."""
+    from babel import Locale, UnknownLocaleError
+    from babel.core import get_global
+
+    try:
+        locale = Locale.parse(store.locale or "en_US")
+    except (ValueError, UnknownLocaleError):
+        return "US"
+    if locale.territory:
+        return locale.territory
+    likely = get_global("likely_subtags").get(locale.language, "")
+    territory = likely.split("_")[-1] if likely else ""
+    return territory if len(territory) == 2 and territory.isalpha() else "US"
 
 
 @bp.route("/checkout", methods=["GET", "POST"])
 def checkout():
+    """The checkout form, with the order's summary; placing the order redirects
+    (post/redirect/get, once per form: web/formkeys.py). Every wrong field comes
+    back at once, with a summary at the top that takes the focus."""
     items = _cart()
     priced = shop.price_cart(_ctx(), g.store.slug, items)
-    form = {k: request.form.get(k, "") for k in CHECKOUT_FIELDS} if request.method == "POST" else \
-        {"country": "US", "delivery": "ship"}
+    if request.method == "POST":
+        form = {k: request.form.get(k, "").strip()[:400] for k in CHECKOUT_FIELDS}
+    else:
+        form = {"country": _store_country(g.store), "delivery": "ship"}
     errors: dict[str, list[str]] = {}
     once = formkeys.sent(f"checkout:{g.store.slug}")
-    if request.method == "POST":
+    if request.method == "POST" and request.form.get("action") == "country":
+        pass  # the no-script way to re-shape the address for another country: nothing is checked yet
+    elif request.method == "POST":
         try:
             formkeys.check_unused(_ctx(), once)
         except formkeys.AlreadyDone as done:  # a reload or a second click: the first's answer
             return _placed(done.result)
-        if priced.unavailable:
-            errors["cart"] = ["Some items are no longer available: " + ", ".join(priced.unavailable)]
-        elif not priced.lines:
-            errors["cart"] = ["Your cart is empty."]
-        elif request.form.get("payment") != "test-approve" and not _ctx().settings.stripe_secret_key:
+        if request.form.get("payment") != "test-approve" and not _ctx().settings.stripe_secret_key:
             errors["payment"] = ["Choose the test payment to continue."]
-        else:
-            cmd = orders.PlaceOrder(
-                items=[orders.Item(line.product.sku, line.quantity) for line in priced.lines],
-                customer=orders.Customer(form["name"], form["email"]),
-                ship_to=orders.Address(form["line1"], form["city"], form["postal_code"], form["country"],
-                                       line2=form["line2"]),
-                delivery=Delivery.PICKUP if form.get("delivery") == "pickup" else Delivery.SHIP,
-            )
-            try:
-                placed = orders.place_order(_ctx(), g.store.slug, cmd, once=once)
-            except formkeys.AlreadyDone as done:  # the same, sent while the first was at work
-                return _placed(done.result)
-            except Invalid as exc:
-                errors = {_field(k): v for k, v in exc.errors.items()}
-            except BrokerError as exc:
-                errors = {"payment": [exc.detail]}
+        cmd = orders.PlaceOrder(
+            # Every line the cart holds, the unavailable ones too: the service names them.
+            items=[orders.Item(sku, qty) for sku, qty in items.items()],
+            customer=orders.Customer(form["name"], form["email"]),
+            ship_to=orders.Address(form["line1"], form["city"], form["postal_code"], form["country"],
+                                   line2=form["line2"], region=form["region"], city_area=form["city_area"]),
+            delivery=Delivery.PICKUP if form.get("delivery") == "pickup" else Delivery.SHIP,
+        )
+        try:
+            if errors:  # not placed: the service only checks the rest, so every error shows at once
+                orders.check_order(_ctx(), g.store.slug, cmd)
             else:
+                placed = orders.place_order(_ctx(), g.store.slug, cmd, once=once)
+        except formkeys.AlreadyDone as done:  # the same, sent while the first was at work
+            return _placed(done.result)
+        except Invalid as exc:
+            for key, messages in exc.errors.items():
+                errors.setdefault(_field(key), []).extend(messages)
+        except BrokerError as exc:
+            errors = {"payment": [exc.detail]}
+        else:
+            if not errors:
                 return _placed({"order_id": placed.order.id, "token": placed.access_token,
                                 "pickup_code": placed.pickup_code, "client_secret": placed.client_secret})
     status = 422 if errors else 200
     return render_template("store/checkout.html", cart=priced, cart_param=shop.format_cart(items),
-                           cart_count=priced.count, form=form, errors=errors,
-                           test_mode=_ctx().payments.test_mode), status
+                           cart_count=priced.count, form=form, errors=errors, summary=_error_summary(errors, form),
+                           test_mode=_ctx().payments.test_mode,
+                           card_next=bool(_ctx().settings.stripe_secret_key)), status
+
+
+@bp.get("/address-format/<country>")
+def address_format(country: str):
+    """A country's address form as JSON (as GET /api/v1/address-formats/<country>),
+    under the store's own address, which a store's custom domain also answers.
+    :raise 404: no such country."""
+    from broker.addresses import address_form
+
+    found = address_form(country, locale=(g.store.locale or "en").split("_")[0])
+    if found is None:
+        abort(404)
+    return Response(json.dumps(dataclasses.asdict(found), ensure_ascii=False), mimetype="application/json",
+                    headers={"Cache-Control": "public, max-age=3600"})
+
+
+# Where each error of the summary links to, and what it is called there.
+_LABELS = {"cart": ("order-summary", "Your order"), "name": ("name", "Full name"), "email": ("email", "Email"),
+           "country": ("country", "Country"), "payment": ("payment-choice", "Payment"),
+           "delivery": ("delivery-ship", "Delivery")}
+
+
+def _error_summary(errors: dict[str, list[str]], form: dict) -> list[tuple[str, str, str]]:
+    """(anchor, label, message) per error, in the form's order."""
+    from broker.addresses import address_form
+
+    fmt = address_form(form.get("country") or "US", region=form.get("region")) or address_form("US")
+    labels = {**_LABELS, **{f.name: (f.name, f.label) for f in fmt.fields}}
+    order = ["cart", "name", "email", "delivery", "country", *(f.name for f in fmt.fields), "payment"]
+    rank = {name: i for i, name in enumerate(order)}
+    found = []
+    for name in sorted(errors, key=lambda n: rank.get(n, len(order))):
+        anchor, label = labels.get(name, (name, name.replace("_", " ").capitalize()))
+        for message in errors[name]:
+            found.append((anchor, label, message[:1].upper() + message[1:]))
+    return found
 
 
 # What only the checkout's POST knows and its GET page must show (Stripe's client
@@ -365,7 +447,7 @@ def _field(name: str) -> str:
     """The service's field names, as the checkout form names them."""
     if name.startswith("items"):
         return "cart"
-    return {"customer.name": "name", "customer.email": "email", "ship_to": "postal_code",
+    return {"customer.name": "name", "customer.email": "email", "ship_to": "postal_code", "": "cart",
             "ship_to.lat": "postal_code", "ship_to.lon": "postal_code"}.get(name, name.split(".")[-1])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from broker.accounts.models import Manufacturer
 from broker.auth import Actor, ActorKind, require
@@ -228,8 +228,14 @@ class Catalog:
     products: Page[Product]
 
 
-def storefront_catalog(ctx: Context, slug: str, page: PageRequest) -> Catalog:
-    """The active products of a store, for anyone. :raise 404: no such store."""
+MAX_SEARCH = 100
+
+
+def storefront_catalog(ctx: Context, slug: str, page: PageRequest, query: str = "") -> Catalog:
+    """The active products of a store, for anyone; with `query`, those whose name,
+    SKU or description holds every word of it (case-insensitive).
+    :raise 404: no such store."""
+    words = query.split()[:10] if query else []
     with ctx.uow() as uow:
         maker = uow.session.scalar(select(Manufacturer).where(Manufacturer.slug == slug))
         if maker is None:
@@ -239,4 +245,9 @@ def storefront_catalog(ctx: Context, slug: str, page: PageRequest) -> Catalog:
             .where(Product.manufacturer_id == maker.id, Product.active.is_(True))
             .order_by(Product.name, Product.sku)
         )
+        for word in words:
+            # LIKE's own wildcards in a word are literal characters.
+            pattern = "%" + word[:MAX_SEARCH].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            stmt = stmt.where(or_(Product.name.ilike(pattern, escape="\\"), Product.sku.ilike(pattern, escape="\\"),
+                                  Product.description.ilike(pattern, escape="\\")))
         return Catalog(maker, paginate(uow.session, stmt, page))

@@ -27,7 +27,7 @@ MAX_ATTEMPTS = 10  # with the shared backoff: about a day and a half
 # A sent email keeps its recipient, subject and time (the customer's data download
 # lists them); its text, which may hold an order's access link or a pickup code,
 # is dropped.
-EMAILS = Channel("email", "emails", TOPIC_PREFIX, RECIPIENT_KIND, MAX_ATTEMPTS, forget_when_sent=("text",))
+EMAILS = Channel("email", "emails", TOPIC_PREFIX, RECIPIENT_KIND, MAX_ATTEMPTS, forget_when_sent=("text", "html"))
 
 
 def deliver_emails(ctx: Context, *, limit: int = 500) -> DeliveryReport:
@@ -44,7 +44,9 @@ def _send(mailer: Mailer, claim: Claim) -> Failure | None:
     payload = claim.payload if isinstance(claim.payload, dict) else {}
     try:
         email = Email(to=payload["to"], subject=payload["subject"], text=payload["text"],
-                      message_id=f"broker-{claim.message_id}", unsubscribe_url=payload.get("unsubscribe_url"))
+                      message_id=f"broker-{claim.message_id}", unsubscribe_url=payload.get("unsubscribe_url"),
+                      html=payload.get("html") if isinstance(payload.get("html"), str) else None,
+                      sender_name=payload.get("sender_name") if isinstance(payload.get("sender_name"), str) else None)
     except KeyError as exc:
         return Failure(f"malformed email: no {exc}", permanent=True)
     try:

@@ -93,7 +93,7 @@ def order_placed(session: Session, ctx: Context, order: Order, access_token: str
         order_id=order.id, lines=_lines(order.lines, order.currency), total=format_amount(order.total, order.currency),
         pickup=order.delivery == Delivery.PICKUP, pickup_code=pickup_code,
         ship_to=address_lines(ship_to_address(order), name=order.customer_name),
-        status_path=f"/s/{slug}/o/{order.id}/{access_token}",
+        status_path=f"/s/{slug}/o/{order.id}/{access_token}", from_store=maker,
     )
     if written and order.status != OrderStatus.OPEN:
         message = _confirmation(session, order.id)
@@ -102,10 +102,17 @@ def order_placed(session: Session, ctx: Context, order: Order, access_token: str
     # The invitation to rate the store needs the link too: written now, sent at delivery.
     if send_email(session, ctx, topic="review_invitation", to=order.customer_email, template="review_invitation",
                   dedupe_key=f"order-{order.id}", now=now, name=order.customer_name, order_id=order.id,
-                  pickup=order.delivery == Delivery.PICKUP, status_path=f"/s/{slug}/o/{order.id}/{access_token}"):
+                  pickup=order.delivery == Delivery.PICKUP, status_path=f"/s/{slug}/o/{order.id}/{access_token}",
+                  from_store=maker):
         invitation = _invitation(session, order.id)
         if invitation is not None:
             hold(invitation)
+
+
+def _shop(session: Session, order: Order) -> Manufacturer | None:
+    """The store a customer's email about `order` comes from (none for a personal
+    request's order that no manufacturer's store took)."""
+    return session.get(Manufacturer, order.manufacturer_id) if order.manufacturer_id else None
 
 
 def _invitation(session: Session, order_id: int) -> OutboxMessage | None:
@@ -126,7 +133,7 @@ def order_delivered(session: Session, ctx: Context, order: Order, now: datetime)
     if held is None:
         send_email(session, ctx, topic="review_invitation", to=order.customer_email, template="review_invitation",
                    dedupe_key=f"order-{order.id}", now=now, name=order.customer_name, order_id=order.id,
-                   pickup=order.delivery == Delivery.PICKUP, status_path=None)
+                   pickup=order.delivery == Delivery.PICKUP, status_path=None, from_store=_shop(session, order))
         return
     if held.sent_at is not None or held.next_attempt_at != HELD:
         return
@@ -163,7 +170,7 @@ def order_shipped(session: Session, ctx: Context, order: Order, assignment: Assi
     send_email(session, ctx, topic="order_shipped", to=order.customer_email, template="order_shipped",
                dedupe_key=f"order-{order.id}", now=now, name=order.customer_name, order_id=order.id,
                shipper=shipper, carrier=assignment.carrier, tracking_number=assignment.tracking_number,
-               lines=_lines(order.lines, order.currency))
+               lines=_lines(order.lines, order.currency), from_store=_shop(session, order))
 
 
 def pickup_ready(session: Session, ctx: Context, order: Order, assignment: Assignment, now: datetime) -> None:
@@ -183,7 +190,7 @@ def pickup_ready(session: Session, ctx: Context, order: Order, assignment: Assig
                address=PostalAddress.of(store).lines() if store.line1 else [store.area],
                hours=describe(week, locale), timezone=store.timezone,
                collect_by=_when(ctx, assignment.due_at),
-               status_path=f"/s/{maker.slug}/o/{order.id}" if maker else None)
+               status_path=f"/s/{maker.slug}/o/{order.id}" if maker else None, from_store=maker)
 
 
 def pickups_of_run(session: Session, ctx: Context, run_id: int, now: datetime) -> None:
@@ -229,13 +236,14 @@ def return_decided(session: Session, ctx: Context, order: Order, ret: Return, *,
     if ret.status == ReturnStatus.ACCEPTED:
         send_email(session, ctx, topic="return_accepted", to=order.customer_email, template="return_accepted",
                    dedupe_key=key, now=now, refund=format_money(ret.refund_amount or 0, order.currency,
-                                                                maker.locale if maker else None), **values)
+                                                                maker.locale if maker else None),
+                   from_store=maker, **values)
     elif ret.status == ReturnStatus.REFUSED:
         days = maker.return_window_days if maker else 30
         closes = order.shipped_at + timedelta(days=days) if order.shipped_at else None
         send_email(session, ctx, topic="return_refused", to=order.customer_email, template="return_refused",
                    dedupe_key=key, now=now, window_open=closes is not None and closes > now,
-                   window_closes=_when(ctx, closes) if closes else "", **values)
+                   window_closes=_when(ctx, closes) if closes else "", from_store=maker, **values)
 
 
 def offer_received(session: Session, ctx: Context, request: PersonalRequest, bid: Bid, retailer_name: str | None,
@@ -275,7 +283,7 @@ def message_posted(session: Session, ctx: Context, order: Order, message: Messag
         shipper = _fulfiller_name(session, current)
         send_email(session, ctx, topic="message", to=order.customer_email, template="message_to_customer",
                    dedupe_key=key, now=now, name=order.customer_name, order_id=order.id, shipper=shipper,
-                   path=_customer_order_path(session, order) + "#messages")
+                   path=_customer_order_path(session, order) + "#messages", from_store=_shop(session, order))
 
 
 def _customer_order_path(session: Session, order: Order) -> str:

@@ -30,6 +30,8 @@ class Email:
     text: str
     message_id: str  # stable per outbox message: a resend is recognisably the same email
     unsubscribe_url: str | None = None
+    html: str | None = None  # the HTML alternative to `text`
+    sender_name: str | None = None  # "Northwind Cycles via Broker": the From's name; its address stays the sender's
 
 
 class Mailer(Protocol):
@@ -37,9 +39,20 @@ class Mailer(Protocol):
         """Hand one email on; raise OSError (or smtplib.SMTPException) if it could not be."""
 
 
+def from_header(sender: str, name: str | None) -> str:
+    """BROKER_MAIL_FROM, with `name` in place of its display name when given.
+    The name is made one line and quoted (RFC 5322; RFC 2047 beyond ASCII) here,
+    whatever a caller sends: it cannot end the header or add an address."""
+    if not name:
+        return sender
+    _, address = email.utils.parseaddr(sender)
+    name = " ".join("".join(" " if (ord(c) < 32 or ord(c) == 127) else c for c in name).split())[:120]
+    return email.utils.formataddr((name, address or sender))
+
+
 def build(message: Email, sender: str) -> EmailMessage:
     mime = EmailMessage()
-    mime["From"] = sender
+    mime["From"] = from_header(sender, message.sender_name)
     mime["To"] = message.to
     mime["Subject"] = message.subject
     mime["Date"] = email.utils.formatdate(localtime=False)
@@ -50,6 +63,8 @@ def build(message: Email, sender: str) -> EmailMessage:
         mime["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
         mime["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     mime.set_content(message.text)
+    if message.html:
+        mime.add_alternative(message.html, subtype="html")
     return mime
 
 

@@ -21,12 +21,13 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, Template
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from broker.accounts.models import Retailer, Role
+from broker.accounts.models import Manufacturer, Retailer, Role
 from broker.context import Context
 from broker.db import insert_if_absent
 from broker.errors import Invalid
 from broker.grammar import header_text
 from broker.identity.models import User
+from broker.notifications import html
 from broker.notifications.models import EmailOptOut
 from broker.outbox.services import enqueue
 from broker.tokens import make_token, read_token
@@ -100,28 +101,40 @@ def unsubscribe_url(ctx: Context, address: str, topic: str) -> str:
     return absolute_url(ctx.settings, f"/unsubscribe/{token}")
 
 
-def link(ctx: Context, path: str) -> str:
-    """A link in an email: on BROKER_PUBLIC_URL, whatever process writes it."""
-    return absolute_url(ctx.settings, "/" + path.lstrip("/"))
+def link(ctx: Context, path: str, store: Manufacturer | None = None) -> str:
+    """A link in an email: on BROKER_PUBLIC_URL (or the store's verified domain),
+    whatever process writes it."""
+    return absolute_url(ctx.settings, "/" + path.lstrip("/"), store=store)
 
 
 def send_email(session: Session, ctx: Context, *, topic: str, to: str, template: str, dedupe_key: str,
-               now: datetime, recipient_id: int | None = None, written: set[str] | None = None, **values) -> bool:
+               now: datetime, recipient_id: int | None = None, written: set[str] | None = None,
+               from_store: Manufacturer | None = None, **values) -> bool:
     """Write one email to the outbox; False if it was already written or the
-    address unsubscribed from this (optional) kind. `written`: as for `enqueue`."""
+    address unsubscribed from this (optional) kind. `written`: as for `enqueue`.
+
+    `from_store`: the shop the email is from (a customer's order): its sender's name
+    reads "<store> via Broker" (the address stays BROKER_MAIL_FROM's), its HTML
+    part wears the store's colour, and its links are on the store's verified
+    domain when it has one. Every email has an HTML part beside its text
+    (broker/notifications/html.py)."""
     if not to or "@" not in to:
         return False
     optional = topic in OPTIONAL
     if optional and opted_out(session, to, topic):
         return False
     unsubscribe = unsubscribe_url(ctx, to, topic) if optional else None
-    subject, text = render(template, unsubscribe_url=unsubscribe, link=lambda path: link(ctx, path), **values)
+    subject, text = render(template, unsubscribe_url=unsubscribe, link=lambda path: link(ctx, path, from_store),
+                           **values)
     if unsubscribe:
         text = f"{text.rstrip()}\n\n--\nYou get these because you asked for them. Unsubscribe: {unsubscribe}\n"
+    brand = html.Brand(from_store.name, from_store.color_primary) if from_store is not None else html.BROKER
     return enqueue(session, topic=f"{TOPIC_PREFIX}{topic}", dedupe_key=dedupe_key[:120], recipient_kind=RECIPIENT_KIND,
                    recipient_id=recipient_id,
-                   payload={"to": to, "subject": subject, "text": text, "unsubscribe_url": unsubscribe}, now=now,
-                   written=written)
+                   payload={"to": to, "subject": subject, "text": text, "unsubscribe_url": unsubscribe,
+                            "html": html.html_part(text, subject=subject, brand=brand),
+                            "sender_name": html.sender_name(from_store.name) if from_store is not None else None},
+                   now=now, written=written)
 
 
 def company_addresses(session: Session, role: Role, company_id: int) -> list[tuple[int | None, str]]:

@@ -94,41 +94,17 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder, *, once: formkeys.Once
     :raise 404: no such storefront. :raise 422: empty cart, unknown or inactive
         SKU, bad quantity, bad address or location.
     """
-    if not cmd.items:
-        raise Invalid.field("items", "the cart is empty")
-    if len(cmd.items) > MAX_LINES:
-        raise Invalid.field("items", f"at most {MAX_LINES} lines")
-    quantities: dict[str, int] = {}
-    for i, item in enumerate(cmd.items):
-        quantities[item.sku] = quantities.get(item.sku, 0) + item.quantity
-        # Checked on the running total: the same SKU on two lines is one line.
-        if not (1 <= item.quantity and quantities[item.sku] <= MAX_QUANTITY):
-            raise Invalid.field(f"items.{i}.quantity", f"must be between 1 and {MAX_QUANTITY} per product")
-    name = cmd.customer.name.strip()
-    if not name:
-        raise Invalid.field("customer.name", "must not be blank")
-    email = email_address(cmd.customer.email, "customer.email")
-    # For a pickup the address is only where the customer is: a postal code or a city will do.
-    to = ship_to_address(cmd.ship_to, street=cmd.delivery != Delivery.PICKUP)
-    place = resolve_location(ctx.geocoder, location_of(to), field="ship_to")
+    errors: dict[str, list[str]] = {}
+    quantities, name, email, to, place = _check_fields(ctx, cmd, errors)
     with ctx.uow() as uow:
         session = uow.session
         formkeys.claim(session, once, now=ctx.now())
         maker = session.scalar(select(Manufacturer).where(Manufacturer.slug == slug))
         if maker is None:
             raise NotFound(f"no storefront {slug!r}")
-        products = {
-            p.sku: p
-            for p in session.scalars(
-                select(Product).where(Product.manufacturer_id == maker.id, Product.sku.in_(list(quantities)))
-            )
-        }
-        for i, item in enumerate(cmd.items):
-            product = products.get(item.sku)
-            if product is None or not product.active:
-                raise Invalid.field(f"items.{i}.sku", f"{item.sku!r} is not for sale in this store")
-            if not product.in_stock:
-                raise Invalid.field(f"items.{i}.sku", f"{product.name} is sold out")
+        products = _check_products(session, maker, cmd, quantities, errors)
+        if errors:  # every wrong field at once, nothing written
+            raise _all_invalid(errors)
         now = ctx.now()
         token = secrets.token_urlsafe(32)
         order = Order(
@@ -177,6 +153,88 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder, *, once: formkeys.Once
                                         "client_secret": auth.client_secret})
         uow.commit()
         return PlacedOrder(order, token, payment, auth.client_secret, pickup_code)
+
+
+def check_order(ctx: Context, slug: str, cmd: PlaceOrder) -> None:
+    """What `place_order` would refuse in `cmd`, all at once, placing nothing (a
+    form refused for a reason of its own still shows every other error).
+
+    :raise 404: no such storefront. :raise 422: as `place_order`.
+    """
+    errors: dict[str, list[str]] = {}
+    quantities, *_ = _check_fields(ctx, cmd, errors)
+    with ctx.uow() as uow:
+        maker = uow.session.scalar(select(Manufacturer).where(Manufacturer.slug == slug))
+        if maker is None:
+            raise NotFound(f"no storefront {slug!r}")
+        _check_products(uow.session, maker, cmd, quantities, errors)
+    if errors:
+        raise _all_invalid(errors)
+
+
+def _check_fields(ctx: Context, cmd: PlaceOrder, errors: dict[str, list[str]]):
+    """The order's quantities, name, email, address and place; what is wrong, into `errors`."""
+    quantities = _check_items(cmd, errors)
+    name = cmd.customer.name.strip()
+    if not name:
+        errors.setdefault("customer.name", []).append("enter your name")
+    email = _collect(errors, lambda: email_address(cmd.customer.email, "customer.email"))
+    # For a pickup the address is only where the customer is: a postal code or a city will do.
+    to = _collect(errors, lambda: ship_to_address(cmd.ship_to, street=cmd.delivery != Delivery.PICKUP))
+    place = None if to is None else _collect(
+        errors, lambda: resolve_location(ctx.geocoder, location_of(to), field="ship_to"))
+    return quantities, name, email, to, place
+
+
+def _check_products(session: Session, maker: Manufacturer, cmd: PlaceOrder, quantities: dict[str, int],
+                    errors: dict[str, list[str]]) -> dict[str, Product]:
+    """The cart's products; a line not for sale or sold out, by its name, into `errors`."""
+    products = {
+        p.sku: p
+        for p in session.scalars(
+            select(Product).where(Product.manufacturer_id == maker.id, Product.sku.in_(list(quantities)))
+        )
+    } if quantities else {}
+    for i, item in enumerate(cmd.items if quantities else []):
+        product = products.get(item.sku)
+        if product is None:
+            errors.setdefault(f"items.{i}.sku", []).append(f"{item.sku!r} is not for sale in this store")
+        elif not product.active:
+            errors.setdefault(f"items.{i}.sku", []).append(f"{product.name} is no longer for sale")
+        elif not product.in_stock:
+            errors.setdefault(f"items.{i}.sku", []).append(f"{product.name} is sold out")
+    return products
+
+
+def _check_items(cmd: PlaceOrder, errors: dict[str, list[str]]) -> dict[str, int]:
+    """The cart's quantities by SKU; what is wrong with it, into `errors`."""
+    if not cmd.items:
+        errors.setdefault("items", []).append("the cart is empty")
+    if len(cmd.items) > MAX_LINES:
+        errors.setdefault("items", []).append(f"at most {MAX_LINES} lines")
+        return {}
+    quantities: dict[str, int] = {}
+    for i, item in enumerate(cmd.items):
+        quantities[item.sku] = quantities.get(item.sku, 0) + item.quantity
+        # Checked on the running total: the same SKU on two lines is one line.
+        if not (1 <= item.quantity and quantities[item.sku] <= MAX_QUANTITY):
+            errors.setdefault(f"items.{i}.quantity", []).append(f"must be between 1 and {MAX_QUANTITY} per product")
+    return quantities
+
+
+def _collect(errors: dict[str, list[str]], check):
+    """`check()`'s value, or None with its Invalid's errors added to `errors`."""
+    try:
+        return check()
+    except Invalid as exc:
+        for field, messages in (exc.errors or {"": [exc.detail]}).items():
+            errors.setdefault(field, []).extend(messages)
+        return None
+
+
+def _all_invalid(errors: dict[str, list[str]]) -> Invalid:
+    detail = "; ".join(f"{field}: {messages[0]}" if field else messages[0] for field, messages in errors.items())
+    return Invalid(detail, errors=errors)
 
 
 def ship_to_address(to: Address, *, street: bool = True) -> PostalAddress:

@@ -563,13 +563,18 @@ def _scrub_outbox(session: Session, found: list[OutboxMessage], *, emails: set[s
             if _to(message) in emails:
                 payload["to"] = placeholder
             payload["text"] = ""
+            payload["html"] = ""
             payload["unsubscribe_url"] = None
             payload["subject"] = _redact(str(payload.get("subject") or ""), personal)
         else:
             # Someone else's email about the order (an award, a fallback): it goes
             # out as written, less any personal value it quotes.
             stop = False
-            payload = {k: _scrub_json(v, personal) for k, v in payload.items()}
+            scrubbed = {k: _scrub_json(v, personal) for k, v in payload.items()}
+            if scrubbed.get("text") != payload.get("text"):
+                # The HTML quotes the text escaped, where a scrub would not find it: it goes as text only.
+                scrubbed.pop("html", None)
+            payload = scrubbed
         message.payload = payload
         if message.sent_at is None and stop:
             outbox_queue.cancel(session, message, now)

@@ -155,10 +155,23 @@ class CartLine:
 
 
 @dataclasses.dataclass(frozen=True)
+class UnavailableLine:
+    """A line the cart cannot be bought with: by the product's name when the
+    catalog still has it (a customer does not know SKUs)."""
+
+    sku: str
+    name: str
+    why: str  # "sold out", "no longer for sale"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.why})"
+
+
+@dataclasses.dataclass(frozen=True)
 class Cart:
     maker: Manufacturer
     lines: list[CartLine]
-    unavailable: list[str]  # SKUs in the cart no longer for sale, or sold out
+    unavailable: list[UnavailableLine]  # lines no longer for sale, or sold out
 
     @property
     def total(self) -> int:
@@ -180,8 +193,10 @@ def price_cart(ctx: Context, slug: str, cart: dict[str, int]) -> Cart:
         lines, unavailable = [], []
         for sku, qty in cart.items():
             p = products.get(sku)
-            if p is None or not p.active or not p.in_stock:
-                unavailable.append(sku)
+            if p is None:
+                unavailable.append(UnavailableLine(sku, f"Item {sku}", "no longer for sale"))
+            elif not p.active or not p.in_stock:
+                unavailable.append(UnavailableLine(sku, p.name, "sold out" if p.active else "no longer for sale"))
             else:
                 lines.append(CartLine(p, qty))
         return Cart(maker, lines, unavailable)

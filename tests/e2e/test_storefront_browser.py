@@ -146,11 +146,12 @@ def _fill_checkout(scope) -> None:
     """`scope` is a Page or a FrameLocator; every field is found by its label."""
     scope.get_by_label("Full name").fill("Grace Hopper")
     scope.get_by_label("Email").fill("grace@example.com")
+    expect(scope.get_by_label("Country")).to_have_value("US")  # the store's locale is en_US
     scope.get_by_label("Street address").fill("1 Market St")
-    scope.get_by_label("Apartment, suite (optional)").fill("Floor 3")
+    scope.get_by_label("Apartment, suite, building (optional)").fill("Floor 3")
     scope.get_by_label("City").fill("San Francisco")
-    scope.get_by_label("Postal code").fill("94105")
-    scope.get_by_label("Country (two letters)").fill("US")
+    scope.get_by_label("State").select_option("CA")
+    scope.get_by_label("ZIP code").fill("94105")
     payment = scope.get_by_label("Approve a test payment")
     payment.check()
     expect(payment).to_be_checked()

@@ -109,6 +109,16 @@ class TestSignIn:
         # Another account from the same address is still allowed (the per-address limit is higher).
         assert post(client, "/signin", {"email": "other@shop.example", "password": "x"}).status_code == 401
 
+    def test_successful_sign_ins_use_up_no_limit(self, client, retailer):
+        for _ in range(12):  # more than either limit allows in a minute
+            signed = post(client, "/signin", {"email": "kim@shop.example", "password": PASSWORD})
+            assert signed.status_code == 302
+            post(client, "/signout", form="/account")
+        # Failures still count, from the first.
+        for _ in range(5):
+            assert post(client, "/signin", {"email": "kim@shop.example", "password": "guess guess"}).status_code == 401
+        assert post(client, "/signin", {"email": "kim@shop.example", "password": PASSWORD}).status_code == 429
+
     def test_signing_in_is_rate_limited_per_address(self, client, retailer):
         for n in range(10):
             post(client, "/signin", {"email": f"guess{n}@shop.example", "password": "guess guess"})
@@ -261,7 +271,7 @@ class TestBecomingADealer:
         kim = user_for(ctx, Role.RETAILER, shop.id, "kim@shop.example", "Kim")
         application = applications.apply(ctx, kim, maker.id, "We stock your range")
         asked = [m for m in delivered(ctx, mail_dir) if m["To"] == "sales@maker.example" and "asks" in m["Subject"]]
-        assert len(asked) == 1 and "We stock your range" in asked[0].get_content()
+        assert len(asked) == 1 and "We stock your range" in asked[0].get_body(preferencelist=("plain",)).get_content()
         pending = applications.list_applications(ctx, maker.actor)
         assert [(a.retailer_id, a.note, a.applicant_email, a.applicant_verified) for a in pending] == [
             (shop.id, "We stock your range", "kim@shop.example", True)]

@@ -16,3 +16,10 @@
   if (window.ResizeObserver) new ResizeObserver(report).observe(document.body);
   setInterval(report, 500);
 })();
+
+// A form's error summary takes the focus (autofocus does it where supported; this
+// is for the rest), so a screen reader reads what to fix first.
+(function () {
+  var summary = document.getElementById("error-summary");
+  if (summary && document.activeElement !== summary) summary.focus();
+})();
