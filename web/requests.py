@@ -339,7 +339,7 @@ def _order_page(request_id: int, link: capability.Capability, *, status: int = 2
     except NotFound:
         abort(404)
     actions = {"confirm_delivery", "review", "message", "return_request"}
-    elsewhere = {"my_data": "requests.my_data", "erase": "requests.erase"}
+    elsewhere = {"my_data": "requests.my_data", "erase": "requests.erase", "cancel": "requests.order_cancel"}
 
     def order_url(action: str) -> str | None:
         if action in actions:
@@ -361,6 +361,30 @@ def order(request_id: int, token: str | None):
     """The order the request became: tracking, messages, delivery, returns, rating.
     :raise 404: wrong token. :raise 403: no link, no cookie."""
     return _order_page(request_id, _link(request_id, token))
+
+
+@bp.route("/<int:request_id>/order/cancel", defaults={"token": None}, methods=["GET", "POST"])
+@bp.route("/<int:request_id>/<token>/order/cancel", methods=["GET", "POST"])
+def order_cancel(request_id: int, token: str | None):
+    """Cancel the order the request became, before it ships: a confirmation page,
+    then the cancellation (the hold released). :raise 404: wrong token, no order."""
+    link = _link(request_id, token)
+    view = _check(request_id, link.token)
+    if view.order is None:
+        abort(404)
+    page = dict(view=view, link=link, offer=None, cancelling_order=True, title="Cancel your order?",
+                button="Yes, cancel the order", action=link.url_for("requests.order_cancel", request_id=request_id))
+    if request.method == "GET":
+        return render_template("request_confirm.html", error=None, **page)
+    try:
+        orders.cancel_order(_ctx(), view.order.id, link.token, once=formkeys.sent(f"cancel:order:{view.order.id}"))
+    except formkeys.AlreadyDone:
+        pass  # a second click: the first cancelled it
+    except NotFound:
+        abort(404)
+    except BrokerError as exc:
+        return render_template("request_confirm.html", error=exc.detail, **page), exc.status
+    return redirect(link.url_for("requests.order", request_id=request_id, done="cancelled"), code=303)
 
 
 ORDER_DONE = {"message": ("message", "#messages"), "review": ("reviewed", "#review"),

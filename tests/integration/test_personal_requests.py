@@ -363,6 +363,15 @@ class TestPages:
         other = client.application.test_client()
         assert b"You have a winner" in other.get(shown.removeprefix(ctx.settings.public_url),
                                                  follow_redirects=True).data
+        # Before it ships, the order can be cancelled from its page, after a confirmation.
+        assert f'href="{follow}/order/cancel"' in client.get(f"{follow}/order").get_data(as_text=True)
+        confirm = client.get(f"{follow}/order/cancel")
+        assert confirm.status_code == 200 and b"Yes, cancel the order" in confirm.data
+        csrf = re.search(rb'name="link_csrf" value="([^"]+)"', confirm.data).group(1).decode()
+        cancelled = client.post(f"{follow}/order/cancel", data={"link_csrf": csrf})
+        assert cancelled.status_code == 303 and cancelled.headers["Location"] == f"{follow}/order?done=cancelled"
+        page = client.get(cancelled.headers["Location"]).get_data(as_text=True)
+        assert 'data-status="cancelled"' in page and "Your order is cancelled" in page
 
     def test_every_error_at_once_in_the_currency_s_format_never_minor_units(self, client, session):
         from broker.personal.models import PersonalRequest
