@@ -18,6 +18,7 @@ from __future__ import annotations
 MANUFACTURER_ID, RETAILER_ID, STORE_ID, VALENCIA_STORE_ID = 1, 3, 7, 8
 ORDER_ID, LISTING_ID, BID_ID, ASSIGNMENT_ID = 1042, 311, 5150, 877
 REQUEST_ID, REQUEST_LISTING_ID, OFFER_ID, REQUEST_ORDER_ID = 61, 312, 5170, 1043
+PICKUP_LISTING_ID = 313
 RUN_ID = 95
 
 PLACED_AT, CLOSES_AT, ASSIGNED_AT = "2026-03-02T17:05:00+00:00", "2026-03-03T02:00:00+00:00", "2026-03-03T02:00:00+00:00"
@@ -138,8 +139,11 @@ ORDER_CANCELLED = {**ORDER_OPEN, "status": "cancelled",
 BOARD = [
     {"id": LISTING_ID, "kind": "order", "items": [{"sku": "NW-HELMET", "name": "Commuter helmet", "quantity": 1},
                                                   {"sku": "NW-LIGHTS", "name": "Light set", "quantity": 1}],
-     "price": 12800, "currency": "USD", "distance_km": 2.0, "store_id": STORE_ID, "area": AREA,
+     "price": 12800, "delivery": "ship", "currency": "USD", "distance_km": 2.0, "store_id": STORE_ID, "area": AREA,
      "closes_at": CLOSES_AT, "shipping_method": "Standard", "ship_within_hours": 72, "my_bid": None},
+    {"id": PICKUP_LISTING_ID, "kind": "order", "items": [{"sku": "NW-LOCK", "name": "Folding lock", "quantity": 1}],
+     "price": 5400, "delivery": "pickup", "currency": "USD", "distance_km": 4.0, "store_id": STORE_ID,
+     "area": AREA, "closes_at": CLOSES_AT, "shipping_method": None, "ship_within_hours": 72, "my_bid": None},
     {"id": REQUEST_LISTING_ID, "kind": "request", "description": "A child's bike seat that fits a road bike",
      "quantity": 1, "pseudonym": "Customer 7F3A", "buyer_score": 0.9, "max_price": 12000, "currency": "USD",
      "distance_km": 3.0, "store_id": STORE_ID, "area": AREA, "closes_at": CLOSES_AT,
@@ -160,7 +164,7 @@ BID = {"id": BID_ID, "listing_id": LISTING_ID, "store_id": STORE_ID, "distance_k
 ASSIGNMENT = {
     "id": ASSIGNMENT_ID, "order_id": ORDER_ID, "status": "active", "fulfiller": "retailer", "store_id": STORE_ID,
     "assigned_at": ASSIGNED_AT, "due_at": DUE_AT, "shipped_at": None, "carrier": None, "tracking_number": None,
-    **TOTALS, "currency": "USD", "items": LINES, "ship_to": SHIP_TO,
+    **TOTALS, "currency": "USD", "items": LINES, "delivery": "ship", "ship_to": SHIP_TO, "collected_by": None,
 }
 SHIPMENT_IN = {"carrier": "UPS", "tracking_number": "1Z999AA10123456784"}
 ASSIGNMENT_SHIPPED = {**ASSIGNMENT, "status": "shipped", "shipped_at": SHIPPED_AT, "carrier": "UPS",

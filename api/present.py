@@ -96,7 +96,9 @@ def order(view: OrderView) -> dict:
         out["customer"] = {"name": o.customer_name}
         if view.show_email:
             out["customer"]["email"] = o.customer_email
-        out["ship_to"] = ship_to(o)
+        # A pickup's store needs the name alone: never the customer's street.
+        if not (view.party == "fulfiller" and o.delivery == "pickup"):
+            out["ship_to"] = ship_to(o)
     if view.payment is not None:
         p = view.payment
         out["payment"] = {"provider": p.provider, "status": p.status, "test_mode": p.test_mode, "amount": p.amount}
@@ -134,7 +136,7 @@ def board_item(item: BoardItem) -> dict:
     listing = item.listing
     bid = item.my_bid
     what: dict = {"items": [{"sku": l.sku, "name": l.name, "quantity": l.quantity} for l in item.items],
-                  "price": listing.price}
+                  "price": listing.price, "delivery": item.delivery or "ship"}
     if item.request is not None:
         r = item.request
         what = {"description": r.description, "quantity": r.quantity, "pseudonym": r.pseudonym,
@@ -159,8 +161,12 @@ def assignment(view: AssignmentView) -> dict:
         "id": a.id, "order_id": o.id, "status": a.status, "fulfiller": a.fulfiller_kind, "store_id": a.store_id,
         "assigned_at": a.assigned_at, "due_at": a.due_at, "shipped_at": a.shipped_at, "carrier": a.carrier,
         "tracking_number": a.tracking_number, **totals(o), "currency": o.currency, "items": lines(o),
-        # Only with the proof that showing it was logged (privacy.disclose_to).
-        "ship_to": ship_to(o) if view.disclosed is not None else None,
+        "delivery": o.delivery,
+        # Only with the proof that showing it was logged (privacy.disclose_to);
+        # a pickup's store is shown the customer's name, never their street.
+        "ship_to": ship_to(o) if view.disclosed is not None and view.disclosed.covers(["address"]) else None,
+        "collected_by": {"name": o.customer_name} if (
+            o.delivery == "pickup" and view.disclosed is not None and view.disclosed.covers(["name"])) else None,
     }
 
 

@@ -548,6 +548,10 @@ class BoardItemOut(ma.Schema):
     max_price = Amount(example=12000, metadata={"description": "A personal request: the ceiling; offer at or "
                                                                 "under it."})
     price = Amount(example=12800, metadata={"description": "An order's fixed price: what a bid ships it for."})
+    delivery = f.String(metadata={"description": (
+        "An order: `ship` (the winner ships it to the customer) or `pickup` (the customer collects it from the "
+        "winning store, against a one-time code; the winner learns their name, never their street). Absent for "
+        "a request.")})
     currency = Currency()
     distance_km = f.Float(metadata={"description": (
         "From your nearest store that covers it to the listing's area (a cell about 2 km wide), in whole "
@@ -601,6 +605,10 @@ class AssignmentQuery(ma.Schema):
     status = f.String(validate=v.OneOf(["active", "shipped"]))
 
 
+class CollectedByOut(ma.Schema):
+    name = f.String(metadata={"description": "The customer's name, as given at checkout."})
+
+
 class AssignmentOut(Totals):
     id = f.Integer()
     order_id = f.Integer()
@@ -617,8 +625,12 @@ class AssignmentOut(Totals):
     tracking_number = f.String(allow_none=True)
     currency = Currency()
     items = f.List(f.Nested(LineOut))
+    delivery = f.String(metadata={"description": "`ship`, or `pickup`: the customer collects it at your store."})
     ship_to = f.Nested(ShipToOut, allow_none=True, metadata={
-        "description": "Where it goes; null once the order is no longer the caller's (after a release)."})
+        "description": "Where it goes; null for a pickup (the store never learns the customer's street), and "
+                       "once the order is no longer the caller's (after a release)."})
+    collected_by = f.Nested(CollectedByOut, allow_none=True, metadata={
+        "description": "A pickup: who collects it (they show their one-time code); null for a shipment."})
 
 
 class ShipmentIn(ma.Schema):

@@ -28,12 +28,13 @@ from broker.orders import search
 from broker.orders import services as orders
 from broker.orders.models import OrderStatus
 from broker.pagination import PageRequest
+from broker.personal import services as personal
 from broker.returns import services as returns
 from broker.returns.models import ReturnStatus
 from broker.settlement import reports as settlement_reports
 from broker.storefront import contrast, domains
 from broker.storefront import services as storefront
-from web import charts, confirm
+from web import charts, confirm, formkeys
 from web.links import embed_snippet, external_url
 from web.security import check_csrf, ctx, current_user, signed_in
 
@@ -209,7 +210,30 @@ def _render_order(order_id: int, *, errors: dict | None = None, note: str = "", 
         view = orders.get_order(ctx(), _actor(), order_id)
     except NotFound:
         abort(404)
-    return render_template("console/order.html", view=view, errors=errors or {}, note=note), status
+    a = view.assignment
+    # The relay's thread, while the manufacturer itself fulfils the order.
+    thread = personal.messages(ctx(), order_id, actor=_actor(), token=None) if (
+        a is not None and a.fulfiller_kind == "manufacturer" and a.status in ("active", "shipped")) else None
+    return render_template("console/order.html", view=view, errors=errors or {}, note=note, thread=thread), status
+
+
+@bp.post("/orders/<int:order_id>/messages")
+@manufacturer_only
+def message(order_id: int):
+    """Write to the customer of an order the manufacturer fulfils, through the relay.
+
+    :raise 404: not an order the caller fulfils now. :raise 422: blank or too long."""
+    try:
+        personal.send_message(ctx(), order_id, request.form.get("body", ""), actor=_actor(), token=None,
+                              once=formkeys.sent(f"message:order:{order_id}"))
+    except formkeys.AlreadyDone:
+        pass  # a reload or a second click: the first is sent
+    except NotFound:
+        abort(404)
+    except Invalid as exc:
+        return _render_order(order_id, errors={"body": exc.errors.get("body", [exc.detail])}, status=422)
+    flash("Message sent: the customer is emailed a link to it.")
+    return redirect(url_for("console.order_detail", order_id=order_id) + "#messages")
 
 
 def _return_id() -> int | None:

@@ -30,12 +30,13 @@ from broker.fulfilment.models import AssignmentStatus
 from broker.fulfilment.scorecard import scorecard as retailer_scorecard
 from broker.money import CURRENCIES, parse_amount
 from broker.pagination import PageRequest
+from broker.personal import services as personal
 from broker.reputation.rules import MAX_COMMENT
 from broker.reputation import services as reputation
 from broker.returns import services as returns
 from broker.returns.models import ReturnStatus
 from broker.settlement.reports import bid_outcomes
-from web import charts, confirm
+from web import charts, confirm, formkeys
 from web.security import check_csrf, ctx, current_user, signed_in
 
 bp = Blueprint("portal", __name__, url_prefix="/portal", template_folder="templates")
@@ -233,8 +234,9 @@ def orders():
 
 def _render_order(assignment_id: int, *, errors=None, form=None, status: int = 200):
     view = fulfilment.get_assignment(ctx(), _actor(), assignment_id)
+    thread = personal.messages(ctx(), view.order.id, actor=_actor(), token=None)
     return render_template("portal/order.html", view=view, errors=errors or {}, form=form or {},
-                           now=ctx().now()), status
+                           now=ctx().now(), thread=thread), status
 
 
 @bp.get("/orders/<int:assignment_id>")
@@ -297,6 +299,23 @@ def _cancel_link(assignment_id: int) -> str:
     if request.form.get("back") == "returns":
         return url_for("portal.returns_queue")
     return url_for("portal.order", assignment_id=assignment_id) + "#returns-heading"
+@bp.post("/orders/<int:assignment_id>/messages")
+@signed_in(Role.RETAILER)
+def message(assignment_id: int):
+    """Write to the customer through the relay (they are emailed a link, never your text or address).
+
+    :raise 404: not yours. :raise 422: blank or too long."""
+    view = fulfilment.get_assignment(ctx(), _actor(), assignment_id, purpose="fulfiller wrote to the customer")
+    try:
+        personal.send_message(ctx(), view.order.id, request.form.get("body", ""), actor=_actor(), token=None,
+                              once=formkeys.sent(f"message:assignment:{assignment_id}"))
+    except formkeys.AlreadyDone:
+        pass  # a reload or a second click: the first is sent
+    except Invalid as exc:
+        return _render_order(assignment_id, errors={"body": exc.errors.get("body", [exc.detail])},
+                             form=request.form, status=422)
+    flash("Message sent: the customer is emailed a link to it.")
+    return redirect(url_for("portal.order", assignment_id=assignment_id) + "#messages")
 
 
 @bp.post("/orders/<int:assignment_id>/return/accept")

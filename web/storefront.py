@@ -15,7 +15,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-from datetime import timedelta
 from decimal import Decimal
 
 from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
@@ -27,19 +26,18 @@ from broker.catalog.services import storefront_catalog
 from broker.errors import BrokerError, Conflict, Invalid, NotFound
 from broker.grammar import image_url_or_none, origins_or_none
 from broker.money import exponent
-from broker.accounts import hours as opening_hours
 from broker.orders import delivered, pricing
 from broker.orders import services as orders
 from broker.orders.models import Delivery, OrderStatus
 from broker.pagination import PageRequest
+from broker.personal import services as personal
 from broker.privacy import erasure, export
 from broker.reputation import services as reputation
 from broker.returns import services as returns
-from broker.returns.models import ReturnStatus
 from broker.storefront import contrast
 from broker.storefront import services as shop
 from broker.urls import origin_for
-from web import capability, formkeys
+from web import capability, formkeys, order_page
 from web.links import external_url
 
 bp = Blueprint("store", __name__, url_prefix="/s/<slug>", template_folder="templates")
@@ -487,10 +485,6 @@ def _field(name: str) -> str:
             "ship_to.lat": "postal_code", "ship_to.lon": "postal_code"}.get(name, name.split(".")[-1])
 
 
-TIMELINE = [("paid", "Paid"), ("open", "On the board"), ("awarded", "With a store"), ("shipped", "Shipped"),
-            ("delivered", "Delivered")]
-
-
 def _order_scope(order_id: int) -> str:
     """The order's token-free path, to which its cookie is scoped: /s/<slug>/o/<id>."""
     return f"/s/{g.store.slug}/o/{order_id}"
@@ -529,43 +523,21 @@ def order(order_id: int, token: str | None):
     return _order_page(order_id, _order_link(order_id, token))
 
 
-def _order_page(order_id: int, link: capability.Capability, *, error: str | None = None, status: int = 200):
+def _order_page(order_id: int, link: capability.Capability, *, status: int = 200, **more):
     ctx = _ctx()
     try:
         view = orders.get_order(ctx, ANONYMOUS, order_id, link.token)
         log = shop.disclosure_log(ctx, order_id, link.token)
         reviews = reputation.reviews_for_order(ctx, order_id, access_token=link.token)
+        thread = personal.messages(ctx, order_id, actor=ANONYMOUS, token=link.token)
     except NotFound:
         abort(404)
     if view.order.manufacturer_id != g.store.id:
         abort(404)
-    reached = _reached(view.order.status)
-    shipped_at = view.order.shipped_at
-    return_open = shipped_at is not None and ctx.now() <= shipped_at + timedelta(days=g.store.return_window_days)
-    latest = view.returns[-1] if view.returns else None
-    # Ask (again, after a refusal) while the window is open and nothing is pending or accepted.
-    can_ask_return = return_open and view.order.status in (OrderStatus.SHIPPED, OrderStatus.DELIVERED) and (
-        latest is None or latest.status == ReturnStatus.REFUSED)
-    store = view.pickup_store
-    week = store and opening_hours.Hours.from_json(store.hours)
-    return render_template("store/order.html", view=view, link=link, log=log, reviews=reviews,
-                           return_open=return_open, can_ask_return=can_ask_return,
-                           pickup_hours=opening_hours.describe(week, g.store.locale) if store else "",
-                           pickup_state=opening_hours.state_at(week, store.timezone, ctx.now()) if store else None,
-                           timeline=[(key, label, key in reached) for key, label in TIMELINE],
-                           new=request.args.get("new"), error=error, done=request.args.get("done"),
-                           can_cancel=view.order.status in (OrderStatus.AWAITING_PAYMENT, OrderStatus.OPEN,
-                                                            OrderStatus.AWARDED)), status
-
-
-def _reached(status: str) -> set[str]:
-    order_ = ["awaiting_payment", "open", "awarded", "shipped", "delivered"]
-    if status not in order_:
-        return {"paid"} if status == "refunded" else set()
-    reached = set(order_[: order_.index(status) + 1])
-    if status != "awaiting_payment":
-        reached.add("paid")
-    return reached
+    return render_template("store/order.html", **order_page.values(
+        view, token=link.token, now=ctx.now(), locale=g.store.locale, window_days=g.store.return_window_days,
+        order_url=lambda action: link.url_for(f"store.{action}", order_id=order_id),
+        link=link, log=log, reviews=reviews, thread=thread, **more)), status
 
 
 @bp.route("/o/<int:order_id>/cancel", defaults={"token": None}, methods=["GET", "POST"])
@@ -605,7 +577,7 @@ def review(order_id: int, token: str | None):
         abort(404)
     except BrokerError as exc:
         return _order_page(order_id, link, error=exc.detail, status=exc.status)
-    return redirect(link.url_for("store.order", order_id=order_id, done="reviewed"), code=303)
+    return _done(link, order_id, "reviewed", "#review")
 
 
 @bp.post("/o/<int:order_id>/delivered", defaults={"token": None})
@@ -619,23 +591,56 @@ def confirm_delivery(order_id: int, token: str | None):
         abort(404)
     except BrokerError as exc:
         return _order_page(order_id, link, error=exc.detail, status=exc.status)
-    return redirect(link.url_for("store.order", order_id=order_id), code=303)
+    return _done(link, order_id, "delivered", "#review")
+
+
+def _done(link: capability.Capability, order_id: int, what: str, anchor: str = "") -> Response:
+    """Post/redirect/get: the order page, with what just happened."""
+    return redirect(link.url_for("store.order", order_id=order_id, done=what) + anchor, code=303)
+
+
+@bp.post("/o/<int:order_id>/message", defaults={"token": None})
+@bp.post("/o/<int:order_id>/<token>/message")
+def message(order_id: int, token: str | None):
+    """Write to the store that has the order, through the relay.
+
+    :raise 404: wrong token. :raise 409: no store has the order now. :raise 422: blank or too long."""
+    link = _order_link(order_id, token)
+    try:
+        personal.send_message(_ctx(), order_id, request.form.get("body", ""), actor=ANONYMOUS, token=link.token,
+                              once=formkeys.sent(f"message:order:{order_id}"))
+    except formkeys.AlreadyDone:
+        pass  # a reload or a second click: the first is sent
+    except NotFound:
+        abort(404)
+    except Invalid as exc:
+        return _order_page(order_id, link, message_error=" ".join(exc.errors.get("body", [exc.detail])), status=422)
+    except BrokerError as exc:
+        return _order_page(order_id, link, message_error=exc.detail, status=exc.status)
+    return _done(link, order_id, "message", "#messages")
 
 
 @bp.post("/o/<int:order_id>/return", defaults={"token": None})
 @bp.post("/o/<int:order_id>/<token>/return")
 def return_request(order_id: int, token: str | None):
+    """Ask to send it back, with a reason (a choice and the customer's words).
+
+    :raise 404: wrong token. :raise 409: not returnable now. :raise 422: no reason."""
     link = _order_link(order_id, token)
+    form = {"reason_kind": request.form.get("reason_kind", ""), "reason": request.form.get("reason", "")}
     try:
-        returns.request_return(_ctx(), order_id, link.token, request.form.get("reason", ""),
-                               once=formkeys.sent(f"return:order:{order_id}"))
+        reason = returns.reason_text(form["reason_kind"], form["reason"])
+        returns.request_return(_ctx(), order_id, link.token, reason, once=formkeys.sent(f"return:order:{order_id}"))
     except formkeys.AlreadyDone:
         pass  # a reload or a second click: the first is sent
     except NotFound:
         abort(404)
+    except Invalid as exc:
+        return _order_page(order_id, link, return_errors=exc.errors or {"reason": [exc.detail]}, form=form,
+                           status=422)
     except BrokerError as exc:
         return _order_page(order_id, link, error=exc.detail, status=exc.status)
-    return redirect(link.url_for("store.order", order_id=order_id, done="return"), code=303)
+    return _done(link, order_id, "return", "#returns")
 
 
 # --- the customer's data: download and erase (the same key, as above) ----------

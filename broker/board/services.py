@@ -62,6 +62,8 @@ class BoardItem:
     # and how long its winner has to ship it.
     shipping_method: str | None = None
     ship_within_hours: float | None = None
+    # For an order: `ship`, or `pickup` (the customer collects it from the winning store).
+    delivery: Delivery | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,6 +185,7 @@ def board(ctx: Context, actor: Actor, filters: BoardFilter, page: PageRequest) -
                 request=requests.get(listing.request_id),
                 buyer_score=_buyer_score(requests.get(listing.request_id), scores),
                 **_shipping(shipping.get(listing.order_id), settings),
+                delivery=shipping[listing.order_id].delivery if listing.order_id in shipping else None,
             )
             for km, listing, store in window
         ]

@@ -39,6 +39,8 @@ VISIBLE = (AssignmentStatus.ACTIVE, AssignmentStatus.SHIPPED)
 
 # What a fulfiller is shown of the customer to ship an order: never the email.
 SHIP_TO = ("name", "address")
+# ... and of a pickup's: the name alone, never the street.
+PICKUP_SHOWS = ("name",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,10 +59,22 @@ class AssignmentView:
     reviews: OrderReviews | None = None
 
 
-def _shown(session, actor: Actor, orders: list[Order], purpose: str, now) -> Disclosed:
-    """The fulfiller is shown these orders' ship-to: logged, one row each."""
-    return disclose_to(session, party_kind=actor.kind.value, party_id=actor.id, fields=SHIP_TO, purpose=purpose,
-                       now=now, order_ids=[order.id for order in orders])
+def shown_fields(order: Order) -> tuple[str, ...]:
+    """What the fulfiller needs of the customer: a name and address to ship to;
+    for a pickup, the name alone (the customer comes to the store)."""
+    return PICKUP_SHOWS if order.delivery == Delivery.PICKUP else SHIP_TO
+
+
+def _shown(session, actor: Actor, orders: list[Order], purpose: str, now) -> dict[int, Disclosed]:
+    """The fulfiller is shown these orders' ship-to (a pickup's name): logged, one row each."""
+    proofs: dict[int, Disclosed] = {}
+    for fields in (SHIP_TO, PICKUP_SHOWS):
+        ids = [order.id for order in orders if shown_fields(order) == fields]
+        if ids:
+            proof = disclose_to(session, party_kind=actor.kind.value, party_id=actor.id, fields=fields,
+                                purpose=purpose, now=now, order_ids=ids)
+            proofs.update(dict.fromkeys(ids, proof))
+    return proofs
 
 
 def _owned_by(actor: Actor):
@@ -88,7 +102,7 @@ def list_assignments(ctx: Context, actor: Actor, page: PageRequest,
         disclosed = _shown(session, actor, [order for _, order in found.items], "fulfiller listed what it must ship",
                            ctx.now())
         uow.commit()
-        return Page([AssignmentView(a, o, disclosed) for a, o in found.items], found.total)
+        return Page([AssignmentView(a, o, disclosed.get(o.id)) for a, o in found.items], found.total)
 
 
 def get_assignment(ctx: Context, actor: Actor, assignment_id: int, *,
@@ -114,7 +128,7 @@ def get_assignment(ctx: Context, actor: Actor, assignment_id: int, *,
         assignment, order = found
         returns = returns_of(session, [order.id], assignment_id=assignment.id).get(order.id, ())
         disclosed = disclose_to(session, party_kind=actor.kind.value, party_id=actor.id,
-                                fields=SHIP_TO + ((RETURN_REASON,) if returns else ()), purpose=purpose,
+                                fields=shown_fields(order) + ((RETURN_REASON,) if returns else ()), purpose=purpose,
                                 now=ctx.now(), order_ids=[order.id])
         reviews = order_reviews(session, order.id, Author.FULFILLER, now=ctx.now()) \
             if assignment.status == AssignmentStatus.SHIPPED and order.status == OrderStatus.DELIVERED else None
@@ -168,7 +182,7 @@ def record_shipment(ctx: Context, actor: Actor, assignment_id: int, cmd: RecordS
         assignment.carrier, assignment.tracking_number = carrier, tracking
         _capture_and_earn(ctx, session, order, assignment, now)
         events.order_shipped(session, ctx, order, assignment, now)
-        disclosed = _shown(session, actor, [order], "fulfiller recorded the shipment", now)
+        disclosed = _shown(session, actor, [order], "fulfiller recorded the shipment", now)[order.id]
         uow.commit()
         return AssignmentView(assignment, order, disclosed)
 
@@ -222,7 +236,7 @@ def collect_pickup(ctx: Context, actor: Actor, assignment_id: int, code: str) ->
         assignment.carrier, assignment.tracking_number = "pickup", "collected in store"
         _capture_and_earn(ctx, session, order, assignment, now)
         mark_delivered(session, ctx, order, DeliveredHow.PICKUP, now)
-        disclosed = _shown(session, actor, [order], "fulfiller handed a pickup order over", now)
+        disclosed = _shown(session, actor, [order], "fulfiller handed a pickup order over", now)[order.id]
         uow.commit()
         return AssignmentView(assignment, order, disclosed)
 

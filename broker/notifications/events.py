@@ -8,7 +8,8 @@ one of these in one line.
 Who gets what:
 
 * the customer: the order confirmation (once the payment is authorised and the
-  order is on the board), the shipment (carrier and tracking number), a new
+  order is on the board), where to collect a pickup order once a store has it
+  (the store's address and hours), the shipment (carrier and tracking number), a new
   offer on their personal request (optional, at most one per request per hour),
   messages the fulfiller writes through the contact relay, the answer to a
   return (accepted with the refund, or refused with the note), and, once the
@@ -49,7 +50,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broker.accounts.models import Manufacturer, Retailer, Role
+from broker.accounts.hours import Hours
+from broker.accounts.hours import describe as describe_hours
+from broker.accounts.models import Manufacturer, Retailer, Role, Store
+from broker.accounts.addresses import PostalAddress
 from broker.addresses import address_lines, ship_to_address
 from broker.orders.totals import order_totals
 from broker.board.models import Bid, Listing
@@ -173,6 +177,39 @@ def order_shipped(session: Session, ctx: Context, order: Order, assignment: Assi
                lines=_lines(order.lines, order.currency), from_store=_shop(session, order))
 
 
+def pickup_ready(session: Session, ctx: Context, order: Order, assignment: Assignment, now: datetime) -> None:
+    """A store has the customer's pickup order: where to go (the store's name,
+    street address and opening hours) and the way back to the order page. The
+    code is the one in the confirmation (and on the order page): it is stored
+    only as a hash, so no later email can carry it."""
+    if order.delivery != Delivery.PICKUP or order.erased_at is not None or assignment.store_id is None:
+        return
+    store = session.get(Store, assignment.store_id)
+    maker = session.get(Manufacturer, order.manufacturer_id) if order.manufacturer_id else None
+    locale = maker.locale if maker else "en_US"
+    week = Hours.from_json(store.hours)
+    send_email(session, ctx, topic="pickup_ready", to=order.customer_email, template="pickup_ready",
+               dedupe_key=f"order-{order.id}-assignment-{assignment.id}", now=now, name=order.customer_name,
+               order_id=order.id, store=store.name,
+               address=PostalAddress.of(store).lines() if store.line1 else [store.area],
+               hours=describe_hours(week, locale), timezone=store.timezone,
+               collect_by=_when(ctx, assignment.due_at),
+               status_path=f"/s/{maker.slug}/o/{order.id}" if maker else None, from_store=maker)
+
+
+def pickups_of_run(session: Session, ctx: Context, run_id: int, now: datetime) -> None:
+    """`pickup_ready` for each pickup order a settlement run gave to a store."""
+    rows = session.execute(
+        select(Order, Assignment).join(Listing, Listing.order_id == Order.id)
+        .join(SettlementDecision, SettlementDecision.listing_id == Listing.id)
+        .join(Assignment, Assignment.decision_id == SettlementDecision.id)
+        .where(SettlementDecision.run_id == run_id, Order.delivery == Delivery.PICKUP,
+               Assignment.store_id.is_not(None))
+    ).all()
+    for order, assignment in rows:
+        pickup_ready(session, ctx, order, assignment, now)
+
+
 def return_requested(session: Session, ctx: Context, order: Order, ret: Return, assignment: Assignment, *,
                      manufacturer_decides: bool, now: datetime) -> None:
     """To whoever decides the return: the fulfiller's users, and the
@@ -234,18 +271,35 @@ def message_posted(session: Session, ctx: Context, order: Order, message: Messag
     key = f"message-{message.id}"
     # The thread's own fulfiller: never one the order had before or after it.
     current = session.get(Assignment, message.assignment_id) if message.assignment_id is not None else None
+    # A notice and a link only: never the message's text (an email is read by
+    # whoever holds the mailbox, and kept by every relay on the way), never an
+    # address. The link opens the thread, behind the reader's own sign-in or
+    # the order's cookie.
     if message.sender == "customer":
         if current is None:
             return
         role, company = _fulfiller(current)
-        path = "/portal/orders" if role == Role.RETAILER else "/console/to-ship"
+        path = (f"/portal/orders/{current.id}#messages" if role == Role.RETAILER
+                else f"/console/orders/{order.id}#messages")
         _to_company(session, ctx, role, company, topic="message", template="message_to_fulfiller", key=key,
-                    now=now, order_id=order.id, body=message.body, path=path)
+                    now=now, order_id=order.id, path=path)
     else:
         shipper = _fulfiller_name(session, current)
         send_email(session, ctx, topic="message", to=order.customer_email, template="message_to_customer",
-                   dedupe_key=key, now=now, name=order.customer_name, order_id=order.id, body=message.body,
-                   shipper=shipper, from_store=_shop(session, order))
+                   dedupe_key=key, now=now, name=order.customer_name, order_id=order.id, shipper=shipper,
+                   path=_customer_order_path(session, order) + "#messages", from_store=_shop(session, order))
+
+
+def _customer_order_path(session: Session, order: Order) -> str:
+    """The customer's order page, without its token (only the hash is kept): it
+    opens in the browser that holds the order's cookie; elsewhere it says to use
+    the confirmation's link. A personal request's order: the request's page."""
+    request_id = session.scalar(select(PersonalRequest.id).where(PersonalRequest.order_id == order.id))
+    if request_id is not None:
+        return f"/requests/{request_id}/order"
+    slug = session.scalar(select(Manufacturer.slug).where(Manufacturer.id == order.manufacturer_id)) \
+        if order.manufacturer_id else None
+    return f"/s/{slug}/o/{order.id}" if slug else "/"
 
 
 # --- fulfillers ---------------------------------------------------------------
@@ -266,6 +320,10 @@ def awarded(session: Session, ctx: Context, decision: SettlementDecision, now: d
                   pickup=order.delivery == Delivery.PICKUP, due=_when(ctx, due) if due else None,
                   cause=str(decision.cause))
     if decision.fulfiller_kind == FulfillerKind.RETAILER:
+        if order.delivery == Delivery.PICKUP:
+            assignment = session.scalar(select(Assignment).where(Assignment.decision_id == decision.id))
+            if assignment is not None:
+                pickup_ready(session, ctx, order, assignment, now)
         # The distance the winner bid at, as the board showed it; the address
         # itself is on the portal, where seeing it is logged.
         shown = session.scalar(select(Bid.distance_km).where(Bid.listing_id == listing.id,
@@ -314,6 +372,7 @@ def run_finished_emails(session: Session, ctx: Context, run_id: int) -> int:
         elif maker_id is not None:
             fell_back.setdefault(maker_id, []).append(order_id)
     now = ctx.now()
+    pickups_of_run(session, ctx, run_id, now)
     return (_to_companies(session, ctx, Role.RETAILER, won, topic="run_awards", template="run_awards",
                           key=f"run-{run_id}", now=now)
             + _to_companies(session, ctx, Role.MANUFACTURER, fell_back, topic="fallback",

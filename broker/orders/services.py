@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import secrets
 from datetime import datetime
 
@@ -153,7 +155,7 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder, *, once: formkeys.Once
                                          line_total=product.price * quantity))
         pickup_code = None
         if cmd.delivery == Delivery.PICKUP:
-            pickup_code = f"{secrets.randbelow(10**6):06d}"
+            pickup_code = pickup_code_for(token)
             order.pickup_code_hash = pickup_digest(order.access_token_hash, pickup_code)
         session.add(order)
         session.flush()
@@ -312,6 +314,25 @@ def pickup_digest(token_hash: str, code: str) -> str:
     return digest(f"{token_hash}:{code}")
 
 
+def pickup_code_for(access_token: str) -> str:
+    """The order's six-digit pickup code, derived from its access token: whoever
+    holds the order's link (the customer, on the order page) can be shown it
+    again, while Broker keeps only the token's hash and the code's, and a store
+    that learns the code learns nothing of the token."""
+    mac = hmac.new(access_token.encode(), b"broker pickup code", hashlib.sha256).digest()
+    return f"{int.from_bytes(mac[:8], 'big') % 10**6:06d}"
+
+
+def shown_pickup_code(order: Order, access_token: str | None) -> str | None:
+    """The pickup code for the customer's order page: None if not a pickup, or
+    if the code was drawn at random (orders placed before codes were derived:
+    their code is in the confirmation email only)."""
+    if order.delivery != Delivery.PICKUP or not access_token or not order.pickup_code_hash:
+        return None
+    code = pickup_code_for(access_token)
+    return code if same(order.pickup_code_hash, pickup_digest(order.access_token_hash, code)) else None
+
+
 def put_on_board(session: Session, order: Order, now: datetime) -> None:
     """The hold is in place: the order goes on the board (caller's transaction).
     The board's price is the goods and the shipping, the fulfiller's to earn
@@ -363,6 +384,8 @@ class OrderView:
         shown = set()
         if self.show_customer or self.show_email:
             shown = {"name", "address"} | ({"email"} if self.show_email else set())
+            if self.party == Party.FULFILLER and self.order.delivery == Delivery.PICKUP:
+                shown = {"name"}  # a pickup's store is shown the name, never the street
         if self.returns:
             shown.add(RETURN_REASON)  # the customer's own words
         if shown and (self.disclosed is None or not self.disclosed.covers(shown)):
@@ -439,7 +462,8 @@ def get_order(ctx: Context, actor: Actor, order_id: int, access_token: str | Non
         ):
             returns = returns_of(session, [order.id], assignment_id=current.id).get(order.id, ())
             disclosed = disclose_to(session, party_kind="retailer", party_id=actor.id,
-                                    fields=FOR_FULFILLER + ((RETURN_REASON,) if returns else ()),
+                                    fields=((("name",) if order.delivery == Delivery.PICKUP else FOR_FULFILLER)
+                                            + ((RETURN_REASON,) if returns else ())),
                                     purpose="fulfiller opened the order to ship it", now=now, order_ids=[order.id])
             uow.commit()
             return OrderView(order, Party.FULFILLER, None, current, True, False, disclosed, returns)

@@ -25,6 +25,7 @@ from broker.payments import services as payments
 from broker.payments.models import Payment, WebhookEvent
 from broker.payments.provider import PaymentError
 from broker.payouts.services import account_updated, transfer_reversed
+from broker.personal.services import request_payment_changed
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,10 @@ def _apply(ctx: Context, session, kind: str, obj: dict) -> str:
         order, payment = _lock(session, found)
         state = ctx.payments.retrieve(session, payment.provider_ref)
         changes = payments.sync(session, payment, state, hold_hours=ctx.settings.auth_hold_hours, now=now)
-        payment_changed(session, ctx, order, payment, changes, now)
+        if order is not None:
+            payment_changed(session, ctx, order, payment, changes, now)
+        elif payment.request_id is not None:  # a personal request's hold, before it became an order
+            request_payment_changed(session, payment, changes, now)
         return "applied" if changes else "no_change"
     if kind in ("charge.dispute.created", "charge.dispute.closed"):
         found = _payment(session, obj.get("payment_intent"), obj.get("charge"))

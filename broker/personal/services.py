@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from broker import formkeys
 from broker.accounts.models import Manufacturer, Retailer, Store
 from broker.addresses import PostalAddress, check_address
 from broker.auth import Actor, ActorKind, digest, same
@@ -100,8 +101,9 @@ def _pseudonym(session: Session) -> str:
             return name
 
 
-def post_request(ctx: Context, cmd: PostRequest) -> PostedRequest:
-    """Post a request: the ceiling is authorised on the card now.
+def post_request(ctx: Context, cmd: PostRequest, *, once: formkeys.Once | None = None) -> PostedRequest:
+    """Post a request: the ceiling is authorised on the card now. With `once`, a
+    repeat of the same form raises `formkeys.AlreadyDone` (one request, one hold).
 
     :raise 422: bad fields, unknown SKU, a SKU whose list price alone exceeds no
         ceiling is fine; an expiry in the past or too far ahead; a private callback URL.
@@ -139,6 +141,7 @@ def post_request(ctx: Context, cmd: PostRequest) -> PostedRequest:
     place = resolve_location(ctx.geocoder, cmd.location)
     with ctx.uow() as uow:
         session = uow.session
+        formkeys.claim(session, once, now=ctx.now())
         maker_id = product_id = None
         sku = (cmd.sku or "").strip() or None
         if sku is not None:
@@ -184,6 +187,8 @@ def post_request(ctx: Context, cmd: PostRequest) -> PostedRequest:
             if auth.authorized:
                 put_on_board(session, request, now)
                 closes = _closes_at(settings, now, request.expires_at)
+            formkeys.record(session, once, {"request_id": request.id, "token": token,
+                                            "client_secret": auth.client_secret})
             uow.commit()
             return PostedRequest(request, token, payment, auth.client_secret, closes)
     except BaseException:
@@ -193,6 +198,7 @@ def post_request(ctx: Context, cmd: PostRequest) -> PostedRequest:
             if reserved is not None and reserved.status == RequestStatus.AWAITING_PAYMENT and uow.session.scalar(
                     select(Payment.id).where(Payment.request_id == request_id)) is None:
                 uow.session.delete(reserved)
+                formkeys.forget(uow.session, once)  # the form may be sent again
                 uow.commit()
         raise
 
@@ -213,6 +219,14 @@ def put_on_board(session: Session, request: PersonalRequest, now: datetime) -> N
     session.add(new_listing(kind=ListingKind.REQUEST, manufacturer_id=request.manufacturer_id,
                             request_id=request.id, status=ListingStatus.OPEN, lat=request.lat, lon=request.lon,
                             area=request.area, precision=request.location_precision, price=request.max_price, currency=request.currency, listed_at=now))
+
+
+def request_payment_changed(session: Session, payment: Payment, changes: list[str], now: datetime) -> None:
+    """A request's hold moved at the provider (Stripe's webhook): once authorised,
+    a request waiting for its card goes on the board (caller's transaction)."""
+    request = session.scalar(lock_rows(select(PersonalRequest).where(PersonalRequest.id == payment.request_id)))
+    if request is not None and "authorized" in changes and request.status == RequestStatus.AWAITING_PAYMENT:
+        put_on_board(session, request, now)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,9 +257,13 @@ class RequestView:
     offers: list[Offer]
     payment: Payment | None
     order: Order | None
-    # When its offers are decided (the board's "closes"): the first settlement
-    # it is due for, or its expiry if sooner. None once it is no longer open.
+    # The offer that won (accepted, or chosen at the settlement); None before, or the manufacturer's.
+    winner_bid_id: int | None = None
+    # When offers close: the settlement that will decide it (as the board shows it), or
+    # the expiry if that comes first.
     closes_at: datetime | None = None
+    # The return window of the order it became (its manufacturer's, or the default).
+    window_days: int = 30
 
 
 def _mine(session: Session, request_id: int, token: str | None, *, lock: bool = False) -> PersonalRequest:
@@ -272,10 +290,18 @@ def _view(session: Session, request: PersonalRequest, settings=None) -> RequestV
                   for bid, name in rows]
     payment = session.scalar(select(Payment).where(Payment.request_id == request.id))
     order = session.get(Order, request.order_id) if request.order_id else None
-    closes = None
-    if settings is not None and listing is not None and listing.status == ListingStatus.OPEN:
-        closes = _closes_at(settings, listing.listed_at, request.expires_at)
-    return RequestView(request, offers, payment, order, closes)
+    winner = None
+    if listing is not None and request.status == RequestStatus.AWARDED:
+        won_by = session.scalar(select(SettlementDecision.winner_retailer_id).where(
+            SettlementDecision.listing_id == listing.id).order_by(SettlementDecision.round).limit(1))
+        winner = next((o.bid.id for o in offers if won_by is not None and o.bid.retailer_id == won_by), None)
+    days = session.scalar(select(Manufacturer.return_window_days).where(
+        Manufacturer.id == request.manufacturer_id)) if request.manufacturer_id else None
+    return RequestView(request, offers, payment, order, winner,
+                       _closes_at(settings, listing.listed_at, request.expires_at)
+                       if settings is not None and listing is not None and listing.status == ListingStatus.OPEN
+                       else None,
+                       30 if days is None else days)
 
 
 def _closes_at(settings, listed_at: datetime, expires_at: datetime) -> datetime:
@@ -301,7 +327,8 @@ def _lock_listing(session: Session, request_id: int) -> Listing | None:
     return session.scalar(lock_rows(select(Listing).where(Listing.request_id == request_id)))
 
 
-def accept_offer(ctx: Context, request_id: int, token: str | None, bid_id: int) -> RequestView:
+def accept_offer(ctx: Context, request_id: int, token: str | None, bid_id: int, *,
+                 once: formkeys.Once | None = None) -> RequestView:
     """The customer takes an offer now; it becomes an order.
 
     :raise 404: not this request's offer. :raise 409: the request is closed.
@@ -309,6 +336,7 @@ def accept_offer(ctx: Context, request_id: int, token: str | None, bid_id: int) 
     """
     with ctx.uow() as uow:
         session = uow.session
+        formkeys.claim(session, once, now=ctx.now())
         listing = _lock_listing(session, request_id)
         request = _mine(session, request_id, token, lock=True)
         if request.status != RequestStatus.OPEN or listing is None or listing.status != ListingStatus.OPEN:
@@ -323,21 +351,26 @@ def accept_offer(ctx: Context, request_id: int, token: str | None, bid_id: int) 
             raise Invalid.field("bid_id", f"this offer can no longer be accepted ({candidate.reason})")
         choice = Choice(candidate, Rule.CUSTOMER_CHOICE, (candidate,))
         award_request(session, ctx, listing, request, choice, cause=Cause.ACCEPTED, now=ctx.now())
+        formkeys.record(session, once, {"request_id": request.id, "order_id": request.order_id})
         uow.commit()
-        return _view(session, request)
+        return _view(session, request, ctx.settings)
 
 
-def cancel_request(ctx: Context, request_id: int, token: str | None) -> RequestView:
-    """The customer withdraws an open request; the hold is released. :raise 409: awarded or closed."""
+def cancel_request(ctx: Context, request_id: int, token: str | None, *,
+                   once: formkeys.Once | None = None) -> RequestView:
+    """The customer withdraws an open request; the hold is released. :raise 409: awarded or closed.
+    With `once`, a repeat of the same form raises `formkeys.AlreadyDone`."""
     with ctx.uow() as uow:
         session = uow.session
+        formkeys.claim(session, once, now=ctx.now())
         listing = _lock_listing(session, request_id)
         request = _mine(session, request_id, token, lock=True)
         if request.status not in (RequestStatus.OPEN, RequestStatus.AWAITING_PAYMENT):
             raise Conflict(f"the request is {request.status}; it can no longer be cancelled")
         _close(session, ctx, request, listing, RequestStatus.CANCELLED, ctx.now())
+        formkeys.record(session, once, {"request_id": request.id})
         uow.commit()
-        return _view(session, request)
+        return _view(session, request, ctx.settings)
 
 
 def _close(session: Session, ctx: Context, request: PersonalRequest, listing: Listing | None,
@@ -561,13 +594,17 @@ def messages(ctx: Context, order_id: int, *, actor: Actor, token: str | None) ->
         if me == "fulfiller":
             stmt = stmt.where(Message.assignment_id == current.id)
         found = list(session.scalars(stmt.order_by(Message.id)))
-        return Thread(order.id, found, me, _fulfillers(session, {m.assignment_id for m in found
-                                                                  if m.assignment_id is not None}))
+        # With the current fulfiller's name too: whom the next message goes to.
+        named = {m.assignment_id for m in found if m.assignment_id is not None} | (
+            {current.id} if current is not None else set())
+        return Thread(order.id, found, me, _fulfillers(session, named))
 
 
-def send_message(ctx: Context, order_id: int, body: str, *, actor: Actor, token: str | None) -> Thread:
+def send_message(ctx: Context, order_id: int, body: str, *, actor: Actor, token: str | None,
+                 once: formkeys.Once | None = None) -> Thread:
     """Write to the other side, through Broker, in the thread of the order's
-    current assignment; returns the message as a thread of one.
+    current assignment; returns the message as a thread of one. With `once`, a
+    repeat of the same form raises `formkeys.AlreadyDone` (one message, one notice).
 
     :raise 422: empty or too long. :raise 409: the customer writes while no
         fulfiller has the order (before the award, or after a cancel)."""
@@ -578,12 +615,14 @@ def send_message(ctx: Context, order_id: int, body: str, *, actor: Actor, token:
         raise Invalid.field("body", f"at most {MAX_MESSAGE} characters")
     with ctx.uow() as uow:
         session = uow.session
+        formkeys.claim(session, once, now=ctx.now())
         order, me, current = _party(session, order_id, actor, token)
         if current is None or current.status not in _TALKING:
             raise Conflict("no one is fulfilling this order now, so there is no one to write to: messages go to "
                            "the store that has the order, once it has it")
         message = Message(order_id=order.id, assignment_id=current.id, sender=me, body=text, created_at=ctx.now())
         session.add(message)
-        events.message_posted(session, ctx, order, message, message.created_at)
+        events.message_posted(session, ctx, order, message, message.created_at)  # flushes: the id is known
+        formkeys.record(session, once, {"order_id": order.id, "message_id": message.id})
         uow.commit()
         return Thread(order.id, [message], me, _fulfillers(session, {current.id}))

@@ -94,6 +94,33 @@ def window_days(session: Session, order: Order) -> int:
     return DEFAULT_WINDOW_DAYS if days is None else days
 
 
+# Why a customer sends something back, as the order page offers it: the label
+# starts the reason the fulfiller reads, the customer's words follow.
+REASONS = {"damaged": "Arrived damaged", "wrong_item": "Not what I ordered",
+           "not_as_described": "Not as described", "does_not_fit": "Does not fit",
+           "changed_mind": "Changed my mind", "other": "Another reason"}
+
+
+def reason_text(kind: str | None, details: str | None) -> str:
+    """One reason from the page's choice and the customer's words (required for
+    "other"). :raise 422: no choice, an unknown one, or words over the limit."""
+    words = (details or "").strip()
+    kind = (kind or "").strip()
+    if not kind and words:
+        kind = "other"  # words alone (a form without the choice, or an agent) say it all
+    label = REASONS.get(kind)
+    if label is None:
+        raise Invalid.field("reason_kind", "choose why it goes back")
+    if kind == "other":
+        label = ""
+    if kind == "other" and not words:
+        raise Invalid.field("reason", "say briefly why it goes back")
+    text = f"{label}: {words}" if label and words else (label or words)
+    if len(text) > MAX_REASON:
+        raise Invalid.field("reason", f"at most {MAX_REASON - len(label) - 2 if label else MAX_REASON} characters")
+    return text
+
+
 def request_return(ctx: Context, order_id: int, access_token: str | None, reason: str,
                    assignment_id: int | None = None, *, once: formkeys.Once | None = None) -> OrderView:
     """The customer asks to return what was shipped, within the store's return

@@ -156,7 +156,7 @@ class TestOrderLink:
         thief.set_cookie("broker_order", value, path=f"/s/other/o/{placed.order.id}")
         assert thief.get(f"/s/other/o/{placed.order.id}").status_code == 403
 
-    @pytest.mark.parametrize("action, data", [("cancel", {}), ("review", {"rating": "5"}),
+    @pytest.mark.parametrize("action, data", [("cancel", {"confirm": "yes"}), ("review", {"rating": "5"}),
                                               ("return", {"reason": "broken"}), ("erase", {"confirm": "yes"})])
     def test_order_actions_need_the_csrf_token(self, client, placed, world, maker, session, action, data):
         other = world.order(maker, sku="KETTLE")
@@ -220,7 +220,7 @@ class TestOrderLink:
             if "/data" in link:
                 assert browser.get(link.replace("&amp;", "&")).status_code == 200  # the download, without a hop
         cancel = next(link for link in links if link.split("?")[0].endswith("/cancel")).replace("&amp;", "&")
-        done = browser.post(cancel)
+        done = browser.post(cancel, data={"confirm": "yes"})
         assert done.status_code == 303 and done.headers["Location"].startswith(f"{path}/{token}?")
         assert status_of(session, placed.order.id) == "cancelled"
         assert browser.get(done.headers["Location"]).status_code == 200
@@ -289,8 +289,9 @@ class TestRequestLink:
         status = session.scalar(select(PersonalRequest.status).where(PersonalRequest.id == posted["id"])
                                 .execution_options(populate_existing=True))
         assert status == "open"
-        done = client.post(f"{path}/cancel", data={"link_csrf": csrf_of(client.get(path))})
-        assert done.status_code == 303 and done.headers["Location"] == path
+        confirm = client.get(f"{path}/cancel")  # the confirmation step holds the form
+        done = client.post(f"{path}/cancel", data={"link_csrf": csrf_of(confirm)})
+        assert done.status_code == 303 and done.headers["Location"] == f"{path}?done=withdrawn"
 
 
 # --- the account links ----------------------------------------------------------------

@@ -459,8 +459,10 @@ class TestContactRelay:
                            json={"body": "Could you ring the bell twice?"}).status_code == 201
         deliver(ctx)
         [to_shop] = to(mail_dir, "near@shop.example", "wrote to you")
-        assert "Could you ring the bell twice?" in text(to_shop)
-        assert f"/api/v1/orders/{order_id}/messages" in text(to_shop)
+        # A notice with a link to the thread: never the message's text.
+        assert "Could you ring the bell twice?" not in text(to_shop) and "ring" not in text(to_shop)
+        [assignment] = client.get("/api/v1/assignments", headers=auth(near.key)).get_json()
+        assert f"/portal/orders/{assignment['id']}#messages" in text(to_shop)
         assert_no_customer_data(to_shop)
         assert to_shop["From"] == ctx.settings.mail_from and to_shop["Reply-To"] is None
 
@@ -468,7 +470,9 @@ class TestContactRelay:
         deliver(ctx)
         [to_customer] = to(mail_dir, CUSTOMER[1], "wrote about your order")
         assert to_customer["Subject"] == f"Near Cycles wrote about your order {order_id}"
-        assert "Will do!" in text(to_customer)
+        assert "Will do!" not in text(to_customer)
+        assert f"/requests/{posted['id']}/order#messages" in text(to_customer)
+        assert posted["access_token"] not in to_customer.as_string()
         assert "near@shop.example" not in to_customer.as_string()
         assert_not_optional(to_customer)
 

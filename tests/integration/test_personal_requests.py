@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -305,35 +305,85 @@ def test_a_request_open_longer_than_its_hold_is_captured_and_the_award_refunds_t
 class TestPages:
     FORM = {"description": "A red kettle", "quantity": "1", "max_price": "45.50", "currency": "USD",
             "prefer": "nearest", "days": "7", "name": "Grace Hopper", "line1": "77 Cobol Court", "line2": "",
-            "city": "San Francisco", "postal_code": "94103", "country": "US", "contact": ""}
+            "city": "San Francisco", "postal_code": "94103", "country": "US", "contact": "",
+            "payment": "test-approve"}
 
-    def test_post_a_request_follow_it_and_accept_an_offer(self, client, ctx, shops):
+    def test_post_a_request_follow_it_and_accept_an_offer(self, client, ctx, shops, session):
+        from broker.personal.models import PersonalRequest
+
         near, *_ = shops
-        response = client.post("/requests/new", data=self.FORM)
+        form = client.get("/requests/new").get_data(as_text=True)
+        key = re.search(r'name="form_key" value="([^"]+)"', form).group(1)
+        response = client.post("/requests/new", data={**self.FORM, "form_key": key})
         assert response.status_code == 303
+        # A reload or a double click of the form posts it once, and lands on the same request.
+        again = client.post("/requests/new", data={**self.FORM, "form_key": key})
+        assert again.status_code == 303 and again.headers["Location"] == response.headers["Location"]
+        assert len(session.scalars(select(PersonalRequest.id)).all()) == 1
         page = client.get(response.headers["Location"], follow_redirects=True)
-        assert page.status_code == 200 and b"on the board" in page.data and b"No offers yet" in page.data
+        assert page.status_code == 200 and b"open for offers" in page.data and b"No offers yet" in page.data
+        assert b"$45.50" in page.data and b"1 wanted, for up to" in page.data
         follow = page.request.path  # the token-free address: the link was exchanged for a cookie
         assert re.fullmatch(r"/requests/\d+", follow)
         # No email carries this link, so the page shows it, once, to keep.
-        shown = re.search(r'id="request-link">([^<]+)<', page.get_data(as_text=True)).group(1)
+        shown = re.search(r'id="request-link"[^>]*>([^<]+)<', page.get_data(as_text=True)).group(1)
         assert shown.startswith(f"{ctx.settings.public_url}{follow}/")
-        assert b"request-link" not in client.get(follow).data
+        assert b"request-link\"" not in client.get(follow).data
         item = board(client, near).get_json()[0]
         assert item["max_price"] == 4550
+        # The board and the customer's page close the request at the same moment.
+        closes = re.search(r'id="closes">Offers close <time datetime="([^"]+)"', client.get(follow).get_data(
+            as_text=True)).group(1)
+        assert datetime.fromisoformat(closes) == datetime.fromisoformat(item["closes_at"])
         offer(client, near, item["id"], 4000)
         page = client.get(follow)
-        assert b"Near Cycles" in page.data and b"40.00 USD" in page.data
-        bid_id = int(re.search(rb'name="bid_id" value="(\d+)"', page.data).group(1))
-        csrf = re.search(rb'name="link_csrf" value="([^"]+)"', page.data).group(1).decode()
+        assert b"Near Cycles" in page.data and b"$40.00" in page.data
+        bid_id = int(re.search(rb'id="offer-(\d+)"', page.data).group(1))
+        confirm = client.get(f"{follow}/accept?bid_id={bid_id}")
+        assert confirm.status_code == 200 and b"Yes, accept this offer" in confirm.data
+        assert b"Not chosen" not in client.get(follow).data  # nothing happened yet
+        csrf = re.search(rb'name="link_csrf" value="([^"]+)"', confirm.data).group(1).decode()
         assert client.post(f"{follow}/accept", data={"bid_id": str(bid_id)}).status_code == 400  # no CSRF token
-        accepted = client.post(f"{follow}/accept", data={"bid_id": str(bid_id), "link_csrf": csrf})
-        assert accepted.status_code == 303
-        assert b"You have a winner" in client.get(follow).data
+        key = re.search(rb'name="form_key" value="([^"]+)"', confirm.data).group(1).decode()
+        accepted = client.post(f"{follow}/accept", data={"bid_id": str(bid_id), "link_csrf": csrf, "form_key": key})
+        assert accepted.status_code == 303 and accepted.headers["Location"] == f"{follow}/order?done=accepted"
+        # The confirmation sent twice (a double click): the first answer again, not "the request is awarded".
+        again = client.post(f"{follow}/accept", data={"bid_id": str(bid_id), "link_csrf": csrf, "form_key": key})
+        assert again.status_code == 303 and again.headers["Location"] == accepted.headers["Location"]
+        order = client.get(accepted.headers["Location"]).get_data(as_text=True)
+        assert "You accepted the offer" in order and 'data-status="awarded"' in order and 'id="messages"' in order
+        page = client.get(follow).get_data(as_text=True)
+        assert "You have a winner" in page and 'class="badge won">Winner' in page and 'id="order-link"' in page
         # From another browser, the link shown opens it again.
         other = client.application.test_client()
         assert b"You have a winner" in other.get(shown.removeprefix(ctx.settings.public_url),
                                                  follow_redirects=True).data
+        # Before it ships, the order can be cancelled from its page, after a confirmation.
+        assert f'href="{follow}/order/cancel"' in client.get(f"{follow}/order").get_data(as_text=True)
+        confirm = client.get(f"{follow}/order/cancel")
+        assert confirm.status_code == 200 and b"Yes, cancel the order" in confirm.data
+        csrf = re.search(rb'name="link_csrf" value="([^"]+)"', confirm.data).group(1).decode()
+        cancelled = client.post(f"{follow}/order/cancel", data={"link_csrf": csrf})
+        assert cancelled.status_code == 303 and cancelled.headers["Location"] == f"{follow}/order?done=cancelled"
+        page = client.get(cancelled.headers["Location"]).get_data(as_text=True)
+        assert 'data-status="cancelled"' in page and "Your order is cancelled" in page
+
+    def test_every_error_at_once_in_the_currency_s_format_never_minor_units(self, client, session):
+        from broker.personal.models import PersonalRequest
+
+        response = client.post("/requests/new", data={**self.FORM, "description": " ", "quantity": "0",
+                                                      "max_price": "99999999", "name": "", "payment": ""})
+        text = response.get_data(as_text=True)
+        assert response.status_code == 422 and 'id="error-summary"' in text
+        for name in ("description", "quantity", "max_price", "name", "payment"):
+            assert f'id="{name}-error"' in text, name
+        assert "$21,474,836.47" in text and "2147483647" not in text and "minor units" not in text
+        assert session.scalar(select(PersonalRequest.id)) is None
+
+    def test_the_currency_follows_the_country(self, client):
+        page = client.get("/requests/new?country=DE").get_data(as_text=True)
+        assert re.search(r'<option value="EUR" selected>', page)
+        assert re.search(r'<option value="DE" selected>', page)
 
     def test_form_errors_show_next_to_the_field_and_post_nothing(self, client, session):
         from broker.personal.models import PersonalRequest

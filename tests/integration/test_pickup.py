@@ -55,7 +55,9 @@ def test_the_nearest_store_hands_over_against_the_code(client, ctx, clock, scene
     placed = place(client)
     assert re.fullmatch(r"\d{6}", placed["pickup_code"])
     assignment = awarded(client, ctx, clock, near, far, placed)
-    assert assignment["order_id"] == placed["id"] and assignment["ship_to"]["line1"] == ""
+    assert assignment["order_id"] == placed["id"] and assignment["delivery"] == "pickup"
+    # The store learns who comes for it, never where they live.
+    assert assignment["ship_to"] is None and assignment["collected_by"] == {"name": "Ada"}
 
     wrong = client.post(f"/api/v1/assignments/{assignment['id']}/pickup", headers=auth(near.key),
                         json={"code": "000000" if placed["pickup_code"] != "000000" else "111111"})
@@ -119,7 +121,7 @@ def test_a_shipped_order_still_needs_a_street(client, scene):
     assert response.status_code == 422 and "ship_to.line1" in response.get_json()["errors"]
 
 
-def test_the_storefront_shows_the_code_after_checkout(client, scene):
+def test_the_storefront_shows_the_code_and_the_order_page_shows_it_again(client, scene):
     form = {"name": "Ada", "email": "ada@example.com", "line1": "", "line2": "", "city": "", "postal_code": "94103",
             "country": "US", "delivery": "pickup", "payment": "test-approve"}
     posted = client.post("/s/acme/checkout?cart=SKU-1:1", data=form)
@@ -129,4 +131,86 @@ def test_the_storefront_shows_the_code_after_checkout(client, scene):
     code = re.search(rb'id="pickup-code">(\d{6})<', response.data).group(1)
     link = re.search(rb'href="(/s/acme/o/[^"]+)"', response.data).group(1).decode().replace("&amp;", "&")
     status = client.get(link, follow_redirects=True)
-    assert status.status_code == 200 and b"your order is placed" in status.data and code not in status.data
+    assert status.status_code == 200 and b"your order is placed" in status.data
+    assert re.search(rb'id="pickup-code">(\d{6})<', status.data).group(1) == code
+
+
+def order_page(client, placed) -> str:
+    return client.get(f"/s/acme/o/{placed['id']}/{placed['access_token']}", follow_redirects=True).get_data(
+        as_text=True)
+
+
+STORE_ADDRESS = {"line1": "1 Valencia St", "city": "San Francisco", "postal_code": "94110", "country": "US"}
+STORE_HOURS = {"mon": [{"opens": "09:00", "closes": "18:00"}], "sat": [{"opens": "10:00", "closes": "16:00"}]}
+
+
+def test_the_customer_is_told_where_to_collect_it_and_the_store_never_learns_the_street(client, ctx, clock, scene,
+                                                                                       session):
+    """Once a store wins: the order page and an email name the store, its street
+    and hours; the page shows the code again; the store sees the name only."""
+    from broker.outbox.models import OutboxMessage
+
+    maker, near, far = scene
+    assert client.patch(f"/api/v1/stores/{near.store_id}", headers=auth(near.key),
+                        json={"address": STORE_ADDRESS, "hours": STORE_HOURS}).status_code == 200
+    placed = place(client, ship_to={"line1": "77 Secret Lane", "postal_code": "94103", "country": "US",
+                                    "lat": HERE[0], "lon": HERE[1]})
+    board = client.get("/api/v1/board", headers=auth(near.key)).get_json()
+    assert [item["delivery"] for item in board] == ["pickup"]
+    page = order_page(client, placed)
+    # Before the award: the code, and a promise, no store yet and no "Ship to".
+    assert placed["pickup_code"] in page and "Ship to" not in page and 'id="pickup-pending"' in page
+
+    assignment = awarded(client, ctx, clock, near, far, placed)
+    page = order_page(client, placed)
+    assert "1 Valencia St" in page and "Opening hours" in page and "Ready for pickup" in page
+    assert placed["pickup_code"] in page and ">ready for pickup<" in page and "Shipped" not in page
+    assert "Ship to" not in page and "77 Secret Lane" not in page  # the customer's own street is not repeated
+    [ready] = session.scalars(select(OutboxMessage.payload).where(OutboxMessage.topic == "email.pickup_ready"))
+    assert ready["to"] == "ada@example.com" and "1 Valencia St" in ready["text"] and "Mon" in ready["text"]
+    assert f"/s/acme/o/{placed['id']}" in ready["text"] and placed["access_token"] not in ready["text"]
+
+    # The store: the name, never the street, in the API and the portal's pages.
+    assert assignment["ship_to"] is None and assignment["collected_by"] == {"name": "Ada"}
+    as_store = client.get(f"/api/v1/orders/{placed['id']}", headers=auth(near.key)).get_json()
+    assert as_store["customer"] == {"name": "Ada"} and as_store["ship_to"] is None
+    assert "Secret" not in str(as_store) and "Secret" not in str(assignment)
+
+    ok = client.post(f"/api/v1/assignments/{assignment['id']}/pickup", headers=auth(near.key),
+                     json={"code": placed["pickup_code"]})
+    assert ok.status_code == 200
+    page = order_page(client, placed)
+    assert 'data-status="delivered"' in page and ">collected<" in page and 'id="pickup-code"' not in page
+
+
+def test_the_pickup_code_is_derived_from_the_link_and_checked_against_its_hash(ctx):
+    from broker.orders.models import Delivery
+    from broker.orders.services import pickup_code_for, pickup_digest, shown_pickup_code
+
+    code = pickup_code_for("token-a")
+    assert re.fullmatch(r"\d{6}", code) and code == pickup_code_for("token-a") != pickup_code_for("token-b")
+    order = Order(delivery=Delivery.PICKUP, access_token_hash="h", pickup_code_hash=pickup_digest("h", code))
+    assert shown_pickup_code(order, "token-a") == code
+    assert shown_pickup_code(order, "token-b") is None  # a code drawn otherwise is never made up
+
+
+def test_the_portal_labels_pickups_and_never_shows_the_street(client, ctx, clock, scene, session):
+    """The board says Pickup; the winner's order page and packing slip show the
+    customer's name, never their street or postal code."""
+    from broker.accounts.models import Role
+    from broker.fulfilment.models import Assignment
+    from tests.pages import sign_in, user_for
+
+    maker, near, far = scene
+    placed = place(client, ship_to={"line1": "77 Secret Lane", "city": "San Francisco", "postal_code": "94103",
+                                    "country": "US", "lat": HERE[0], "lon": HERE[1]})
+    user_for(ctx, Role.RETAILER, near.id, "clerk@near.example")
+    sign_in(client, "clerk@near.example")
+    board_page = client.get("/portal/").get_data(as_text=True)
+    assert '<span class="badge pickup">Pickup</span>' in board_page
+    awarded(client, ctx, clock, near, far, placed)
+    sign_in(client, "clerk@near.example")  # half a day later: the session has ended
+    assignment_id = session.scalar(select(Assignment.id).where(Assignment.order_id == placed["id"]))
+    for path in (f"/portal/orders/{assignment_id}", f"/portal/orders/{assignment_id}/slip", "/portal/orders"):
+        text = client.get(path).get_data(as_text=True)
+        assert "Ada" in text and "Secret Lane" not in text and "94103" not in text, path

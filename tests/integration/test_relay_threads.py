@@ -100,3 +100,60 @@ def test_a_customer_cannot_write_before_anyone_has_the_order(ctx, client):
                            headers={"X-Access-Token": placed.access_token}, json={"body": "Gate code 4471"})
     assert response.status_code == 409
     assert "no one is fulfilling this order" in response.get_json()["detail"]
+
+
+class TestPages:
+    """The thread in the pages: the customer's order page and the winner's portal
+    page; each side is emailed a notice with a link, never the text."""
+
+    def test_both_sides_write_in_the_pages_and_the_notices_carry_no_text(self, ctx, client, awarded, session):
+        import re
+
+        from sqlalchemy import func, select
+
+        from broker.accounts.models import Manufacturer, Role
+        from broker.fulfilment.models import Assignment
+        from broker.outbox.models import OutboxMessage
+        from tests.pages import post, sign_in, user_for
+
+        placed, first, _ = awarded
+        order = placed.order
+        slug = session.scalar(select(Manufacturer.slug).where(Manufacturer.id == order.manufacturer_id))
+        path = f"/s/{slug}/o/{order.id}"
+        page = client.get(f"{path}/{placed.access_token}", follow_redirects=True).get_data(as_text=True)
+        assert 'id="messages"' in page and "Write to First Cycles, Valencia St" in page
+        csrf = re.search(r'name="link_csrf" value="([^"]+)"', page).group(1)
+        blank = client.post(f"{path}/message", data={"body": "  ", "link_csrf": csrf})
+        assert blank.status_code == 422 and 'id="message-body-error"' in blank.get_data(as_text=True)
+        key = re.search(r'<form method="post" action="[^"]*/message".*?name="form_key" value="([^"]+)"', page,
+                        re.S).group(1)
+        sent = client.post(f"{path}/message", data={"body": "The gate code is 4471", "link_csrf": csrf,
+                                                    "form_key": key})
+        assert sent.status_code == 303 and sent.headers["Location"] == f"{path}?done=message#messages"
+        # A reload or a double click sends the same form again: one message, one notice.
+        again = client.post(f"{path}/message", data={"body": "The gate code is 4471", "link_csrf": csrf,
+                                                     "form_key": key})
+        assert again.status_code == 303 and again.headers["Location"] == sent.headers["Location"]
+        from broker.personal.models import Message
+        assert session.scalar(select(func.count(Message.id))) == 1
+        page = client.get(f"{path}?done=message").get_data(as_text=True)
+        assert "Your message is sent" in page and "The gate code is 4471" in page
+
+        notices = session.scalars(select(OutboxMessage.payload).where(OutboxMessage.topic == "email.message")).all()
+        assert notices and all("4471" not in n["text"] and "gate" not in n["text"] for n in notices)
+        assignment_id = session.scalar(select(Assignment.id).where(Assignment.order_id == order.id))
+        assert all(f"/portal/orders/{assignment_id}#messages" in n["text"] for n in notices)
+
+        user_for(ctx, Role.RETAILER, first.id, "clerk@first.example")
+        client.delete_cookie("broker_order", path=path)
+        sign_in(client, "clerk@first.example")
+        portal = f"/portal/orders/{assignment_id}"
+        assert "The gate code is 4471" in client.get(portal).get_data(as_text=True)
+        replied = post(client, f"{portal}/messages", {"body": "Noted, see you at 5"}, form=portal)
+        assert replied.status_code == 302
+        assert "Message sent" in client.get(replied.headers["Location"]).get_data(as_text=True)
+        to_customer = [n for n in session.scalars(select(OutboxMessage.payload).where(
+            OutboxMessage.topic == "email.message")) if n["subject"].startswith("First Cycles")]
+        assert to_customer and all("Noted" not in n["text"] and f"{path}#messages" in n["text"]
+                                   for n in to_customer)
+        assert all(placed.access_token not in n["text"] for n in to_customer)

@@ -285,9 +285,16 @@ class TestPages:
         page = client.get(link, follow_redirects=True)
         csrf = re.search(r'name="link_csrf" value="([^"]+)"', page.get_data(as_text=True)).group(1)
         order_page = f"/s/{maker.slug}/o/{placed.order.id}"
-        assert client.post(f"{order_page}/return", data={"reason": REASON, "link_csrf": csrf}).status_code == 303
-        text = client.get(order_page).get_data(as_text=True)
-        assert "Waiting for the store" in text and REASON in text and "Ask for a return" not in text
+        unexplained = client.post(f"{order_page}/return", data={"reason_kind": "", "reason": " ", "link_csrf": csrf})
+        assert unexplained.status_code == 422 and 'id="reason_kind-error"' in unexplained.get_data(as_text=True)
+        other = client.post(f"{order_page}/return", data={"reason_kind": "other", "reason": "", "link_csrf": csrf})
+        assert other.status_code == 422 and 'id="reason-error"' in other.get_data(as_text=True)
+        asked = client.post(f"{order_page}/return", data={"reason_kind": "damaged", "reason": REASON,
+                                                          "link_csrf": csrf})
+        assert asked.status_code == 303 and "done=return" in asked.headers["Location"]
+        text = client.get(order_page + "?done=return").get_data(as_text=True)
+        assert "Your return request is sent" in text
+        assert "Waiting for the store" in text and f"Arrived damaged: {REASON}" in text and "Ask for a return" not in text
         returns.refuse_return(ctx, shop.actor, placed.order.id, "Send a photo of the lid first")
         text = client.get(order_page).get_data(as_text=True)
         assert "Not accepted" in text and "Send a photo of the lid first" in text

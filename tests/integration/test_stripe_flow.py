@@ -242,3 +242,33 @@ def test_payout_account_page_onboards_at_stripe_and_reads_it_back(stripe_ctx, cl
     assert "Ready: your earnings are paid out to it" in client.get("/portal/payout-account").get_data(as_text=True)
     auth = {"Authorization": f"Bearer {shop.key}"}
     assert client.get("/api/v1/earnings/summary", headers=auth).get_json()["account_ready"] is True
+def test_a_request_posted_from_its_page_authorises_the_card_in_the_payment_element(stripe_ctx, fake):
+    """The request form's card step with Stripe: post/redirect/get to a page of its
+    own with the Payment Element; the webhook puts the request on the board."""
+    import dataclasses as dc
+
+    from web.app import create_app
+
+    ctx = dc.replace(stripe_ctx, settings=dc.replace(stripe_ctx.settings, stripe_publishable_key="pk_test_shop"))
+    client = create_app(context=ctx, test_config={"TESTING": True}).test_client()
+    form = client.get("/requests/new").get_data(as_text=True)
+    assert "Test mode" not in form and "Next you enter your card" in form
+    posted = client.post("/requests/new", data={
+        "description": "A copper kettle", "quantity": "1", "max_price": "120.00", "currency": "USD",
+        "prefer": "nearest", "days": "7", "name": "Quinn", "line1": "5 Hidden Way", "line2": "",
+        "city": "San Francisco", "postal_code": "94103", "country": "US", "contact": ""})
+    assert posted.status_code == 303
+    response = client.get(posted.headers["Location"], follow_redirects=True)
+    assert response.status_code == 200 and re.fullmatch(r"/requests/\d+/pay", response.request.path)
+    [pi] = fake.payment_intents.values()
+    assert pi["amount"] == 12000
+    page = response.get_data(as_text=True)
+    assert f'data-client-secret="{pi["client_secret"]}"' in page and 'data-publishable-key="pk_test_shop"' in page
+    follow = response.request.path.removesuffix("/pay")
+    assert 'data-status="awaiting_payment"' in client.get(follow).get_data(as_text=True)
+    fake.authorize(pi["id"])
+    applied = post_event(client, "payment_intent.amount_capturable_updated", {"id": pi["id"], "object": "payment_intent"})
+    assert applied.status_code == 200 and applied.get_json()["outcome"] == "applied"
+    assert 'data-status="open"' in client.get(follow).get_data(as_text=True)
+    # Once authorised, the payment page sends the customer to the request.
+    assert client.get(f"{follow}/pay").status_code == 303

@@ -122,7 +122,7 @@ class TestNamesAndDates:
         assert got["closes_at"] == listing["closes_at"] == posted["closes_at"]
         assert got["closes_at"] < got["expires_at"]  # decided at the next settlement, not at the expiry
         page = html(client.get(f"/requests/{posted['id']}/{posted['access_token']}", follow_redirects=True))
-        closes = re.search(r'<strong id="request-closes">([^<]+)</strong>', page).group(1)
+        closes = re.search(r'<time id="request-closes"[^>]*>([^<]+)</time>', page).group(1)
         assert closes.startswith(listing["closes_at"][:10] + " " + listing["closes_at"][11:16])
 
     def test_a_short_request_closes_at_its_expiry_everywhere(self, ctx, client, portal):

@@ -1,0 +1,78 @@
+"""The customer's order page, one for a storefront's order and for a personal
+request's (`web/storefront.py` under /s/<slug>/o/<id>, `web/requests.py` under
+/requests/<id>/order): what it shows, computed once from what the services
+returned. Each blueprint loads the order by its own link and says where the
+page's actions go."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from flask import request
+
+from broker.accounts import hours as opening_hours
+from broker.orders import services as orders
+from broker.orders.models import Delivery, OrderStatus
+from broker.returns import services as returns
+from broker.returns.models import ReturnStatus
+
+TIMELINE = [("paid", "Paid"), ("open", "On the board"), ("awarded", "With a store"), ("shipped", "Shipped"),
+            ("delivered", "Delivered")]
+# A pickup is never shipped: a store has it ready, then the customer collects it.
+PICKUP_TIMELINE = [("paid", "Paid"), ("open", "On the board"), ("awarded", "Ready for pickup"),
+                   ("delivered", "Collected")]
+STATUS_WORDS = {"awaiting_payment": "waiting for the payment", "open": "on the board", "awarded": "with a store",
+                "shipped": "shipped", "delivered": "delivered", "cancelled": "cancelled",
+                "payment_failed": "payment failed", "refunded": "refunded"}
+PICKUP_STATUS_WORDS = {**STATUS_WORDS, "awarded": "ready for pickup", "shipped": "collected",
+                       "delivered": "collected"}
+
+# What the order page says after an action succeeded (?done=...): a visible result.
+DONE = {"message": "Your message is sent. The store is emailed a link to it, never your address.",
+        "cancelled": "Your order is cancelled and the hold on your card released.",
+        "delivered": "Thank you: the order is marked as received.",
+        "reviewed": "Thank you for your rating: it is saved.",
+        "return": "Your return request is sent. We email you the store's answer."}
+
+
+def reached(status: str) -> set[str]:
+    steps = ["awaiting_payment", "open", "awarded", "shipped", "delivered"]
+    if status not in steps:
+        return {"paid"} if status == "refunded" else set()
+    done = set(steps[: steps.index(status) + 1])
+    if status != "awaiting_payment":
+        done.add("paid")
+    return done
+
+
+def values(view: orders.OrderView, *, token: str, now, locale: str, window_days: int,
+           order_url: Callable[[str], str | None], **more) -> dict:
+    """The template's values (`_order_body.html`) beside the loaded pieces in `more`
+    (link, log, reviews, thread, errors)."""
+    order = view.order
+    shipped_at = order.shipped_at
+    return_open = shipped_at is not None and now <= shipped_at + timedelta(days=window_days)
+    latest = view.returns[-1] if view.returns else None
+    # Ask (again, after a refusal) while the window is open and nothing is pending or accepted.
+    can_ask_return = return_open and order.status in (OrderStatus.SHIPPED, OrderStatus.DELIVERED) and (
+        latest is None or latest.status == ReturnStatus.REFUSED)
+    pickup = order.delivery == Delivery.PICKUP
+    store = view.pickup_store
+    week = store and opening_hours.Hours.from_json(store.hours)
+    done_steps = reached(order.status)
+    return dict(
+        view=view, locale=locale, window_days=window_days, order_url=order_url,
+        return_open=return_open, can_ask_return=can_ask_return,
+        pickup_hours=opening_hours.describe(week, locale) if store else "",
+        pickup_state=opening_hours.state_at(week, store.timezone, now) if store else None,
+        timeline=[(key, label, key in done_steps) for key, label in (PICKUP_TIMELINE if pickup else TIMELINE)],
+        status_text=(PICKUP_STATUS_WORDS if pickup else STATUS_WORDS).get(order.status, order.status),
+        pickup_code=orders.shown_pickup_code(order, token),
+        new=request.args.get("new"), done=DONE.get(request.args.get("done", "")),
+        return_reasons=returns.REASONS,
+        can_write=(view.assignment is not None and order.erased_at is None
+                   and view.assignment.status in ("active", "shipped")),
+        can_cancel=order.status in (OrderStatus.AWAITING_PAYMENT, OrderStatus.OPEN, OrderStatus.AWARDED),
+        **{"error": None, "message_error": None, "return_errors": {}, "form": {}, **more},
+    )
