@@ -160,34 +160,45 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder, *, once: formkeys.Once
         session.add(order)
         session.flush()
         order_id, maker_name = order.id, maker.name
-        # What a repeat of this form learns if the payment is still being set up.
+        hold = dict(amount=priced.total, currency=currency, idempotency_key=f"order-{order_id}-authorize",
+                    description=f"{maker_name} order {order_id}",
+                    metadata={"order_id": str(order_id), "transfer_group": f"order-{order_id}"})
+        if not holds.remote(ctx):
+            # Broker's own offline provider: no network to wait on, one transaction.
+            auth = holds.authorize(ctx, session=session, **hold)
+            placed = _record_hold(session, ctx, order, auth, token, pickup_code, now, once)
+            uow.commit()
+            return placed
+        # What a repeat of this form learns while the payment is being set up.
         formkeys.record(session, once, {"order_id": order_id, "token": token, "pickup_code": pickup_code,
                                         "client_secret": None})
         uow.commit()
     # Ask, outside any transaction of ours; then record.
     auth = None
     try:
-        auth = holds.authorize(ctx, amount=priced.total, currency=currency,
-                               idempotency_key=f"order-{order_id}-authorize",
-                               description=f"{maker_name} order {order_id}",
-                               metadata={"order_id": str(order_id), "transfer_group": f"order-{order_id}"})
+        auth = holds.authorize(ctx, **hold)
         with ctx.uow() as uow:
             session = uow.session
             order = session.scalar(lock(select(Order).where(Order.id == order_id).options(selectinload(Order.lines))))
-            payment = holds.record(session, ctx, auth, amount=order.total, currency=order.currency,
-                                   order_id=order.id, tax_amount=order.tax, tax_jurisdiction=order.tax_jurisdiction,
-                                   now=now)
-            if auth.authorized:
-                put_on_board(session, order, now)
-            events.order_placed(session, ctx, order, token, pickup_code, now)
-            formkeys.record(session, once, {"order_id": order_id, "token": token, "pickup_code": pickup_code,
-                                            "client_secret": auth.client_secret})
+            placed = _record_hold(session, ctx, order, auth, token, pickup_code, now, once)
             uow.commit()
-            return PlacedOrder(order, token, payment, auth.client_secret, pickup_code)
+            return placed
     except BaseException:
         holds.give_up(ctx, auth, idempotency_key=f"order-{order_id}-release-unrecorded")
         _drop_reservation(ctx, order_id, once)
         raise
+
+
+def _record_hold(session: Session, ctx: Context, order: Order, auth, token: str, pickup_code: str | None,
+                 now: datetime, once: formkeys.Once | None) -> PlacedOrder:
+    payment = holds.record(session, ctx, auth, amount=order.total, currency=order.currency, order_id=order.id,
+                           tax_amount=order.tax, tax_jurisdiction=order.tax_jurisdiction, now=now)
+    if auth.authorized:
+        put_on_board(session, order, now)
+    events.order_placed(session, ctx, order, token, pickup_code, now)
+    formkeys.record(session, once, {"order_id": order.id, "token": token, "pickup_code": pickup_code,
+                                    "client_secret": auth.client_secret})
+    return PlacedOrder(order, token, payment, auth.client_secret, pickup_code)
 
 
 def _drop_reservation(ctx: Context, order_id: int, once: formkeys.Once | None) -> None:

@@ -34,6 +34,10 @@ class OfflineProvider:
     name = "offline"
     test_mode = True
 
+    # Broker's own tables, not a network call: asked inside the caller's
+    # transaction (broker.payments.holds.remote).
+    local = True
+
     def authorize(self, session: Session, *, amount: int, currency: str, idempotency_key: str,
                   description: str, metadata: dict[str, str] | None = None) -> Authorization:
         now = _now()

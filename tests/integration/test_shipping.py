@@ -259,6 +259,16 @@ class TestPages:
         assert "Shipping (Express): 17.00 USD" in confirmation and "Total: 67.00 USD" in confirmation
 
 
+class TestPortalBoard:
+    def test_the_board_shows_each_orders_method_and_window(self, world, maker, client, ctx):
+        shop = world.retailer(north_of(HERE, 2), dealer_of=[maker])
+        user_for(ctx, Role.RETAILER, shop.id, "owner@shop.example")
+        order(client, maker, method="express")
+        sign_in(client, "owner@shop.example")
+        board = client.get("/portal/")
+        assert b"Express: ship within 24 hours of winning" in board.data
+
+
 class TestConsole:
     def test_a_manufacturer_adds_edits_and_disables_methods_and_keeps_its_tax_rates(self, world, client, ctx):
         maker = world.manufacturer()

@@ -348,6 +348,8 @@ class TestProvidersAreAskedOutsideTheTransaction:
                 connection.close()
 
         class ProbedPayments(OfflineProvider):
+            local = False  # as Stripe: a network call, asked outside Broker's transactions
+
             def authorize(self, session, **kw):
                 probe("payment provider")
                 return super().authorize(session, **kw)
