@@ -14,6 +14,14 @@ redirect it. Callers never follow redirects, and ignore proxy settings in the
 environment (a proxy would make the check moot). `allow_private` (the operator's
 BROKER_ALLOW_PRIVATE_CALLBACKS: tests, agents on a LAN) lifts the address and
 port rules, never the scheme and credential rules.
+
+Why a connection of our own, on http.client, and not a client library:
+urllib3 (already installed, under stripe) can connect to a checked address and
+still verify the certificate against the name (`server_hostname`,
+`assert_hostname`), but neither it nor httpx or requests bounds a whole call:
+their timeouts are per operation, so a server that sends its response headers a
+byte at a time keeps the dispatcher past its lease. `PinnedConnection` arms
+every socket operation with what is left of one deadline.
 """
 
 from __future__ import annotations
