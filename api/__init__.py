@@ -55,10 +55,10 @@ def init_api(app: Flask) -> Api:
         "description": "The customer's key to one order or personal request, given once when it is placed."})
 
     from api import (accounts, addresses, board, catalog, fulfilment, orders, payments, personal, privacy,
-                     reputation, returns, settlement, storefront)
+                     reputation, returns, settlement, stock, storefront)
 
     for module in (accounts, catalog, orders, returns, board, fulfilment, settlement, payments, personal, reputation,
-                   storefront, privacy, addresses):
+                   storefront, privacy, addresses, stock):
         api.register_blueprint(module.blp)
     app.register_blueprint(payments.hooks)
 

@@ -71,6 +71,17 @@ def fulfilment(a: Assignment | None) -> dict | None:
     }
 
 
+def part(o: Order, a: Assignment) -> dict:
+    """One part of an order: who ships it (a retailer or the manufacturer, never
+    which retailer), what is in it, and its shipment."""
+    by_id = {line.id: line for line in o.lines}
+    items = ([{"line_id": l.id, "sku": l.sku, "name": l.name, "quantity": l.quantity} for l in o.lines]
+             if a.lines is None else
+             [{"line_id": by_id[i["line_id"]].id, "sku": by_id[i["line_id"]].sku, "name": by_id[i["line_id"]].name,
+               "quantity": i["quantity"]} for i in a.lines if i["line_id"] in by_id])
+    return {**fulfilment(a), "items": items}
+
+
 def order(view: OrderView) -> dict:
     o = view.order
     out = {
@@ -81,6 +92,7 @@ def order(view: OrderView) -> dict:
         "returns": [order_return(r) for r in view.returns],
         "delivered_at": o.delivered_at, "delivered_how": o.delivered_how,
         "pickup_store": pickup_store(view.pickup_store, view.locale, view.now) if view.pickup_store else None,
+        "parts": [part(o, a) for a in view.parts],
     }
     if view.show_customer:
         out["customer"] = {"name": o.customer_name}
@@ -123,7 +135,8 @@ def pickup_store(s: Store, locale: str, now: datetime | None) -> dict:
 def board_item(item: BoardItem) -> dict:
     listing = item.listing
     bid = item.my_bid
-    what: dict = {"items": [{"sku": l.sku, "name": l.name, "quantity": l.quantity} for l in item.items],
+    what: dict = {"items": [{"line_id": l.id, "sku": l.sku, "name": l.name, "quantity": l.quantity}
+                            for l in item.items],
                   "price": listing.price}
     if item.request is not None:
         r = item.request
@@ -136,7 +149,7 @@ def board_item(item: BoardItem) -> dict:
         "closes_at": item.closes_at,
         "my_bid": None if bid is None else {
             "id": bid.id, "store_id": bid.store_id, "distance_km": bid.distance_km, "price": bid.price,
-            "created_at": bid.created_at,
+            "created_at": bid.created_at, "items": bid.lines, "standing_bid_id": bid.standing_bid_id,
         },
     }
 

@@ -44,6 +44,7 @@ from broker.settlement.models import (
     SettlementDecision,
     SettlementRun,
 )
+from broker.stock.models import StandingBid, StockFeed, StockLevel, StockReservation
 
 __all__ = [
     "ApplicationStatus", "DealerApplication", "DealerInvitation", "EmailOptOut", "InvitationStatus", "JobFailure",
@@ -55,5 +56,5 @@ __all__ = [
     "DealerAuthorisation", "Delivery", "Disclosure", "FulfillerKind", "Listing", "ListingKind",
     "ListingStatus", "Manufacturer", "OfflineCharge", "Order", "OrderLine", "OrderStatus", "OutboxMessage",
     "Payment", "PaymentStatus", "Product", "Retailer", "Role", "Rule", "RunStatus",
-    "SettlementDecision", "SettlementRun", "Store",
+    "SettlementDecision", "SettlementRun", "StandingBid", "StockFeed", "StockLevel", "StockReservation", "Store",
 ]

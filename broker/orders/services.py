@@ -24,6 +24,8 @@ from broker.locks import lock
 from broker.money import MAX_AMOUNT, format_amount
 from broker.notifications import events
 from broker.orders.models import Delivery, Order, OrderLine, OrderStatus
+from broker.stock import reserve as stock
+from broker.stock import standing
 from broker.orders.rules import CANCELLABLE, move
 from broker.pagination import Page, PageRequest, paginate
 from broker.payments import services as payments
@@ -164,7 +166,7 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder) -> PlacedOrder:
         session.flush()
         if auth.authorized:
             payments.record_authorized(session, payment, hold_hours=ctx.settings.auth_hold_hours, now=now)
-            put_on_board(session, order, now)
+            put_on_board(session, ctx, order, now)
         events.order_placed(session, ctx, order, token, pickup_code, now)
         uow.commit()
         return PlacedOrder(order, token, payment, auth.client_secret, pickup_code)
@@ -192,14 +194,16 @@ def pickup_digest(token_hash: str, code: str) -> str:
     return digest(f"{token_hash}:{code}")
 
 
-def put_on_board(session: Session, order: Order, now: datetime) -> None:
-    """The hold is in place: the order goes on the board (caller's transaction)."""
+def put_on_board(session: Session, ctx: Context, order: Order, now: datetime) -> None:
+    """The hold is in place: the order goes on the board, and the standing bids
+    it matches are placed at once (caller's transaction)."""
     move(order, OrderStatus.OPEN, now)
-    session.add(
-        new_listing(kind=ListingKind.ORDER, manufacturer_id=order.manufacturer_id, order_id=order.id,
-                    status=ListingStatus.OPEN, lat=order.ship_lat, lon=order.ship_lon, area=order.area,
-                    precision=order.location_precision, price=order.total, currency=order.currency, listed_at=now)
-    )
+    listing = new_listing(kind=ListingKind.ORDER, manufacturer_id=order.manufacturer_id, order_id=order.id,
+                          status=ListingStatus.OPEN, lat=order.ship_lat, lon=order.ship_lon, area=order.area,
+                          precision=order.location_precision, price=order.total, currency=order.currency,
+                          listed_at=now)
+    session.add(listing)
+    standing.place_on_listing(session, ctx, listing, now)
     events.order_on_board(session, order, now)
 
 
@@ -230,6 +234,9 @@ class OrderView:
     pickup_store: Store | None = None
     locale: str = "en_US"
     now: datetime | None = None
+    # The order's parts as this party may see them (the customer and the
+    # manufacturer: every part still to ship or shipped; a fulfiller: its own).
+    parts: tuple[Assignment, ...] = ()
 
     def __post_init__(self):
         if self.party == Party.CUSTOMER:
@@ -285,22 +292,31 @@ def get_order(ctx: Context, actor: Actor, order_id: int, access_token: str | Non
         current = session.scalar(
             select(Assignment).where(Assignment.order_id == order.id).order_by(Assignment.id.desc()).limit(1)
         )
+        parts = _parts(session, order.id)
         payment = session.scalar(select(Payment).where(Payment.order_id == order.id))
         now = ctx.now()
         if _customer_may(order, access_token):
             store, locale = _pickup_store(session, order, current)
             return OrderView(order, Party.CUSTOMER, payment, current, True, True,
                              returns=returns_of(session, [order.id]).get(order.id, ()), pickup_store=store,
-                             locale=locale, now=now)
+                             locale=locale, now=now, parts=parts)
+        if actor.kind is ActorKind.RETAILER:
+            # A fulfiller of one part of a split order opens it through its own part.
+            mine = session.scalar(select(Assignment).where(
+                Assignment.order_id == order.id, Assignment.retailer_id == actor.id,
+                Assignment.status.in_([AssignmentStatus.ACTIVE, AssignmentStatus.SHIPPED]))
+                .order_by(Assignment.id.desc()).limit(1))
+            current = mine or current
         if actor.kind is ActorKind.MANUFACTURER and order.manufacturer_id == actor.id:
             if not _manufacturer_sees_customer(current, order.id in _request_born(session, [order.id])):
-                return OrderView(order, Party.MANUFACTURER, payment, current, False, False)
+                return OrderView(order, Party.MANUFACTURER, payment, current, False, False, parts=parts)
             returns = returns_of(session, [order.id]).get(order.id, ())
             disclosed = disclose_to(session, party_kind="manufacturer", party_id=actor.id,
                                     fields=FOR_MANUFACTURER + ((RETURN_REASON,) if returns else ()),
                                     purpose="manufacturer opened the order", now=now, order_ids=[order.id])
             uow.commit()
-            return OrderView(order, Party.MANUFACTURER, payment, current, True, True, disclosed, returns)
+            return OrderView(order, Party.MANUFACTURER, payment, current, True, True, disclosed, returns,
+                             parts=parts)
         if (
             actor.kind is ActorKind.RETAILER
             and current is not None
@@ -312,8 +328,16 @@ def get_order(ctx: Context, actor: Actor, order_id: int, access_token: str | Non
                                     fields=FOR_FULFILLER + ((RETURN_REASON,) if returns else ()),
                                     purpose="fulfiller opened the order to ship it", now=now, order_ids=[order.id])
             uow.commit()
-            return OrderView(order, Party.FULFILLER, None, current, True, False, disclosed, returns)
+            return OrderView(order, Party.FULFILLER, None, current, True, False, disclosed, returns,
+                             parts=(current,))
         raise NotFound(f"no order {order_id}")
+
+
+def _parts(session: Session, order_id: int) -> tuple[Assignment, ...]:
+    """The order's parts: the assignments still to ship or shipped, in the order made."""
+    return tuple(session.scalars(select(Assignment).where(
+        Assignment.order_id == order_id, Assignment.status.in_([AssignmentStatus.ACTIVE, AssignmentStatus.SHIPPED]))
+        .order_by(Assignment.id)))
 
 
 def _pickup_store(session: Session, order: Order, current: Assignment | None) -> tuple[Store | None, str]:
@@ -412,6 +436,9 @@ def cancel_order(ctx: Context, order_id: int, access_token: str | None) -> Order
             raise NotFound(f"no order {order_id}")
         if order.status not in CANCELLABLE | {OrderStatus.PAYMENT_FAILED}:
             raise Conflict(f"the order is {order.status} and can no longer be cancelled")
+        if session.scalar(select(Assignment.id).where(Assignment.order_id == order.id,
+                                                      Assignment.status == AssignmentStatus.SHIPPED).limit(1)):
+            raise Conflict("part of the order has shipped already; it can no longer be cancelled")
         now = ctx.now()
         _close(session, order, now)
         payment = session.scalar(lock(select(Payment).where(Payment.order_id == order.id)))
@@ -432,7 +459,7 @@ def payment_changed(session: Session, ctx: Context, order: Order, payment: Payme
                     now: datetime) -> None:
     """Move an order after its payment moved (a webhook), forward only (caller's transaction)."""
     if "authorized" in changes and order.status in (OrderStatus.AWAITING_PAYMENT, OrderStatus.PAYMENT_FAILED):
-        put_on_board(session, order, now)
+        put_on_board(session, ctx, order, now)
     if "failed" in changes and order.status == OrderStatus.AWAITING_PAYMENT:
         move(order, OrderStatus.PAYMENT_FAILED, now)
     if "released" in changes and order.status in CANCELLABLE | {OrderStatus.PAYMENT_FAILED}:
@@ -452,11 +479,15 @@ def _close(session: Session, order: Order, now: datetime) -> None:
     if listing is not None and listing.status == ListingStatus.OPEN:
         listing.status = ListingStatus.CLOSED
         listing.closed_at = now
+    ended = []
     for assignment in session.scalars(
         select(Assignment).where(Assignment.order_id == order.id, Assignment.status == AssignmentStatus.ACTIVE)
     ):
         assignment.status = AssignmentStatus.CANCELLED
         assignment.ended_at = now
+        ended.append(assignment.id)
+    if ended:
+        stock.give_back(session, ended)
 
 
 def refund_order(ctx: Context, actor: Actor, order_id: int, amount: int | None = None) -> OrderView:

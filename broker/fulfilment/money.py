@@ -1,0 +1,36 @@
+"""What each part of an order shipped in parts is worth."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+
+from broker.orders.models import Order
+
+
+def part_value(order: Order, lines: Sequence[dict] | None) -> Fraction:
+    """The part's share of the order, as a fraction of it: its lines' totals (a
+    line shipped in part, in proportion to the quantity) over the order's."""
+    if lines is None:
+        return Fraction(1)
+    by_id = {line.id: line for line in order.lines}
+    subtotal = sum(line.line_total for line in order.lines)
+    if subtotal <= 0:
+        return Fraction(len(lines), max(len(by_id), 1))
+    value = sum(Fraction(by_id[int(item["line_id"])].line_total * int(item["quantity"]),
+                         by_id[int(item["line_id"])].quantity)
+                for item in lines if int(item["line_id"]) in by_id)
+    return Fraction(value, subtotal)
+
+
+def part_shares(order: Order, parts: Sequence, captured: int | None = None) -> dict[int, int]:
+    """{assignment_id: minor units} of the order's total (shipping and tax with
+    it, in proportion) for these parts. With `captured` (the capture once
+    every part has shipped) the last part takes what rounding left, so that the
+    shares add up to exactly what was captured."""
+    ordered = sorted(parts, key=lambda part: part.id)
+    shares = {part.id: int(order.total * part_value(order, part.lines)) for part in ordered}
+    if captured is not None and ordered:
+        others = sum(amount for part_id, amount in shares.items() if part_id != ordered[-1].id)
+        shares[ordered[-1].id] = captured - others
+    return shares
