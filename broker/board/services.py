@@ -380,9 +380,10 @@ def _insert_bid(session: Session, **values) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class BidItem:
-    """A line of an order a bid covers, named by its SKU or its line id."""
+    """A line of an order a bid covers, named by its SKU or its line id; a
+    quantity of None: all of the line (the portal's per-line checkboxes)."""
 
-    quantity: int
+    quantity: int | None
     sku: str | None = None
     line_id: int | None = None
 
@@ -442,6 +443,9 @@ def bid_lines(lines: Sequence[OrderLine], items: Sequence[BidItem] | None) -> li
             continue
         if line.id in chosen:
             errors.setdefault(where, []).append(f"line {line.id} ({line.sku}) is named twice")
+            continue
+        if item.quantity is None:
+            chosen[line.id] = line.quantity
             continue
         if isinstance(item.quantity, bool) or not isinstance(item.quantity, int) or \
                 not 1 <= item.quantity <= line.quantity:
