@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from broker.fulfilment.money import part_lines
 from broker.accounts.addresses import PostalAddress
 from broker.accounts.hours import DAYS, Hours, describe, state_at
 from broker.accounts.models import Store
@@ -159,7 +160,10 @@ def assignment(view: AssignmentView) -> dict:
     return {
         "id": a.id, "order_id": o.id, "status": a.status, "fulfiller": a.fulfiller_kind, "store_id": a.store_id,
         "assigned_at": a.assigned_at, "due_at": a.due_at, "shipped_at": a.shipped_at, "carrier": a.carrier,
-        "tracking_number": a.tracking_number, "total": o.total, "currency": o.currency, "items": lines(o),
+        "tracking_number": a.tracking_number, "total": o.total, "currency": o.currency,
+        # What this assignment ships: the order's lines, or for a part of a split order its own.
+        "items": [{"sku": l.sku, "name": l.name, "quantity": l.quantity, "unit_price": l.unit_price,
+                   "line_total": l.line_total} for l in part_lines(o, a.lines)],
         # Only with the proof that showing it was logged (privacy.disclose_to).
         "ship_to": ship_to(o) if view.disclosed is not None else None,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from fractions import Fraction
 
@@ -34,3 +35,31 @@ def part_shares(order: Order, parts: Sequence, captured: int | None = None) -> d
         others = sum(amount for part_id, amount in shares.items() if part_id != ordered[-1].id)
         shares[ordered[-1].id] = captured - others
     return shares
+
+
+@dataclasses.dataclass(frozen=True)
+class PartLine:
+    """An order line as far as one part ships it."""
+
+    id: int
+    sku: str
+    name: str
+    quantity: int
+    unit_price: int
+    line_total: int
+
+
+def part_lines(order: Order, lines: Sequence[dict] | None) -> list[PartLine]:
+    """What a part ships: the order's lines (None: all of them), each with the
+    part's quantity, its total in proportion."""
+    if lines is None:
+        return [PartLine(l.id, l.sku, l.name, l.quantity, l.unit_price, l.line_total) for l in order.lines]
+    by_id = {line.id: line for line in order.lines}
+    found = []
+    for item in lines:
+        line = by_id.get(int(item["line_id"]))
+        if line is not None:
+            quantity = int(item["quantity"])
+            found.append(PartLine(line.id, line.sku, line.name, quantity, line.unit_price,
+                                  line.line_total * quantity // line.quantity if line.quantity else 0))
+    return found

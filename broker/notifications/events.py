@@ -64,6 +64,7 @@ from broker.notifications.services import (
     send_email,
 )
 from broker.outbox.services import written_keys
+from broker.fulfilment.money import PartLine, part_lines
 from broker.orders.models import Delivery, Order, OrderLine, OrderStatus
 from broker.outbox.models import OutboxMessage
 from broker.outbox.queue import HELD, cancel, hold, release
@@ -159,9 +160,10 @@ def order_shipped(session: Session, ctx: Context, order: Order, assignment: Assi
     shipper = _fulfiller_name(session, assignment)
     send_email(session, ctx, topic="order_shipped", to=order.customer_email, template="order_shipped",
                # Each part of a split order is a shipment of its own, and an email.
-               dedupe_key=f"order-{order.id}" if assignment.lines is None else f"order-{order.id}-part-{assignment.id}", now=now, name=order.customer_name, order_id=order.id,
+               dedupe_key=f"order-{order.id}" if assignment.lines is None else f"order-{order.id}-part-{assignment.id}",
+               now=now, name=order.customer_name, order_id=order.id,
                shipper=shipper, carrier=assignment.carrier, tracking_number=assignment.tracking_number,
-               lines=_lines(order.lines, order.currency))
+               lines=_lines(part_lines(order, assignment.lines), order.currency))
 
 
 def return_requested(session: Session, ctx: Context, order: Order, ret: Return, assignment: Assignment, *,
@@ -252,7 +254,7 @@ def awarded(session: Session, ctx: Context, decision: SettlementDecision, now: d
     part = f"-part-{decision.part}" if decision.part else ""
     key = f"listing-{listing.id}-round-{decision.round}{part}"
     due = _due_at(session, decision)
-    values = dict(order_id=order.id, lines=_lines(order.lines, order.currency),
+    values = dict(order_id=order.id, lines=_lines(part_lines(order, decision.lines), order.currency),
                   total=format_amount(order.total, order.currency), area=order.area,
                   pickup=order.delivery == Delivery.PICKUP, due=_when(ctx, due) if due else None,
                   cause=str(decision.cause))
@@ -366,7 +368,7 @@ def _due_at(session: Session, decision: SettlementDecision) -> datetime | None:
     return session.scalar(select(Assignment.due_at).where(Assignment.decision_id == decision.id))
 
 
-def _lines(lines: Iterable[OrderLine], currency: str) -> list[dict]:
+def _lines(lines: Iterable[OrderLine | PartLine], currency: str) -> list[dict]:
     return [{"quantity": line.quantity, "name": line.name, "total": format_amount(line.line_total, currency)}
             for line in lines]
 

@@ -118,6 +118,15 @@ class TestPlans:
         assert {c["retailer_id"] for c in decisions[1].candidates} == {bikes.id, helmets.id}
         assert one(session, Order, id=placed.order.id).status == OrderStatus.AWARDED
 
+    def test_the_run_report_counts_a_split_order_once(self, maker, split, ctx, clock):
+        from broker.settlement import reports
+
+        clock.now = LATER
+        run = settle(ctx)
+        report = reports.run_report(ctx, maker.actor, run.run_id)
+        assert (report.summary.settled, report.summary.to_retailers, report.by_rule) == (
+            1, 1, {"fewest_shipments": 1})
+
     def test_a_whole_order_bidder_within_reach_beats_any_split(self, world, maker, split, ctx, clock, session):
         bikes, helmets, placed = split
         everything = world.retailer(north_of(HERE, 30), dealer_of=[maker], name="Big shop")
@@ -206,6 +215,67 @@ class TestMoneyPerPart:
         result = ledger.check(session)
         assert result.ok, result
         assert ledger.balance(session, ledger.CASH, "USD") == 100000 - 10000 - 81000
+
+
+class TestParts:
+    def test_each_fulfiller_is_shown_and_mailed_only_its_part(self, split, ctx, clock, session):
+        from api import present
+        from broker.outbox.models import OutboxMessage
+
+        bikes, helmets, placed = split
+        clock.now = LATER
+        settle(ctx)
+        _, helmet_part = parts_of(session, placed.order.id)
+        view = fulfilment.get_assignment(ctx, helmets.actor, helmet_part.id)
+        assert [(i["sku"], i["quantity"], i["line_total"]) for i in present.assignment(view)["items"]] == [
+            ("HELMET", 1, 10000)]
+        ship(ctx, helmets, helmet_part)
+        [mail] = session.scalars(select(OutboxMessage).where(OutboxMessage.topic.like("%order_shipped")))
+        assert "HELMET" in str(mail.payload) or "Product HELMET" in str(mail.payload)
+        assert "Product BIKE" not in str(mail.payload)
+
+    def test_a_lapsed_part_is_re_planned_alone(self, world, maker, split, ctx, clock, session):
+        bikes, helmets, placed = split
+        clock.now = LATER
+        settle(ctx)
+        bike_part, helmet_part = parts_of(session, placed.order.id)
+        ship(ctx, helmets, helmet_part)
+        clock.now = LATER + timedelta(hours=49)
+        report = fulfilment.check_deadlines(ctx)
+        assert (report.lapsed, report.to_manufacturer) == (1, 1)
+        parts = parts_of(session, placed.order.id)
+        assert [(p.fulfiller_kind, p.status) for p in parts] == [
+            ("retailer", "lapsed"), ("retailer", "shipped"), ("manufacturer", "active")]
+        assert skus(parts[2], placed) == {"BIKE": 1}
+        ship(ctx, maker, parts[2])
+        payment = one(session, Payment, order_id=placed.order.id)
+        assert (payment.status, payment.captured_amount) == (PaymentStatus.CAPTURED, 100000)
+        assert {(e.owner_kind, e.gross) for e in session.scalars(select(Earning).where(
+            Earning.order_id == placed.order.id))} == {("retailer", 10000), ("manufacturer", 90000)}
+        assert ledger.check(session).ok
+
+    def test_a_hold_captured_early_pays_each_part_as_it_ships(self, ctx, clock, session):
+        import dataclasses
+
+        short = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, auth_hold_hours=60))
+        w = World(short)
+        maker = w.manufacturer(products=[BIKE, HELMET])
+        bikes = w.retailer(north_of(HERE, 2), dealer_of=[maker])
+        helmets = w.retailer(north_of(HERE, 5), dealer_of=[maker])
+        placed = w.order(maker, items=[("BIKE", 1), ("HELMET", 1)])
+        w.bid(bikes, placed.order.id, items=[("BIKE", 1)])
+        w.bid(helmets, placed.order.id, items=[("HELMET", 1)])
+        clock.now = LATER  # 13h on the board + 48h to ship > 60h hold: captured at the award
+        settle(short)
+        assert one(session, Payment, order_id=placed.order.id).status == PaymentStatus.CAPTURED
+        bike_part, helmet_part = parts_of(session, placed.order.id)
+        ship(short, bikes, bike_part)
+        assert [e.gross for e in session.scalars(select(Earning).where(Earning.order_id == placed.order.id))] == [
+            90000]
+        ship(short, helmets, helmet_part)
+        assert sorted(e.gross for e in session.scalars(select(Earning).where(
+            Earning.order_id == placed.order.id))) == [10000, 90000]
+        assert ledger.check(session).ok
 
 
 class TestMoneyPerPartWithStripe:
