@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, url_for
 
 from broker.addresses import address_form, address_lines, countries, ship_to_address
+from broker.fulfilment.money import part_lines
 from broker.money import format_amount
 from broker.reports import home_summary
 from broker.settlement.reports import health
@@ -23,6 +24,12 @@ def _ship_to_lines(row, country_line: bool = True) -> list[str]:
     recipient's name first (broker.addresses: one formatter everywhere)."""
     name = getattr(row, "customer_name", None) or getattr(row, "ship_name", "") or ""
     return address_lines(ship_to_address(row), name=name, country_line=country_line)
+
+
+@bp.app_template_filter("part_lines")
+def _part_lines(order, assignment) -> list:
+    """What an assignment ships of the order: all of it, or its part's lines."""
+    return part_lines(order, assignment.lines if assignment is not None else None)
 
 
 @bp.app_template_global("address_format")

@@ -27,7 +27,6 @@ from broker.board.nearby import nearby
 from broker.errors import BrokerError, Invalid
 from broker.fulfilment import services as fulfilment
 from broker.fulfilment.models import AssignmentStatus
-from broker.fulfilment.money import part_lines
 from broker.fulfilment.scorecard import scorecard as retailer_scorecard
 from broker.money import CURRENCIES, parse_amount
 from broker.pagination import PageRequest
@@ -613,12 +612,6 @@ def remove_standing_bid(rule_id: int):
     stock_services.remove_standing_bid(ctx(), _actor(), rule_id)
     flash("Standing bid removed. The bids it placed stay yours to withdraw on the board.")
     return redirect(url_for("portal.stock") + "#standing-bids")
-
-
-@bp.app_template_filter("part_lines")
-def part_lines_filter(order, assignment) -> list:
-    """What the assignment ships of the order: all of it, or its part's lines."""
-    return part_lines(order, assignment.lines if assignment is not None else None)
 
 
 @bp.app_template_global("portal_time")

@@ -154,6 +154,29 @@ class TestPlans:
         assert [{line["line_id"]: line["quantity"] for line in part.lines} for part in view.parts] == [
             {placed.order.lines[0].id: 1}, {placed.order.lines[1].id: 1}]
 
+    def test_the_order_page_shows_the_customer_its_parts(self, maker, split, ctx, clock, session, client):
+        bikes, helmets, placed = split
+        clock.now = LATER
+        settle(ctx)
+        bike_part, _ = parts_of(session, placed.order.id)
+        ship(ctx, bikes, bike_part)
+        page = client.get(f"/s/{maker.slug}/o/{placed.order.id}/{placed.access_token}",
+                          follow_redirects=True).get_data(as_text=True)
+        assert "Your order comes in 2 parts" in page
+        assert f"1 × Product BIKE:\n      shipped with UPS, tracking number 1Z{bike_part.id}" in page
+        assert "1 × Product HELMET:\n      being prepared" in page
+
+    def test_the_console_shows_the_manufacturer_the_parts(self, maker, split, ctx, clock, client):
+        from broker.accounts.models import Role
+        from tests.integration.test_console_pages import sign_in
+
+        bikes, helmets, placed = split
+        clock.now = LATER
+        settle(ctx)
+        sign_in(client, ctx, Role.MANUFACTURER, maker.id)
+        page = client.get(f"/console/orders/{placed.order.id}").get_data(as_text=True)
+        assert f"1 × BIKE:\n    retailer #{bikes.id}" in page and f"1 × HELMET:\n    retailer #{helmets.id}" in page
+
     def test_a_released_part_is_re_planned_alone(self, world, maker, split, ctx, clock, session):
         bikes, helmets, placed = split
         other = world.retailer(north_of(HERE, 9), dealer_of=[maker], name="Other bike shop")

@@ -128,3 +128,18 @@ def test_one_bidder_able_to_fill_everything_beats_nearer_bidders_that_split_it()
     decided = plan(lines, [near_a, near_b, far_whole], {(13, "B"): 0})
     assert [(p.candidate.retailer_id, p.lines) for p in decided.parts] == [(1, ((1, 1),)), (2, ((2, 1),))]
     assert decided.rule == "fewest_shipments"
+
+
+def test_an_order_with_many_lines_and_many_part_bids_is_planned_quickly():
+    import time
+
+    lines = [PlanLine(i, f"SKU-{i}", 1) for i in range(8)]
+    # 40 bidders, each with two lines: no one fills it whole, and four fill it at best.
+    bidders = [Candidate(100 + n, n + 1, 500 + n, 1.0 + n / 10, 0.5, T0, True,
+                         lines=((n % 8, 1), ((n + 3) % 8, 1))) for n in range(40)]
+    started = time.perf_counter()
+    decided = plan(lines, bidders)
+    assert time.perf_counter() - started < 2.0
+    shipped = sorted(line_id for part in decided.parts for line_id, _ in part.lines)
+    assert shipped == list(range(8))
+    assert all(part.candidate is not None for part in decided.parts)
