@@ -102,6 +102,38 @@ class TestBidsOnLines:
         assert set(raised.value.errors) == {"items.0.sku", "items.1.quantity"}
 
 
+class TestBidsOnLinesOverTheApi:
+    def test_items_are_bid_and_wrong_ones_are_a_problem_naming_each(self, world, maker, client):
+        shop = world.retailer(north_of(HERE, 2), dealer_of=[maker])
+        placed = world.order(maker, items=[("BIKE", 1), ("HELMET", 1)])
+        url = f"/api/v1/board/{world.listing_id(placed.order.id)}/bids"
+        auth = {"Authorization": f"Bearer {shop.key}"}
+        bad = client.post(url, headers=auth, json={"items": [{"sku": "NOPE", "quantity": 1},
+                                                             {"sku": "HELMET", "quantity": 5}]})
+        assert bad.status_code == 422 and bad.mimetype == "application/problem+json"
+        assert set(bad.get_json()["errors"]) == {"items.0.sku", "items.1.quantity"}
+        both = client.post(url, headers=auth, json={"items": [], "lines": []})
+        assert both.status_code == 422
+        made = client.post(url, headers=auth, json={"lines": [{"sku": "HELMET", "quantity": 1}]})
+        assert made.status_code == 201
+        assert made.get_json()["items"] == [{"line_id": placed.order.lines[1].id, "sku": "HELMET", "quantity": 1}]
+        board_item = client.get("/api/v1/board", headers=auth).get_json()[0]
+        assert board_item["my_bid"]["items"] == made.get_json()["items"]
+        assert [line["line_id"] for line in board_item["items"]] == [line.id for line in placed.order.lines]
+
+
+    def test_the_customer_reads_the_parts_over_the_api(self, split, ctx, clock, client):
+        bikes, _, placed = split
+        clock.now = LATER
+        settle(ctx)
+        body = client.get(f"/api/v1/orders/{placed.order.id}",
+                          headers={"X-Access-Token": placed.access_token}).get_json()
+        assert [([i["sku"] for i in p["items"]], p["fulfiller"], p["status"]) for p in body["parts"]] == [
+            (["BIKE"], "retailer", "active"), (["HELMET"], "retailer", "active")]
+        assert body["fulfilment"]["assignment_id"] == body["parts"][-1]["assignment_id"]  # older clients
+        assert "Bike shop" not in str(body)  # which retailer is none of the customer's business here
+
+
 class TestPlans:
     def test_an_order_no_retailer_can_fill_whole_is_split_between_two(self, split, ctx, clock, session):
         bikes, helmets, placed = split
