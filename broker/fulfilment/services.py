@@ -163,8 +163,8 @@ def record_shipment(ctx: Context, actor: Actor, assignment_id: int, cmd: RecordS
         if _last_part(session, order, assignment):
             move(order, OrderStatus.SHIPPED, now)
             order.shipped_at = now
-        stock.consume(session, [assignment.id])
         _capture_and_earn(ctx, session, order, assignment, now)
+        stock.consume(session, [assignment.id])  # stock rows last (broker.locks)
         events.order_shipped(session, ctx, order, assignment, now)
         disclosed = _shown(session, actor, [order], "fulfiller recorded the shipment", now)
         uow.commit()
@@ -265,8 +265,8 @@ def collect_pickup(ctx: Context, actor: Actor, assignment_id: int, code: str) ->
         if last:
             move(order, OrderStatus.SHIPPED, now)
             order.shipped_at = now
-        stock.consume(session, [assignment.id])
         _capture_and_earn(ctx, session, order, assignment, now)
+        stock.consume(session, [assignment.id])  # stock rows last (broker.locks)
         if last:
             mark_delivered(session, ctx, order, DeliveredHow.PICKUP, now)
         disclosed = _shown(session, actor, [order], "fulfiller handed a pickup order over", now)
@@ -293,12 +293,12 @@ def release_assignment(ctx: Context, actor: Actor, assignment_id: int) -> Assign
         now = ctx.now()
         assignment.status = AssignmentStatus.RELEASED
         assignment.ended_at = now
-        stock.give_back(session, [assignment.id])
         session.flush()
         listing = session.scalar(select(Listing).where(Listing.order_id == assignment.order_id))
         # The part given back is re-planned alone; the order's other parts stay where they are.
         for decision in reroute(session, ctx, listing, cause=Cause.RELEASE, now=now, lines=assignment.lines):
             events.awarded(session, ctx, decision, now)
+        stock.give_back(session, [assignment.id])  # stock rows last (broker.locks)
         uow.commit()
         # Given back: where it goes is none of this retailer's business any more.
         return AssignmentView(assignment, order)
@@ -372,10 +372,10 @@ def _pickup_expired(ctx: Context, assignment_id: int, report: LapseReport) -> No
         for part in parts:
             part.status = AssignmentStatus.CANCELLED
             part.ended_at = now
-        stock.give_back(session, [part.id for part in parts])
         payment = session.scalar(lock(select(Payment).where(Payment.order_id == order_id)))
         if payment is not None:
             payments.give_back(session, ctx.payments, payment, now=now)
+        stock.give_back(session, [part.id for part in parts])  # stock rows last (broker.locks)
         uow.commit()
         report.pickups_expired += 1
 
@@ -394,9 +394,9 @@ def _lapse_one(ctx: Context, assignment_id: int, report: LapseReport) -> None:
             return
         assignment.status = AssignmentStatus.LAPSED
         assignment.ended_at = now
-        stock.give_back(session, [assignment.id])
         session.flush()
         decisions = reroute(session, ctx, listing, cause=Cause.LAPSE, now=now, lines=assignment.lines)
+        stock.give_back(session, [assignment.id])  # stock rows last (broker.locks)
         events.lapsed(session, ctx, assignment, now)
         for decision in decisions:
             events.awarded(session, ctx, decision, now)

@@ -440,10 +440,11 @@ def cancel_order(ctx: Context, order_id: int, access_token: str | None) -> Order
                                                       Assignment.status == AssignmentStatus.SHIPPED).limit(1)):
             raise Conflict("part of the order has shipped already; it can no longer be cancelled")
         now = ctx.now()
-        _close(session, order, now)
+        ended = _close(session, order, now, give_back_stock=False)
         payment = session.scalar(lock(select(Payment).where(Payment.order_id == order.id)))
         if payment is not None:
             _give_back(session, ctx, payment, now)
+        stock.give_back(session, ended)  # stock rows last (broker.locks)
         uow.commit()
         return OrderView(order, Party.CUSTOMER, payment, None, True, True)
 
@@ -471,7 +472,10 @@ def payment_changed(session: Session, ctx: Context, order: Order, payment: Payme
         events.order_closed(session, order, now)
 
 
-def _close(session: Session, order: Order, now: datetime) -> None:
+def _close(session: Session, order: Order, now: datetime, *, give_back_stock: bool = True) -> list[int]:
+    """Cancel the order, its listing and its active assignments (caller's
+    transaction); their reserved stock is given back unless the caller does it
+    after taking its other locks. Returns the assignments cancelled."""
     move(order, OrderStatus.CANCELLED, now)
     order.cancelled_at = now
     events.order_closed(session, order, now)
@@ -486,8 +490,9 @@ def _close(session: Session, order: Order, now: datetime) -> None:
         assignment.status = AssignmentStatus.CANCELLED
         assignment.ended_at = now
         ended.append(assignment.id)
-    if ended:
+    if ended and give_back_stock:
         stock.give_back(session, ended)
+    return ended
 
 
 def refund_order(ctx: Context, actor: Actor, order_id: int, amount: int | None = None) -> OrderView:

@@ -142,3 +142,16 @@ class TestNoOverselling:
         assert level(session, near.store_id, "BIKE") == (3, 1)
         fulfilment.record_shipment(ctx, near.actor, two.id, fulfilment.RecordShipment("UPS", "1Z"))
         assert level(session, near.store_id, "BIKE") == (2, 0)
+
+    def test_a_cancelled_order_gives_its_reservation_back(self, world, maker, ctx, clock, session):
+        from broker.orders import services as orders
+
+        near = world.retailer(north_of(HERE, 2), dealer_of=[maker])
+        put(ctx, near, [("BIKE", 1)])
+        placed = world.order(maker, sku="BIKE")
+        world.bid(near, placed.order.id)
+        clock.now = LATER
+        settle(ctx)
+        assert level(session, near.store_id, "BIKE") == (1, 1)
+        orders.cancel_order(ctx, placed.order.id, placed.access_token)
+        assert level(session, near.store_id, "BIKE") == (1, 0)
