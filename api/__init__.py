@@ -56,10 +56,10 @@ def init_api(app: Flask) -> Api:
         "description": "The customer's key to one order or personal request, given once when it is placed."})
 
     from api import (accounts, addresses, board, catalog, fulfilment, orders, payments, personal, privacy,
-                     reputation, returns, settlement, shipping, storefront)
+                     reputation, returns, settlement, shipping, stock, storefront)
 
     for module in (accounts, catalog, orders, returns, board, fulfilment, settlement, payments, personal, reputation,
-                   storefront, privacy, addresses, shipping):
+                   storefront, privacy, addresses, shipping, stock):
         api.register_blueprint(module.blp)
     app.register_blueprint(payments.hooks)
 

@@ -57,7 +57,9 @@ class Bids(MethodView):
         """Bid on a listing.
 
         A bid says: in stock, and I will ship it at the listing's price. On an order send
-        `{}` (or a `store_id` to ship from a store other than your nearest covering one); on
+        `{}` for all of it, or `items` (`[{"sku" or "line_id", "quantity"}]`) for the lines you
+        can fill (a bid again with other items resizes it); a `store_id` ships from a store
+        other than your nearest covering one. On
         a personal request send your `price`, at most its `max_price`. Safe to repeat: one bid
         per listing and retailer, and a repeat answers 200 with it. A lower `price` improves
         an offer. Settlement gives each order to the nearest bidder.
@@ -65,11 +67,16 @@ class Bids(MethodView):
         :raise 404: No such listing on your board.
         :raise 409: The listing is closed for bids.
         :raise 422: A `store_id` that is not one of your open stores or does not cover the listing; a
-            `price` on an order; no `price`, or one above the ceiling or above your current offer, on a
+            `price` on an order; `items` that are not lines of the order, name one twice, or ask for
+            none or more than was ordered (every one wrong is named); `items` on a request; no `price`, or one above the ceiling or above your current offer, on a
             request.
         """
+        items = data.pop("items", data.pop("lines", None))
+        if items is not None:
+            items = tuple(services.BidItem(quantity=i["quantity"], sku=i.get("sku"), line_id=i.get("line_id"))
+                          for i in items)
         bid, created = services.place_bid(broker_context(), current_actor(),
-                                          services.PlaceBid(listing_id=listing_id, **data))
+                                          services.PlaceBid(listing_id=listing_id, items=items, **data))
         return bid, (201 if created else 200)
 
     @allow(ActorKind.RETAILER)

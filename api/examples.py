@@ -108,11 +108,15 @@ ORDER_OPEN = {
     "ship_to": SHIP_TO, "fulfilment": None,
     "payment": {"provider": "offline", "status": "authorized", "test_mode": True, "amount": 13904},
     "return_requested_at": None, "returns": [], "delivered_at": None, "delivered_how": None, "pickup_store": None,
+    "parts": [],
 }
 FULFILMENT_SHIPPED = {"assignment_id": ASSIGNMENT_ID, "fulfiller": "retailer", "status": "shipped", "due_at": DUE_AT,
                       "shipped_at": SHIPPED_AT, "carrier": "UPS", "tracking_number": "1Z999AA10123456784"}
 ORDER_SHIPPED = {**ORDER_OPEN, "status": "shipped", "fulfilment": FULFILMENT_SHIPPED,
-                 "payment": {**ORDER_OPEN["payment"], "status": "captured"}}
+                 "payment": {**ORDER_OPEN["payment"], "status": "captured"},
+                 "parts": [{**FULFILMENT_SHIPPED, "items": [
+                     {"line_id": 901, "sku": "NW-HELMET", "name": "Commuter helmet", "quantity": 1},
+                     {"line_id": 902, "sku": "NW-LIGHTS", "name": "Light set", "quantity": 1}]}]}
 ORDER_DELIVERED = {**ORDER_SHIPPED, "status": "delivered", "delivered_at": "2026-03-05T18:10:00+00:00",
                    "delivered_how": "customer"}
 RETURN_IN = {"reason": "The helmet is too small."}
@@ -137,27 +141,32 @@ ORDER_CANCELLED = {**ORDER_OPEN, "status": "cancelled",
 # --- board ----------------------------------------------------------------------
 
 BOARD = [
-    {"id": LISTING_ID, "kind": "order", "items": [{"sku": "NW-HELMET", "name": "Commuter helmet", "quantity": 1},
-                                                  {"sku": "NW-LIGHTS", "name": "Light set", "quantity": 1}],
+    {"id": LISTING_ID, "kind": "order", "items": [
+        {"line_id": 901, "sku": "NW-HELMET", "name": "Commuter helmet", "quantity": 1},
+        {"line_id": 902, "sku": "NW-LIGHTS", "name": "Light set", "quantity": 1}],
      "price": 12800, "delivery": "ship", "currency": "USD", "distance_km": 2.0, "store_id": STORE_ID, "area": AREA,
      "closes_at": CLOSES_AT, "shipping_method": "Standard", "ship_within_hours": 72, "my_bid": None},
-    {"id": PICKUP_LISTING_ID, "kind": "order", "items": [{"sku": "NW-LOCK", "name": "Folding lock", "quantity": 1}],
+    {"id": PICKUP_LISTING_ID, "kind": "order",
+     "items": [{"line_id": 903, "sku": "NW-LOCK", "name": "Folding lock", "quantity": 1}],
      "price": 5400, "delivery": "pickup", "currency": "USD", "distance_km": 4.0, "store_id": STORE_ID,
      "area": AREA, "closes_at": CLOSES_AT, "shipping_method": None, "ship_within_hours": 72, "my_bid": None},
     {"id": REQUEST_LISTING_ID, "kind": "request", "description": "A child's bike seat that fits a road bike",
      "quantity": 1, "pseudonym": "Customer 7F3A", "buyer_score": 0.9, "max_price": 12000, "currency": "USD",
      "distance_km": 3.0, "store_id": STORE_ID, "area": AREA, "closes_at": CLOSES_AT,
      "my_bid": {"id": OFFER_ID, "store_id": STORE_ID, "distance_km": 3.0, "price": 10900,
-                "created_at": "2026-03-02T18:10:00+00:00"}},
+                "created_at": "2026-03-02T18:10:00+00:00", "items": None, "standing_bid_id": None}},
 ]
 BID_IN_EXAMPLES = {
     "order": {"summary": "Bid on an order, from your nearest covering store", "value": {}},
     "store": {"summary": "Bid on an order, from a store you name", "value": {"store_id": STORE_ID}},
+    "part": {"summary": "Bid on the lines of an order you can fill",
+             "value": {"items": [{"sku": "NW-LIGHTS", "quantity": 1}]}},
     "request": {"summary": "Offer on a personal request (at most its max_price), in all: 100.00 for the seat, 9.00 "
                            "shipping, no tax", "value": {"price": 10900, "shipping": 900, "tax": 0}},
 }
 BID = {"id": BID_ID, "listing_id": LISTING_ID, "store_id": STORE_ID, "distance_km": 2.0, "price": None,
-       "shipping": 0, "tax": 0, "status": "active", "created_at": "2026-03-02T17:40:00+00:00"}
+       "shipping": 0, "tax": 0, "status": "active", "created_at": "2026-03-02T17:40:00+00:00", "items": None,
+       "standing_bid_id": None}
 
 # --- fulfilment -----------------------------------------------------------------
 
@@ -342,3 +351,17 @@ TAX_TABLE_IN = {"prices_include_tax": False, "shipping_taxed": True,
 TAX_TABLE = {"prices_include_tax": False, "shipping_taxed": True, "provider": "table", "currency": "USD",
              "rates": [{"country": "US", "region": "NY", "rate": "8.875", "jurisdiction": "US-NY"},
                        {"country": "US", "region": "WA", "rate": "10.25", "jurisdiction": "US-WA"}]}
+
+# --- stock and standing bids ---------------------------------------------------------
+
+STOCK_IN = {"items": [{"sku": "NW-HELMET", "quantity": 4}, {"sku": "NW-LIGHTS", "quantity": 0}]}
+STOCK = {"store_id": STORE_ID, "updated_at": "2026-03-02T08:00:00+00:00", "age_hours": 0.0, "fresh": True,
+         "standing_bids_placed": 1,
+         "items": [{"sku": "NW-HELMET", "quantity": 4, "reserved": 1, "available": 3},
+                   {"sku": "NW-LIGHTS", "quantity": 0, "reserved": 0, "available": 0}]}
+DEALER_STOCK = [{"retailer_id": 7, "retailer_name": "Mission Cycles", "store_id": STORE_ID, "store_name": "Mission",
+                 "area": "San Francisco 941", "sku": "NW-HELMET", "quantity": 4, "available": 3,
+                 "updated_at": "2026-03-02T08:00:00+00:00", "age_hours": 5.5, "fresh": True}]
+STANDING_BID_IN = {"manufacturers": ["northwind"], "max_distance_km": 25, "partial": True}
+STANDING_BID = {"id": 4, "store_id": None, "manufacturers": ["northwind"], "max_distance_km": 25.0, "partial": True,
+                "created_at": "2026-03-02T08:00:00+00:00", "placed": 2}

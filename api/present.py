@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from broker.fulfilment.money import part_lines
 from broker.accounts.addresses import PostalAddress
 from broker.accounts.hours import DAYS, Hours, describe, state_at
 from broker.accounts.models import Store
@@ -79,6 +80,15 @@ def totals(o: Order) -> dict:
         "shipping_method": None if not o.shipping_method else {
             "code": o.shipping_method, "name": o.shipping_method_name, "ship_within_hours": o.ship_within_hours},
     }
+def part(o: Order, a: Assignment) -> dict:
+    """One part of an order: who ships it (a retailer or the manufacturer, never
+    which retailer), what is in it, and its shipment."""
+    by_id = {line.id: line for line in o.lines}
+    items = ([{"line_id": l.id, "sku": l.sku, "name": l.name, "quantity": l.quantity} for l in o.lines]
+             if a.lines is None else
+             [{"line_id": by_id[i["line_id"]].id, "sku": by_id[i["line_id"]].sku, "name": by_id[i["line_id"]].name,
+               "quantity": i["quantity"]} for i in a.lines if i["line_id"] in by_id])
+    return {**fulfilment(a), "items": items}
 
 
 def order(view: OrderView) -> dict:
@@ -91,6 +101,7 @@ def order(view: OrderView) -> dict:
         "returns": [order_return(r) for r in view.returns],
         "delivered_at": o.delivered_at, "delivered_how": o.delivered_how,
         "pickup_store": pickup_store(view.pickup_store, view.locale, view.now) if view.pickup_store else None,
+        "parts": [part(o, a) for a in view.parts],
     }
     if view.show_customer:
         out["customer"] = {"name": o.customer_name}
@@ -135,7 +146,8 @@ def pickup_store(s: Store, locale: str, now: datetime | None) -> dict:
 def board_item(item: BoardItem) -> dict:
     listing = item.listing
     bid = item.my_bid
-    what: dict = {"items": [{"sku": l.sku, "name": l.name, "quantity": l.quantity} for l in item.items],
+    what: dict = {"items": [{"line_id": l.id, "sku": l.sku, "name": l.name, "quantity": l.quantity}
+                            for l in item.items],
                   "price": listing.price, "delivery": item.delivery or "ship"}
     if item.request is not None:
         r = item.request
@@ -150,7 +162,7 @@ def board_item(item: BoardItem) -> dict:
            if item.request is None else {}),
         "my_bid": None if bid is None else {
             "id": bid.id, "store_id": bid.store_id, "distance_km": bid.distance_km, "price": bid.price,
-            "created_at": bid.created_at,
+            "created_at": bid.created_at, "items": bid.lines, "standing_bid_id": bid.standing_bid_id,
         },
     }
 
@@ -160,7 +172,10 @@ def assignment(view: AssignmentView) -> dict:
     return {
         "id": a.id, "order_id": o.id, "status": a.status, "fulfiller": a.fulfiller_kind, "store_id": a.store_id,
         "assigned_at": a.assigned_at, "due_at": a.due_at, "shipped_at": a.shipped_at, "carrier": a.carrier,
-        "tracking_number": a.tracking_number, **totals(o), "currency": o.currency, "items": lines(o),
+        "tracking_number": a.tracking_number, **totals(o), "currency": o.currency,
+        # What this assignment ships: the order's lines, or for a part of a split order its own.
+        "items": [{"sku": l.sku, "name": l.name, "quantity": l.quantity, "unit_price": l.unit_price,
+                   "line_total": l.line_total} for l in part_lines(o, a.lines)],
         "delivery": o.delivery,
         # Only with the proof that showing it was logged (privacy.disclose_to);
         # a pickup's store is shown the customer's name, never their street.

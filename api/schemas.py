@@ -452,6 +452,10 @@ class FulfilmentOut(ma.Schema):
     tracking_number = f.String(allow_none=True)
 
 
+class PartOut(FulfilmentOut):
+    items = f.List(f.Nested("BoardLineOut"), metadata={"description": "What this part ships."})
+
+
 class OrderReturnOut(ma.Schema):
     id = f.Integer()
     assignment_id = f.Integer(metadata={"description": "The part it concerns: each fulfiller answers its own."})
@@ -487,7 +491,11 @@ class OrderOut(Totals):
     customer = f.Nested(CustomerOut, allow_none=True, metadata={
         "description": "Null for a party that may not see who bought it."})
     ship_to = f.Nested(ShipToOut, allow_none=True)
-    fulfilment = f.Nested(FulfilmentOut, allow_none=True, metadata={"description": "Null until it is awarded."})
+    fulfilment = f.Nested(FulfilmentOut, allow_none=True, metadata={
+        "description": "Null until it is awarded. The latest part's, for an order shipped in parts: see `parts`."})
+    parts = f.List(f.Nested(PartOut), metadata={
+        "description": "Once settled: each shipment the order goes out in (one, unless no retailer could fill it "
+                       "whole), with its lines, fulfiller and tracking. The card is charged for what has shipped, never before."})
     payment = f.Nested(PaymentOut, allow_none=True, metadata={
         "description": "The customer's and the manufacturer's to see; null for a fulfiller."})
     return_requested_at = f.AwareDateTime(allow_none=True, metadata={
@@ -515,6 +523,7 @@ class BoardQuery(ma.Schema):
 
 
 class BoardLineOut(ma.Schema):
+    line_id = f.Integer(metadata={"description": "To name the line in a bid's `items`."})
     sku = f.String()
     name = f.String()
     quantity = f.Integer()
@@ -527,6 +536,10 @@ class MyBidOut(ma.Schema):
     price = Amount(allow_none=True, example=10900, metadata={
         "description": "Your offer on a personal request; null on an order (bid at its price)."})
     created_at = f.AwareDateTime()
+    items = f.List(f.Nested("BidLineOut"), allow_none=True, metadata={
+        "description": "The lines you bid on; null: the whole order."})
+    standing_bid_id = f.Integer(allow_none=True, metadata={
+        "description": "The standing bid that placed it; null: placed by hand."})
 
 
 class BoardItemOut(ma.Schema):
@@ -572,6 +585,20 @@ class BoardItemOut(ma.Schema):
     my_bid = f.Nested(MyBidOut, allow_none=True)
 
 
+class BidItemIn(ma.Schema):
+    sku = f.String(validate=v.Length(min=1, max=64), metadata={"description": "The line's SKU."})
+    line_id = Id(metadata={"description": "Or the line's id (`items[].line_id` in the board's listing), where "
+                                          "one SKU is on several lines."})
+    quantity = f.Integer(required=True, strict=True, validate=v.Range(min=1, max=1_000_000), metadata={
+        "description": "How many of the line you will ship: from 1 to the quantity ordered."})
+
+
+class BidLineOut(ma.Schema):
+    line_id = f.Integer()
+    sku = f.String()
+    quantity = f.Integer()
+
+
 class BidIn(ma.Schema):
     store_id = Id(metadata={"description": "Ship from this store of yours (default: your nearest store that "
                                            "covers the listing)."})
@@ -584,6 +611,16 @@ class BidIn(ma.Schema):
     tax = f.Integer(strict=True, load_default=0, validate=v.Range(min=0, max=MAX_AMOUNT), metadata={
         "description": "On a personal request: the part of `price` that is tax. An integer in minor units of "
                        "the currency.", "example": 0})
+    items = f.List(f.Nested(BidItemIn), validate=v.Length(max=200), metadata={
+        "description": "On an order only: the lines (and quantities) you will ship, each once; leave it out "
+                       "for the whole order. Settlement may give you a part of what you bid on, never more."})
+    lines = f.List(f.Nested(BidItemIn), validate=v.Length(max=200), load_only=True, metadata={
+        "description": "The same as `items` (the name the product's contract uses); send one or the other."})
+
+    @ma.validates_schema
+    def _one_name(self, data, **kwargs):
+        if "items" in data and "lines" in data:
+            raise ma.ValidationError("send items or lines, not both", "lines")
 
 
 class BidOut(ma.Schema):
@@ -597,6 +634,10 @@ class BidOut(ma.Schema):
     tax = Amount(example=0, metadata={"description": "The part of your offer that is tax."})
     status = f.String(metadata={"description": "active or withdrawn"})
     created_at = f.AwareDateTime()
+    items = f.List(f.Nested(BidLineOut), allow_none=True, attribute="lines", metadata={
+        "description": "The lines bid on; null: the whole order (or a request)."})
+    standing_bid_id = f.Integer(allow_none=True, metadata={
+        "description": "The standing bid of yours that placed it; null: placed by hand."})
 
 
 # --- fulfilment -------------------------------------------------------------
@@ -1154,3 +1195,69 @@ class TaxTableOut(ma.Schema):
                                                  "`prices_include_tax` and `shipping_taxed` still apply)."})
     currency = Currency()
     rates = f.List(f.Nested(RateOut))
+# --- stock and standing bids -----------------------------------------------------
+
+class StockItemIn(ma.Schema):
+    sku = f.String(required=True, validate=v.Length(min=1, max=64))
+    quantity = f.Integer(required=True, strict=True, validate=v.Range(min=0, max=1_000_000), metadata={
+        "description": "On the shelf now, including what awards have reserved and not shipped yet."})
+
+
+class StockIn(ma.Schema):
+    items = f.List(f.Nested(StockItemIn), required=True, validate=v.Length(max=10_000))
+
+
+class StockLineOut(ma.Schema):
+    sku = f.String()
+    quantity = f.Integer()
+    reserved = f.Integer(metadata={"description": "Held by awards not shipped yet."})
+    available = f.Integer(metadata={"description": "What settlement may still award: quantity less reserved."})
+
+
+class StockOut(ma.Schema):
+    store_id = f.Integer()
+    updated_at = f.AwareDateTime(allow_none=True, metadata={"description": "When the feed last changed; null: never."})
+    age_hours = f.Float(allow_none=True)
+    fresh = f.Boolean(metadata={"description": "Younger than BROKER_STOCK_MAX_AGE_HOURS: older stock counts as "
+                                               "unknown (bids are taken at their word; standing bids stop)."})
+    items = f.List(f.Nested(StockLineOut))
+    standing_bids_placed = f.Integer(metadata={"description": "Bids your standing bids placed after this change."})
+
+
+class DealerStockQuery(ma.Schema):
+    sku = f.String(validate=v.Length(min=1, max=64))
+
+
+class DealerStockOut(ma.Schema):
+    retailer_id = f.Integer()
+    retailer_name = f.String()
+    store_id = f.Integer()
+    store_name = f.String()
+    area = f.String()
+    sku = f.String()
+    quantity = f.Integer()
+    available = f.Integer()
+    updated_at = f.AwareDateTime()
+    age_hours = f.Float()
+    fresh = f.Boolean()
+
+
+class StandingBidIn(ma.Schema):
+    store_id = Id(metadata={"description": "Bid from this store only (default: your nearest covering store "
+                                           "with the lines in stock)."})
+    manufacturers = f.List(f.String(validate=v.Length(min=1, max=60)), validate=v.Length(max=100), metadata={
+        "description": "Slugs of manufacturers you deal for; leave it out for all of them."})
+    max_distance_km = f.Float(required=True, allow_nan=False, validate=v.Range(min=0, min_inclusive=False, max=1000),
+                              metadata={"description": "As the board shows distances: whole kilometres."})
+    partial = f.Boolean(metadata={"description": "Bid on the lines in stock when not all are (default false: "
+                                                 "only orders it can fill whole)."})
+
+
+class StandingBidOut(ma.Schema):
+    id = f.Integer()
+    store_id = f.Integer(allow_none=True)
+    manufacturers = f.List(f.String())
+    max_distance_km = f.Float()
+    partial = f.Boolean()
+    created_at = f.AwareDateTime()
+    placed = f.Integer(metadata={"description": "Bids it placed when it was made."})

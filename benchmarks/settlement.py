@@ -5,7 +5,9 @@
 
 Generates synthetic data in bulk (retailers clustered around US cities, listings
 spread by population, each with up to K bids from retailers whose stores cover
-it), then, in the same run:
+it; a share of the orders, `--multi-line`, have two or three lines, and a share
+of their bids, `--partial-bids`, name only some of the lines, so that
+settlement plans splits), then, in the same run:
 
 * the floor: the time to read the same due listings and their bids with the
   bidding stores' coordinates from the database, and nothing else;
@@ -34,7 +36,7 @@ from pathlib import Path
 # standard library's http (which geopy imports).
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from sqlalchemy import insert, select  # noqa: E402
+from sqlalchemy import func, insert, select  # noqa: E402
 
 import broker.models as m  # noqa: E402
 from broker.auth import digest  # noqa: E402
@@ -61,16 +63,20 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def generate(ctx: Context, listings: int, per_listing: int, retailers: int, seed: int = 7) -> int:
+SKUS = ("SKU", "SKU-2", "SKU-3")
+
+
+def generate(ctx: Context, listings: int, per_listing: int, retailers: int, seed: int = 7, multi_line: float = 0.0,
+             partial_bids: float = 0.0) -> int:
     rng = random.Random(seed)
     with ctx.engine.begin() as conn:
         conn.execute(insert(m.Manufacturer), [dict(name="Bench Co", slug="bench", currency="USD", lat=40.7,
                                                    lon=-74.0, area="New York", created_at=T0, frame_origins=[])])
         maker_id = conn.execute(select(m.Manufacturer.id)).scalar_one()
-        conn.execute(insert(m.Product), [dict(manufacturer_id=maker_id, sku="SKU", name="Thing", price=5000,
+        conn.execute(insert(m.Product), [dict(manufacturer_id=maker_id, sku=sku, name="Thing", price=5000,
                                               description="", active=True, in_stock=True, created_at=T0,
-                                              updated_at=T0)])
-        product_id = conn.execute(select(m.Product.id)).scalar_one()
+                                              updated_at=T0) for sku in SKUS])
+        product_id = conn.execute(select(m.Product.id).where(m.Product.sku == "SKU")).scalar_one()
         conn.execute(insert(m.Retailer), [dict(name=f"Shop {i}", email="s@example.com", active=True, created_at=T0)
                                           for i in range(retailers)])
         retailer_ids = list(conn.execute(select(m.Retailer.id).order_by(m.Retailer.id)).scalars())
@@ -102,8 +108,15 @@ def generate(ctx: Context, listings: int, per_listing: int, retailers: int, seed
                           for i, (lat, lon) in enumerate(points)]
             order_ids = list(conn.execute(insert(m.Order).returning(m.Order.id, sort_by_parameter_order=True),
                                           order_rows).scalars())
-            conn.execute(insert(m.OrderLine), [dict(order_id=oid, product_id=product_id, sku="SKU", name="Thing",
-                                                    unit_price=5000, quantity=1, line_total=5000) for oid in order_ids])
+            widths = [rng.choice((2, 3)) if rng.random() < multi_line else 1 for _ in order_ids]
+            line_ids = list(conn.execute(
+                insert(m.OrderLine).returning(m.OrderLine.id, sort_by_parameter_order=True),
+                [dict(order_id=oid, product_id=product_id, sku=SKUS[k], name="Thing", unit_price=5000, quantity=1,
+                      line_total=5000) for oid, width in zip(order_ids, widths) for k in range(width)]).scalars())
+            lines_of, at = [], 0
+            for width in widths:
+                lines_of.append(line_ids[at:at + width])
+                at += width
             listing_ids = list(conn.execute(
                 insert(m.Listing).returning(m.Listing.id, sort_by_parameter_order=True),
                 [dict(kind="order", manufacturer_id=maker_id, order_id=oid, status="open",
@@ -111,7 +124,7 @@ def generate(ctx: Context, listings: int, per_listing: int, retailers: int, seed
                       exact_lon=lon, area="area", price=5000, currency="USD", listed_at=T0)
                  for oid, (lat, lon) in zip(order_ids, points)]).scalars())
             bid_rows = []
-            for lid, (lat, lon) in zip(listing_ids, points):
+            for lid, (lat, lon), lines in zip(listing_ids, points, lines_of):
                 near = [s for dl in (-1, 0, 1) for dn in (-1, 0, 1) for s in grid.get((int(lat) + dl, int(lon) + dn), [])]
                 rng.shuffle(near)
                 taken = set()
@@ -124,10 +137,14 @@ def generate(ctx: Context, listings: int, per_listing: int, retailers: int, seed
                     cell = distance_km(s.lat, s.lon, *approximate_point(lat, lon)) if abs(s.lat - lat) < 1 else 999
                     if cell <= s.service_radius_km:
                         taken.add(s.retailer_id)
+                        part = None
+                        if len(lines) > 1 and rng.random() < partial_bids:
+                            chosen = sorted(rng.sample(range(len(lines)), rng.randrange(1, len(lines))))
+                            part = [{"line_id": lines[k], "sku": SKUS[k], "quantity": 1} for k in chosen]
                         bid_rows.append(dict(listing_id=lid, retailer_id=s.retailer_id, store_id=s.id,
                                              distance_km=shown_distance_km(cell), cell_distance_km=cell,
                                              exact_distance_km=distance_km(s.lat, s.lon, lat, lon), status="active",
-                                             created_at=T0 + timedelta(minutes=rng.randrange(600))))
+                                             created_at=T0 + timedelta(minutes=rng.randrange(600)), lines=part))
             if bid_rows:
                 conn.execute(insert(m.Bid), bid_rows)
             bids += len(bid_rows)
@@ -148,9 +165,14 @@ def read_floor(ctx: Context, cutoff: datetime, batch: int) -> float:
                 break
             after = ids[-1].id
             conn.execute(select(m.Bid.listing_id, m.Bid.retailer_id, m.Bid.created_at, m.Bid.exact_distance_km,
-                                m.Bid.cell_distance_km, m.Store.lat, m.Store.lon, m.Store.service_radius_km)
+                                m.Bid.cell_distance_km, m.Bid.lines, m.Store.lat, m.Store.lon,
+                                m.Store.service_radius_km)
                          .join(m.Store, m.Store.id == m.Bid.store_id)
                          .where(m.Bid.listing_id.in_([r.id for r in ids]), m.Bid.status == "active")).all()
+            # Plans need the orders' lines.
+            conn.execute(select(m.OrderLine.order_id, m.OrderLine.id, m.OrderLine.sku, m.OrderLine.quantity)
+                         .where(m.OrderLine.order_id.in_(select(m.Listing.order_id).where(
+                             m.Listing.id.in_([r.id for r in ids]))))).all()
     return time.perf_counter() - started
 
 
@@ -160,6 +182,9 @@ def main() -> None:
     parser.add_argument("--bids-per-listing", type=int, default=10)
     parser.add_argument("--retailers", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--multi-line", type=float, default=0.3, help="share of orders with two or three lines")
+    parser.add_argument("--partial-bids", type=float, default=0.5,
+                        help="share of the bids on those orders that name only some lines")
     parser.add_argument("--database", help="an empty database URL (default: a temporary SQLite file)")
     args = parser.parse_args()
     tmp = tempfile.TemporaryDirectory()
@@ -168,7 +193,8 @@ def main() -> None:
     ctx = Context.from_settings(Settings(database_url=url, admin_token="x", secret_key="bench",
                                          settle_batch_size=args.batch))
     started = time.perf_counter()
-    bids = generate(ctx, args.listings, args.bids_per_listing, args.retailers)
+    bids = generate(ctx, args.listings, args.bids_per_listing, args.retailers, multi_line=args.multi_line,
+                    partial_bids=args.partial_bids)
     if ctx.engine.dialect.name == "postgresql":
         # Statistics for the tables just loaded, as autovacuum would have them long
         # before a real board closes; without them the floor's and settlement's
@@ -184,12 +210,17 @@ def main() -> None:
     report = settle(ctx, as_of=as_of, trigger="benchmark")
     took = time.perf_counter() - started
     assert report.settled == args.listings, report
-    print(f"settled {report.settled} in {took:.2f}s: {report.to_retailers} to retailers", file=sys.stderr)
+    print(f"settled {report.settled} in {took:.2f}s: {report.to_retailers} to retailers, "
+          f"{report.by_rule.get('fewest_shipments', 0)} by fewest shipments", file=sys.stderr)
+    with ctx.engine.connect() as conn:
+        split = conn.execute(select(func.count(m.SettlementDecision.listing_id.distinct()))
+                             .where(m.SettlementDecision.part > 0)).scalar()
     workers = settlement_workers if ctx.engine.dialect.name == "postgresql" else 1
     print(json.dumps({"benchmark": "settlement", "database": url.split(":", 1)[0], "listings": args.listings,
                       "bids": bids, "retailers": args.retailers, "settle_s": round(took, 2),
                       "read_floor_s": round(floor, 2), "ratio": round(took / floor, 2) if floor else None,
-                      "peak_rss_mb": round(rss_mb(), 1), "settle_workers": workers}))
+                      "peak_rss_mb": round(rss_mb(), 1), "settle_workers": workers,
+                      "multi_line": args.multi_line, "partial_bids": args.partial_bids, "split_orders": split}))
     ctx.engine.dispose()
     tmp.cleanup()
 

@@ -37,6 +37,8 @@ class Settings:
     # total is given as "at least" this (0: always exact, however many).
     board_count_limit: int = 10_000
     ship_within_hours: float = 48.0
+    # A store's stock feed older than this counts as unknown (broker.stock).
+    stock_max_age_hours: float = 72.0
     settle_cron: str = "0 2 * * *"
     timezone: str = "UTC"
     # "offline" resolves US ZIP codes from the bundled `zipcodes` data; any other
@@ -139,6 +141,7 @@ class Settings:
         number("BROKER_MIN_BOARD_HOURS", "min_board_hours")
         number("BROKER_BOARD_COUNT_LIMIT", "board_count_limit", int)
         number("BROKER_SHIP_WITHIN_HOURS", "ship_within_hours")
+        number("BROKER_STOCK_MAX_AGE_HOURS", "stock_max_age_hours")
         text("BROKER_SETTLE_CRON", "settle_cron")
         text("BROKER_TIMEZONE", "timezone")
         text("BROKER_GEOCODER", "geocoder")
@@ -198,6 +201,8 @@ class Settings:
             raise ConfigError(f"BROKER_TIMEZONE {self.timezone!r} is not a known time zone") from None
         if self.min_board_hours < 0 or self.ship_within_hours <= 0:
             raise ConfigError("BROKER_MIN_BOARD_HOURS must be >= 0 and BROKER_SHIP_WITHIN_HOURS > 0")
+        if not self.stock_max_age_hours > 0:
+            raise ConfigError("BROKER_STOCK_MAX_AGE_HOURS must be more than 0")
         if self.stripe_secret_key and not self.stripe_webhook_secret:
             raise ConfigError("STRIPE_SECRET_KEY is set without STRIPE_WEBHOOK_SECRET: Broker could not verify "
                               "Stripe's webhooks, and orders would never leave awaiting_payment")

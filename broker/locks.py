@@ -25,6 +25,11 @@ locked in ascending id order. For example:
   job: order, SKIP LOCKED (`orders.delivered`);
 * a cancellation, a release, a lapse, a pickup that expired, an accepted offer
   or an expired request: listing → (request) → order → assignment → payment.
+* stock (broker.stock): a store's stock rows come last, after whatever else
+  the transaction holds, in (store, SKU) order: a settlement batch takes them
+  after its listings, orders and payments; a release or a shipment after its
+  assignment; a standing bid after its listing. A stock feed locks only its
+  store's rows, and places its standing bids after it commits.
 
 Inserting a row that refers to another (a ledger transaction to its order, an
 earning to its order) makes PostgreSQL take a KEY SHARE lock on the row

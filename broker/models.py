@@ -47,6 +47,7 @@ from broker.settlement.models import (
 )
 from broker.shipping.models import ShippingMethod
 from broker.tax.models import TaxRate, TaxSettings
+from broker.stock.models import StandingBid, StockFeed, StockLevel, StockReservation
 
 __all__ = [
     "ShippingMethod", "TaxRate", "TaxSettings",
@@ -60,5 +61,5 @@ __all__ = [
     "DealerAuthorisation", "Delivery", "Disclosure", "FulfillerKind", "Listing", "ListingKind",
     "ListingStatus", "Manufacturer", "OfflineCharge", "Order", "OrderLine", "OrderStatus", "OutboxMessage",
     "Payment", "PaymentStatus", "Product", "Retailer", "Role", "Rule", "RunStatus",
-    "SettlementDecision", "SettlementRun", "Store",
+    "SettlementDecision", "SettlementRun", "StandingBid", "StockFeed", "StockLevel", "StockReservation", "Store",
 ]

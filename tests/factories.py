@@ -82,11 +82,12 @@ class World:
 
     def order(self, maker: Maker, *, to: tuple[float, float] = HERE, sku: str = "SKU-1", quantity: int = 1,
               when: datetime | None = None, name: str = "Ada Lovelace",
-              email: str = "ada@example.com") -> orders.PlacedOrder:
+              email: str = "ada@example.com", items=None) -> orders.PlacedOrder:
+        """An order of `quantity` of `sku`, or of `items` [(sku, quantity), ...]."""
         return orders.place_order(
             self.at(when), maker.slug,
             orders.PlaceOrder(
-                items=[orders.Item(sku, quantity)],
+                items=[orders.Item(s, q) for s, q in items] if items else [orders.Item(sku, quantity)],
                 customer=orders.Customer(name, email),
                 ship_to=orders.Address("1 Secret Lane", "San Francisco", "94103", "US", lat=to[0], lon=to[1]),
             ),
@@ -96,9 +97,13 @@ class World:
         with self.ctx.uow() as uow:
             return uow.session.scalar(select(Listing.id).where(Listing.order_id == order_id))
 
-    def bid(self, shop: Shop, order_id: int, *, when: datetime | None = None, store_id: int | None = None):
+    def bid(self, shop: Shop, order_id: int, *, when: datetime | None = None, store_id: int | None = None,
+            items=None):
+        """A bid on the whole order, or on `items` [(sku, quantity), ...]."""
         bid, _ = board.place_bid(self.at(when), shop.actor,
-                                 board.PlaceBid(self.listing_id(order_id), store_id=store_id))
+                                 board.PlaceBid(self.listing_id(order_id), store_id=store_id,
+                                                items=None if items is None else
+                                                tuple(board.BidItem(quantity=q, sku=s) for s, q in items)))
         return bid
 
     def payouts_ready(self, actor: Actor, email: str = "payouts@example.com"):

@@ -32,6 +32,7 @@ from broker.personal import services as personal
 from broker.returns import services as returns
 from broker.returns.models import ReturnStatus
 from broker.settlement import reports as settlement_reports
+from broker.stock import services as stock_services
 from broker.storefront import contrast, domains
 from broker.storefront import services as storefront
 from web import charts, confirm, formkeys
@@ -555,6 +556,17 @@ def verify_domain():
 
 
 # --- settlements -----------------------------------------------------------------
+
+
+@bp.get("/stock")
+@manufacturer_only
+def dealer_stock():
+    """Where the manufacturer's products are in stock across its dealers: per
+    store and SKU, with each feed's age; `sku` narrows it to one product."""
+    sku = (request.args.get("sku") or "").strip()[:64]
+    rows = stock_services.dealer_stock(ctx(), _actor(), sku or None)
+    return render_template("console/stock.html", rows=rows, sku=sku,
+                           max_age=ctx().settings.stock_max_age_hours)
 
 
 @bp.get("/settlements")

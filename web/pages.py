@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, url_for
 
 from broker.addresses import PostalAddress, address_form, address_lines, countries, ship_to_address
+from broker.fulfilment.money import part_lines
 from broker.money import format_amount
 from broker.reports import home_summary
 from broker.settlement.reports import health
@@ -33,6 +34,10 @@ def _store_lines(store) -> list[str]:
     return address_lines(PostalAddress(country=store.country or "", line1=store.line1 or "",
                                        line2=store.line2 or "", city=store.city or "", region=store.region or "",
                                        postal_code=store.postal_code or ""))
+@bp.app_template_filter("part_lines")
+def _part_lines(order, assignment) -> list:
+    """What an assignment ships of the order: all of it, or its part's lines."""
+    return part_lines(order, assignment.lines if assignment is not None else None)
 
 
 @bp.app_template_global("address_format")

@@ -36,6 +36,7 @@ from broker.reputation import services as reputation
 from broker.returns import services as returns
 from broker.returns.models import ReturnStatus
 from broker.settlement.reports import bid_outcomes
+from broker.stock import services as stock_services
 from web import charts, confirm, formkeys
 from web.security import check_csrf, ctx, current_user, signed_in
 
@@ -190,9 +191,17 @@ def bid(listing_id: int):
             except ValueError as exc:
                 return _render_board(request.form, listing_errors={listing_id: {"price": [f"{name}: {exc}"]}},
                                      typed={listing_id: raw}, status=422)
+    items = None
+    if request.form.get("lines_shown"):
+        # A multi-line order: the lines ticked are the part bid on (all ticked: the whole order).
+        ticked = request.form.getlist("line")
+        if not ticked or not all(value.isdigit() for value in ticked):
+            return _render_board(request.form, listing_errors={listing_id: {"items": [
+                "tick the lines you can fill (at least one)"]}}, status=422)
+        items = tuple(board_services.BidItem(quantity=None, line_id=int(value)) for value in ticked)
     try:
-        _, created = board_services.place_bid(ctx(), _actor(),
-                                              board_services.PlaceBid(listing_id=listing_id, price=price, **parts))
+        _, created = board_services.place_bid(ctx(), _actor(), board_services.PlaceBid(
+            listing_id=listing_id, price=price, items=items, **parts))
     except Invalid as exc:
         return _render_board(request.form, listing_errors={listing_id: _field_errors(exc, "price")},
                              typed={listing_id: raw}, status=422)
@@ -617,6 +626,94 @@ def apply(manufacturer_id: int):
     applications.apply(ctx(), current_user(), manufacturer_id, request.form.get("note", ""))
     flash("Your application is sent; you will get an email when the manufacturer decides.")
     return redirect(url_for("portal.dealers"))
+
+
+# --- stock and standing bids ---------------------------------------------------------
+
+
+def _render_stock(*, errors=None, form=None, status: int = 200):
+    """`errors` keyed by form: a store's id (its CSV), or "standing"."""
+    found = accounts.list_stores(ctx(), _actor(), PageRequest(1, 500))
+    views = {s.id: stock_services.get_stock(ctx(), _actor(), s.id) for s in found.items}
+    rules = stock_services.list_standing_bids(ctx(), _actor())
+    makers = [m for m in applications.manufacturers_for(ctx(), _actor()) if m.status == "authorised"]
+    return render_template("portal/stock.html", stores=found.items, stock=views, rules=rules, makers=makers,
+                           errors=errors or {}, form=form or {},
+                           max_age=ctx().settings.stock_max_age_hours), status
+
+
+@bp.get("/stock")
+@signed_in(Role.RETAILER)
+def stock():
+    """Each store's stock per SKU with its feed's age, a CSV upload per store,
+    and the retailer's standing bids."""
+    return _render_stock()
+
+
+@bp.post("/stock/<int:store_id>")
+@signed_in(Role.RETAILER)
+def upload_stock(store_id: int):
+    """A CSV of the store's whole stock (sku and quantity columns).
+
+    :raise 404: not a store of the caller's. :raise 422: no file, not a CSV
+        with those columns, or wrong rows (every one named).
+    """
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return _render_stock(errors={store_id: ["choose a CSV file to upload"]}, status=422)
+    try:
+        text = upload.stream.read(2_000_001).decode("utf-8")
+    except UnicodeDecodeError:
+        return _render_stock(errors={store_id: ["the file is not UTF-8 text; save it as CSV (UTF-8)"]}, status=422)
+    try:
+        view = stock_services.set_stock(ctx(), _actor(), store_id, stock_services.parse_csv(text), snapshot=True)
+    except Invalid as exc:
+        messages = [m for msgs in (exc.errors or {}).values() for m in msgs] or [str(exc)]
+        return _render_stock(errors={store_id: messages}, status=422)
+    flash(f"Stock updated: {len(view.items)} SKUs; your standing bids placed {view.standing_bids_placed} bids.")
+    return redirect(url_for("portal.stock") + f"#stock-{store_id}")
+
+
+@bp.post("/standing-bids")
+@signed_in(Role.RETAILER)
+def add_standing_bid():
+    """A standing bid from the form.
+
+    :raise 422: every wrong field at once (distance, store, manufacturers).
+    """
+    form = request.form
+    errors: dict[str, list[str]] = {}
+    raw = (form.get("max_distance_km") or "").strip()
+    try:
+        km = float(raw)
+        if not math.isfinite(km):
+            raise ValueError
+    except ValueError:
+        km = None
+        errors["max_distance_km"] = ["a distance in kilometres, like 25"]
+    store = (form.get("store_id") or "").strip()
+    if store and not store.isdigit():
+        errors["store_id"] = ["choose one of your stores"]
+    if not errors:
+        try:
+            made = stock_services.create_standing_bid(ctx(), _actor(), stock_services.NewStandingBid(
+                max_distance_km=km, store_id=int(store) if store else None,
+                manufacturers=tuple(form.getlist("manufacturers")), partial=form.get("partial") == "on"))
+        except Invalid as exc:
+            errors = {k.split(".")[0]: v for k, v in (exc.errors or {"form": [str(exc)]}).items()}
+        else:
+            flash(f"Standing bid set: it placed {made.placed} bids on listings open now.")
+            return redirect(url_for("portal.stock") + "#standing-bids")
+    return _render_stock(errors={"standing": errors}, form=form, status=422)
+
+
+@bp.post("/standing-bids/<int:rule_id>/remove")
+@signed_in(Role.RETAILER)
+def remove_standing_bid(rule_id: int):
+    """:raise 404: no standing bid of the caller's."""
+    stock_services.remove_standing_bid(ctx(), _actor(), rule_id)
+    flash("Standing bid removed. The bids it placed stay yours to withdraw on the board.")
+    return redirect(url_for("portal.stock") + "#standing-bids")
 
 
 @bp.app_template_global("portal_time")

@@ -3,7 +3,9 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from typing import Any
+
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broker.db import Base, BigId, UTCDateTime
@@ -107,3 +109,9 @@ class Bid(Base):
     status: Mapped[BidStatus] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The part of an order the bid covers: [{"line_id", "quantity"}], each line
+    # once, 1 to its ordered quantity. None: the whole order (and every offer on
+    # a personal request).
+    lines: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=None)
+    # Placed by this standing bid of the retailer's (broker.stock), not by hand.
+    standing_bid_id: Mapped[int | None] = mapped_column(ForeignKey("standing_bids.id"), default=None)

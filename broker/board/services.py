@@ -400,6 +400,16 @@ def _insert_bid(session: Session, **values) -> bool:
 
 
 @dataclasses.dataclass(frozen=True)
+class BidItem:
+    """A line of an order a bid covers, named by its SKU or its line id; a
+    quantity of None: all of the line (the portal's per-line checkboxes)."""
+
+    quantity: int | None
+    sku: str | None = None
+    line_id: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class PlaceBid:
     listing_id: int
     store_id: int | None = None
@@ -407,6 +417,71 @@ class PlaceBid:
     # On a request: the parts of `price` that are shipping and tax.
     shipping: int = 0
     tax: int = 0
+    # The lines bid on; None: the whole order.
+    items: tuple[BidItem, ...] | None = None
+    # Placed by this standing bid of the retailer's (broker.stock.standing), not by hand.
+    standing_bid_id: int | None = None
+
+
+def bid_lines(lines: Sequence[OrderLine], items: Sequence[BidItem] | None) -> list[dict] | None:
+    """The bid's part of the order as stored ([{"line_id", "sku", "quantity"}],
+    in line order), or None for the whole of it (no items, or items naming every
+    line in full).
+
+    :raise 422: every item that is wrong, at once: a line not in the order (by
+        SKU or id), a SKU on several lines (name the line_id), a line named twice,
+        a quantity under 1 or over the quantity ordered.
+    """
+    if items is None:
+        return None
+    if not items:
+        raise Invalid.field("items", "name at least one line, or leave items out to bid on the whole order")
+    by_id = {line.id: line for line in lines}
+    by_sku: dict[str, list[OrderLine]] = {}
+    for line in lines:
+        by_sku.setdefault(line.sku, []).append(line)
+    errors: dict[str, list[str]] = {}
+    chosen: dict[int, int] = {}
+    for n, item in enumerate(items):
+        where = f"items.{n}"
+        line = None
+        if item.line_id is not None:
+            line = by_id.get(item.line_id)
+            if line is None:
+                errors.setdefault(f"{where}.line_id", []).append(f"line {item.line_id} is not in this order")
+                continue
+            if item.sku is not None and item.sku != line.sku:
+                errors.setdefault(f"{where}.sku", []).append(f"line {item.line_id} is {line.sku!r}, not {item.sku!r}")
+                continue
+        elif item.sku is not None:
+            found = by_sku.get(item.sku, [])
+            if not found:
+                errors.setdefault(f"{where}.sku", []).append(f"{item.sku!r} is not in this order")
+                continue
+            if len(found) > 1:
+                errors.setdefault(f"{where}.sku", []).append(f"{item.sku!r} is on several lines: name the line_id")
+                continue
+            line = found[0]
+        else:
+            errors.setdefault(where, []).append("name the line by sku or line_id")
+            continue
+        if line.id in chosen:
+            errors.setdefault(where, []).append(f"line {line.id} ({line.sku}) is named twice")
+            continue
+        if item.quantity is None:
+            chosen[line.id] = line.quantity
+            continue
+        if isinstance(item.quantity, bool) or not isinstance(item.quantity, int) or \
+                not 1 <= item.quantity <= line.quantity:
+            errors.setdefault(f"{where}.quantity", []).append(f"must be from 1 to {line.quantity}, the quantity ordered")
+            continue
+        chosen[line.id] = item.quantity
+    if errors:
+        raise Invalid("the bid's items are not lines of this order: " +
+                      "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(errors.items())), errors=errors)
+    if all(chosen.get(line.id) == line.quantity for line in lines):
+        return None
+    return [{"line_id": line.id, "sku": line.sku, "quantity": chosen[line.id]} for line in lines if line.id in chosen]
 
 
 def place_bid(ctx: Context, actor: Actor, cmd: PlaceBid) -> tuple[Bid, bool]:
@@ -445,6 +520,12 @@ def place_bid(ctx: Context, actor: Actor, cmd: PlaceBid) -> tuple[Bid, bool]:
             raise Invalid.field("shipping", "an order's shipping and tax are the customer's checkout's: send {}")
         if listing.kind == ListingKind.REQUEST:
             _check_offer(cmd.price, listing.price, cmd.shipping, cmd.tax)
+            if cmd.items is not None:
+                raise Invalid.field("items", "a personal request is offered on whole: send a price, no items")
+            lines = None
+        else:
+            lines = bid_lines(list(session.scalars(select(OrderLine).where(OrderLine.order_id == listing.order_id)
+                                                   .order_by(OrderLine.id))), cmd.items)
         store, cell_km = found
         distances = dict(distance_km=shown_distance_km(cell_km), cell_distance_km=cell_km,
                          exact_distance_km=distance_km(store.lat, store.lon, listing.exact_lat, listing.exact_lon))
@@ -453,7 +534,7 @@ def place_bid(ctx: Context, actor: Actor, cmd: PlaceBid) -> tuple[Bid, bool]:
         if bid is None:
             created = _insert_bid(session, listing_id=listing.id, retailer_id=actor.id, store_id=store.id,
                                   price=cmd.price, shipping=cmd.shipping, tax=cmd.tax, status=BidStatus.ACTIVE,
-                                  created_at=now, **distances)
+                                  created_at=now, lines=lines, standing_bid_id=cmd.standing_bid_id, **distances)
             bid = _my_bid(session, listing.id, actor.id)
             if created:
                 if listing.kind == ListingKind.REQUEST:
@@ -466,6 +547,10 @@ def place_bid(ctx: Context, actor: Actor, cmd: PlaceBid) -> tuple[Bid, bool]:
                 bid.store_id, changed = store.id, True
                 for name, value in distances.items():
                     setattr(bid, name, value)
+            if listing.kind == ListingKind.ORDER and lines != bid.lines:
+                # A bid names another part of the order (or all of it): it keeps its
+                # time, as a store change does; it is the same offer, resized.
+                bid.lines, changed = lines, True
             if listing.kind == ListingKind.REQUEST and cmd.price != bid.price:
                 if cmd.price > bid.price:
                     raise Invalid.field("price", f"an offer can only be improved: yours is {bid.price}")
@@ -480,7 +565,8 @@ def place_bid(ctx: Context, actor: Actor, cmd: PlaceBid) -> tuple[Bid, bool]:
                 uow.commit()
             return bid, False
         # Withdrawn before: bid again, as new.
-        bid.store_id, bid.price, bid.shipping, bid.tax = store.id, cmd.price, cmd.shipping, cmd.tax
+        bid.store_id, bid.price, bid.shipping, bid.tax, bid.lines = store.id, cmd.price, cmd.shipping, cmd.tax, lines
+        bid.standing_bid_id = cmd.standing_bid_id
         for name, value in distances.items():
             setattr(bid, name, value)
         bid.status, bid.created_at, bid.withdrawn_at = BidStatus.ACTIVE, now, None

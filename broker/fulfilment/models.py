@@ -3,7 +3,9 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from broker.db import Base, BigId, UTCDateTime
@@ -19,7 +21,9 @@ class AssignmentStatus(enum.StrEnum):
 
 
 class Assignment(Base):
-    """Who must ship an order. An order has at most one active assignment."""
+    """Who must ship an order, or a part of it. An order settled whole has at most
+    one active assignment; one settled as a plan has one per part, each shipped,
+    lapsed, released and returned on its own."""
 
     __tablename__ = "assignments"
     __table_args__ = (
@@ -43,6 +47,8 @@ class Assignment(Base):
     warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     carrier: Mapped[str | None] = mapped_column(String(60), default=None)
     tracking_number: Mapped[str | None] = mapped_column(String(100), default=None)
+    # The order lines of this part ([{"line_id", "quantity"}]); None: the whole order.
+    lines: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=None)
 
     # Set with the decision object, so a settlement batch inserts its decisions and
     # assignments together at the commit rather than flushing once per award.

@@ -24,6 +24,7 @@ from broker.orders.rules import move
 from broker.pagination import Page, PageRequest, paginate
 from broker.parking import services as parking
 from broker.payments import services as payments
+from broker.ledger import services as ledger
 from broker.payments.models import Payment, PaymentStatus
 from broker.payments.provider import PaymentError
 from broker.personal.models import PersonalRequest, RequestStatus
@@ -31,7 +32,10 @@ from broker.privacy.disclosures import Disclosed, disclose_to
 from broker.reputation.models import Author
 from broker.reputation.services import OrderReviews, order_reviews
 from broker.settlement.models import Cause
+from broker.payouts.models import Earning, EarningKind
 from broker.settlement.services import reroute
+from broker.stock import reserve as stock
+from broker.fulfilment import money
 
 log = logging.getLogger(__name__)
 VISIBLE = (AssignmentStatus.ACTIVE, AssignmentStatus.SHIPPED)
@@ -175,32 +179,82 @@ def record_shipment(ctx: Context, actor: Actor, assignment_id: int, cmd: RecordS
         if order.delivery == Delivery.PICKUP:
             raise Conflict("this order is picked up in store: record it with the customer's pickup code")
         now = ctx.now()
-        move(order, OrderStatus.SHIPPED, now)
-        order.shipped_at = now
         assignment.status = AssignmentStatus.SHIPPED
         assignment.shipped_at = now
         assignment.carrier, assignment.tracking_number = carrier, tracking
+        if _last_part(session, order, assignment):
+            move(order, OrderStatus.SHIPPED, now)
+            order.shipped_at = now
         _capture_and_earn(ctx, session, order, assignment, now)
+        stock.consume(session, [assignment.id])  # stock rows last (broker.locks)
         events.order_shipped(session, ctx, order, assignment, now)
         disclosed = _shown(session, actor, [order], "fulfiller recorded the shipment", now)[order.id]
         uow.commit()
         return AssignmentView(assignment, order, disclosed)
 
 
+def _last_part(session, order: Order, assignment: Assignment) -> bool:
+    """Whether no other part of the order is still to ship (an order settled
+    whole has one part)."""
+    return session.scalar(select(Assignment.id).where(
+        Assignment.order_id == order.id, Assignment.id != assignment.id,
+        Assignment.status == AssignmentStatus.ACTIVE).limit(1)) is None
+
+
+def _owner(assignment: Assignment) -> tuple[str, int]:
+    return ("retailer", assignment.retailer_id) if assignment.retailer_id else \
+        ("manufacturer", assignment.manufacturer_id)
+
+
 def _capture_and_earn(ctx: Context, session, order: Order, assignment: Assignment, now) -> None:
     """Fulfilled: capture the payment (the order's total: for a personal request the
-    winning price, not the ceiling) and accrue the fulfiller's earning."""
+    winning price, not the ceiling) and accrue the fulfiller's earning.
+
+    An order shipped in parts is captured once, when its last part ships, for
+    what its parts shipped (which by then is all of it): the customer is never
+    charged for a part still on a shelf. Each part then earns its share
+    (`money.part_shares`). A hold captured early (it would have lapsed) pays
+    each part as it ships."""
     payment = session.scalar(lock(select(Payment).where(Payment.order_id == order.id)))
     if payment is None:
         return
+    split = assignment.lines is not None or session.scalar(select(Assignment.id).where(
+        Assignment.order_id == order.id, Assignment.lines.is_not(None)).limit(1)) is not None
+    fee = payments.fee_bps(session, order, ctx.settings.platform_fee_bps)
+    if not split:
+        _capture(ctx, session, payment, order.total, now)
+        owner = _owner(assignment)
+        payments.accrue_earning(session, order, payment, owner_kind=owner[0], owner_id=owner[1], fee_bps_=fee,
+                                now=now)
+        return
+    last = _last_part(session, order, assignment)
+    if last:
+        # Every part has shipped (a part given back was handed on, at worst to
+        # the manufacturer, never dropped): what shipped is the whole order.
+        _capture(ctx, session, payment, order.total, now)
+    if payment.status != PaymentStatus.CAPTURED:
+        return  # the other parts are still to ship: the money waits for them
+    shipped = list(session.scalars(select(Assignment).where(
+        Assignment.order_id == order.id, Assignment.status == AssignmentStatus.SHIPPED).order_by(Assignment.id)))
+    earned = set(session.scalars(select(Earning.assignment_id).where(
+        Earning.order_id == order.id, Earning.kind == EarningKind.SALE, Earning.assignment_id.is_not(None))))
+    # The fulfillers earn on the goods and the shipping: the tax is the jurisdiction's.
+    kept_tax = ledger.payment_tax_kept(payment)
+    shares = money.part_shares(order, shipped, total=order.total - order.tax,
+                               captured=payment.captured_amount - payment.refunded_amount - kept_tax if last else None)
+    for part in shipped:
+        if part.id in earned:
+            continue
+        owner = _owner(part)
+        payments.accrue_earning(session, order, payment, owner_kind=owner[0], owner_id=owner[1], fee_bps_=fee,
+                                now=now, gross=shares[part.id], assignment_id=part.id)
+
+
+def _capture(ctx: Context, session, payment: Payment, amount: int, now) -> None:
     try:
-        payments.capture(session, ctx.payments, payment, amount=order.total, now=now)
+        payments.capture(session, ctx.payments, payment, amount=amount, now=now)
     except PaymentError as exc:
         raise Unavailable(f"the payment could not be captured ({exc}); nothing was recorded, try again") from None
-    owner = ("retailer", assignment.retailer_id) if assignment.retailer_id else \
-        ("manufacturer", assignment.manufacturer_id)
-    payments.accrue_earning(session, order, payment, owner_kind=owner[0], owner_id=owner[1],
-                            fee_bps_=payments.fee_bps(session, order, ctx.settings.platform_fee_bps), now=now)
 
 
 MAX_PICKUP_ATTEMPTS = 5
@@ -229,13 +283,17 @@ def collect_pickup(ctx: Context, actor: Actor, assignment_id: int, code: str) ->
             left = MAX_PICKUP_ATTEMPTS - order.pickup_attempts
             uow.commit()  # the wrong try counts even though the call fails
             raise Invalid.field("code", f"that is not the code; {left} tries left")
-        move(order, OrderStatus.SHIPPED, now)
-        order.shipped_at = now
         assignment.status = AssignmentStatus.SHIPPED
         assignment.shipped_at = now
         assignment.carrier, assignment.tracking_number = "pickup", "collected in store"
+        last = _last_part(session, order, assignment)
+        if last:
+            move(order, OrderStatus.SHIPPED, now)
+            order.shipped_at = now
         _capture_and_earn(ctx, session, order, assignment, now)
-        mark_delivered(session, ctx, order, DeliveredHow.PICKUP, now)
+        stock.consume(session, [assignment.id])  # stock rows last (broker.locks)
+        if last:
+            mark_delivered(session, ctx, order, DeliveredHow.PICKUP, now)
         disclosed = _shown(session, actor, [order], "fulfiller handed a pickup order over", now)[order.id]
         uow.commit()
         return AssignmentView(assignment, order, disclosed)
@@ -262,7 +320,10 @@ def release_assignment(ctx: Context, actor: Actor, assignment_id: int) -> Assign
         assignment.ended_at = now
         session.flush()
         listing = session.scalar(select(Listing).where(Listing.order_id == assignment.order_id))
-        events.awarded(session, ctx, reroute(session, ctx, listing, cause=Cause.RELEASE, now=now), now)
+        # The part given back is re-planned alone; the order's other parts stay where they are.
+        for decision in reroute(session, ctx, listing, cause=Cause.RELEASE, now=now, lines=assignment.lines):
+            events.awarded(session, ctx, decision, now)
+        stock.give_back(session, [assignment.id])  # stock rows last (broker.locks)
         uow.commit()
         # Given back: where it goes is none of this retailer's business any more.
         return AssignmentView(assignment, order)
@@ -330,11 +391,16 @@ def _pickup_expired(ctx: Context, assignment_id: int, report: LapseReport) -> No
         move(order, OrderStatus.CANCELLED, now)
         order.cancelled_at = now
         events.order_closed(session, order, now)
-        assignment.status = AssignmentStatus.CANCELLED
-        assignment.ended_at = now
+        # Every part of it: the customer did not come for the order.
+        parts = list(session.scalars(lock(select(Assignment).where(
+            Assignment.order_id == order_id, Assignment.status == AssignmentStatus.ACTIVE).order_by(Assignment.id))))
+        for part in parts:
+            part.status = AssignmentStatus.CANCELLED
+            part.ended_at = now
         payment = session.scalar(lock(select(Payment).where(Payment.order_id == order_id)))
         if payment is not None:
             payments.give_back(session, ctx.payments, payment, now=now)
+        stock.give_back(session, [part.id for part in parts])  # stock rows last (broker.locks)
         uow.commit()
         report.pickups_expired += 1
 
@@ -354,18 +420,20 @@ def _lapse_one(ctx: Context, assignment_id: int, report: LapseReport) -> None:
         assignment.status = AssignmentStatus.LAPSED
         assignment.ended_at = now
         session.flush()
-        decision = reroute(session, ctx, listing, cause=Cause.LAPSE, now=now)
+        decisions = reroute(session, ctx, listing, cause=Cause.LAPSE, now=now, lines=assignment.lines)
+        stock.give_back(session, [assignment.id])  # stock rows last (broker.locks)
         events.lapsed(session, ctx, assignment, now)
-        events.awarded(session, ctx, decision, now)
+        for decision in decisions:
+            events.awarded(session, ctx, decision, now)
         uow.commit()
         report.lapsed += 1
-        if decision.winner_retailer_id is None:
+        if all(decision.winner_retailer_id is None for decision in decisions):
             report.to_manufacturer += 1
         else:
             report.to_retailers += 1
-        log.info("assignment %s lapsed; order %s re-routed by %s", assignment.id, order_id, decision.rule,
+        log.info("assignment %s lapsed; order %s re-routed by %s", assignment.id, order_id, decisions[0].rule,
                  extra={"event": "assignment.lapsed", "assignment_id": assignment.id, "order_id": order_id,
-                        "rule": str(decision.rule)})
+                        "rule": str(decisions[0].rule)})
 
 
 def _warn_due_soon(ctx: Context, rows: parking.RowsReport) -> int:

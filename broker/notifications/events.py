@@ -69,6 +69,7 @@ from broker.notifications.services import (
     send_email,
 )
 from broker.outbox.services import written_keys
+from broker.fulfilment.money import PartLine, part_lines
 from broker.orders.models import Delivery, Order, OrderLine, OrderStatus
 from broker.outbox.models import OutboxMessage
 from broker.outbox.queue import HELD, cancel, hold, release
@@ -172,9 +173,11 @@ def _confirmation(session: Session, order_id: int) -> OutboxMessage | None:
 def order_shipped(session: Session, ctx: Context, order: Order, assignment: Assignment, now: datetime) -> None:
     shipper = _fulfiller_name(session, assignment)
     send_email(session, ctx, topic="order_shipped", to=order.customer_email, template="order_shipped",
-               dedupe_key=f"order-{order.id}", now=now, name=order.customer_name, order_id=order.id,
+               # Each part of a split order is a shipment of its own, and an email.
+               dedupe_key=f"order-{order.id}" if assignment.lines is None else f"order-{order.id}-part-{assignment.id}",
+               now=now, name=order.customer_name, order_id=order.id,
                shipper=shipper, carrier=assignment.carrier, tracking_number=assignment.tracking_number,
-               lines=_lines(order.lines, order.currency), from_store=_shop(session, order))
+               lines=_lines(part_lines(order, assignment.lines), order.currency), from_store=_shop(session, order))
 
 
 def pickup_ready(session: Session, ctx: Context, order: Order, assignment: Assignment, now: datetime) -> None:
@@ -312,9 +315,11 @@ def awarded(session: Session, ctx: Context, decision: SettlementDecision, now: d
         return
     listing = session.get(Listing, decision.listing_id)
     order = session.get(Order, listing.order_id)
-    key = f"listing-{listing.id}-round-{decision.round}"
+    # Each part of a split order is an award of its own.
+    part = f"-part-{decision.part}" if decision.part else ""
+    key = f"listing-{listing.id}-round-{decision.round}{part}"
     due = _due_at(session, decision)
-    values = dict(order_id=order.id, lines=_lines(order.lines, order.currency),
+    values = dict(order_id=order.id, lines=_lines(part_lines(order, decision.lines), order.currency),
                   total=format_amount(order.total, order.currency), totals=_totals(order), area=order.area,
                   shipping_method=order.shipping_method_name,
                   pickup=order.delivery == Delivery.PICKUP, due=_when(ctx, due) if due else None,
@@ -332,7 +337,9 @@ def awarded(session: Session, ctx: Context, decision: SettlementDecision, now: d
                     key=key, now=now, distance_km=int(shown or 0), **values)
     elif order.manufacturer_id is not None:
         _to_company(session, ctx, Role.MANUFACTURER, order.manufacturer_id, topic="fallback",
-                    template="fallback_order", key=f"order-{order.id}", now=now, **values)
+                    template="fallback_order",
+                    key=f"order-{order.id}" + (f"-round-{decision.round}{part}" if decision.round or part else ""),
+                    now=now, **values)
 
 
 def deadline_warning(session: Session, ctx: Context, assignment: Assignment, now: datetime) -> None:
@@ -442,7 +449,7 @@ def _totals(order: Order) -> list[dict]:
             for line in order_totals(order, fmt=lambda amount, currency, _locale: format_amount(amount, currency))]
 
 
-def _lines(lines: Iterable[OrderLine], currency: str) -> list[dict]:
+def _lines(lines: Iterable[OrderLine | PartLine], currency: str) -> list[dict]:
     return [{"quantity": line.quantity, "name": line.name, "total": format_amount(line.line_total, currency)}
             for line in lines]
 

@@ -28,6 +28,8 @@ from broker.notifications import events
 from broker.orders import pricing
 from broker.orders.models import Delivery, Order, OrderLine, OrderStatus
 from broker.orders.pricing import PricedLine
+from broker.stock import reserve as stock
+from broker.stock import standing
 from broker.orders.rules import CANCELLABLE, move
 from broker.pagination import Page, PageRequest, paginate
 from broker.payments import holds
@@ -194,7 +196,7 @@ def _record_hold(session: Session, ctx: Context, order: Order, auth, token: str,
     payment = holds.record(session, ctx, auth, amount=order.total, currency=order.currency, order_id=order.id,
                            tax_amount=order.tax, tax_jurisdiction=order.tax_jurisdiction, now=now)
     if auth.authorized:
-        put_on_board(session, order, now)
+        put_on_board(session, ctx, order, now)
     events.order_placed(session, ctx, order, token, pickup_code, now)
     formkeys.record(session, once, {"order_id": order.id, "token": token, "pickup_code": pickup_code,
                                     "client_secret": auth.client_secret})
@@ -344,17 +346,18 @@ def shown_pickup_code(order: Order, access_token: str | None) -> str | None:
     return code if same(order.pickup_code_hash, pickup_digest(order.access_token_hash, code)) else None
 
 
-def put_on_board(session: Session, order: Order, now: datetime) -> None:
-    """The hold is in place: the order goes on the board (caller's transaction).
-    The board's price is the goods and the shipping, the fulfiller's to earn
-    (less the fee); the tax in the total is the jurisdiction's, not theirs."""
+def put_on_board(session: Session, ctx: Context, order: Order, now: datetime) -> None:
+    """The hold is in place: the order goes on the board, and the standing bids
+    it matches are placed at once (caller's transaction). The board's price is
+    the goods and the shipping, the fulfiller's to earn (less the fee); the tax
+    in the total is the jurisdiction's, not theirs."""
     move(order, OrderStatus.OPEN, now)
-    session.add(
-        new_listing(kind=ListingKind.ORDER, manufacturer_id=order.manufacturer_id, order_id=order.id,
-                    status=ListingStatus.OPEN, lat=order.ship_lat, lon=order.ship_lon, area=order.area,
-                    precision=order.location_precision, price=order.total - order.tax, currency=order.currency,
-                    listed_at=now)
-    )
+    listing = new_listing(kind=ListingKind.ORDER, manufacturer_id=order.manufacturer_id, order_id=order.id,
+                          status=ListingStatus.OPEN, lat=order.ship_lat, lon=order.ship_lon, area=order.area,
+                          precision=order.location_precision, price=order.total - order.tax, currency=order.currency,
+                          listed_at=now)
+    session.add(listing)
+    standing.place_on_listing(session, ctx, listing, now)
     events.order_on_board(session, order, now)
 
 
@@ -388,6 +391,9 @@ class OrderView:
     # The fulfilling retailer's name, for its manufacturer's pages (None: the
     # manufacturer itself, or nobody yet).
     fulfiller_name: str | None = None
+    # The order's parts as this party may see them (the customer and the
+    # manufacturer: every part still to ship or shipped; a fulfiller: its own).
+    parts: tuple[Assignment, ...] = ()
 
     def __post_init__(self):
         if self.party == Party.CUSTOMER:
@@ -445,16 +451,24 @@ def get_order(ctx: Context, actor: Actor, order_id: int, access_token: str | Non
         current = session.scalar(
             select(Assignment).where(Assignment.order_id == order.id).order_by(Assignment.id.desc()).limit(1)
         )
+        parts = _parts(session, order.id)
         payment = session.scalar(select(Payment).where(Payment.order_id == order.id))
         now = ctx.now()
         if _customer_may(order, access_token):
             store, locale = _pickup_store(session, order, current)
             return OrderView(order, Party.CUSTOMER, payment, current, True, True,
                              returns=returns_of(session, [order.id]).get(order.id, ()), pickup_store=store,
-                             locale=locale, now=now)
+                             locale=locale, now=now, parts=parts)
+        if actor.kind is ActorKind.RETAILER:
+            # A fulfiller of one part of a split order opens it through its own part.
+            mine = session.scalar(select(Assignment).where(
+                Assignment.order_id == order.id, Assignment.retailer_id == actor.id,
+                Assignment.status.in_([AssignmentStatus.ACTIVE, AssignmentStatus.SHIPPED]))
+                .order_by(Assignment.id.desc()).limit(1))
+            current = mine or current
         if actor.kind is ActorKind.MANUFACTURER and order.manufacturer_id == actor.id:
             if not _manufacturer_sees_customer(current, order.id in _request_born(session, [order.id])):
-                return OrderView(order, Party.MANUFACTURER, payment, current, False, False,
+                return OrderView(order, Party.MANUFACTURER, payment, current, False, False, parts=parts,
                                  fulfiller_name=_retailer_names(session, [current]).get(current.retailer_id)
                                  if current else None)
             returns = returns_of(session, [order.id]).get(order.id, ())
@@ -463,7 +477,7 @@ def get_order(ctx: Context, actor: Actor, order_id: int, access_token: str | Non
                                     purpose="manufacturer opened the order", now=now, order_ids=[order.id])
             uow.commit()
             return OrderView(order, Party.MANUFACTURER, payment, current, True, True, disclosed, returns,
-                             fulfiller_name=_retailer_names(session, [current]).get(current.retailer_id)
+                             parts=parts, fulfiller_name=_retailer_names(session, [current]).get(current.retailer_id)
                              if current else None)
         if (
             actor.kind is ActorKind.RETAILER
@@ -477,7 +491,8 @@ def get_order(ctx: Context, actor: Actor, order_id: int, access_token: str | Non
                                             + ((RETURN_REASON,) if returns else ())),
                                     purpose="fulfiller opened the order to ship it", now=now, order_ids=[order.id])
             uow.commit()
-            return OrderView(order, Party.FULFILLER, None, current, True, False, disclosed, returns)
+            return OrderView(order, Party.FULFILLER, None, current, True, False, disclosed, returns,
+                             parts=(current,))
         raise NotFound(f"no order {order_id}")
 
 
@@ -487,6 +502,13 @@ def _retailer_names(session: Session, assignments: list[Assignment]) -> dict[int
     ids = {a.retailer_id for a in assignments if a is not None and a.retailer_id is not None}
     return dict(session.execute(select(Retailer.id, Retailer.name).where(Retailer.id.in_(ids))).tuples().all()) \
         if ids else {}
+
+
+def _parts(session: Session, order_id: int) -> tuple[Assignment, ...]:
+    """The order's parts: the assignments still to ship or shipped, in the order made."""
+    return tuple(session.scalars(select(Assignment).where(
+        Assignment.order_id == order_id, Assignment.status.in_([AssignmentStatus.ACTIVE, AssignmentStatus.SHIPPED]))
+        .order_by(Assignment.id)))
 
 
 def _pickup_store(session: Session, order: Order, current: Assignment | None) -> tuple[Store | None, str]:
@@ -628,11 +650,15 @@ def cancel_order(ctx: Context, order_id: int, access_token: str | None, *,
         formkeys.record(session, once, {"order_id": order.id})
         if order.status not in CANCELLABLE | {OrderStatus.PAYMENT_FAILED}:
             raise Conflict(f"the order is {order.status} and can no longer be cancelled")
+        if session.scalar(select(Assignment.id).where(Assignment.order_id == order.id,
+                                                      Assignment.status == AssignmentStatus.SHIPPED).limit(1)):
+            raise Conflict("part of the order has shipped already; it can no longer be cancelled")
         now = ctx.now()
-        _close(session, order, now)
+        ended = _close(session, order, now, give_back_stock=False)
         payment = session.scalar(lock(select(Payment).where(Payment.order_id == order.id)))
         if payment is not None:
             _give_back(session, ctx, payment, now)
+        stock.give_back(session, ended)  # stock rows last (broker.locks)
         uow.commit()
         return OrderView(order, Party.CUSTOMER, payment, None, True, True)
 
@@ -678,7 +704,7 @@ def payment_changed(session: Session, ctx: Context, order: Order, payment: Payme
                     now: datetime) -> None:
     """Move an order after its payment moved (a webhook), forward only (caller's transaction)."""
     if "authorized" in changes and order.status in (OrderStatus.AWAITING_PAYMENT, OrderStatus.PAYMENT_FAILED):
-        put_on_board(session, order, now)
+        put_on_board(session, ctx, order, now)
     if "failed" in changes and order.status == OrderStatus.AWAITING_PAYMENT:
         move(order, OrderStatus.PAYMENT_FAILED, now)
     if "released" in changes and order.status in CANCELLABLE | {OrderStatus.PAYMENT_FAILED}:
@@ -690,7 +716,10 @@ def payment_changed(session: Session, ctx: Context, order: Order, payment: Payme
         events.order_closed(session, order, now)
 
 
-def _close(session: Session, order: Order, now: datetime) -> None:
+def _close(session: Session, order: Order, now: datetime, *, give_back_stock: bool = True) -> list[int]:
+    """Cancel the order, its listing and its active assignments (caller's
+    transaction); their reserved stock is given back unless the caller does it
+    after taking its other locks. Returns the assignments cancelled."""
     move(order, OrderStatus.CANCELLED, now)
     order.cancelled_at = now
     events.order_closed(session, order, now)
@@ -698,11 +727,16 @@ def _close(session: Session, order: Order, now: datetime) -> None:
     if listing is not None and listing.status == ListingStatus.OPEN:
         listing.status = ListingStatus.CLOSED
         listing.closed_at = now
+    ended = []
     for assignment in session.scalars(
         select(Assignment).where(Assignment.order_id == order.id, Assignment.status == AssignmentStatus.ACTIVE)
     ):
         assignment.status = AssignmentStatus.CANCELLED
         assignment.ended_at = now
+        ended.append(assignment.id)
+    if ended and give_back_stock:
+        stock.give_back(session, ended)
+    return ended
 
 
 def refund_order(ctx: Context, actor: Actor, order_id: int, amount: int | None = None, *,

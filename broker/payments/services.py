@@ -124,17 +124,22 @@ def fee_bps(session: Session, order: Order, default_bps: int) -> int:
 
 
 def accrue_earning(session: Session, order: Order, payment: Payment, *, owner_kind: str, owner_id: int,
-                   fee_bps_: int, now: datetime) -> Earning | None:
-    """The order is fulfilled: its fulfiller earns the captured amount, less its
-    tax (owed to the jurisdiction) and less the fee."""
+                   fee_bps_: int, now: datetime, gross: int | None = None,
+                   assignment_id: int | None = None) -> Earning | None:
+    """The order (or, with `assignment_id`, that part of it) is fulfilled: its
+    fulfiller earns the captured amount, less its tax (owed to the
+    jurisdiction) and less the fee; a part earns its `gross` share of that."""
     if payment.status != PaymentStatus.CAPTURED:
         return None
-    gross = payment.captured_amount - payment.refunded_amount - ledger.payment_tax_kept(payment)
+    if gross is None:
+        gross = payment.captured_amount - payment.refunded_amount - ledger.payment_tax_kept(payment)
     fee = gross * fee_bps_ // 10_000
     earning = Earning(order_id=order.id, kind=EarningKind.SALE, owner_kind=owner_kind, owner_id=owner_id,
                       gross=gross, fee=fee, amount=gross - fee, currency=payment.currency,
-                      status=EarningStatus.FROZEN if payment.disputed else EarningStatus.ACCRUED, created_at=now)
-    written = ledger.post(session, kind="earning", dedupe_key=f"order-{order.id}-earning", currency=payment.currency,
+                      status=EarningStatus.FROZEN if payment.disputed else EarningStatus.ACCRUED, created_at=now,
+                      assignment_id=assignment_id)
+    key = f"order-{order.id}-earning" + (f"-part-{assignment_id}" if assignment_id is not None else "")
+    written = ledger.post(session, kind="earning", dedupe_key=key, currency=payment.currency,
                           order_id=order.id, now=now,
                           lines=[(ledger.SALES, gross), (ledger.FEES, -fee),
                                  (ledger.payable(owner_kind, owner_id), -(gross - fee))])
@@ -144,17 +149,23 @@ def accrue_earning(session: Session, order: Order, payment: Payment, *, owner_ki
     return earning
 
 
-def sale_earning(session: Session, order_id: int) -> Earning | None:
-    """The order's sale earning, locked (after its order and payment: broker.locks)."""
-    return session.scalar(lock(select(Earning).where(Earning.order_id == order_id, Earning.kind == EarningKind.SALE)))
+def sale_earning(session: Session, order_id: int, assignment_id: int | None = None) -> Earning | None:
+    """The order's sale earning (of the part `assignment_id`, for an order
+    shipped in parts; else its first), locked (after its order and payment:
+    broker.locks)."""
+    stmt = select(Earning).where(Earning.order_id == order_id, Earning.kind == EarningKind.SALE)
+    if assignment_id is not None:
+        stmt = stmt.where(Earning.assignment_id == assignment_id)
+    return session.scalar(lock(stmt.order_by(Earning.id).limit(1)))
 
 
 def record_refunded(session: Session, payment: Payment, total_refunded: int, *, now: datetime,
-                    reference: str | None = None) -> int:
+                    reference: str | None = None, assignment_id: int | None = None) -> int:
     """The provider says `total_refunded` has been refunded in all; account for what is new.
 
-    The refund comes out of the fulfiller's earning and the fee in proportion. An
-    earning already paid out becomes a clawback, netted from its next payout.
+    The refund comes out of the fulfiller's earning and the fee in proportion
+    (for an order shipped in parts, the earning of the part `assignment_id`).
+    An earning already paid out becomes a clawback, netted from its next payout.
     """
     delta = min(total_refunded, payment.captured_amount) - payment.refunded_amount
     if delta <= 0 or payment.status not in (PaymentStatus.CAPTURED, PaymentStatus.REFUNDED):
@@ -168,7 +179,7 @@ def record_refunded(session: Session, payment: Payment, total_refunded: int, *, 
     if payment.refunded_amount >= payment.captured_amount:
         payment.status = PaymentStatus.REFUNDED
     key = f"payment-{payment.id}-refund-{payment.refunded_amount}"
-    earning = sale_earning(session, payment.order_id)
+    earning = sale_earning(session, payment.order_id, assignment_id)
     if earning is None or earning.gross <= 0:
         ledger.post(session, kind="refund", dedupe_key=key, currency=payment.currency, order_id=payment.order_id,
                     reference=reference, now=now,
@@ -185,7 +196,8 @@ def record_refunded(session: Session, payment: Payment, total_refunded: int, *, 
                     lines=[(account, earn_part), (ledger.FEES, fee_part), tax_line, (ledger.CASH, -delta)])
         session.add(Earning(order_id=earning.order_id, kind=EarningKind.CLAWBACK, owner_kind=earning.owner_kind,
                             owner_id=earning.owner_id, gross=-net, fee=-fee_part, amount=-earn_part,
-                            currency=earning.currency, status=EarningStatus.ACCRUED, created_at=now))
+                            currency=earning.currency, status=EarningStatus.ACCRUED, created_at=now,
+                            assignment_id=earning.assignment_id))
         return delta
     if earning.status == EarningStatus.REVERSED:
         # Reversed by a lost dispute: the dispute loss already took this money from

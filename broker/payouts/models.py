@@ -55,6 +55,8 @@ class Earning(Base):
     status: Mapped[EarningStatus] = mapped_column(String(10))
     payout_id: Mapped[int | None] = mapped_column(ForeignKey("payouts.id"), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The part it was earned on, for an order shipped in parts; None: the whole order.
+    assignment_id: Mapped[int | None] = mapped_column(ForeignKey("assignments.id"), index=True, default=None)
 
 
 class Payout(Base):

@@ -40,6 +40,7 @@ from broker.context import Context
 from broker.locks import lock
 from broker.errors import Conflict, Invalid, NotFound, Unauthenticated, Unavailable
 from broker.fulfilment.models import Assignment, AssignmentStatus
+from broker.payouts.models import Earning, EarningKind
 from broker.notifications import events
 from broker.orders.models import Order, OrderStatus
 from broker.orders.services import (
@@ -249,14 +250,21 @@ def _decided_view(session: Session, ctx: Context, actor: Actor, decision: Decisi
                      disclosed, returns)
 
 
-def refundable(payment: Payment | None) -> int:
+def refundable(payment: Payment | None, session: Session | None = None, assignment_id: int | None = None,
+               split: bool = False) -> int:
     """What accepting a return refunds: what was captured for the shipment and
-    not refunded yet. An order ships as one assignment, so that is the payment's
-    capture; an order shipped in parts captures per part, and this becomes the
-    part's."""
+    not refunded yet. An order shipped whole: the payment's capture. A part of
+    an order shipped in parts (`split`): the part's share, as its earning holds
+    it (less what was refunded of it already)."""
     if payment is None or payment.status not in (PaymentStatus.CAPTURED,):
         return 0
-    return max(payment.captured_amount - payment.refunded_amount, 0)
+    left = max(payment.captured_amount - payment.refunded_amount, 0)
+    if not split or session is None:
+        return left
+    gross = session.scalar(select(Earning.gross).where(Earning.order_id == payment.order_id,
+                                                       Earning.kind == EarningKind.SALE,
+                                                       Earning.assignment_id == assignment_id))
+    return min(max(gross or 0, 0), left)
 
 
 def accept_return(ctx: Context, actor: Actor, order_id: int, return_id: int | None = None) -> OrderView:
@@ -274,7 +282,8 @@ def accept_return(ctx: Context, actor: Actor, order_id: int, return_id: int | No
         decision = _open_return(session, actor, order_id, return_id)
         order, ret = decision.order, decision.ret
         payment = session.scalar(lock(select(Payment).where(Payment.order_id == order.id)))
-        amount = refundable(payment)
+        split = decision.assignment.lines is not None
+        amount = refundable(payment, session, decision.assignment.id, split)
         if amount <= 0:
             raise Conflict("nothing is left to refund on this order (it was refunded already): refuse the return "
                            "with a note that says so")
@@ -284,7 +293,8 @@ def accept_return(ctx: Context, actor: Actor, order_id: int, return_id: int | No
                                             idempotency_key=f"return-{ret.id}-refund")
         except PaymentError as exc:
             raise Unavailable(f"the payment provider refused the refund: {exc}") from None
-        payments.record_refunded(session, payment, payment.refunded_amount + amount, now=now, reference=reference)
+        payments.record_refunded(session, payment, payment.refunded_amount + amount, now=now, reference=reference,
+                                 assignment_id=decision.assignment.id if split else None)
         payment_changed(session, ctx, order, payment, ["refunded"], now)
         _decide(ret, actor, ReturnStatus.ACCEPTED, now, refund_amount=amount, refund_reference=reference)
         events.return_decided(session, ctx, order, ret, now=now)
@@ -364,6 +374,10 @@ def list_returns(ctx: Context, actor: Actor, page: PageRequest,
         paid = {p.order_id: p for p in session.scalars(select(Payment).where(Payment.order_id.in_(order_ids)))}
         disclosed = disclose_to(session, party_kind=actor.kind.value, party_id=actor.id, fields=[RETURN_REASON],
                                 purpose="listed the returns to decide", now=ctx.now(), order_ids=order_ids)
+        parts = {a.id: a for a in session.scalars(select(Assignment).where(
+            Assignment.id.in_(sorted({ret.assignment_id for ret, _ in found.items}))))}
+        views = [ReturnView(ret, order, refundable(paid.get(order.id), session, ret.assignment_id,
+                                                   parts[ret.assignment_id].lines is not None)
+                            if ret.status == ReturnStatus.REQUESTED else 0, disclosed) for ret, order in found.items]
         uow.commit()
-        return Page([ReturnView(ret, order, refundable(paid.get(order.id)) if ret.status == ReturnStatus.REQUESTED
-                                else 0, disclosed) for ret, order in found.items], found.total)
+        return Page(views, found.total)

@@ -61,6 +61,9 @@ class Rule(enum.StrEnum):
     ONLY_ELIGIBLE_BID = "only_eligible_bid"
     NO_BIDS = "no_bids"
     NO_ELIGIBLE_BIDS = "no_eligible_bids"
+    # A plan of several parts: no eligible bidder could fill the whole order,
+    # so the fewest bidders that could fill it between them each ship a part.
+    FEWEST_SHIPMENTS = "fewest_shipments"
 
 
 class FulfillerKind(enum.StrEnum):
@@ -69,14 +72,18 @@ class FulfillerKind(enum.StrEnum):
 
 
 class SettlementDecision(Base):
-    """Who got a listing and why. Round 0 is the settlement; later rounds re-route it.
+    """Who got (a part of) a listing and why. Round 0 is the settlement; later
+    rounds re-route a part that was given back.
 
-    `(listing_id, round)` is unique, so however many processes race, a listing is
-    awarded once per round.
+    An order settled as a plan of several parts has one decision per part, all
+    in one round, numbered by `part` (0, 1, ...); a re-planned part's decisions
+    take the next round. `(listing_id, round, part)` is unique, and every plan
+    has a part 0, so however many processes race, a listing is awarded once
+    per round.
     """
 
     __tablename__ = "settlement_decisions"
-    __table_args__ = (UniqueConstraint("listing_id", "round"),)
+    __table_args__ = (UniqueConstraint("listing_id", "round", "part"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id"))
@@ -91,3 +98,7 @@ class SettlementDecision(Base):
     # [{retailer_id, store_id, bid_id, distance_km, eligible, reason, score, bid_at}]
     candidates: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    part: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The order lines this part covers ([{"line_id", "quantity"}]); None: the
+    # whole order (every decision before plans, and every one-part plan).
+    lines: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=None)

@@ -236,7 +236,9 @@ def _counts(session, run_ids: list[int], scope) -> dict[int, tuple[int, int, int
     rows = session.execute(
         select(SettlementDecision.run_id, func.count(), func.sum(retailer))
         .join(Listing, Listing.id == SettlementDecision.listing_id)
-        .where(SettlementDecision.run_id.in_(run_ids), scope)
+        # A listing settled in parts counts once, by its first part (a retailer's,
+        # if any retailer has one: the manufacturer's part comes last).
+        .where(SettlementDecision.run_id.in_(run_ids), SettlementDecision.part == 0, scope)
         .group_by(SettlementDecision.run_id)
     )
     return {run_id: (n, int(r or 0), n - int(r or 0)) for run_id, n, r in rows}
@@ -258,7 +260,7 @@ def run_report(ctx: Context, actor: Actor, run_id: int) -> RunReport:
         by_rule = {rule: n for rule, n in session.execute(
             select(SettlementDecision.rule, func.count())
             .join(Listing, Listing.id == SettlementDecision.listing_id)
-            .where(*in_run).group_by(SettlementDecision.rule)
+            .where(*in_run, SettlementDecision.part == 0).group_by(SettlementDecision.rule)
         )}
         shares = [
             RetailerShare(rid, name, n, round(float(avg), 3))

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
 import gc
+import json
 import logging
 import os
 import socket
@@ -70,7 +72,7 @@ from broker.db import UTCDateTime
 from broker.errors import Invalid
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.notifications import events
-from broker.orders.models import Delivery, Order, OrderStatus
+from broker.orders.models import Delivery, Order, OrderLine, OrderStatus
 from broker.orders.rules import check_move
 from broker.parking import services as parking
 from broker.payments import services as payments
@@ -84,7 +86,18 @@ from broker.settlement.models import (
     SettlementDecision,
     SettlementRun,
 )
-from broker.settlement.rules import Candidate, Choice, choose, eligibility, records_json
+from broker.settlement.rules import (
+    Candidate,
+    Choice,
+    Part,
+    Plan,
+    PlanLine,
+    choose,
+    eligibility,
+    plan,
+    records_json,
+)
+from broker.stock import reserve as stock
 from broker.settlement.schedule import previous_fire
 from broker.settlement.scope import SettlementScope, parse_shard
 
@@ -111,9 +124,9 @@ class SettlementReport:
     # and left out of every run until the operator puts them back.
     parked: list[int] = dataclasses.field(default_factory=list)
 
-    def count(self, choice: Choice) -> None:
+    def count(self, choice: Choice | Plan) -> None:
         self.settled += 1
-        if choice.winner is None:
+        if not (choice.winners if isinstance(choice, Plan) else choice.winner):
             self.to_manufacturer += 1
         else:
             self.to_retailers += 1
@@ -169,7 +182,7 @@ def candidates_for(session: Session, listings: Sequence, exclude: dict[int, set[
     rows = conn.execute(
         select(Bid.id, Bid.listing_id, Bid.retailer_id, Bid.store_id, Bid.exact_distance_km, Bid.cell_distance_km,
                Bid.price, Bid.created_at, and_(Store.is_open, Store.retailer_id == Bid.retailer_id),
-               Store.service_radius_km)
+               Store.service_radius_km, Bid.lines)
         .join(Store, Store.id == Bid.store_id)
         .where(*active_bid)
     ).all()
@@ -192,7 +205,7 @@ def candidates_for(session: Session, listings: Sequence, exclude: dict[int, set[
     unscored = {row[2] for row in rows} - scores.keys()
     if unscored:
         scores.update(fulfilment_scores(session, unscored, now=now))
-    for bid_id, listing_id, retailer_id, store_id, km, cell_km, price, bid_at, store_open, radius in rows:
+    for bid_id, listing_id, retailer_id, store_id, km, cell_km, price, bid_at, store_open, radius, lines in rows:
         if exclude and retailer_id in exclude.get(listing_id, ()):
             continue
         maker = makers[listing_id]
@@ -205,9 +218,60 @@ def candidates_for(session: Session, listings: Sequence, exclude: dict[int, set[
                              authorised=maker is None or (maker, retailer_id) in dealers,
                              store_open=store_open, distance_km=cell_km, radius_km=radius)
         by_listing[listing_id].append(
-            Candidate(bid_id, retailer_id, store_id, km, scores[retailer_id], bid_at, not reason, reason, price)
+            Candidate(bid_id, retailer_id, store_id, km, scores[retailer_id], bid_at, not reason, reason, price,
+                      _bid_lines(lines))
         )
     return by_listing
+
+
+def _bid_lines(lines) -> tuple[tuple[int, int], ...] | None:
+    if lines is None:
+        return None
+    if isinstance(lines, str):  # a JSON column read through a Core row on some drivers
+        import json
+        lines = json.loads(lines)
+    return tuple((int(line["line_id"]), int(line["quantity"])) for line in lines)
+
+
+def order_lines(session: Session, order_ids: Iterable[int]) -> dict[int, list[PlanLine]]:
+    """Each order's lines as plans see them."""
+    found: dict[int, list[PlanLine]] = {}
+    ids = list(order_ids)
+    if not ids:
+        return found
+    conn = _core(session)
+    for order_id, line_id, sku, quantity in conn.execute(
+            select(OrderLine.order_id, OrderLine.id, OrderLine.sku, OrderLine.quantity)
+            .where(_among(OrderLine.order_id, ids, conn)).order_by(OrderLine.id)):
+        found.setdefault(order_id, []).append(PlanLine(line_id, sku, quantity))
+    return found
+
+
+def _part_lines(plan: Plan, part: Part, whole_order: bool) -> list[dict] | None:
+    """What a decision and its assignment record of the part: None when it is the
+    whole order (as every award before plans was)."""
+    if whole_order and plan.whole:
+        return None
+    return [{"line_id": line_id, "quantity": quantity} for line_id, quantity in part.lines]
+
+
+def _decision_values(listing_id: int, plan: Plan, *, round: int, cause: Cause, run_id: int | None, now: datetime,
+                     whole_order: bool) -> list[dict]:
+    """The decisions that record a plan, one per part: the one shape both the
+    batch path (`_award_orders`) and the one-listing path (`_award_plan`) write."""
+    records = [c.as_record() for c in plan.candidates]
+    rows = []
+    for number, part in enumerate(plan.parts):
+        winner = part.candidate
+        rows.append(dict(
+            listing_id=listing_id, round=round, part=number, run_id=run_id, cause=cause, rule=plan.rule,
+            fulfiller_kind=FulfillerKind.RETAILER if winner else FulfillerKind.MANUFACTURER,
+            winner_retailer_id=winner.retailer_id if winner else None,
+            winner_store_id=winner.store_id if winner else None,
+            winner_distance_km=winner.distance_km if winner else None,
+            candidates=records, decided_at=now, lines=_part_lines(plan, part, whole_order),
+        ))
+    return rows
 
 
 def award(session: Session, ctx: Context, listing: Listing, choice: Choice, *, round: int, cause: Cause,
@@ -262,11 +326,12 @@ def _due_at(ctx: Context, delivery: Delivery, now: datetime, ship_within_hours: 
     return now + timedelta(hours=hours)
 
 
-def _award_orders(session: Session, ctx: Context, awards: Sequence[tuple[Row, Choice]], orders: dict[int, Row],
-                  held: dict[int, Payment], *, now: datetime, run_id: int) -> None:
-    """`award` for a batch's order listings at once, in a fixed number of
-    statements: the decisions inserted in bulk, their assignments made from them
-    by one INSERT ... SELECT, the listings and the orders each moved by one UPDATE.
+def _award_orders(session: Session, ctx: Context, awards: Sequence[tuple[Row, Plan, list[PlanLine]]],
+                  orders: dict[int, Row], held: dict[int, Payment], *, now: datetime, run_id: int) -> None:
+    """`_award_plan` for a batch's order listings at once, in a fixed number of
+    statements: the decisions (one per part, `_decision_values`) inserted in
+    bulk, their assignments made from them by one INSERT ... SELECT, the stock
+    they use reserved, the listings and the orders each moved by one UPDATE.
 
     A run makes tens of thousands of these rows: built and flushed one by one as
     ORM objects, they were most of its time.
@@ -274,55 +339,71 @@ def _award_orders(session: Session, ctx: Context, awards: Sequence[tuple[Row, Ch
     if not awards:
         return
     decisions: list[tuple] = []
-    for listing, choice in awards:
+    reserving: dict[int, list[tuple[int, str, int]]] = {}  # listing -> [(part, sku, quantity)]
+    for listing, decided, lines in awards:
         order = orders[listing.order_id]
         check_move(order.id, order.status, OrderStatus.AWARDED)
         payment = held.get(order.id)
         if payment is not None:
             _capture_if_hold_too_short(session, ctx, payment,
                                        _due_at(ctx, order.delivery, now, order.ship_within_hours), now)
-        winner = choice.winner
-        decisions.append((
-            listing.id, 0, run_id, Cause.SETTLEMENT.value, choice.rule.value,
-            (FulfillerKind.RETAILER if winner else FulfillerKind.MANUFACTURER).value,
-            winner.retailer_id if winner else None, winner.store_id if winner else None,
-            winner.distance_km if winner else None, records_json(choice.candidates), now,
-        ))
-    listing_ids = [listing.id for listing, _ in awards]
+        records = records_json(decided.candidates)
+        for values in _decision_values(listing.id, decided, round=0, cause=Cause.SETTLEMENT, run_id=run_id, now=now,
+                                       whole_order=True):
+            decisions.append(tuple(
+                records if name == "candidates" else
+                (None if values["lines"] is None else json.dumps(values["lines"])) if name == "lines" else
+                values[name].value if isinstance(values[name], enum.Enum) else values[name]
+                for name in _DECISION_COLUMNS))
+        skus = {line.line_id: line.sku for line in lines}
+        for number, part in enumerate(decided.parts):
+            if part.candidate is not None and decided.uses(lines):
+                reserving.setdefault(listing.id, []).extend(
+                    (number, skus[line_id], quantity) for line_id, quantity in part.lines)
+    listing_ids = [listing.id for listing, _, _ in awards]
     conn = _core(session)
     # No ids come back: fetching them doubles the insert's time, and the
     # assignments below find their decisions by (listing, round) instead.
     _insert_rows(conn, SettlementDecision.__table__, _DECISION_COLUMNS, decisions)
     decision = SettlementDecision.__table__.c
     # One branch per shipping window in the batch (a store has a few methods).
-    windows = sorted({orders[listing.order_id].ship_within_hours for listing, _ in awards} - {None})
+    windows = sorted({orders[listing.order_id].ship_within_hours for listing, *_ in awards} - {None})
     due_at = case((Order.delivery == Delivery.PICKUP, literal(_due_at(ctx, Delivery.PICKUP, now), UTCDateTime)),
                   *[(Order.ship_within_hours == hours, literal(_due_at(ctx, Delivery.SHIP, now, hours), UTCDateTime))
                     for hours in windows],
                   else_=literal(_due_at(ctx, Delivery.SHIP, now), UTCDateTime))
     conn.execute(insert(Assignment.__table__).from_select(
         ["order_id", "decision_id", "manufacturer_id", "fulfiller_kind", "retailer_id", "store_id", "status",
-         "assigned_at", "due_at"],
+         "assigned_at", "due_at", "lines"],
         select(Listing.order_id, decision.id, Listing.manufacturer_id, decision.fulfiller_kind,
                decision.winner_retailer_id, decision.winner_store_id, literal(AssignmentStatus.ACTIVE, String),
-               literal(now, UTCDateTime), due_at)
+               literal(now, UTCDateTime), due_at, decision.lines)
         .join(Listing, Listing.id == decision.listing_id)
         .join(Order, Order.id == Listing.order_id)
         .where(_among(decision.listing_id, listing_ids, conn), decision.round == 0)
         .order_by(decision.id)
     ))
+    if reserving:
+        made = {(listing_id, part): (assignment_id, store_id) for listing_id, part, assignment_id, store_id in
+                conn.execute(select(decision.listing_id, decision.part, Assignment.id, Assignment.store_id)
+                             .join(Assignment, Assignment.decision_id == decision.id)
+                             .where(_among(decision.listing_id, list(reserving), conn), decision.round == 0))}
+        stock.reserve_many(session, [(*made[(listing_id, part)], sku, quantity)
+                                     for listing_id, rows in reserving.items() for part, sku, quantity in rows])
     conn.execute(
         update(Listing.__table__).where(_among(Listing.__table__.c.id, listing_ids, conn))
         .values(status=ListingStatus.AWARDED, closed_at=now, settlement_run_id=run_id)
     )
     conn.execute(
-        update(Order.__table__).where(_among(Order.__table__.c.id, [listing.order_id for listing, _ in awards], conn))
+        update(Order.__table__).where(_among(Order.__table__.c.id, [listing.order_id for listing, _, _ in awards],
+                                             conn))
         .values(status=OrderStatus.AWARDED, updated_at=now)
     )
 
 
-_DECISION_COLUMNS = ("listing_id", "round", "run_id", "cause", "rule", "fulfiller_kind", "winner_retailer_id",
-                     "winner_store_id", "winner_distance_km", "candidates", "decided_at")
+_DECISION_COLUMNS = ("listing_id", "round", "part", "run_id", "cause", "rule", "fulfiller_kind",
+                     "winner_retailer_id", "winner_store_id", "winner_distance_km", "candidates", "decided_at",
+                     "lines")
 
 
 def _insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: list[tuple]) -> None:
@@ -587,15 +668,24 @@ def _settle_batch(ctx: Context, batches: _Batches, *, claimed: list[int] | None 
             .with_for_update()
         )}
         batch = SettlementReport(run_id=run_id, as_of=report.as_of, dry_run=False)
+        lines = order_lines(session, order_ids)
+        # What each bidder's store may still be awarded, locked: plans in this
+        # batch draw it down as they are made, so no store is awarded more than it has.
+        available = stock.available(session, ctx, [c for cs in candidates.values() for c in cs],
+                                    [line for ls in lines.values() for line in ls], now=now)
         awards = []
         for listing in listings:
             if listing.kind == ListingKind.REQUEST:
                 _settle_request(session, ctx, session.get_one(Listing, listing.id), candidates[listing.id], now,
                                 run_id, batch)
                 continue
-            choice = choose(candidates[listing.id])
-            awards.append((listing, choice))
-            batch.count(choice)
+            mine = lines.get(listing.order_id, [])
+            decided = plan(mine, candidates[listing.id], available)
+            for key, quantity in decided.uses(mine).items():
+                if key in available:
+                    available[key] -= quantity
+            awards.append((listing, decided, mine))
+            batch.count(decided)
         _award_orders(session, ctx, awards, orders, held, now=now, run_id=run_id)
         session.execute(
             update(SettlementRun)
@@ -641,17 +731,33 @@ def _plan(ctx: Context, cutoff: datetime, scope: SettlementScope | None, report:
         for start in range(0, len(listings), ctx.settings.settle_batch_size):
             chunk = listings[start:start + ctx.settings.settle_batch_size]
             candidates = candidates_for(uow.session, chunk, now=ctx.now(), scores=scores)
+            lines = order_lines(uow.session, [l.order_id for l in chunk if l.order_id is not None])
+            available = stock.available(uow.session, ctx, [c for cs in candidates.values() for c in cs],
+                                        [line for ls in lines.values() for line in ls], now=ctx.now())
             for listing in chunk:
-                choice = choose(candidates[listing.id], prefers.get(listing.id, "nearest"))
-                if listing.kind == ListingKind.REQUEST and choice.winner is None:
-                    continue
-                report.count(choice)
+                if listing.kind == ListingKind.REQUEST:
+                    choice = choose(candidates[listing.id], prefers.get(listing.id, "nearest"))
+                    if choice.winner is None:
+                        continue
+                    winners: tuple[Candidate, ...] = (choice.winner,)
+                    rule = choice.rule
+                    report.count(choice)
+                else:
+                    mine = lines.get(listing.order_id, [])
+                    decided = plan(mine, candidates[listing.id], available)
+                    for key, quantity in decided.uses(mine).items():
+                        if key in available:
+                            available[key] -= quantity
+                    winners, rule = decided.winners, decided.rule
+                    report.count(decided)
+                first = winners[0] if winners else None
                 report.decisions.append({
                     "listing_id": listing.id,
-                    "fulfiller": "retailer" if choice.winner else "manufacturer",
-                    "retailer_id": choice.winner.retailer_id if choice.winner else None,
-                    "distance_km": choice.winner.distance_km if choice.winner else None,
-                    "rule": choice.rule.value,
+                    "fulfiller": "retailer" if first else "manufacturer",
+                    "retailer_id": first.retailer_id if first else None,
+                    "distance_km": first.distance_km if first else None,
+                    "rule": rule.value,
+                    "parts": max(len(winners), 1),
                 })
 
 
@@ -702,23 +808,67 @@ def _close_run(ctx: Context, run_id: int, report: SettlementReport, error: str |
         uow.commit()
 
 
-def reroute(session: Session, ctx: Context, listing: Listing, *, cause: Cause, now: datetime) -> SettlementDecision:
-    """Give an order whose winner let it go to the next-nearest eligible bidder
-    that has not held it yet, else to the manufacturer (caller's transaction)."""
-    held = set(
+def reroute(session: Session, ctx: Context, listing: Listing, *, cause: Cause, now: datetime,
+            lines: Sequence[dict] | None = None) -> list[SettlementDecision]:
+    """Re-plan a part whose winner let it go (`lines`, as its assignment holds
+    them; None: the whole order), alone: it goes to the next-nearest eligible
+    bidders that have not given this order back, split as few ways as they
+    must, else to the manufacturer (caller's transaction). The order's other
+    parts are not touched."""
+    gave_back = set(
         session.scalars(
             select(Assignment.retailer_id).where(
-                Assignment.order_id == listing.order_id, Assignment.retailer_id.is_not(None)
+                Assignment.order_id == listing.order_id, Assignment.retailer_id.is_not(None),
+                Assignment.status.in_([AssignmentStatus.RELEASED, AssignmentStatus.LAPSED]),
             )
         )
     )
-    candidates = candidates_for(session, [listing], exclude={listing.id: held}, now=now)[listing.id]
+    candidates = candidates_for(session, [listing], exclude={listing.id: gave_back}, now=now)[listing.id]
     last_round = session.scalar(
         select(func.max(SettlementDecision.round)).where(SettlementDecision.listing_id == listing.id)
     )
     payment = session.scalar(select(Payment).where(Payment.order_id == listing.order_id).with_for_update())
-    return award(session, ctx, listing, choose(candidates), round=(last_round or 0) + 1,
-                 cause=cause, now=now, payment=payment)
+    everything = order_lines(session, [listing.order_id]).get(listing.order_id, [])
+    if lines is None:
+        wanted = everything
+    else:
+        quantities = {int(line["line_id"]): int(line["quantity"]) for line in lines}
+        wanted = [line._replace(quantity=quantities[line.line_id]) for line in everything
+                  if line.line_id in quantities]
+    available = stock.available(session, ctx, candidates, wanted, now=now)
+    decided = plan(wanted, candidates, available)
+    return _award_plan(session, ctx, listing, decided, wanted, round=(last_round or 0) + 1, cause=cause, now=now,
+                       payment=payment, whole_order=lines is None)
+
+
+def _award_plan(session: Session, ctx: Context, listing: Listing, decided: Plan, lines: Sequence[PlanLine], *,
+                round: int, cause: Cause, now: datetime, payment: Payment | None, whole_order: bool,
+                run_id: int | None = None) -> list[SettlementDecision]:
+    """Record a plan and hand each part to its fulfiller, reserving the stock it
+    uses (in the caller's transaction)."""
+    order = session.get(Order, listing.order_id)
+    due_at = _due_at(ctx, order.delivery, now, order.ship_within_hours)
+    if payment is not None:
+        _capture_if_hold_too_short(session, ctx, payment, due_at, now)
+    skus = {line.line_id: line.sku for line in lines}
+    decisions = []
+    for values in _decision_values(listing.id, decided, round=round, cause=cause, run_id=run_id, now=now,
+                                   whole_order=whole_order):
+        decision = SettlementDecision(**values)
+        assignment = Assignment(
+            order_id=listing.order_id, decision=decision, manufacturer_id=listing.manufacturer_id,
+            fulfiller_kind=decision.fulfiller_kind, retailer_id=decision.winner_retailer_id,
+            store_id=decision.winner_store_id, status=AssignmentStatus.ACTIVE, assigned_at=now, due_at=due_at,
+            lines=values["lines"],
+        )
+        session.add(assignment)
+        decisions.append(decision)
+        if decision.winner_store_id is not None:
+            session.flush()
+            part = decided.parts[values["part"]]
+            stock.reserve(session, assignment.id, decision.winner_store_id,
+                          [(skus[line_id], quantity) for line_id, quantity in part.lines], now=now)
+    return decisions
 
 
 def settle_as(ctx: Context, actor: Actor, *, as_of: datetime | None = None) -> SettlementReport:

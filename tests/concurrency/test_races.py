@@ -477,3 +477,61 @@ def test_double_submitted_invitation_is_one_email(database):
             assert uow.session.scalar(select(func.count()).select_from(OutboxMessage).where(
                 OutboxMessage.topic == "email.dealer_invitation", OutboxMessage.payload["to"].as_string() == address)) == 1
 
+
+
+def test_stock_changes_racing_place_one_standing_bid_and_never_500(database):
+    """Eight stock feeds at once for a store with a standing bid and an order in
+    reach: one bid (ON CONFLICT DO NOTHING), every feed answered."""
+    from broker.board.models import Bid
+    from broker.stock import services as stock
+
+    world = World(make_ctx(database, START))
+    app = make_app(world.ctx)
+    maker = world.manufacturer(products=[("BIKE", 5000)])
+    for round_ in range(ROUNDS):
+        shop = world.retailer(north_of(HERE, 1), dealer_of=[maker])
+        stock.create_standing_bid(world.ctx, shop.actor, stock.NewStandingBid(max_distance_km=25))
+        placed = world.order(maker, sku="BIKE")
+
+        def feed(n):
+            def call():
+                response = app.test_client().patch(f"{API}/stores/{shop.store_id}/stock", headers=bearer(shop.key),
+                                                   json={"items": [{"sku": "BIKE", "quantity": n}]})
+                return response.status_code, response.get_json(silent=True), dict(response.headers)
+            return call
+
+        results = at_once([feed(n) for n in range(1, THREADS + 1)])
+        assert statuses(results) == Counter({200: THREADS}), results
+        # This round's order and the earlier rounds' (still open): each bid on once, by one of the feeds.
+        assert sum(body["standing_bids_placed"] for _, body, _ in results) == round_ + 1
+        with world.ctx.uow() as uow:
+            assert uow.session.scalar(select(func.count()).select_from(Bid).where(Bid.retailer_id == shop.id)) == \
+                round_ + 1
+            assert uow.session.scalar(select(func.count()).select_from(Bid).where(
+                Bid.retailer_id == shop.id, Bid.listing_id == world.listing_id(placed.order.id))) == 1
+
+
+def test_two_settlement_runs_at_once_never_award_a_store_more_than_its_stock(database):
+    """A store with one bike bids on four bike orders; two runs settle at once,
+    one listing a batch: the store wins one, the rest go to the next bidder."""
+    import dataclasses
+
+    from broker.stock import services as stock
+
+    base = make_ctx(database, START)
+    world = World(dataclasses.replace(base, settings=dataclasses.replace(base.settings, settle_batch_size=1)))
+    maker = world.manufacturer(products=[("BIKE", 5000)])
+    near = world.retailer(north_of(HERE, 1), dealer_of=[maker])
+    far = world.retailer(north_of(HERE, 9), dealer_of=[maker])
+    stock.set_stock(world.ctx, near.actor, near.store_id, [stock.StockItem("BIKE", 1)], snapshot=True)
+    placed = [world.order(maker, sku="BIKE") for _ in range(4)]
+    for p in placed:
+        world.bid(near, p.order.id)
+        world.bid(far, p.order.id)
+    later = dataclasses.replace(world.ctx, clock=FrozenClock(START + timedelta(hours=13)))
+    results = at_once([lambda: settle(later), lambda: settle(later)])
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    with world.ctx.uow() as uow:
+        winners = Counter(uow.session.scalars(select(Assignment.retailer_id).where(
+            Assignment.order_id.in_([p.order.id for p in placed]))))
+    assert winners == Counter({near.id: 1, far.id: 3})

@@ -64,7 +64,8 @@ def test_the_whole_loop(client, clock):
         text = boards[name].get_data(as_text=True)
         [listing] = boards[name].get_json()
         assert listing["kind"] == "order" and listing["price"] == 189900
-        assert listing["items"] == [{"sku": "NW-ROAD", "name": "Road bike", "quantity": 1}]
+        assert listing["items"] == [{"line_id": listing["items"][0]["line_id"], "sku": "NW-ROAD", "name": "Road bike",
+                                     "quantity": 1}]
         assert listing["area"].startswith("San Francisco")
         for secret in ("Grace", "Hopper", "grace@navy.example", "Cobol"):
             assert secret not in text

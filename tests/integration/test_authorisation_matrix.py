@@ -51,6 +51,7 @@ from broker.personal import services as personal
 from broker.returns import services as returns
 from broker.settlement.services import settle
 from broker.shipping import services as shipping
+from broker.stock import services as stock
 from tests.conftest import ADMIN_TOKEN, START, make_settings
 from tests.factories import HERE, north_of
 
@@ -124,6 +125,7 @@ class World:
     offer: dict[str, int] = dataclasses.field(default_factory=dict)  # R1, R3 -> bid id on Q
     pickup_code: str = ""
     run_id: int = 0
+    standing_bid: int = 0  # R1's
 
 
 def build_world(ctx: Context, clock: FrozenClock) -> World:
@@ -212,6 +214,7 @@ def build_world(ctx: Context, clock: FrozenClock) -> World:
     w.offer["R1"] = bid("R1", w.listing_of["Q"], R1_OFFER)
     w.offer["R3"] = bid("R3", w.listing_of["Q"], R3_OFFER)
     clock.now = NOW
+    w.standing_bid = stock.create_standing_bid(ctx, actors["R1"], stock.NewStandingBid(max_distance_km=10)).rule.id
     return w
 
 
@@ -341,6 +344,15 @@ MATRIX: dict[tuple[str, str], list[Target]] = {
         "name": "Annex", "location": LOC, "service_radius_km": 10})],
     ("PATCH", "/stores/{store_id}"): [T("R1's store", {"retailer"}, lambda w: {"store_id": w.store_of["R1"]},
                                         body=lambda w: {"service_radius_km": 20})],
+    ("GET", "/stores/{store_id}/stock"): [T("R1's store", {"retailer"}, lambda w: {"store_id": w.store_of["R1"]})],
+    ("PUT", "/stores/{store_id}/stock"): [T("R1's store", {"retailer"}, lambda w: {"store_id": w.store_of["R1"]},
+                                            body=lambda w: {"items": [{"sku": "M1-1", "quantity": 2}]})],
+    ("PATCH", "/stores/{store_id}/stock"): [T("R1's store", {"retailer"}, lambda w: {"store_id": w.store_of["R1"]},
+                                              body=lambda w: {"items": [{"sku": "M1-2", "quantity": 1}]})],
+    ("GET", "/standing-bids"): [T("own", RETAILERS)],
+    ("POST", "/standing-bids"): [T("new", RETAILERS, body=lambda w: {"max_distance_km": 10})],
+    ("DELETE", "/standing-bids/{rule_id}"): [T("R1's", {"retailer"}, lambda w: {"rule_id": w.standing_bid})],
+    ("GET", "/dealer-stock"): [T("own", MANUFACTURERS)],
     ("GET", "/dealers"): [T("own", MANUFACTURERS)],
     ("POST", "/dealers"): [T("free retailer", MANUFACTURERS, body=lambda w: {"retailer_id": w.ids["R4"]})],
     ("DELETE", "/dealers/{retailer_id}"): [T("R1, M1's dealer", {"manufacturer"},
