@@ -45,7 +45,7 @@ class Requests(MethodView):
             expires_at=data.get("expires_at"), callback_url=data.get("callback_url"), contact=data.get("contact"),
         )
         posted = services.post_request(broker_context(), cmd)
-        view = services.RequestView(posted.request, [], posted.payment, None, posted.closes_at)
+        view = services.RequestView(posted.request, [], posted.payment, None, closes_at=posted.closes_at)
         out = present.personal_request(view)
         out["access_token"] = posted.access_token
         out["payment"]["client_secret"] = posted.client_secret

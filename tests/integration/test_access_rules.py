@@ -291,7 +291,7 @@ class TestManufacturersAreSeparate:
 # --- the board: nothing about who, only where one may bid --------------------
 
 BOARD_ITEM_FIELDS = {"id", "kind", "items", "price", "currency", "distance_km", "store_id", "area", "precision",
-                     "closes_at", "my_bid"}
+                     "closes_at", "my_bid", "delivery", "shipping_method", "ship_within_hours"}
 
 
 def assert_no_personal_data(text: str) -> None:

@@ -54,7 +54,7 @@ def _refused(resp, field: str) -> None:
     if resp.status_code == 422 and resp.mimetype == "application/problem+json":
         assert field in resp.get_json()["errors"], resp.get_json()
     elif resp.status_code == 422:
-        assert "email address" in resp.get_data(as_text=True)
+        assert "email address" in resp.get_data(as_text=True), resp.get_data(as_text=True)
 
 
 def test_the_rule_refuses_the_table_and_keeps_a_good_address():

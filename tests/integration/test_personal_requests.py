@@ -332,7 +332,7 @@ class TestPages:
         item = board(client, near).get_json()[0]
         assert item["max_price"] == 4550
         # The board and the customer's page close the request at the same moment.
-        closes = re.search(r'id="closes">Offers close <time datetime="([^"]+)"', client.get(follow).get_data(
+        closes = re.search(r'id="closes">Offers close <time[^>]* datetime="([^"]+)"', client.get(follow).get_data(
             as_text=True)).group(1)
         assert datetime.fromisoformat(closes) == datetime.fromisoformat(item["closes_at"])
         offer(client, near, item["id"], 4000)

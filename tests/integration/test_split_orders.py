@@ -250,14 +250,14 @@ class TestMoneyPerPart:
                             helmets.id: (10000, 1000, 9000, helmet_part.id)}
         assert ledger.check(session).ok
 
-    def test_ledger_balances_after_split_shipments_a_partial_return_and_a_payout(self, split, ctx, clock, session):
+    def test_ledger_balances_after_split_shipments_a_partial_return_and_a_payout(self, split, world, ctx, clock, session):
         bikes, helmets, placed = split
         clock.now = LATER
         settle(ctx)
         bike_part, helmet_part = parts_of(session, placed.order.id)
         ship(ctx, bikes, bike_part)
         ship(ctx, helmets, helmet_part)
-        payouts.connect(ctx, bikes.actor, email="bikes@example.com")
+        world.payouts_ready(bikes.actor, email="bikes@example.com")
         assert payouts.run_payouts(ctx).amount == {"USD": 81000}
         returns.request_return(ctx, placed.order.id, placed.access_token, "Too small", assignment_id=helmet_part.id)
         returns.accept_return(ctx, helmets.actor, placed.order.id)

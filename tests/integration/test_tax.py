@@ -298,7 +298,7 @@ class TestRequests:
         [offer] = client.get(f"{API}/requests/{posted['id']}", headers=token).get_json()["offers"]
         assert (offer["price"], offer["goods"], offer["shipping"], offer["tax"]) == (10900, 9200, 900, 800)
         page = client.get(f"/requests/{posted['id']}/{posted['access_token']}", follow_redirects=True)
-        assert b"goods 92.00 USD" in page.data and b"shipping 9.00 USD" in page.data
+        assert b"goods $92.00" in page.data and b"shipping $9.00" in page.data
 
         accepted = client.post(f"{API}/requests/{posted['id']}/accept", headers=token,
                                json={"bid_id": offer["bid_id"]}).get_json()
