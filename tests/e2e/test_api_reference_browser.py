@@ -87,7 +87,7 @@ def test_an_integrator_reads_the_reference_and_an_operations_examples(server, br
         expect(body).to_contain_text('"sku": "NW-HELMET"')
         answers = place.locator(".responses-wrapper")
         created = answers.locator('tr.response[data-code="201"]')
-        expect(created).to_contain_text('"total": 12800')
+        expect(created).to_contain_text('"subtotal": 12800')
         expect(created).to_contain_text('"access_token"')
         expect(answers.locator('tr.response[data-code="402"]')).to_contain_text("card was declined")
         expect(answers.locator('tr.response[data-code="429"]')).to_contain_text("30 a minute")
