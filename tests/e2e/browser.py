@@ -95,3 +95,22 @@ def watched_page(browser, *, any_console_error: bool = True, width: int = 1280, 
     finally:
         context.close()
     assert not errors, f"the pages reported errors: {errors}"
+
+
+def sideways_overflow(page) -> int:
+    """How many pixels the page scrolls sideways (0 or less: it fits)."""
+    return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+
+def assert_no_sideways_scrolling(page) -> None:
+    overflow = sideways_overflow(page)
+    assert overflow <= 0, f"{page.url} scrolls sideways by {overflow}px"
+
+
+def serious_axe_violations(page) -> list[str]:
+    """axe-core's serious and critical violations on the page, one line each."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [f"{v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']][:5]}"
+            for v in results.response["violations"] if v["impact"] in ("serious", "critical")]

@@ -21,6 +21,8 @@ from broker.config import Settings
 from broker.context import Context
 from broker.migrate import upgrade
 from tests.e2e.browser import SKIP_WITHOUT_BROWSER, Server, chromium, expect, watched_page
+from tests.e2e.browser import assert_no_sideways_scrolling as _no_sideways_scrolling
+from tests.e2e.browser import serious_axe_violations as _serious_axe_violations
 
 pytestmark = SKIP_WITHOUT_BROWSER
 
@@ -45,19 +47,6 @@ def browser(server):
     """Depends on `server` so that it closes before the server stops."""
     with chromium() as browser:
         yield browser
-
-
-def _no_sideways_scrolling(page) -> None:
-    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-    assert overflow <= 0, f"the page scrolls sideways by {overflow}px"
-
-
-def _serious_axe_violations(page) -> list[str]:
-    from axe_playwright_python.sync_playwright import Axe
-
-    results = Axe().run(page)
-    return [f"{v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']][:5]}"
-            for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
 
 
 @pytest.mark.parametrize("width", [1280, 390])

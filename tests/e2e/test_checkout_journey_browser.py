@@ -31,6 +31,8 @@ from broker.models import Order
 from broker.settlement.services import settle
 from broker.storefront.services import Branding, update_branding
 from tests.e2e.browser import SKIP_WITHOUT_BROWSER, Server, chromium, expect, free_port, watched_page
+from tests.e2e.browser import assert_no_sideways_scrolling as _no_sideways_scrolling
+from tests.e2e.browser import serious_axe_violations as _serious_axe_violations
 from tests.factories import World
 
 pytestmark = SKIP_WITHOUT_BROWSER
@@ -86,19 +88,6 @@ def site(_browser_available, tmp_path_factory):
 def browser(site):
     with chromium() as browser:
         yield browser
-
-
-def _no_sideways_scrolling(page) -> None:
-    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-    assert overflow <= 0, f"{page.url} scrolls sideways by {overflow}px"
-
-
-def _serious_axe_violations(page) -> list[str]:
-    from axe_playwright_python.sync_playwright import Axe
-
-    results = Axe().run(page)
-    return [f"{v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']][:5]}"
-            for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
 
 
 def _checked(page, shot, step: str) -> None:

@@ -39,6 +39,7 @@ from broker.orders.models import Delivery
 from broker.pagination import PageRequest
 from broker.settlement.services import settle
 from tests.e2e.browser import SKIP_WITHOUT_BROWSER, Server, chromium, expect, watched_page
+from tests.e2e.browser import serious_axe_violations
 from tests.factories import World
 from tests.pages import sign_up_verified
 
@@ -115,11 +116,7 @@ def fits(page, width: int) -> None:
 
 
 def accessible(page) -> None:
-    from axe_playwright_python.sync_playwright import Axe
-
-    results = Axe().run(page)
-    serious = [f"{v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']][:5]}"
-               for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    serious = serious_axe_violations(page)
     assert serious == [], f"{page.url}: {serious}"
 
 

@@ -37,6 +37,8 @@ from broker.migrate import upgrade
 from broker.payments.models import Payment
 from broker.settlement.services import settle
 from tests.e2e.browser import SKIP_WITHOUT_BROWSER, Server, chromium, expect, free_port, watched_page
+from tests.e2e.browser import assert_no_sideways_scrolling as _no_sideways_scrolling
+from tests.e2e.browser import serious_axe_violations as _serious_axe_violations
 from tests.factories import HERE, World, north_of
 
 pytestmark = SKIP_WITHOUT_BROWSER
@@ -111,19 +113,6 @@ def _sign_in(scene, page, email: str, landing: str) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(re.compile(re.escape(scene.url(landing))))
-
-
-def _no_sideways_scrolling(page) -> None:
-    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-    assert overflow <= 0, f"{page.url} scrolls sideways by {overflow}px"
-
-
-def _serious_axe_violations(page) -> list[str]:
-    from axe_playwright_python.sync_playwright import Axe
-
-    results = Axe().run(page)
-    return [f"{v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']][:5]}"
-            for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
 
 
 def test_a_retailer_finds_last_week_s_earnings_and_downloads_the_statement(scene, browser, shot, tmp_path):

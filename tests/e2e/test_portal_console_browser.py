@@ -41,6 +41,7 @@ from broker.reputation import services as reputation
 from broker.returns import services as returns
 from broker.settlement.services import settle
 from tests.e2e.browser import SKIP_WITHOUT_BROWSER, Server, chromium, expect, watched_page
+from tests.e2e.browser import serious_axe_violations, sideways_overflow as sideways
 from tests.factories import HERE, World, north_of
 from tests.pages import PASSWORD, sign_up_verified, user_for
 
@@ -124,18 +125,6 @@ def sign_in(page, site: Site, email: str, lands: str) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(site.url(lands))
-
-
-def sideways(page) -> int:
-    return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-
-
-def serious_axe_violations(page) -> list[str]:
-    from axe_playwright_python.sync_playwright import Axe
-
-    results = Axe().run(page)
-    return [f"{v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']][:5]}"
-            for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
 
 
 def portal_pages(site: Site) -> list[str]:

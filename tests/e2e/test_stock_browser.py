@@ -22,6 +22,7 @@ from broker.identity import services as identity
 from broker.migrate import upgrade
 from broker.pagination import PageRequest
 from tests.e2e.browser import SKIP_WITHOUT_BROWSER, Server, chromium, expect, watched_page
+from tests.e2e.browser import serious_axe_violations
 from tests.factories import World
 from tests.pages import sign_up_verified
 
@@ -55,14 +56,6 @@ def site(_browser_available, tmp_path_factory):
 def browser(site):
     with chromium() as browser:
         yield browser
-
-
-def serious_axe_violations(page) -> list[str]:
-    from axe_playwright_python.sync_playwright import Axe
-
-    results = Axe().run(page)
-    return [f"{v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']][:5]}"
-            for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
 
 
 def retailer(ctx, maker):
