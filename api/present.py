@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from broker.fulfilment.money import part_lines
-from broker.accounts.addresses import PostalAddress
+from broker.accounts import addresses as store_addresses
 from broker.accounts.hours import DAYS, Hours, describe, state_at
 from broker.accounts.models import Store
 from broker.addresses import address_lines, ship_to_address
@@ -42,7 +42,7 @@ def store(s: Store, now: datetime) -> dict:
     return {
         "id": s.id, "name": s.name, "lat": s.lat, "lon": s.lon, "area": s.area,
         "service_radius_km": s.service_radius_km, "is_open": s.is_open,
-        "address": PostalAddress.of(s).to_json(), "hours": hours(week), "hours_text": describe(week),
+        "address": store_addresses.to_json(store_addresses.of(s)), "hours": hours(week), "hours_text": describe(week),
         "timezone": s.timezone, "open_now": open_now(week, s.timezone, now),
     }
 
@@ -138,7 +138,7 @@ def pickup_store(s: Store, locale: str, now: datetime | None) -> dict:
     """Where the customer collects a pickup order: the store's name, address and
     hours, never its owner's details."""
     week = Hours.from_json(s.hours)
-    return {"name": s.name, "address": PostalAddress.of(s).to_json(), "hours": hours(week),
+    return {"name": s.name, "address": store_addresses.to_json(store_addresses.of(s)), "hours": hours(week),
             "hours_text": describe(week, locale), "timezone": s.timezone,
             "open_now": open_now(week, s.timezone, now) if now is not None else None}
 

@@ -161,15 +161,18 @@ class RetailerCreated(ma.Schema):
 
 
 class PostalAddressSchema(ma.Schema):
-    """A postal address, as an order's ship-to has it: in full, or only the
-    postal code and country until the street is known."""
+    """A store's postal address, checked by its country's rules as an order's
+    ship-to is (`GET /address-formats/{country}` describes them): in full, or
+    only the postal code and country until the street is known."""
 
     line1 = Str(metadata={"description": "Street and number; required with any of line1, line2, city."})
     line2 = Str()
     city = Str(max=120, metadata={"description": "Required with any of line1, line2, city."})
     region = Str(max=60, metadata={"description": (
-        "State or province. In the US the state's two letters, derived from the ZIP code when left out.")})
-    postal_code = Str(max=20, metadata={"description": "Required; in the US a ZIP code that exists."})
+        "State, province or prefecture, where the country has them: its code (CA, ON) or name; derived from "
+        "the postal code when left out and the code tells it (a US state from its ZIP code).")})
+    postal_code = Str(max=20, metadata={"description": (
+        "Required where the country has postal codes, in the country's format (94110, 10115, M5V 2T6).")})
     country = Str(max=2, metadata={"description": "ISO 3166-1 alpha-2, e.g. US; required."})
 
 

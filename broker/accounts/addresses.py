@@ -1,124 +1,78 @@
-"""A store's postal address: the fields an order's ship-to has (`line1`,
-`line2`, `city`, `region`, `postal_code`, `country`), checked by one rule.
+"""A store's postal address: the worldwide rules of `broker.addresses` (the
+checkout's), applied to the six fields a retailer gives for a store (`line1`,
+`line2`, `city`, `region`, `postal_code`, `country`).
 
-* `country`: two letters (ISO 3166-1 alpha-2), upper case;
-* an address is either in full (`line1`, `city`, `postal_code`, `country`
-  required), or, as a store made from a bare location at sign-up has it, only
-  its `postal_code` and `country` until the retailer completes it: giving any
-  of `line1`, `line2` or `city` asks for the full one;
-* in the US, the postal code is a ZIP code (`94110` or `94110-1234`) that
-  exists, and `region` is its state: derived from the ZIP when left out, and
-  refused when it names another state (`zipcodes`, offline);
-* elsewhere `region` is the state, province or county as the country writes it
-  (optional);
-* every field one line of text, without control characters.
+* an address is either in full (street, city and whatever else the country
+  requires), or, as a store made from a bare location at sign-up has it, only
+  its postal code and country until the retailer completes it: giving any of
+  `line1`, `line2` or `city` asks for the full one;
+* the postal code is checked against the country's format, a region is one of
+  the country's (derived from the postal code where that tells it: a US state
+  from its ZIP code), as at checkout;
+* every field is one line of text.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import re
-
+from broker.addresses import PostalAddress, address_lines
+from broker.addresses import check_address as check_postal_address
+from broker.addresses.formats import country_format
 from broker.errors import Invalid
+from broker.geo.countries import is_country
 
-LIMITS = {"line1": 200, "line2": 200, "city": 120, "region": 60, "postal_code": 20, "country": 2}
-_US_ZIP = re.compile(r"^(\d{5})(?:-?(\d{4}))?$")
-
-
-@dataclasses.dataclass(frozen=True)
-class PostalAddress:
-    line1: str = ""
-    line2: str = ""
-    city: str = ""
-    region: str = ""
-    postal_code: str = ""
-    country: str = ""
-
-    @classmethod
-    def of(cls, row) -> PostalAddress:
-        """A row's address (a store's columns have these names)."""
-        return cls(row.line1, row.line2, row.city, row.region, row.postal_code, row.country)
-
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @property
-    def complete(self) -> bool:
-        """Enough to find the place: a street, a city and a country."""
-        return bool(self.line1 and self.city and self.country)
-
-    def lines(self) -> list[str]:
-        """As printed on an envelope, in the US order (street; city, state ZIP; country)."""
-        place = " ".join(p for p in (f"{self.city}," if self.city and (self.region or self.postal_code) else
-                                     self.city, self.region, self.postal_code) if p)
-        return [line for line in (self.line1, self.line2, place, self.country) if line]
+FIELDS = ("line1", "line2", "city", "region", "postal_code", "country")
 
 
-def _one_line(value: object, name: str, field: str) -> str:
+def of(row) -> PostalAddress:
+    """A store row's address (its columns have these names)."""
+    return PostalAddress(country=row.country or "", line1=row.line1 or "", line2=row.line2 or "",
+                         city=row.city or "", region=row.region or "", postal_code=row.postal_code or "")
+
+
+def to_json(address: PostalAddress) -> dict:
+    """The six fields the API gives for a store's address."""
+    return {name: getattr(address, name) for name in FIELDS}
+
+
+def lines(address: PostalAddress) -> list[str]:
+    """As its country prints it."""
+    return address_lines(address)
+
+
+def _one_line(value: object, name: str, field: str, errors: dict[str, list[str]]) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise Invalid.field(f"{field}.{name}", "must be text")
-    text = " ".join(value.split())
-    if len(text) > LIMITS[name]:
-        raise Invalid.field(f"{field}.{name}", f"at most {LIMITS[name]} characters")
-    return text
+        errors.setdefault(f"{field}.{name}", []).append("must be text")
+        return ""
+    return " ".join("".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in value).split())
 
 
 def check_address(values: dict, *, field: str = "address", complete: bool | None = None) -> PostalAddress:
     """The address from a caller's values (a dict of the six fields), checked and
-    normalised. `complete`: True, line1, city, postal code and country are
+    normalised by the country's rules. `complete`: True, the full address is
     required; False, only what is there is checked (a postal code and country
-    given as a location); None (a caller's address), the postal code and country
-    are required, and line1 and city too once any of the street is given.
+    given as a location); None (a caller's address), the country and, where the
+    country has them, the postal code are required, and the full address once
+    any of the street is given.
 
     :raise 422: every wrong field at once, each under `<field>.<name>`.
     """
     errors: dict[str, list[str]] = {}
-    clean: dict[str, str] = {}
-    for name in LIMITS:
-        try:
-            clean[name] = _one_line(values.get(name), name, field)
-        except Invalid as exc:
-            errors.update(exc.errors)
-            clean[name] = ""
-    clean["country"] = clean["country"].upper()
-    if clean["country"] and not re.fullmatch(r"[A-Z]{2}", clean["country"]):
-        errors.setdefault(f"{field}.country", []).append("the two-letter ISO 3166 country code, like US or DE")
-    needed = {"postal_code": "the postal code", "country": "the two-letter country code"}
-    if complete or (complete is None and (clean["line1"] or clean["line2"] or clean["city"])):
-        needed |= {"line1": "the street and number", "city": "the city"}
-    for name, what in needed.items() if complete is not False else ():
-        if not clean[name] and f"{field}.{name}" not in errors:
-            errors[f"{field}.{name}"] = [f"{what} must not be blank"]
-    if clean["country"] == "US" and clean["postal_code"] and f"{field}.postal_code" not in errors:
-        zip5 = _US_ZIP.match(clean["postal_code"])
-        state = zip5 and state_of_zip(zip5[1])
-        if state is None:
-            errors[f"{field}.postal_code"] = [f"{clean['postal_code']!r} is not a US ZIP code"]
-        else:
-            clean["postal_code"] = zip5[1] + (f"-{zip5[2]}" if zip5[2] else "")
-            region = clean["region"].upper()
-            if not region:
-                clean["region"] = state
-            elif region != state:
-                errors[f"{field}.region"] = [f"ZIP code {zip5[1]} is in {state}, not {clean['region']}"]
-            else:
-                clean["region"] = region
+    clean = {name: _one_line(values.get(name), name, field, errors) for name in FIELDS}
     if errors:
         raise Invalid("the address has errors", errors=errors)
-    return PostalAddress(**clean)
-
-
-@functools.lru_cache(maxsize=4096)
-def state_of_zip(zip5: str) -> str | None:
-    """The US state (two letters) a five-digit ZIP code is in, from the bundled
-    `zipcodes` data; None if there is no such ZIP."""
-    import zipcodes  # loads its data file on first use, not at import time
-
+    street = complete is True or (complete is None and any(clean[n] for n in ("line1", "line2", "city")))
     try:
-        matches = zipcodes.matching(zip5)
-    except (ValueError, TypeError):
-        return None
-    return next((m["state"] for m in matches if m.get("state")), None)
+        address = check_postal_address(PostalAddress(**clean), field=field, street=street)
+    except Invalid as exc:
+        errors.update(exc.errors)
+        address = None
+    country = clean["country"].upper()
+    if (complete is None and not street and address is not None and is_country(country)
+            and country_format(country).uses("postal_code") and not address.postal_code):
+        # What places a store given no coordinates.
+        errors[f"{field}.postal_code"] = [f"Enter the {country_format(country).postal_noun}"]
+    if errors:
+        raise Invalid("the address has errors", errors=errors)
+    return address

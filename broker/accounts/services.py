@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broker.accounts import hours as opening_hours
-from broker.accounts.addresses import PostalAddress, check_address
+from broker.accounts.addresses import check_address
+from broker.addresses import PostalAddress
 from broker.accounts.models import ApiKey, DealerAuthorisation, Manufacturer, Retailer, Role, Store
 from broker.auth import ANONYMOUS, Actor, ActorKind, digest, new_secret, require, same
 from broker.board.models import Bid, BidStatus, Listing, ListingStatus
@@ -208,7 +209,7 @@ def new_store_row(retailer_id: int, name: str, place: GeocodeResult, radius: flo
                   service_radius_km=radius, is_open=True, created_at=now,
                   hours=hours.to_json() if hours is not None else None,
                   timezone=timezone or timezone_at(place.lat, place.lon, default_timezone))
-    _set_address(store, address or PostalAddress())
+    _set_address(store, address or PostalAddress(country=""))
     return store
 
 
@@ -258,11 +259,15 @@ def _details(address: dict | None, hours, timezone: str | None):
 
 def _place(ctx: Context, location: LocationQuery | None, address: PostalAddress | None) -> GeocodeResult:
     """Where the store goes on the map: an explicit location wins; else the
-    address's postal code, geocoded as any location is."""
+    address, geocoded as an order's is."""
     if location is not None:
         return resolve_location(ctx.geocoder, location)
     if address is not None:
-        return resolve_location(ctx.geocoder, LocationQuery(address.postal_code, address.country), field="address")
+        # As an order's address is placed: its postal code, else its city (the
+        # offline geocoder knows postal codes in the US only).
+        return resolve_location(ctx.geocoder, LocationQuery(
+            postal_code=address.postal_code or None, country=address.country, city=address.city or None,
+            region=address.region or None), field="address")
     raise Invalid.field("location", "give the store's location, or its address")
 
 

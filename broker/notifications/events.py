@@ -53,7 +53,7 @@ from sqlalchemy.orm import Session
 from broker.accounts.hours import Hours
 from broker.accounts.hours import describe as describe_hours
 from broker.accounts.models import Manufacturer, Retailer, Role, Store
-from broker.accounts.addresses import PostalAddress
+from broker.accounts import addresses as store_addresses
 from broker.addresses import address_lines, ship_to_address
 from broker.orders.totals import order_totals
 from broker.board.models import Bid, Listing
@@ -194,7 +194,7 @@ def pickup_ready(session: Session, ctx: Context, order: Order, assignment: Assig
     send_email(session, ctx, topic="pickup_ready", to=order.customer_email, template="pickup_ready",
                dedupe_key=f"order-{order.id}-assignment-{assignment.id}", now=now, name=order.customer_name,
                order_id=order.id, store=store.name,
-               address=PostalAddress.of(store).lines() if store.line1 else [store.area],
+               address=store_addresses.lines(store_addresses.of(store)) if store.line1 else [store.area],
                hours=describe_hours(week, locale), timezone=store.timezone,
                collect_by=_when(ctx, assignment.due_at),
                status_path=f"/s/{maker.slug}/o/{order.id}" if maker else None, from_store=maker)

@@ -96,10 +96,10 @@ def test_a_retailer_gives_its_store_an_address_and_opening_hours(site, browser, 
         sign_in(page, server, email)
         page.get_by_role("link", name="Stores").click()
         form = page.locator(f"#store-{store.id}")
-        expect(form.get_by_label("Postal code")).to_have_value("94110")
+        expect(form.get_by_label("ZIP code")).to_have_value("94110")
         expect(form).to_contain_text("No opening hours yet")
         shot(page, "stores")
-        form.get_by_label("Street and number").fill("1 Valencia St")
+        form.get_by_label("Street address").fill("1 Valencia St")
         form.get_by_label("City").fill("San Francisco")
         for day in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday"):
             form.get_by_label(day).fill("9:00-18:00")

@@ -489,6 +489,28 @@ class TestStores:
         assert "Warehouse is added" in page
         assert [s["name"] for s in map_data(page, "stores-map-data")["stores"]] == ["Corner Bikes", "Warehouse"]
 
+    def test_a_store_abroad_has_its_countrys_address_form_and_rules(self, ctx, signed_in, portal):
+        store_id = accounts.list_stores(ctx, portal.actor, PageRequest()).items[0].id
+        berlin = {"name": "Corner Bikes Berlin", "line1": "Invalidenstraße 1", "city": "Berlin", "country": "DE",
+                  "service_radius_km": "20"}
+        bad = post(signed_in, f"/portal/stores/{store_id}", {**berlin, "postal_code": "1011"},
+                   token_from="/portal/stores")
+        assert bad.status_code == 422
+        page = html(bad)
+        assert f'id="store-{store_id}-postal_code-error"' in page and "Enter a postal code like" in page
+        # Germany's form: no state, and the postal code before the city, as Germany writes it.
+        form = page[page.index(f'id="store-{store_id}"'):]
+        form = form[:form.index("</form>")]
+        assert f'id="store-{store_id}-region"' not in form
+        assert form.index(f'id="store-{store_id}-postal_code"') < form.index(f'id="store-{store_id}-city"')
+        good = post(signed_in, f"/portal/stores/{store_id}", {**berlin, "postal_code": "10115"},
+                    token_from="/portal/stores")
+        assert good.status_code == 302, re.findall(r"class=\"error\"[^>]*>([^<]*)", html(good))
+        store = accounts.list_stores(ctx, portal.actor, PageRequest()).items[0]
+        assert (store.line1, store.postal_code, store.city, store.country) == ("Invalidenstraße 1", "10115",
+                                                                                  "Berlin", "DE")
+        assert "10115 Berlin" in html(signed_in.get("/portal/stores"))
+
     def test_another_retailers_store_is_not_found(self, ctx, signed_in, portal):
         other = sign_up(ctx, company="Other Shop", email="other@shop.example")
         theirs = accounts.list_stores(ctx, other.actor, PageRequest()).items[0].id

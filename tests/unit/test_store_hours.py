@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from broker.accounts import hours
+from broker.accounts import addresses as store_addresses
 from broker.accounts.addresses import check_address
 from broker.errors import Invalid
 from broker.geo.timezones import parse_timezone, timezone_at
@@ -109,12 +110,43 @@ def test_a_us_address_takes_its_state_from_the_zip_and_refuses_another():
     with pytest.raises(Invalid) as refused:
         check_address({"line1": "1 Valencia St", "city": "San Francisco", "postal_code": "94110", "country": "US",
                        "region": "NY"})
-    assert refused.value.errors == {"address.region": ["ZIP code 94110 is in CA, not NY"]}
+    assert refused.value.errors == {"address.region": ["94110 is a ZIP code in California, not New York"]}
     with pytest.raises(Invalid) as refused:
         check_address({"line1": "1 Main St", "postal_code": "00000", "country": "US"})
     assert sorted(refused.value.errors) == ["address.city", "address.postal_code"]
     # Only the postal code and country, as a sign-up gives them, is an address too.
-    assert check_address({"postal_code": "10115", "country": "DE"}).lines() == ["10115", "DE"]
+    only_code = check_address({"postal_code": "10115", "country": "DE"})
+    assert store_addresses.lines(only_code) == ["10115", "GERMANY"]
+    with pytest.raises(Invalid) as refused:
+        check_address({"country": "DE"})
+    assert refused.value.errors == {"address.postal_code": ["Enter the postal code"]}
+
+
+@pytest.mark.parametrize("values, errors", [
+    # The country's own postal format, as at checkout: a German code has five digits,
+    # a Canadian one is "A1A 1A1", a Japanese one "100-0001".
+    ({"line1": "Invalidenstraße 1", "city": "Berlin", "postal_code": "1011", "country": "DE"},
+     ["address.postal_code"]),
+    ({"line1": "1 King St W", "city": "Toronto", "postal_code": "12345", "country": "CA"}, ["address.postal_code"]),
+    ({"line1": "1 King St W", "city": "Toronto", "postal_code": "M5V 2T6", "region": "QC", "country": "CA"},
+     ["address.postal_code"]),  # "M5V 2T6 is not a postal code in Quebec"
+    ({"line1": "1 Main St", "city": "Springfield", "postal_code": "10115", "country": "ZZ"}, ["address.country"]),
+    ({"line1": ["not", "text"], "postal_code": "10115", "country": "DE"}, ["address.line1"]),
+])
+def test_a_store_address_follows_its_countrys_rules(values, errors):
+    with pytest.raises(Invalid) as refused:
+        check_address(values)
+    assert sorted(refused.value.errors) == errors
+
+
+def test_a_store_address_is_normalised_as_its_country_writes_it():
+    canada = check_address({"line1": "1 King St W", "city": "Toronto", "postal_code": "m5v2t6", "country": "ca"})
+    assert (canada.postal_code, canada.region, canada.country) == ("M5V 2T6", "ON", "CA")
+    assert store_addresses.lines(canada) == ["1 King St W", "Toronto ON M5V 2T6", "CANADA"]
+    berlin = check_address({"line1": "Invalidenstraße 1", "city": "Berlin", "postal_code": "10115", "country": "DE"})
+    assert store_addresses.lines(berlin) == ["Invalidenstraße 1", "10115 Berlin", "GERMANY"]
+    assert store_addresses.to_json(berlin) == {"line1": "Invalidenstraße 1", "line2": "", "city": "Berlin",
+                                               "region": "", "postal_code": "10115", "country": "DE"}
 
 
 def test_a_time_zone_is_an_iana_name_and_defaults_from_the_point():
