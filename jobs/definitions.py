@@ -25,9 +25,11 @@ from broker.identity.services import expire_sign_ups
 from broker.notifications.delivery import deliver_emails
 from broker.notifications.digest import send_digests
 from broker.orders.delivered import assume_deliveries
+from broker.orders.services import sweep_unrecorded as sweep_unrecorded_orders
 from broker.outbox.delivery import run_callbacks
 from broker.payouts.services import run_payouts
 from broker.personal.services import expire_requests
+from broker.personal.services import sweep_unrecorded as sweep_unrecorded_requests
 from broker.privacy.retention import run_retention
 from broker.settlement.schedule import settle_trigger
 from broker.settlement.scope import SettlementScope
@@ -84,6 +86,11 @@ def run_digest(ctx: Context) -> None:
 
 def run_accounts(ctx: Context) -> None:
     expire_sign_ups(ctx)
+
+
+def run_unrecorded_holds(ctx: Context) -> None:
+    sweep_unrecorded_orders(ctx)
+    sweep_unrecorded_requests(ctx)
 
 
 def run_form_keys(ctx: Context) -> None:
@@ -160,6 +167,14 @@ JOBS: tuple[JobSpec, ...] = (
         # Daily: sign-ups never verified are deleted a day or so after they lapse,
         # and session rows long over with them.
         trigger=lambda ctx: CronTrigger(hour=3, minute=45, timezone=ctx.settings.timezone),
+    ),
+    JobSpec(
+        id="unrecorded-holds",
+        func=run_unrecorded_holds,
+        # Every quarter hour: a checkout that stopped between asking for its card
+        # hold and recording it is released within 45 minutes.
+        trigger=lambda ctx: CronTrigger(minute="4,19,34,49", timezone=ctx.settings.timezone),
+        misfire_grace_seconds=900,
     ),
     JobSpec(
         id="form-keys",

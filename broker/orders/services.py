@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import hashlib
 import hmac
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -42,6 +43,8 @@ from broker.returns.models import Return
 
 MAX_QUANTITY = 999
 MAX_LINES = 100
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,9 +165,7 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder, *, once: formkeys.Once
         session.add(order)
         session.flush()
         order_id, maker_name = order.id, maker.name
-        hold = dict(amount=priced.total, currency=currency, idempotency_key=f"order-{order_id}-authorize",
-                    description=f"{maker_name} order {order_id}",
-                    metadata={"order_id": str(order_id), "transfer_group": f"order-{order_id}"})
+        hold = _hold(order_id, maker_name, priced.total, currency)
         if not holds.remote(ctx):
             # Broker's own offline provider: no network to wait on, one transaction.
             auth = holds.authorize(ctx, session=session, **hold)
@@ -191,6 +192,46 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder, *, once: formkeys.Once
         raise
 
 
+def _hold(order_id: int, maker_name: str, total: int, currency: str) -> dict:
+    """What the provider is asked for an order's card hold: the same each time it
+    is asked (its idempotency key says so), by checkout and by the sweep."""
+    return dict(amount=total, currency=currency, idempotency_key=f"order-{order_id}-authorize",
+                description=f"{maker_name} order {order_id}",
+                metadata={"order_id": str(order_id), "transfer_group": f"order-{order_id}"})
+
+
+# How long an order may wait for its payment to be recorded before the sweep
+# takes it for a checkout whose process stopped: far longer than any request.
+UNRECORDED_AFTER = timedelta(minutes=30)
+
+
+def sweep_unrecorded(ctx: Context) -> int:
+    """Orders reserved by a checkout that stopped (a crash, a kill) between asking
+    the provider for the card hold and recording it: no payment row, still
+    awaiting payment, older than UNRECORDED_AFTER. Each hold is asked for again
+    under its idempotency key and released, and the reservation goes, as when
+    asking failed (`_drop_reservation`): the customer was never given its link.
+    With the offline provider the hold and the order commit together, so there
+    is nothing to sweep. Safe in two schedulers at once. Returns how many went."""
+    now = ctx.now()
+    with ctx.uow() as uow:
+        stale = uow.session.execute(
+            select(Order.id, Manufacturer.name, Order.total, Order.currency)
+            .join(Manufacturer, Manufacturer.id == Order.manufacturer_id)
+            .where(Order.status == OrderStatus.AWAITING_PAYMENT, Order.created_at < now - UNRECORDED_AFTER,
+                   ~select(Payment.id).where(Payment.order_id == Order.id).exists())
+            .order_by(Order.id)).all()
+    swept = 0
+    for order_id, maker_name, total, currency in stale:
+        if holds.release_unrecorded(ctx, release_key=f"order-{order_id}-release-unrecorded",
+                                    **_hold(order_id, maker_name, total, currency)):
+            swept += _drop_reservation(ctx, order_id, None)
+    if swept:
+        log.warning("swept %s orders whose payment was never recorded", swept,
+                    extra={"event": "orders.unrecorded_swept", "count": swept})
+    return swept
+
+
 def _record_hold(session: Session, ctx: Context, order: Order, auth, token: str, pickup_code: str | None,
                  now: datetime, once: formkeys.Once | None) -> PlacedOrder:
     payment = holds.record(session, ctx, auth, amount=order.total, currency=order.currency, order_id=order.id,
@@ -203,7 +244,7 @@ def _record_hold(session: Session, ctx: Context, order: Order, auth, token: str,
     return PlacedOrder(order, token, payment, auth.client_secret, pickup_code)
 
 
-def _drop_reservation(ctx: Context, order_id: int, once: formkeys.Once | None) -> None:
+def _drop_reservation(ctx: Context, order_id: int, once: formkeys.Once | None) -> bool:
     """The order whose payment could not be set up goes, with its lines: the
     customer was told nothing was charged, and was never given its link. Its
     form's key goes too, so the form may be sent again."""
@@ -213,9 +254,10 @@ def _drop_reservation(ctx: Context, order_id: int, once: formkeys.Once | None) -
         order = session.scalar(lock(select(Order).where(Order.id == order_id, Order.status ==
                                                         OrderStatus.AWAITING_PAYMENT)))
         if order is None or session.scalar(select(Payment.id).where(Payment.order_id == order_id)) is not None:
-            return
+            return False
         session.delete(order)
         uow.commit()
+        return True
 
 
 def _storefront(session: Session, slug: str) -> Manufacturer:

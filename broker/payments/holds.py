@@ -85,3 +85,22 @@ def give_up(ctx, auth: Authorization | None, *, idempotency_key: str) -> None:
             uow.commit()
     except Exception:  # noqa: BLE001 (the caller is already failing; say so and go on)
         log.warning("could not release unrecorded hold %s", auth.ref, extra={"event": "payment.release_failed"})
+
+
+def release_unrecorded(ctx, *, release_key: str, amount: int, currency: str, idempotency_key: str, description: str,
+                       metadata: dict[str, str]) -> bool:
+    """For a reservation whose process stopped between asking and recording (a
+    crash, a kill): ask again with the same idempotency key, so the provider
+    answers with the hold it made then (or makes one now), and release it.
+
+    True when nothing is held any more (or the provider refused the hold: there
+    was none); False when the provider is not answering, to be tried again."""
+    try:
+        auth = authorize(ctx, amount=amount, currency=currency, idempotency_key=idempotency_key,
+                         description=description, metadata=metadata)
+    except PaymentRequired:
+        return True
+    except Unavailable:
+        return False
+    give_up(ctx, auth, idempotency_key=release_key)
+    return True

@@ -239,20 +239,23 @@ def _dispute_effects(session: Session, payment: Payment, dispute_ref: str, now: 
         ledger.LedgerTransaction.dedupe_key.in_([f"dispute-{dispute_ref}-opened", f"dispute-{dispute_ref}-closed"]))))
     opened, won, lost = "dispute_opened" in kinds, "dispute_won" in kinds, "dispute_lost" in kinds
     payment.disputed = opened and not (won or lost)
-    earning = sale_earning(session, payment.order_id)
-    if earning is None or earning.status in (EarningStatus.PAID, EarningStatus.REVERSED):
-        return
-    if lost:
-        # The fulfiller does not earn on money the customer took back.
-        ledger.post(session, kind="earning_reversed", dedupe_key=f"dispute-{dispute_ref}-earning",
-                    currency=payment.currency, order_id=payment.order_id, now=now,
-                    lines=[(ledger.payable(earning.owner_kind, earning.owner_id), earning.amount),
-                           (ledger.FEES, earning.fee), (ledger.DISPUTES_LOST, -earning.gross)])
-        earning.status = EarningStatus.REVERSED
-    elif payment.disputed:
-        earning.status = EarningStatus.FROZEN
-    else:
-        earning.status = EarningStatus.ACCRUED
+    # Every part's earning: a customer disputes the one charge for the whole order.
+    earnings = session.scalars(lock(select(Earning).where(Earning.order_id == payment.order_id,
+                                                          Earning.kind == EarningKind.SALE).order_by(Earning.id)))
+    for earning in earnings:
+        if earning.status in (EarningStatus.PAID, EarningStatus.REVERSED):
+            continue
+        if lost:
+            # The fulfiller does not earn on money the customer took back.
+            ledger.post(session, kind="earning_reversed", dedupe_key=f"dispute-{dispute_ref}-earning-{earning.id}",
+                        currency=payment.currency, order_id=payment.order_id, now=now,
+                        lines=[(ledger.payable(earning.owner_kind, earning.owner_id), earning.amount),
+                               (ledger.FEES, earning.fee), (ledger.DISPUTES_LOST, -earning.gross)])
+            earning.status = EarningStatus.REVERSED
+        elif payment.disputed:
+            earning.status = EarningStatus.FROZEN
+        else:
+            earning.status = EarningStatus.ACCRUED
 
 
 def sync(session: Session, payment: Payment, state: PaymentState, *, hold_hours: float, now: datetime) -> list[str]:

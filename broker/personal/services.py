@@ -175,9 +175,7 @@ def post_request(ctx: Context, cmd: PostRequest, *, once: formkeys.Once | None =
         uow.commit()  # reserved: the provider is asked outside any transaction (broker.payments.holds)
     auth = None
     try:
-        auth = holds.authorize(ctx, amount=cmd.max_price, currency=currency,
-                               idempotency_key=f"request-{request_id}-authorize",
-                               description=f"Personal request {request_id}", metadata={"request_id": str(request_id)})
+        auth = holds.authorize(ctx, **_hold(request_id, cmd.max_price, currency))
         with ctx.uow() as uow:
             session = uow.session
             request = session.scalar(lock_rows(select(PersonalRequest).where(PersonalRequest.id == request_id)))
@@ -193,14 +191,55 @@ def post_request(ctx: Context, cmd: PostRequest, *, once: formkeys.Once | None =
             return PostedRequest(request, token, payment, auth.client_secret, closes)
     except BaseException:
         holds.give_up(ctx, auth, idempotency_key=f"request-{request_id}-release-unrecorded")
-        with ctx.uow() as uow:
-            reserved = uow.session.get(PersonalRequest, request_id)
-            if reserved is not None and reserved.status == RequestStatus.AWAITING_PAYMENT and uow.session.scalar(
-                    select(Payment.id).where(Payment.request_id == request_id)) is None:
-                uow.session.delete(reserved)
-                formkeys.forget(uow.session, once)  # the form may be sent again
-                uow.commit()
+        _drop_reservation(ctx, request_id, once)
         raise
+
+
+def _hold(request_id: int, max_price: int, currency: str) -> dict:
+    """What the provider is asked for a request's card hold, the same each time."""
+    return dict(amount=max_price, currency=currency, idempotency_key=f"request-{request_id}-authorize",
+                description=f"Personal request {request_id}", metadata={"request_id": str(request_id)})
+
+
+def _drop_reservation(ctx: Context, request_id: int, once: formkeys.Once | None) -> bool:
+    """The request whose payment could not be set up (or was never recorded)
+    goes; its form's key goes too, so the form may be sent again."""
+    with ctx.uow() as uow:
+        reserved = uow.session.scalar(lock_rows(select(PersonalRequest).where(PersonalRequest.id == request_id)))
+        if reserved is None or reserved.status != RequestStatus.AWAITING_PAYMENT or uow.session.scalar(
+                select(Payment.id).where(Payment.request_id == request_id)) is not None:
+            return False
+        uow.session.delete(reserved)
+        formkeys.forget(uow.session, once)
+        uow.commit()
+        return True
+
+
+# As orders.services.UNRECORDED_AFTER.
+UNRECORDED_AFTER = timedelta(minutes=30)
+
+
+def sweep_unrecorded(ctx: Context) -> int:
+    """Requests reserved by a post that stopped between asking for the card hold
+    and recording it (as `orders.services.sweep_unrecorded`): the hold asked for
+    again under its idempotency key and released, the reservation dropped."""
+    now = ctx.now()
+    with ctx.uow() as uow:
+        stale = uow.session.execute(
+            select(PersonalRequest.id, PersonalRequest.max_price, PersonalRequest.currency)
+            .where(PersonalRequest.status == RequestStatus.AWAITING_PAYMENT,
+                   PersonalRequest.created_at < now - UNRECORDED_AFTER,
+                   ~select(Payment.id).where(Payment.request_id == PersonalRequest.id).exists())
+            .order_by(PersonalRequest.id)).all()
+    swept = 0
+    for request_id, max_price, currency in stale:
+        if holds.release_unrecorded(ctx, release_key=f"request-{request_id}-release-unrecorded",
+                                    **_hold(request_id, max_price, currency)):
+            swept += _drop_reservation(ctx, request_id, None)
+    if swept:
+        log.warning("swept %s personal requests whose payment was never recorded", swept,
+                    extra={"event": "requests.unrecorded_swept", "count": swept})
+    return swept
 
 
 def _unresolved(host, port, *args, **kwargs):

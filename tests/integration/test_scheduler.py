@@ -24,7 +24,7 @@ class TestDefinitions:
         jobs = {job.id: job for job in scheduler.get_jobs()}
         assert set(jobs) == {spec.id for spec in JOBS} == {"settlement", "deadlines", "payouts", "requests", "callbacks",
                                                               "emails", "digest", "retention", "accounts",
-                                                              "delivered", "form-keys"}
+                                                              "delivered", "form-keys", "unrecorded-holds"}
         for job in jobs.values():
             assert job.max_instances == 1
             assert job.coalesce is True

@@ -16,6 +16,7 @@ from broker.ledger import services as ledger
 from broker.orders import services as orders
 from broker.orders.models import Order, OrderStatus
 from broker.payments.models import Payment, PaymentStatus
+from broker.payments.webhooks import apply_event
 from broker.payouts import services as payouts
 from broker.payouts.models import ConnectedAccount, Earning, EarningKind
 from broker.returns import services as returns
@@ -270,6 +271,41 @@ class TestMoneyPerPart:
         result = ledger.check(session)
         assert result.ok, result
         assert ledger.balance(session, ledger.CASH, "USD") == 100000 - 10000 - 81000
+
+
+    @pytest.mark.parametrize("outcome", ["lost", "won"])
+    def test_a_dispute_freezes_every_parts_earning_and_its_outcome_applies_to_each(self, split, world, ctx, clock,
+                                                                                  session, outcome):
+        bikes, helmets, placed = split
+        clock.now = LATER
+        settle(ctx)
+        bike_part, helmet_part = parts_of(session, placed.order.id)
+        ship(ctx, bikes, bike_part)
+        ship(ctx, helmets, helmet_part)
+        charge = one(session, Payment, order_id=placed.order.id).charge_ref
+
+        def states():
+            return {e.owner_id: e.status for e in session.scalars(
+                select(Earning).where(Earning.order_id == placed.order.id, Earning.kind == EarningKind.SALE)
+                .execution_options(populate_existing=True))}
+
+        def dispute(kind, **obj):
+            apply_event(ctx, {"id": f"evt_{kind}_{outcome}", "type": kind,
+                              "data": {"object": {"id": "dp_split", "amount": 100000, "charge": charge, **obj}}})
+
+        dispute("charge.dispute.created")
+        assert states() == {bikes.id: "frozen", helmets.id: "frozen"}
+        world.payouts_ready(bikes.actor, email="bikes@example.com")
+        world.payouts_ready(helmets.actor, email="helmets@example.com")
+        assert payouts.run_payouts(ctx).payouts == 0  # neither part is paid while the charge is disputed
+        dispute("charge.dispute.closed", status=outcome)
+        expected = "reversed" if outcome == "lost" else "accrued"
+        assert states() == {bikes.id: expected, helmets.id: expected}
+        result = ledger.check(session)
+        assert result.ok, result
+        if outcome == "lost":
+            assert ledger.balance(session, ledger.payable("retailer", bikes.id), "USD") == 0
+            assert ledger.balance(session, ledger.payable("retailer", helmets.id), "USD") == 0
 
 
 class TestParts:
