@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from api.paging import page_request
 from api import examples as ex
 from api import schemas as s
 from api.auth import allow, broker_context, current_actor
@@ -76,14 +77,18 @@ class DealerStock(MethodView):
     @allow(ActorKind.MANUFACTURER)
     @blp.arguments(s.DealerStockQuery, location="query")
     @blp.response(200, s.DealerStockOut(many=True), example=ex.DEALER_STOCK,
-                  description="Your products in your dealers' stores, by SKU, then dealer.")
-    def get(self, query):
+                  description="A page of your products in your dealers' stores, by SKU, then dealer.")
+    @blp.paginate()
+    def get(self, query, pagination_parameters):
         """Where your products are in stock.
 
         Per dealer store and SKU of your catalog, with the feed's age; `fresh` false: the
         feed is older than BROKER_STOCK_MAX_AGE_HOURS and no longer counts.
         """
-        return [vars(row) for row in services.dealer_stock(broker_context(), current_actor(), query.get("sku"))]
+        found = services.dealer_stock(broker_context(), current_actor(), page_request(pagination_parameters),
+                                      query.get("sku"))
+        pagination_parameters.item_count = found.total
+        return [vars(row) for row in found.items]
 
 
 def _rule(view: services.StandingBidView) -> dict:

@@ -564,9 +564,13 @@ def dealer_stock():
     """Where the manufacturer's products are in stock across its dealers: per
     store and SKU, with each feed's age; `sku` narrows it to one product."""
     sku = (request.args.get("sku") or "").strip()[:64]
-    rows = stock_services.dealer_stock(ctx(), _actor(), sku or None)
-    return render_template("console/stock.html", rows=rows, sku=sku,
-                           max_age=ctx().settings.stock_max_age_hours)
+    number = _page_number()
+    found = stock_services.dealer_stock(ctx(), _actor(), PageRequest(number, STOCK_PAGE), sku or None)
+    return render_template("console/stock.html", rows=found.items, total=found.total, sku=sku, number=number,
+                           pages=_pages(found.total, STOCK_PAGE), max_age=ctx().settings.stock_max_age_hours)
+
+
+STOCK_PAGE = 100
 
 
 @bp.get("/settlements")

@@ -23,6 +23,7 @@ from broker.accounts.models import DealerAuthorisation, Manufacturer, Retailer, 
 from broker.auth import Actor, ActorKind, require
 from broker.catalog.models import Product
 from broker.context import Context
+from broker.pagination import Page, PageRequest, paginate
 from broker.errors import Invalid, NotFound
 from broker.locks import lock
 from broker.stock import standing
@@ -211,10 +212,11 @@ class DealerStock:
     fresh: bool
 
 
-def dealer_stock(ctx: Context, actor: Actor, sku: str | None = None) -> list[DealerStock]:
+def dealer_stock(ctx: Context, actor: Actor, page: PageRequest, sku: str | None = None) -> Page[DealerStock]:
     """Where the manufacturer's products are in stock across its dealers: per
     store and SKU of its catalog, with the feed's age (a stale feed shows, marked
-    not fresh: it no longer counts at settlement)."""
+    not fresh: it no longer counts at settlement). A page of it, by SKU, then
+    dealer and store, with the total."""
     require(actor, ActorKind.MANUFACTURER)
     with ctx.uow() as uow:
         session = uow.session
@@ -232,9 +234,10 @@ def dealer_stock(ctx: Context, actor: Actor, sku: str | None = None) -> list[Dea
         )
         if sku:
             stmt = stmt.where(StockLevel.sku == sku)
-        return [DealerStock(rid, rname, sid, sname, area, s, q, max(q - r, 0), updated, _age(updated, now),
-                            _fresh(ctx, updated, now))
-                for rid, rname, sid, sname, area, s, q, r, updated in session.execute(stmt.limit(5000))]
+        found = paginate(session, stmt, page, rows=True)
+        return Page([DealerStock(rid, rname, sid, sname, area, s, q, max(q - r, 0), updated, _age(updated, now),
+                                 _fresh(ctx, updated, now))
+                     for rid, rname, sid, sname, area, s, q, r, updated in found.items], found.total)
 
 
 # --- standing bids ----------------------------------------------------------------

@@ -1,10 +1,12 @@
 """A store's stock: feeds, their age, reservations, and no overselling at settlement."""
 
+import json
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
+from broker.pagination import PageRequest
 from broker.errors import Invalid, NotFound
 from broker.fulfilment import services as fulfilment
 from broker.fulfilment.models import Assignment
@@ -88,9 +90,29 @@ class TestFeeds:
         put(ctx, shop, [("BIKE", 2), ("OTHER-MAKERS", 9)])
         put(ctx, stranger, [("BIKE", 4)])
         clock.now = START + timedelta(hours=5)
-        rows = stock.dealer_stock(ctx, maker.actor)
+        rows = stock.dealer_stock(ctx, maker.actor, PageRequest()).items
         assert [(r.retailer_name, r.sku, r.quantity, r.age_hours, r.fresh) for r in rows] == [
             ("Stocked shop", "BIKE", 2, 5.0, True)]
+
+
+    def test_dealer_stock_comes_in_pages_with_its_total(self, world, ctx, client):
+        maker = world.manufacturer(products=[(f"PART-{i}", 1000) for i in range(5)])
+        shops = [world.retailer(north_of(HERE, 2 + i), dealer_of=[maker], name=f"Shop {i}") for i in range(2)]
+        for shop in shops:
+            put(ctx, shop, [(f"PART-{i}", i + 1) for i in range(5)])
+        every = stock.dealer_stock(ctx, maker.actor, PageRequest(1, 100))
+        assert every.total == 10 and len(every.items) == 10
+        pages = [stock.dealer_stock(ctx, maker.actor, PageRequest(n, 4)) for n in (1, 2, 3)]
+        assert [len(p.items) for p in pages] == [4, 4, 2] and {p.total for p in pages} == {10}
+        assert [r for p in pages for r in p.items] == every.items  # in one order, none twice
+        headers = {"Authorization": f"Bearer {maker.key}"}
+        answered = client.get("/api/v1/dealer-stock?page=3&page_size=4", headers=headers)
+        assert answered.status_code == 200
+        assert [(r["sku"], r["retailer_name"]) for r in answered.get_json()] == [("PART-4", "Shop 0"),
+                                                                                ("PART-4", "Shop 1")]
+        assert json.loads(answered.headers["X-Pagination"])["total"] == 10
+        one_sku = client.get("/api/v1/dealer-stock?sku=PART-2", headers=headers)
+        assert [r["quantity"] for r in one_sku.get_json()] == [3, 3]
 
 
 class TestNoOverselling:
