@@ -198,7 +198,13 @@ def bid(listing_id: int):
         if not ticked or not all(value.isdigit() for value in ticked):
             return _render_board(request.form, listing_errors={listing_id: {"items": [
                 "tick the lines you can fill (at least one)"]}}, status=422)
-        items = tuple(board_services.BidItem(quantity=None, line_id=int(value)) for value in ticked)
+        # How many of a line (a number beside it, when it has more than one); none given: all of it.
+        counts = {value: (request.form.get(f"qty-{value}") or "").strip() for value in ticked}
+        if not all(count == "" or count.isdigit() for count in counts.values()):
+            return _render_board(request.form, listing_errors={listing_id: {"items": [
+                "how many: a whole number, at least 1"]}}, status=422)
+        items = tuple(board_services.BidItem(quantity=int(counts[value]) if counts[value] else None,
+                                             line_id=int(value)) for value in ticked)
     try:
         _, created = board_services.place_bid(ctx(), _actor(), board_services.PlaceBid(
             listing_id=listing_id, price=price, items=items, **parts))

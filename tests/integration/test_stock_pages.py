@@ -79,7 +79,7 @@ class TestPartBidsOnTheBoard:
         placed = portal.order(items=[("SKU-1", 1), ("SKU-2", 2)])
         listing_id = portal.world.listing_id(placed.order.id)
         page = html(signed_in.get("/portal/"))
-        assert 'name="line"' in page and "Lines you can fill" in page
+        assert 'name="line"' in page and "What you can fill" in page
         second = placed.order.lines[1].id
         response = post(signed_in, f"/portal/board/{listing_id}/bid", {"lines_shown": "1", "line": str(second)})
         assert response.status_code == 302
@@ -87,6 +87,37 @@ class TestPartBidsOnTheBoard:
             bid = uow.session.scalar(select(Bid).where(Bid.listing_id == listing_id))
         assert bid.lines == [{"line_id": second, "sku": "SKU-2", "quantity": 2}]
         assert "SKU-2 only" in html(signed_in.get("/portal/"))
+
+    def test_a_retailer_bids_on_fewer_of_a_line_than_the_order_wants(self, ctx, signed_in, portal):
+        placed = portal.order(items=[("SKU-1", 1), ("SKU-2", 3)])
+        listing_id = portal.world.listing_id(placed.order.id)
+        first, second = (line.id for line in placed.order.lines)
+        page = html(signed_in.get("/portal/"))
+        assert f'name="qty-{second}" value="3" min="1" max="3"' in page and f'name="qty-{first}"' not in page
+        refused = post(signed_in, f"/portal/board/{listing_id}/bid",
+                       {"lines_shown": "1", "line": [str(first), str(second)], f"qty-{second}": "4"})
+        assert refused.status_code == 422
+        bad = post(signed_in, f"/portal/board/{listing_id}/bid",
+                   {"lines_shown": "1", "line": [str(second)], f"qty-{second}": "two"})
+        assert bad.status_code == 422 and "how many: a whole number" in html(bad)
+        response = post(signed_in, f"/portal/board/{listing_id}/bid",
+                        {"lines_shown": "1", "line": [str(first), str(second)], f"qty-{second}": "2"})
+        assert response.status_code == 302
+        with ctx.uow() as uow:
+            bid = uow.session.scalar(select(Bid).where(Bid.listing_id == listing_id))
+        assert bid.lines == [{"line_id": first, "sku": "SKU-1", "quantity": 1},
+                             {"line_id": second, "sku": "SKU-2", "quantity": 2}]
+
+    def test_a_single_line_of_several_can_be_bid_on_in_part(self, ctx, signed_in, portal):
+        placed = portal.order(items=[("SKU-2", 3)])
+        listing_id = portal.world.listing_id(placed.order.id)
+        [line] = placed.order.lines
+        assert f'name="qty-{line.id}"' in html(signed_in.get("/portal/"))
+        whole = post(signed_in, f"/portal/board/{listing_id}/bid",
+                     {"lines_shown": "1", "line": str(line.id), f"qty-{line.id}": "3"})
+        assert whole.status_code == 302
+        with ctx.uow() as uow:
+            assert uow.session.scalar(select(Bid.lines).where(Bid.listing_id == listing_id)) is None  # the whole
 
     def test_no_line_ticked_is_refused_on_the_board(self, ctx, signed_in, portal):
         placed = portal.order(items=[("SKU-1", 1), ("SKU-2", 2)])
