@@ -383,8 +383,11 @@ def address_format(country: str):
     found = address_form(country, locale=i18n.current_language())
     if found is None:
         abort(404)
-    return Response(json.dumps(dataclasses.asdict(found), ensure_ascii=False), mimetype="application/json",
-                    headers={"Cache-Control": "public, max-age=3600"})
+    described = dataclasses.asdict(found)
+    for field in described["fields"]:  # labels in the page's language (`?lang=`, as the page's script asks)
+        field["label"] = i18n.gettext(field["label"])
+    return Response(json.dumps(described, ensure_ascii=False), mimetype="application/json",
+                    headers={"Cache-Control": "public, max-age=3600", "Vary": "Cookie"})
 
 
 # Where each error of the summary links to, and what it is called there.
