@@ -146,7 +146,8 @@ def _remember(response: Response) -> Response:
 def _template_values() -> dict:
     if not _customer_page():
         return {}
-    return {"page_language": current_language(), "money_locale": current_locale(), "language_links": language_links}
+    return {"page_language": current_language(), "money_locale": current_locale(), "language_links": language_links,
+            "kept_language": kept_language()}
 
 
 # Not made links to a page: the checkout's script cuts the country off this URL's end.

@@ -79,8 +79,10 @@ class TestPages:
         client.set_cookie("broker_lang", "klingon", path="/s/berliner-raeder/")
         assert html_lang(client.get("/s/berliner-raeder/").data) == "de"
 
-    def test_a_region_code_names_its_language(self, client, berlin):
-        assert html_lang(client.get("/s/berliner-raeder/?lang=es-MX").data) == "es"
+    def test_a_region_code_names_its_language_and_forms_keep_it(self, client, berlin):
+        page = client.get("/s/berliner-raeder/?lang=es-MX")
+        assert html_lang(page.data) == "es"
+        assert '<input type="hidden" name="lang" value="es">' in page.data.decode()  # the search and add forms
 
     def test_cached_pages_are_kept_per_language(self, app, berlin):
         german, japanese = app.test_client(), app.test_client()
