@@ -23,6 +23,7 @@ writes "899,00 €"), else the language alone.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote, urlencode
 
 from flask import Flask, Response, current_app, g, has_request_context, request
@@ -45,6 +46,13 @@ _ADDRESS_LABELS = (N_("Street address"), N_("Apartment, suite, building"), N_("P
                    N_("Emirate"), N_("Island"), N_("Parish"), N_("Department"), N_("District"), N_("Area"),
                    N_("Oblast"), N_("City"), N_("Town"), N_("Suburb"), N_("Neighbourhood"),
                    N_("Village or township"), N_("Townland"))
+# The checkout's commonest errors as broker/ words them, translated where shown
+# (`service_message`); a message not among them is shown as broker/ wrote it.
+_SERVICE_MESSAGES = (N_("enter your name"), N_("enter an email address, like name@example.com"),
+                     N_("Enter the street address"), N_("Enter the city"), N_("Enter the town"),
+                     N_("Enter the postal code"), N_("Enter the ZIP code"), N_("Choose the state"),
+                     N_("Choose the province"), N_("Choose the prefecture"))
+_POSTAL_LIKE = re.compile(r"^Enter an? (postal code|ZIP code) like (\S{1,20})$")
 # The blueprints whose pages are the customer's; everything else stays English.
 CUSTOMER_BLUEPRINTS = frozenset({"store", "requests"})
 
@@ -59,6 +67,17 @@ def gettext(message: str, **values) -> str:
     from flask_babel import gettext as translate
 
     return translate(message, **values)
+
+
+def service_message(message: str) -> str:
+    """An error a service wrote (in English), in the page's language where the
+    catalogs have it; else as written."""
+    found = _POSTAL_LIKE.match(message)
+    if found:
+        template = (N_("Enter a postal code like %(example)s") if found.group(1) == "postal code"
+                    else N_("Enter a ZIP code like %(example)s"))
+        return gettext(template, example=found.group(2))
+    return gettext(message) if message in _SERVICE_MESSAGES else message
 
 
 def restart() -> None:

@@ -359,7 +359,7 @@ def checkout():
             return _placed(done.result)
         except Invalid as exc:
             for key, messages in exc.errors.items():
-                errors.setdefault(_field(key), []).extend(messages)
+                errors.setdefault(_field(key), []).extend(i18n.service_message(m) for m in messages)
         except BrokerError as exc:
             errors = {"payment": [exc.detail]}
         else:

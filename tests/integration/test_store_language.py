@@ -45,7 +45,9 @@ class TestPages:
 
     def test_the_order_page_and_its_errors_are_german(self, client, berlin, session):
         refused = client.post("/s/berliner-raeder/checkout?cart=RAD-1:1", data={**GERMAN, "name": ""})
-        assert refused.status_code == 422 and "Vollständiger Name:" in refused.data.decode()
+        assert refused.status_code == 422 and "Vollständiger Name: Geben Sie Ihren Namen ein" in refused.data.decode()
+        wrong = client.post("/s/berliner-raeder/checkout?cart=RAD-1:1", data={**GERMAN, "postal_code": "99"})
+        assert "Geben Sie eine Postleitzahl wie 26133 ein" in wrong.data.decode()
         placed = client.post("/s/berliner-raeder/checkout?cart=RAD-1:1", data=GERMAN)
         assert placed.status_code == 303
         order_page = client.get(placed.headers["Location"], follow_redirects=True)
