@@ -189,9 +189,7 @@ def init_app(app: Flask) -> None:
     # Multi-line {% trans %} blocks read as one line, as `pybabel extract` (babel.cfg) reads them.
     app.jinja_env.policies["ext.i18n.trimmed"] = True
     app.context_processor(_template_values)
-    from web.order_page import status_word
-
     # Python's gettext for what a template hands to Python (order_totals' labels).
-    app.jinja_env.globals.update(translate_text=gettext, status_word=status_word)
+    app.jinja_env.globals.update(translate_text=gettext)
     app.after_request(_remember)
     app.url_defaults(_keep_in_links)
