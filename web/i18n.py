@@ -80,6 +80,13 @@ def service_message(message: str) -> str:
     return gettext(message) if message in _SERVICE_MESSAGES else message
 
 
+def weekday_time(moment) -> str:
+    """"Mon 09:00" as the page's language writes it ("Mo. 09:00", "月 09:00"), in the moment's own time zone."""
+    from babel.dates import format_datetime
+
+    return format_datetime(moment, "EEE HH:mm", tzinfo=moment.tzinfo, locale=current_locale())
+
+
 def restart() -> None:
     """Choose the language again (the store became known late: an error page)."""
     from flask_babel import refresh
@@ -191,5 +198,6 @@ def init_app(app: Flask) -> None:
     app.context_processor(_template_values)
     # Python's gettext for what a template hands to Python (order_totals' labels).
     app.jinja_env.globals.update(translate_text=gettext)
+    app.jinja_env.filters["weekday_time"] = weekday_time
     app.after_request(_remember)
     app.url_defaults(_keep_in_links)

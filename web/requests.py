@@ -59,12 +59,13 @@ def _ctx():
     return current_app.extensions["broker"]
 
 
-@functools.lru_cache(maxsize=1)
-def _currencies() -> dict[str, list[tuple[str, str]]]:
+@functools.lru_cache(maxsize=8)
+def _currencies(language: str = "en") -> dict[str, list[tuple[str, str]]]:
+    """The currencies to choose from, each named in the page's language."""
     from babel.numbers import get_currency_name
 
     common = [c for c in COMMON_CURRENCIES if c in CURRENCIES]
-    named = lambda codes: [(c, get_currency_name(c, locale="en")) for c in codes]  # noqa: E731
+    named = lambda codes: [(c, get_currency_name(c, locale=language)) for c in codes]  # noqa: E731
     return {"common": named(common), "rest": named(sorted(CURRENCIES - set(common)))}
 
 
@@ -86,8 +87,9 @@ def _render_new(form: dict, errors: dict, status: int = 200):
     currency = form.get("currency") if form.get("currency") in CURRENCIES else "USD"
     return render_template(
         "request_new.html", form=form, errors=errors,
-        labels={name: gettext(label) if label else "" for name, label in LABELS.items()}, currencies=_currencies(), days=EXPIRY_DAYS,
-        countries=countries(), country_currencies=json.dumps(_country_currencies(), separators=(",", ":")),
+        labels={name: gettext(label) if label else "" for name, label in LABELS.items()},
+        currencies=_currencies(i18n.current_language()), days=EXPIRY_DAYS, countries=countries(i18n.current_language()),
+        country_currencies=json.dumps(_country_currencies(), separators=(",", ":")),
         example=amount_examples(currency), offline=not _ctx().settings.stripe_secret_key), status
 
 

@@ -107,6 +107,7 @@ class TestPages:
     def test_the_request_pages_switch_too(self, client):
         page = client.get("/requests/new?lang=es")
         assert html_lang(page.data) == "es" and "Preguntar a las tiendas" in page.data.decode()
+        assert ">Alemania</option>" in page.data.decode() and "EUR · euro" in page.data.decode()
         assert html_lang(client.get("/requests/new").data) == "es"  # the cookie, scoped to /requests/
         assert html_lang(client.get("/requests/new?lang=en").data) == "en"
 
