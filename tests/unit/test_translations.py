@@ -104,3 +104,33 @@ def test_the_committed_mo_is_the_compiled_po(language):
 ])
 def test_only_supported_languages_are_ever_used(value, language):
     assert supported(value) == language
+
+
+CUSTOMER_EMAILS = ("order_confirmation", "order_shipped", "pickup_ready", "message_to_customer",
+                   "order_cancelled_by_store", "order_refunded_by_store", "request_offer", "return_accepted",
+                   "return_refused", "review_invitation")
+VALUES = dict(name="Max", order_id=7, store="Rad", shipper="Rad", lines=[{"quantity": 1, "name": "Rad", "total": "1"}],
+              totals=[], total="1", pickup=False, pickup_code="123", ship_to=["Max"], link=lambda path: path,
+              status_path="/s/rad/o/7", carrier="DHL", tracking_number="1", address=["Hof 1"], hours="", timezone="",
+              collect_by="2026-12-24", path="/s/rad/o/7", refunded="", refund="1 €", in_full=True, retailer="Rad",
+              price="1 €", request_id=3, description="Rad", distance_km=1.5, ceiling="2 €", expires="2026-12-24",
+              note="", window_open=False, window_closes="", unsubscribe_url=None)
+
+
+@pytest.mark.parametrize("template", CUSTOMER_EMAILS)
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_every_customer_email_is_written_in_each_language(template, language):
+    from broker.notifications.services import render
+
+    english_subject, english_text = render(template, None, **VALUES)
+    subject, text = render(template, language, **VALUES)
+    assert subject != english_subject and text != english_text
+    english_lines = {line.strip() for line in english_text.splitlines() if len(line.strip()) > 25}
+    assert not english_lines & {line.strip() for line in text.splitlines()}, "a line left in English"
+
+
+def test_business_emails_stay_english():
+    from broker.notifications.services import render
+
+    values = dict(order_id=7, due="2026-12-24", link=lambda path: path, path="/portal", unsubscribe_url=None)
+    assert render("deadline_warning", "de", **values) == render("deadline_warning", None, **values)
