@@ -154,8 +154,12 @@ def language_links() -> list[dict]:
 def _remember(response: Response) -> Response:
     """A `lang` chosen in the address is remembered, in a cookie for the store's
     path (or /requests): the next page without `lang` is in it too."""
+    if not _customer_page():
+        return response
+    # The page's language may come from the cookie: a shared cache keeps one copy per cookie.
+    response.vary.add("Cookie")
     chosen = kept_language()
-    if not chosen or not _customer_page() or request.cookies.get(COOKIE) == chosen:
+    if not chosen or request.cookies.get(COOKIE) == chosen:
         return response
     store = g.get("store")
     path = f"/s/{store.slug}/" if store is not None else "/requests/"

@@ -387,7 +387,7 @@ def address_format(country: str):
     for field in described["fields"]:  # labels in the page's language (`?lang=`, as the page's script asks)
         field["label"] = i18n.gettext(field["label"])
     return Response(json.dumps(described, ensure_ascii=False), mimetype="application/json",
-                    headers={"Cache-Control": "public, max-age=3600", "Vary": "Cookie"})
+                    headers={"Cache-Control": "public, max-age=3600"})
 
 
 # Where each error of the summary links to, and what it is called there.
