@@ -41,7 +41,8 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     logging.getLogger("broker").setLevel(logging.INFO)
 
     from api import init_api
-    from web import account, capability, console, console_shipping, errors, formkeys, money, pages, portal, requests, retries, storefront
+    from web import (account, capability, console, console_shipping, errors, formkeys, i18n, money, order_page, pages,
+                     portal, requests, retries, storefront)
     from web.boundary import init_boundary
     from web.hosts import init_hosts
     from web.security import init_security
@@ -53,6 +54,8 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     init_boundary(app)
     init_api(app)
     errors.init_app(app)
+    i18n.init_app(app)
+    app.jinja_env.globals["status_word"] = order_page.status_word  # an order's status, in the page's language
     app.register_blueprint(account.bp)
     app.register_blueprint(portal.bp)
     app.register_blueprint(console.bp)

@@ -15,20 +15,23 @@ import re
 from flask import Flask, Response, current_app, g, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from web.i18n import N_
+
 log = logging.getLogger("broker.web")
 
 _STORE_PATH = re.compile(r"^/s/([a-z0-9][a-z0-9-]{0,63})(?:/|$)")
 
+# Marked for the catalogs (web/i18n.py): a store's error page is in the customer's language.
 TITLES = {
-    400: ("This request did not work", "Something in it was not as we expected. Go back, reload the page and try again."),
-    403: ("You cannot open this page", "This page needs a key you do not hold here."),
-    404: ("We cannot find that page", "The address may be mistyped, or the page is gone."),
-    405: ("This page cannot do that", "Go back and try again from the page's own links and buttons."),
-    409: ("That changed meanwhile", "Someone else changed it at the same time. Reload the page and try again."),
-    413: ("That is too large", "Send less at once."),
-    429: ("Too many tries", "You have sent this too often in a short time. Wait a minute, then try again."),
-    500: ("Something went wrong on our side", "Nothing was changed by the request that failed. Please try again in a moment."),
-    503: ("We are busy", "Please try again in a moment."),
+    400: (N_("This request did not work"), N_("Something in it was not as we expected. Go back, reload the page and try again.")),
+    403: (N_("You cannot open this page"), N_("This page needs a key you do not hold here.")),
+    404: (N_("We cannot find that page"), N_("The address may be mistyped, or the page is gone.")),
+    405: (N_("This page cannot do that"), N_("Go back and try again from the page's own links and buttons.")),
+    409: (N_("That changed meanwhile"), N_("Someone else changed it at the same time. Reload the page and try again.")),
+    413: (N_("That is too large"), N_("Send less at once.")),
+    429: (N_("Too many tries"), N_("You have sent this too often in a short time. Wait a minute, then try again.")),
+    500: (N_("Something went wrong on our side"), N_("Nothing was changed by the request that failed. Please try again in a moment.")),
+    503: (N_("We are busy"), N_("Please try again in a moment.")),
 }
 
 FALLBACK = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -75,6 +78,10 @@ def _render(error: HTTPException, code: int) -> Response:
         from web import storefront
 
         g.store = store  # the store's templates and url_for(slug) read it
+        from web import i18n
+
+        i18n.restart()  # the store's language, now that the store is known
+        title, message = i18n.gettext(title), i18n.gettext(message) if message else message
         response = Response(render_template(
             "store/error.html", code=code, title=title, message=message, detail=detail,
             store_style=storefront.store_style(store), cart_param=_cart_param(), cart_count=0),

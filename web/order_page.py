@@ -16,24 +16,39 @@ from broker.orders import services as orders
 from broker.orders.models import Delivery, OrderStatus
 from broker.returns import services as returns
 from broker.returns.models import ReturnStatus
+from web.i18n import N_, gettext
 
-TIMELINE = [("paid", "Paid"), ("open", "On the board"), ("awarded", "With a store"), ("shipped", "Shipped"),
-            ("delivered", "Delivered")]
+TIMELINE = [("paid", N_("Paid")), ("open", N_("On the board")), ("awarded", N_("With a store")),
+            ("shipped", N_("Shipped")), ("delivered", N_("Delivered"))]
 # A pickup is never shipped: a store has it ready, then the customer collects it.
-PICKUP_TIMELINE = [("paid", "Paid"), ("open", "On the board"), ("awarded", "Ready for pickup"),
-                   ("delivered", "Collected")]
-STATUS_WORDS = {"awaiting_payment": "waiting for the payment", "open": "on the board", "awarded": "with a store",
-                "shipped": "shipped", "delivered": "delivered", "cancelled": "cancelled",
-                "payment_failed": "payment failed", "refunded": "refunded"}
-PICKUP_STATUS_WORDS = {**STATUS_WORDS, "awarded": "ready for pickup", "shipped": "collected",
-                       "delivered": "collected"}
+PICKUP_TIMELINE = [("paid", N_("Paid")), ("open", N_("On the board")), ("awarded", N_("Ready for pickup")),
+                   ("delivered", N_("Collected"))]
+STATUS_WORDS = {"awaiting_payment": N_("waiting for the payment"), "open": N_("on the board"),
+                "awarded": N_("with a store"), "shipped": N_("shipped"), "delivered": N_("delivered"),
+                "cancelled": N_("cancelled"), "payment_failed": N_("payment failed"), "refunded": N_("refunded")}
+PICKUP_STATUS_WORDS = {**STATUS_WORDS, "awarded": N_("ready for pickup"), "shipped": N_("collected"),
+                       "delivered": N_("collected")}
 
 # What the order page says after an action succeeded (?done=...): a visible result.
-DONE = {"message": "Your message is sent. The store is emailed a link to it, never your address.",
-        "cancelled": "Your order is cancelled and the hold on your card released.",
-        "delivered": "Thank you: the order is marked as received.",
-        "reviewed": "Thank you for your rating: it is saved.",
-        "return": "Your return request is sent. We email you the store's answer."}
+DONE = {"message": N_("Your message is sent. The store is emailed a link to it, never your address."),
+        "cancelled": N_("Your order is cancelled and the hold on your card released."),
+        "delivered": N_("Thank you: the order is marked as received."),
+        "reviewed": N_("Thank you for your rating: it is saved."),
+        "return": N_("Your return request is sent. We email you the store's answer.")}
+
+# Words the customer reads that come from broker/ as data, translated where shown.
+_FROM_DATA = (N_("sold out"), N_("no longer for sale"), N_("Arrived damaged"), N_("Not what I ordered"),
+              N_("Not as described"), N_("Does not fit"), N_("Changed my mind"), N_("Another reason"))
+
+
+def status_word(status: str, pickup: bool = False) -> str:
+    """An order's status as the customer reads it, in the page's language."""
+    return gettext((PICKUP_STATUS_WORDS if pickup else STATUS_WORDS).get(status, status))
+
+
+def done_text(what: str | None) -> str | None:
+    """What the page says after `what` succeeded, in the page's language."""
+    return gettext(DONE[what]) if what in DONE else None
 
 
 def reached(status: str) -> set[str]:
@@ -66,10 +81,10 @@ def values(view: orders.OrderView, *, token: str, now, locale: str, window_days:
         return_open=return_open, can_ask_return=can_ask_return,
         pickup_hours=opening_hours.describe(week, locale) if store else "",
         pickup_state=opening_hours.state_at(week, store.timezone, now) if store else None,
-        timeline=[(key, label, key in done_steps) for key, label in (PICKUP_TIMELINE if pickup else TIMELINE)],
-        status_text=(PICKUP_STATUS_WORDS if pickup else STATUS_WORDS).get(order.status, order.status),
+        timeline=[(key, gettext(label), key in done_steps) for key, label in (PICKUP_TIMELINE if pickup else TIMELINE)],
+        status_text=status_word(order.status, pickup),
         pickup_code=orders.shown_pickup_code(order, token),
-        new=request.args.get("new"), done=DONE.get(request.args.get("done", "")),
+        new=request.args.get("new"), done=done_text(request.args.get("done")),
         return_reasons=returns.REASONS,
         can_write=(view.assignment is not None and order.erased_at is None
                    and view.assignment.status in ("active", "shipped")),

@@ -26,39 +26,46 @@ from broker.privacy import erasure, export
 from broker.reputation import services as reputation
 from broker.returns import services as returns
 from broker.storefront import services as shop
-from web import capability, formkeys, order_page
+from web import capability, formkeys, i18n, order_page
+from web.i18n import N_, gettext
 
 bp = Blueprint("requests", __name__, url_prefix="/requests", template_folder="templates")
 
 EXPIRY_DAYS = (1, 3, 7, 14, 30)
 # The currencies most requests are in, offered first; the rest follow by code.
 COMMON_CURRENCIES = ("USD", "EUR", "GBP", "CAD", "AUD", "JPY", "CHF", "SEK", "NOK", "DKK", "NZD", "MXN")
-LABELS = {"description": "What do you want?", "quantity": "How many", "max_price": "The most you will pay",
-          "currency": "Currency", "name": "Name", "line1": "Street address",
-          "line2": "Apartment, floor (optional)", "city": "City", "postal_code": "Postal code",
-          "country": "Country", "contact": "Email for notices (optional)", "payment": "Payment", "form": ""}
+LABELS = {"description": N_("What do you want?"), "quantity": N_("How many"), "max_price": N_("The most you will pay"),
+          "currency": N_("Currency"), "name": N_("Name"), "line1": N_("Street address"),
+          "line2": N_("Apartment, floor (optional)"), "city": N_("City"), "postal_code": N_("Postal code"),
+          "country": N_("Country"), "contact": N_("Email for notices (optional)"), "payment": N_("Payment"),
+          "form": ""}
 FIELDS = ("description", "quantity", "max_price", "currency", "prefer", "days", "name", "line1", "line2", "city",
           "postal_code", "country", "contact", "payment")
-STATUS_WORDS = {"awaiting_payment": "waiting for your card", "open": "open for offers",
-                "awarded": "an offer won: it is your order now", "expired": "expired without an offer",
-                "cancelled": "withdrawn"}
-DONE = {"withdrawn": "Your request is withdrawn and the hold on your card released.",
-        "accepted": "You accepted the offer: it is your order now, and the shop is told to ship it."}
+STATUS_WORDS = {"awaiting_payment": N_("waiting for your card"), "open": N_("open for offers"),
+                "awarded": N_("an offer won: it is your order now"), "expired": N_("expired without an offer"),
+                "cancelled": N_("withdrawn")}
+DONE = {"withdrawn": N_("Your request is withdrawn and the hold on your card released."),
+        "accepted": N_("You accepted the offer: it is your order now, and the shop is told to ship it.")}
 # What only the POST that posted a request knows and the payment page needs:
 # Stripe's client secret, kept in a cookie scoped to the request (web/capability.py).
 TO_PAY = capability.Kind("broker_request_pay")
+
+
+def _done_text(what: str | None) -> str | None:
+    return gettext(DONE[what]) if what in DONE else None
 
 
 def _ctx():
     return current_app.extensions["broker"]
 
 
-@functools.lru_cache(maxsize=1)
-def _currencies() -> dict[str, list[tuple[str, str]]]:
+@functools.lru_cache(maxsize=8)
+def _currencies(language: str = "en") -> dict[str, list[tuple[str, str]]]:
+    """The currencies to choose from, each named in the page's language."""
     from babel.numbers import get_currency_name
 
     common = [c for c in COMMON_CURRENCIES if c in CURRENCIES]
-    named = lambda codes: [(c, get_currency_name(c, locale="en")) for c in codes]  # noqa: E731
+    named = lambda codes: [(c, get_currency_name(c, locale=language)) for c in codes]  # noqa: E731
     return {"common": named(common), "rest": named(sorted(CURRENCIES - set(common)))}
 
 
@@ -79,8 +86,10 @@ def _country_currencies() -> dict[str, str]:
 def _render_new(form: dict, errors: dict, status: int = 200):
     currency = form.get("currency") if form.get("currency") in CURRENCIES else "USD"
     return render_template(
-        "request_new.html", form=form, errors=errors, labels=LABELS, currencies=_currencies(), days=EXPIRY_DAYS,
-        countries=countries(), country_currencies=json.dumps(_country_currencies(), separators=(",", ":")),
+        "request_new.html", form=form, errors=errors,
+        labels={name: gettext(label) if label else "" for name, label in LABELS.items()},
+        currencies=_currencies(i18n.current_language()), days=EXPIRY_DAYS, countries=countries(i18n.current_language()),
+        country_currencies=json.dumps(_country_currencies(), separators=(",", ":")),
         example=amount_examples(currency), offline=not _ctx().settings.stripe_secret_key), status
 
 
@@ -98,14 +107,14 @@ def _check_form(form: dict) -> tuple[dict[str, list[str]], int, int]:
     checks the address against its country): errors, quantity, ceiling."""
     errors: dict[str, list[str]] = {}
     if not form["description"].strip():
-        errors["description"] = ["say what you want"]
+        errors["description"] = [gettext("say what you want")]
     quantity = int(form["quantity"]) if form["quantity"].strip().isdigit() and len(form["quantity"]) < 7 else 0
     if not 1 <= quantity <= services.MAX_QUANTITY:
-        errors["quantity"] = [f"a whole number from 1 to {services.MAX_QUANTITY}"]
+        errors["quantity"] = [gettext("a whole number from 1 to %(most)s", most=services.MAX_QUANTITY)]
     currency = form["currency"].strip().upper()
     max_price = 0
     if currency not in CURRENCIES:
-        errors["currency"] = ["choose a currency from the list"]
+        errors["currency"] = [gettext("choose a currency from the list")]
     else:
         try:
             max_price = parse_amount(form["max_price"], currency)
@@ -117,21 +126,22 @@ def _check_form(form: dict) -> tuple[dict[str, list[str]], int, int]:
                 errors["max_price"] = [_amount_range(currency)]
     for name in ("name", "line1", "city"):
         if not form[name].strip():
-            errors[name] = ["required"]
+            errors[name] = [gettext("required")]
     if form["country"] not in dict(countries()):
-        errors["country"] = ["choose a country from the list"]
+        errors["country"] = [gettext("choose a country from the list")]
     if form["contact"].strip():
         try:  # the one email rule (broker/email_address.py), so it shows with the other errors
             email_address(form["contact"], "contact")
         except Invalid:
-            errors["contact"] = ["an email address such as you@example.com, or leave it empty"]
+            errors["contact"] = [gettext("an email address such as you@example.com, or leave it empty")]
     if form["payment"] != "test-approve" and not _ctx().settings.stripe_secret_key:
-        errors["payment"] = ["choose the test payment to continue"]
+        errors["payment"] = [gettext("choose the test payment to continue")]
     return errors, quantity, max_price
 
 
 def _amount_range(currency: str) -> str:
-    return f"an amount from {format_money(1, currency)} to {format_money(MAX_AMOUNT, currency)}"
+    return gettext("an amount from %(least)s to %(most)s", least=format_money(1, currency),
+                   most=format_money(MAX_AMOUNT, currency))
 
 
 @bp.post("/new")
@@ -157,6 +167,7 @@ def create():
                                     postal_code=form["postal_code"], country=form["country"]),
             prefer=form["prefer"] if form["prefer"] in ("nearest", "lowest_price") else "nearest",
             contact=form["contact"] or None, expires_at=ctx.now() + timedelta(days=days),
+            language=i18n.current_language(),  # its emails are written in it
         )
         try:
             posted = services.post_request(ctx, cmd, once=once)
@@ -224,8 +235,8 @@ def _page(view: services.RequestView, link: capability.Capability, *, error: str
                 + url_for("requests.follow", request_id=view.request.id, token=link.token)) if new else None
     response = make_response(render_template(
         "request_follow.html", view=view, link=link, new=new, error=error, own_link=own_link,
-        status_text=STATUS_WORDS.get(view.request.status, view.request.status),
-        done=DONE.get(request.args.get("done", ""))), status)
+        status_text=gettext(STATUS_WORDS.get(view.request.status, view.request.status)),
+        done=_done_text(request.args.get("done"))), status)
     if own_link:
         response.headers["Referrer-Policy"] = "no-referrer"
     return response
@@ -264,10 +275,10 @@ def pay(request_id: int, token: str | None):
 def _confirm(view, link, *, offer=None, error=None, status=200):
     r = view.request
     if offer is not None:
-        title, button = "Accept this offer?", "Yes, accept this offer"
+        title, button = gettext("Accept this offer?"), gettext("Yes, accept this offer")
         action = link.url_for("requests.accept", request_id=r.id)
     else:
-        title, button = "Withdraw your request?", "Yes, withdraw my request"
+        title, button = gettext("Withdraw your request?"), gettext("Yes, withdraw my request")
         action = link.url_for("requests.cancel", request_id=r.id)
     return render_template("request_confirm.html", view=view, link=link, offer=offer, title=title, button=button,
                            action=action, error=error), status
@@ -351,11 +362,11 @@ def _order_page(request_id: int, link: capability.Capability, *, status: int = 2
         return link.url_for(elsewhere[action], request_id=request_id) if action in elsewhere else None
 
     done = request.args.get("done")
-    values = order_page.values(order, token=link.token, now=ctx.now(), locale="en_US",
+    values = order_page.values(order, token=link.token, now=ctx.now(), locale=i18n.current_locale(),
                                window_days=view.window_days, order_url=order_url, link=link, log=log, reviews=reviews,
                                thread=thread, request_id=request_id, **more)
     if done in DONE:
-        values["done"] = DONE[done]
+        values["done"] = _done_text(done)
     return render_template("request_order.html", **values), status
 
 
@@ -376,8 +387,8 @@ def order_cancel(request_id: int, token: str | None):
     view = _check(request_id, link.token)
     if view.order is None:
         abort(404)
-    page = dict(view=view, link=link, offer=None, cancelling_order=True, title="Cancel your order?",
-                button="Yes, cancel the order", action=link.url_for("requests.order_cancel", request_id=request_id))
+    page = dict(view=view, link=link, offer=None, cancelling_order=True, title=gettext("Cancel your order?"),
+                button=gettext("Yes, cancel the order"), action=link.url_for("requests.order_cancel", request_id=request_id))
     if request.method == "GET":
         return render_template("request_confirm.html", error=None, **page)
     try:
@@ -416,7 +427,7 @@ def order_action(request_id: int, token: str | None, action: str):
         elif action == "review":
             raw = request.form.get("rating", "")
             if raw not in {"1", "2", "3", "4", "5"}:
-                return _order_page(request_id, link, error="Choose 1 to 5 stars.", status=422)
+                return _order_page(request_id, link, error=gettext("Choose 1 to 5 stars."), status=422)
             reputation.review_as_customer(ctx, order_id, link.token, int(raw), request.form.get("comment", ""),
                                           once=once)
         elif action == "confirm_delivery":
@@ -469,7 +480,7 @@ def erase(request_id: int, token: str | None):
         return render_template("request_erase.html", view=view, link=link, error=None)
     if request.form.get("confirm") != "yes":
         return render_template("request_erase.html", view=view, link=link,
-                               error="Tick the box to confirm that you want your data erased."), 422
+                               error=gettext("Tick the box to confirm that you want your data erased.")), 422
     try:
         erasure.erase_request(_ctx(), request_id, link.token)
     except NotFound:

@@ -37,7 +37,8 @@ from broker.returns import services as returns
 from broker.storefront import contrast
 from broker.storefront import services as shop
 from broker.urls import origin_for
-from web import capability, formkeys, order_page
+from web import capability, formkeys, i18n, order_page
+from web.i18n import N_
 from web.links import external_url
 
 bp = Blueprint("store", __name__, url_prefix="/s/<slug>", template_folder="templates")
@@ -72,7 +73,9 @@ def _load_store(endpoint, values):
     if endpoint in CACHED_PAGES and not _search_query():
         pages = _ctx().pages()
         where = values["sku"] if endpoint == "store.product" else _page_number()
-        g.page_key = (endpoint, slug, where, shop.format_cart(_cart()), g.embedded)
+        # The language too: the page is in it, and its links keep a `lang` the address gave.
+        g.page_key = (endpoint, slug, where, shop.format_cart(_cart()), g.embedded, i18n.asked_language(),
+                      i18n.kept_language())
         cached = pages.get(g.page_key)
         if cached is not None:  # no database at all: the store comes with its page
             g.store, g.cached_page = cached.store, cached
@@ -335,7 +338,7 @@ def checkout():
         except formkeys.AlreadyDone as done:  # a reload or a second click: the first's answer
             return _placed(done.result)
         if request.form.get("payment") != "test-approve" and not _ctx().settings.stripe_secret_key:
-            errors["payment"] = ["Choose the test payment to continue."]
+            errors["payment"] = [i18n.gettext("Choose the test payment to continue.")]
         cmd = orders.PlaceOrder(
             # Every line the cart holds, the unavailable ones too: the service names them.
             items=[orders.Item(sku, qty) for sku, qty in items.items()],
@@ -345,6 +348,7 @@ def checkout():
                                    lat=_point(form)[0], lon=_point(form)[1]),
             delivery=Delivery.PICKUP if form.get("delivery") == "pickup" else Delivery.SHIP,
             shipping_method=_shipping_method(form),
+            language=i18n.current_language(),  # the customer's emails are written in it
         )
         try:
             if errors:  # not placed: the service only checks the rest, so every error shows at once
@@ -355,7 +359,7 @@ def checkout():
             return _placed(done.result)
         except Invalid as exc:
             for key, messages in exc.errors.items():
-                errors.setdefault(_field(key), []).extend(messages)
+                errors.setdefault(_field(key), []).extend(i18n.service_message(m) for m in messages)
         except BrokerError as exc:
             errors = {"payment": [exc.detail]}
         else:
@@ -376,17 +380,22 @@ def address_format(country: str):
     :raise 404: no such country."""
     from broker.addresses import address_form
 
-    found = address_form(country, locale=(g.store.locale or "en").split("_")[0])
+    found = address_form(country, locale=i18n.current_language())
     if found is None:
         abort(404)
-    return Response(json.dumps(dataclasses.asdict(found), ensure_ascii=False), mimetype="application/json",
+    described = dataclasses.asdict(found)
+    for field in described["fields"]:  # labels in the page's language (`?lang=`, as the page's script asks)
+        field["label"] = i18n.gettext(field["label"])
+    return Response(json.dumps(described, ensure_ascii=False), mimetype="application/json",
                     headers={"Cache-Control": "public, max-age=3600"})
 
 
 # Where each error of the summary links to, and what it is called there.
-_LABELS = {"cart": ("order-summary", "Your order"), "name": ("name", "Full name"), "email": ("email", "Email"),
-           "country": ("country", "Country"), "payment": ("payment-choice", "Payment"),
-           "delivery": ("delivery-ship", "Delivery")}
+_LABELS = {"cart": ("order-summary", N_("Your order")), "name": ("name", N_("Full name")),
+           "email": ("email", N_("Email")), "country": ("country", N_("Country")),
+           "payment": ("payment-choice", N_("Payment")), "delivery": ("delivery-ship", N_("Delivery"))}
+# Named by their field's name, capitalised (below): in the catalogs too.
+_OTHER_LABELS = (N_("Shipping method"), N_("Lat"), N_("Lon"))
 
 
 def _error_summary(errors: dict[str, list[str]], form: dict) -> list[tuple[str, str, str]]:
@@ -400,6 +409,7 @@ def _error_summary(errors: dict[str, list[str]], form: dict) -> list[tuple[str, 
     found = []
     for name in sorted(errors, key=lambda n: rank.get(n, len(order))):
         anchor, label = labels.get(name, (name, name.replace("_", " ").capitalize()))
+        label = i18n.gettext(label)
         for message in errors[name]:
             found.append((anchor, label, message[:1].upper() + message[1:]))
     return found
@@ -535,7 +545,7 @@ def _order_page(order_id: int, link: capability.Capability, *, status: int = 200
     if view.order.manufacturer_id != g.store.id:
         abort(404)
     return render_template("store/order.html", **order_page.values(
-        view, token=link.token, now=ctx.now(), locale=g.store.locale, window_days=g.store.return_window_days,
+        view, token=link.token, now=ctx.now(), locale=i18n.current_locale(), window_days=g.store.return_window_days,
         order_url=lambda action: link.url_for(f"store.{action}", order_id=order_id),
         link=link, log=log, reviews=reviews, thread=thread, **more)), status
 
@@ -572,7 +582,7 @@ def review(order_id: int, token: str | None):
     except formkeys.AlreadyDone:
         pass  # a reload or a second click: the first is saved
     except ValueError:
-        return _order_page(order_id, link, error="Choose 1 to 5 stars.", status=422)
+        return _order_page(order_id, link, error=i18n.gettext("Choose 1 to 5 stars."), status=422)
     except NotFound:
         abort(404)
     except BrokerError as exc:
@@ -679,7 +689,7 @@ def erase(order_id: int, token: str | None):
         return render_template("store/erase.html", view=view, link=link, error=None)
     if request.form.get("confirm") != "yes":
         return render_template("store/erase.html", view=view, link=link,
-                               error="Tick the box to confirm that you want your data erased."), 422
+                               error=i18n.gettext("Tick the box to confirm that you want your data erased.")), 422
     try:
         erasure.erase_order(_ctx(), order_id, link.token)
     except NotFound:

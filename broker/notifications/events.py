@@ -43,13 +43,14 @@ erasure empties it like every email to the customer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from broker import languages
 from broker.accounts.hours import Hours
 from broker.accounts.hours import describe as describe_hours
 from broker.accounts.models import Manufacturer, Retailer, Role, Store
@@ -91,11 +92,13 @@ def order_placed(session: Session, ctx: Context, order: Order, access_token: str
     the order is on the board if the payment is not authorised yet."""
     maker = session.get(Manufacturer, order.manufacturer_id) if order.manufacturer_id else None
     slug = maker.slug if maker else ""
+    language = _language(order, maker)
+    money = _money(language, maker)
     written = send_email(
         session, ctx, topic="order_confirmation", to=order.customer_email, template="order_confirmation",
         dedupe_key=f"order-{order.id}", now=now, name=order.customer_name, store=maker.name if maker else "Broker",
-        order_id=order.id, lines=_lines(order.lines, order.currency), total=format_amount(order.total, order.currency),
-        totals=_totals(order),
+        order_id=order.id, lines=_lines(order.lines, order.currency, money),
+        total=money(order.total, order.currency), totals=_totals(order, money, language), language=language,
         pickup=order.delivery == Delivery.PICKUP, pickup_code=pickup_code,
         ship_to=address_lines(ship_to_address(order), name=order.customer_name),
         status_path=f"/s/{slug}/o/{order.id}/{access_token}", from_store=maker,
@@ -108,7 +111,7 @@ def order_placed(session: Session, ctx: Context, order: Order, access_token: str
     if send_email(session, ctx, topic="review_invitation", to=order.customer_email, template="review_invitation",
                   dedupe_key=f"order-{order.id}", now=now, name=order.customer_name, order_id=order.id,
                   pickup=order.delivery == Delivery.PICKUP, status_path=f"/s/{slug}/o/{order.id}/{access_token}",
-                  from_store=maker):
+                  from_store=maker, language=language):
         invitation = _invitation(session, order.id)
         if invitation is not None:
             hold(invitation)
@@ -138,7 +141,8 @@ def order_delivered(session: Session, ctx: Context, order: Order, now: datetime)
     if held is None:
         send_email(session, ctx, topic="review_invitation", to=order.customer_email, template="review_invitation",
                    dedupe_key=f"order-{order.id}", now=now, name=order.customer_name, order_id=order.id,
-                   pickup=order.delivery == Delivery.PICKUP, status_path=None, from_store=_shop(session, order))
+                   pickup=order.delivery == Delivery.PICKUP, status_path=None, from_store=_shop(session, order),
+                   language=_language(order, _shop(session, order)))
         return
     if held.sent_at is not None or held.next_attempt_at != HELD:
         return
@@ -172,12 +176,15 @@ def _confirmation(session: Session, order_id: int) -> OutboxMessage | None:
 
 def order_shipped(session: Session, ctx: Context, order: Order, assignment: Assignment, now: datetime) -> None:
     shipper = _fulfiller_name(session, assignment)
+    maker = _shop(session, order)
+    language = _language(order, maker)
     send_email(session, ctx, topic="order_shipped", to=order.customer_email, template="order_shipped",
                # Each part of a split order is a shipment of its own, and an email.
                dedupe_key=f"order-{order.id}" if assignment.lines is None else f"order-{order.id}-part-{assignment.id}",
                now=now, name=order.customer_name, order_id=order.id,
                shipper=shipper, carrier=assignment.carrier, tracking_number=assignment.tracking_number,
-               lines=_lines(part_lines(order, assignment.lines), order.currency), from_store=_shop(session, order))
+               lines=_lines(part_lines(order, assignment.lines), order.currency, _money(language, maker)),
+               from_store=maker, language=language)
 
 
 def pickup_ready(session: Session, ctx: Context, order: Order, assignment: Assignment, now: datetime) -> None:
@@ -189,7 +196,8 @@ def pickup_ready(session: Session, ctx: Context, order: Order, assignment: Assig
         return
     store = session.get(Store, assignment.store_id)
     maker = session.get(Manufacturer, order.manufacturer_id) if order.manufacturer_id else None
-    locale = maker.locale if maker else "en_US"
+    language = _language(order, maker)
+    locale = languages.money_locale(language, maker.locale if maker else "en_US")
     week = Hours.from_json(store.hours)
     send_email(session, ctx, topic="pickup_ready", to=order.customer_email, template="pickup_ready",
                dedupe_key=f"order-{order.id}-assignment-{assignment.id}", now=now, name=order.customer_name,
@@ -197,7 +205,7 @@ def pickup_ready(session: Session, ctx: Context, order: Order, assignment: Assig
                address=store_addresses.lines(store_addresses.of(store)) if store.line1 else [store.area],
                hours=describe_hours(week, locale), timezone=store.timezone,
                collect_by=_when(ctx, assignment.due_at),
-               status_path=f"/s/{maker.slug}/o/{order.id}" if maker else None, from_store=maker)
+               status_path=f"/s/{maker.slug}/o/{order.id}" if maker else None, from_store=maker, language=language)
 
 
 def pickups_of_run(session: Session, ctx: Context, run_id: int, now: datetime) -> None:
@@ -238,12 +246,12 @@ def return_decided(session: Session, ctx: Context, order: Order, ret: Return, *,
         store = session.scalar(select(Retailer.name).where(Retailer.id == ret.decided_by_id)) or "The store"
     else:
         store = maker.name if maker else "The store"
-    values = dict(name=order.customer_name, order_id=order.id, store=store, note=ret.note or "")
+    language = _language(order, maker)
+    values = dict(name=order.customer_name, order_id=order.id, store=store, note=ret.note or "", language=language)
     key = f"order-{order.id}-return-{ret.id}"
     if ret.status == ReturnStatus.ACCEPTED:
         send_email(session, ctx, topic="return_accepted", to=order.customer_email, template="return_accepted",
-                   dedupe_key=key, now=now, refund=format_money(ret.refund_amount or 0, order.currency,
-                                                                maker.locale if maker else None),
+                   dedupe_key=key, now=now, refund=_refund_money(ret.refund_amount or 0, order.currency, language, maker),
                    from_store=maker, **values)
     elif ret.status == ReturnStatus.REFUSED:
         days = maker.return_window_days if maker else 30
@@ -265,7 +273,8 @@ def offer_received(session: Session, ctx: Context, request: PersonalRequest, bid
                description=request.description, price=format_amount(bid.price or 0, currency),
                ceiling=format_amount(request.max_price, currency), retailer=retailer_name or "A retailer",
                # To the customer: from their own place, to 100 m.
-               distance_km=round(bid.exact_distance_km, 1), expires=_when(ctx, request.expires_at))
+               distance_km=round(bid.exact_distance_km, 1), expires=_when(ctx, request.expires_at),
+               language=languages.language_of(request.language, None))
 
 
 def message_posted(session: Session, ctx: Context, order: Order, message: Message, now: datetime) -> None:
@@ -290,7 +299,8 @@ def message_posted(session: Session, ctx: Context, order: Order, message: Messag
         shipper = _fulfiller_name(session, current)
         send_email(session, ctx, topic="message", to=order.customer_email, template="message_to_customer",
                    dedupe_key=key, now=now, name=order.customer_name, order_id=order.id, shipper=shipper,
-                   path=_customer_order_path(session, order) + "#messages", from_store=_shop(session, order))
+                   path=_customer_order_path(session, order) + "#messages", from_store=_shop(session, order),
+                   language=_language(order, _shop(session, order)))
 
 
 def _customer_order_path(session: Session, order: Order) -> str:
@@ -443,15 +453,43 @@ def _due_at(session: Session, decision: SettlementDecision) -> datetime | None:
     return session.scalar(select(Assignment.due_at).where(Assignment.decision_id == decision.id))
 
 
-def _totals(order: Order) -> list[dict]:
-    """Subtotal, shipping, tax and total, as the email prints them."""
+def _totals(order: Order, money: Callable[[int, str], str] = format_amount, language: str = "en") -> list[dict]:
+    """Subtotal, shipping, tax and total, as the email prints them (in the customer's language)."""
+    translate = languages.translations(language).gettext
     return [{"label": line.label, "amount": line.amount}
-            for line in order_totals(order, fmt=lambda amount, currency, _locale: format_amount(amount, currency))]
+            for line in order_totals(order, fmt=lambda amount, currency, _locale: money(amount, currency),
+                                     translate=translate)]
 
 
-def _lines(lines: Iterable[OrderLine | PartLine], currency: str) -> list[dict]:
-    return [{"quantity": line.quantity, "name": line.name, "total": format_amount(line.line_total, currency)}
+def _lines(lines: Iterable[OrderLine | PartLine], currency: str,
+           money: Callable[[int, str], str] = format_amount) -> list[dict]:
+    return [{"quantity": line.quantity, "name": line.name, "total": money(line.line_total, currency)}
             for line in lines]
+
+
+def _language(order: Order, maker: Manufacturer | None) -> str:
+    """The language of the customer's emails about `order`: the one they ordered
+    in; for an order that has none (placed through the API, or before languages),
+    the store's; else English."""
+    return languages.language_of(order.language, maker.locale if maker else None)
+
+
+def _money(language: str, maker: Manufacturer | None) -> Callable[[int, str], str]:
+    """How the customer's email writes money: in English as it always has
+    ("19.99 USD"), in another language as that language writes it in the store's
+    country ("19,99 €")."""
+    if language == languages.DEFAULT:
+        return format_amount
+    locale = languages.money_locale(language, maker.locale if maker else None)
+    return lambda amount, currency: format_money(amount, currency, locale)
+
+
+def _refund_money(amount: int, currency: str, language: str, maker: Manufacturer | None) -> str:
+    """A refund in the store's money format (the customer's language's, where it is not English)."""
+    store_locale = maker.locale if maker else None
+    if language == languages.DEFAULT:
+        return format_money(amount, currency, store_locale)
+    return format_money(amount, currency, languages.money_locale(language, store_locale))
 
 
 def _when(ctx: Context, moment: datetime) -> str:
@@ -467,7 +505,8 @@ def cancelled_by_store(session: Session, ctx: Context, order: Order, refunded: i
     send_email(session, ctx, topic="order_cancelled_by_store", to=order.customer_email,
                template="order_cancelled_by_store", dedupe_key=f"order-{order.id}-cancelled", now=now,
                name=order.customer_name, order_id=order.id, store=maker.name if maker else "The store",
-               refunded=format_money(refunded, order.currency, maker.locale if maker else None) if refunded else "")
+               refunded=_refund_money(refunded, order.currency, _language(order, maker), maker) if refunded else "",
+               language=_language(order, maker))
 
 
 def refunded_by_store(session: Session, ctx: Context, order: Order, amount: int, total_refunded: int, *,
@@ -477,4 +516,5 @@ def refunded_by_store(session: Session, ctx: Context, order: Order, amount: int,
     send_email(session, ctx, topic="order_refunded_by_store", to=order.customer_email,
                template="order_refunded_by_store", dedupe_key=f"order-{order.id}-refund-{total_refunded}", now=now,
                name=order.customer_name, order_id=order.id, store=maker.name if maker else "The store",
-               refund=format_money(amount, order.currency, maker.locale if maker else None), in_full=in_full)
+               refund=_refund_money(amount, order.currency, _language(order, maker), maker), in_full=in_full,
+               language=_language(order, maker))

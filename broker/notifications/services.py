@@ -21,6 +21,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, Template
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from broker import languages
 from broker.accounts.models import Manufacturer, Retailer, Role
 from broker.context import Context
 from broker.db import insert_if_absent
@@ -46,45 +47,50 @@ OPTIONAL = {
     "review_invitation": "invitations to rate the store once your order has arrived",
 }
 
-_templates: Environment | None = None
+_templates: dict[str, Environment] = {}
 
 
-def _environment() -> Environment:
-    global _templates
-    if _templates is None:
+def _environment(language: str = "en") -> Environment:
+    """The templates, with gettext in `language` (the customer's emails are
+    `{% trans %}` blocks; others have none and read the same in every one)."""
+    if language not in _templates:
         # Plain-text emails: HTML escaping would put "&amp;" into a name. No email
         # is ever sent as HTML, so nothing rendered here reaches a browser.
-        _templates = Environment(loader=PackageLoader("broker.notifications", "templates"),
-                                 undefined=StrictUndefined, keep_trailing_newline=True,
-                                 autoescape=False)  # noqa: S701
-    return _templates
+        environment = Environment(loader=PackageLoader("broker.notifications", "templates"),
+                                  undefined=StrictUndefined, keep_trailing_newline=True,
+                                  autoescape=False, extensions=["jinja2.ext.i18n"])  # noqa: S701
+        environment.install_gettext_translations(languages.translations(language), newstyle=True)  # type: ignore[attr-defined]
+        _templates[language] = environment
+    return _templates[language]
 
 
 def address_hash(address: str) -> str:
     return hashlib.sha256(address.strip().lower().encode()).hexdigest()
 
 
-_parts: dict[str, tuple[Template, Template]] = {}
+_parts: dict[tuple[str, str], tuple[Template, Template]] = {}
 
 
-def _template_parts(template: str) -> tuple[Template, Template]:
+def _template_parts(template: str, language: str = "en") -> tuple[Template, Template]:
     """The template's `Subject: ...` line and its body, compiled apart: the
     subject is rendered on its own, so a value with a line break in it (a store's
     name) can neither end the subject early nor start a header of its own."""
-    if template not in _parts:
-        environment = _environment()
+    key = (language, template)
+    if key not in _parts:
+        environment = _environment(language)
         source, _, _ = environment.loader.get_source(environment, f"{template}.txt")
         first, _, body = source.partition("\n")
         if not first.startswith("Subject: "):
             raise ValueError(f"{template}.txt must start with a Subject: line")
-        _parts[template] = (environment.from_string(first[len("Subject: "):]), environment.from_string(body))
-    return _parts[template]
+        _parts[key] = (environment.from_string(first[len("Subject: "):]), environment.from_string(body))
+    return _parts[key]
 
 
-def render(template: str, **values) -> tuple[str, str]:
+def render(template: str, language: str | None = None, **values) -> tuple[str, str]:
     """(subject, text) from `templates/<template>.txt`, whose first line is
-    `Subject: ...`. The subject is one line (`broker.grammar.header_text`)."""
-    subject, body = _template_parts(template)
+    `Subject: ...`, in `language` (a customer's email; English without one). The
+    subject is one line (`broker.grammar.header_text`)."""
+    subject, body = _template_parts(template, languages.supported(language) or languages.DEFAULT)
     return header_text(subject.render(**values)), body.render(**values).lstrip("\n")
 
 
@@ -109,7 +115,7 @@ def link(ctx: Context, path: str, store: Manufacturer | None = None) -> str:
 
 def send_email(session: Session, ctx: Context, *, topic: str, to: str, template: str, dedupe_key: str,
                now: datetime, recipient_id: int | None = None, written: set[str] | None = None,
-               from_store: Manufacturer | None = None, **values) -> bool:
+               from_store: Manufacturer | None = None, language: str | None = None, **values) -> bool:
     """Write one email to the outbox; False if it was already written or the
     address unsubscribed from this (optional) kind. `written`: as for `enqueue`.
 
@@ -117,17 +123,20 @@ def send_email(session: Session, ctx: Context, *, topic: str, to: str, template:
     reads "<store> via Broker" (the address stays BROKER_MAIL_FROM's), its HTML
     part wears the store's colour, and its links are on the store's verified
     domain when it has one. Every email has an HTML part beside its text
-    (broker/notifications/html.py)."""
+    (broker/notifications/html.py). `language`: the customer's (broker.languages),
+    for the emails written in it; the others are English."""
     if not to or "@" not in to:
         return False
     optional = topic in OPTIONAL
     if optional and opted_out(session, to, topic):
         return False
     unsubscribe = unsubscribe_url(ctx, to, topic) if optional else None
-    subject, text = render(template, unsubscribe_url=unsubscribe, link=lambda path: link(ctx, path, from_store),
-                           **values)
+    subject, text = render(template, language, unsubscribe_url=unsubscribe,
+                           link=lambda path: link(ctx, path, from_store), **values)
     if unsubscribe:
-        text = f"{text.rstrip()}\n\n--\nYou get these because you asked for them. Unsubscribe: {unsubscribe}\n"
+        _ = languages.translations(languages.supported(language) or languages.DEFAULT).gettext
+        footer = _("You get these because you asked for them. Unsubscribe: %(url)s") % {"url": unsubscribe}
+        text = f"{text.rstrip()}\n\n--\n{footer}\n"
     brand = html.Brand(from_store.name, from_store.color_primary) if from_store is not None else html.BROKER
     return enqueue(session, topic=f"{TOPIC_PREFIX}{topic}", dedupe_key=dedupe_key[:120], recipient_kind=RECIPIENT_KIND,
                    recipient_id=recipient_id,

@@ -57,6 +57,9 @@ class Order(Base):
     shipping_method: Mapped[str | None] = mapped_column(String(32), default=None)
     shipping_method_name: Mapped[str | None] = mapped_column(String(80), default=None)
     ship_within_hours: Mapped[int | None] = mapped_column(Integer, default=None)
+    # The language the customer ordered in ("de"): their emails are written in it
+    # (None: an API client named none; the store's locale's language, else English).
+    language: Mapped[str | None] = mapped_column(String(8), default=None)
     delivery: Mapped[Delivery] = mapped_column(String(10), default=Delivery.SHIP)
     # The customer's personal data: shown only to the customer, the manufacturer
     # and the fulfiller (and each showing is written to the disclosure log).

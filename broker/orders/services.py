@@ -21,6 +21,7 @@ from broker.catalog.models import Product
 from broker.context import Context
 from broker.email_address import email_address
 from broker import formkeys
+from broker.languages import supported
 from broker.errors import Conflict, Invalid, NotFound, Unauthenticated, Unavailable
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.geo.geocoding import LocationQuery, resolve_location
@@ -82,6 +83,8 @@ class PlaceOrder:
     delivery: Delivery = Delivery.SHIP
     # A shipping method's code; None: the store's default.
     shipping_method: str | None = None
+    # The language the customer ordered in (broker.languages); None: the store's.
+    language: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,7 +150,7 @@ def place_order(ctx: Context, slug: str, cmd: PlaceOrder, *, once: formkeys.Once
             tax_included=priced.tax_included, tax_jurisdiction=priced.jurisdiction, tax_rate=priced.rate,
             shipping_method=method.code if method else None, shipping_method_name=method.name if method else None,
             ship_within_hours=method.ship_within_hours if method else None,
-            delivery=cmd.delivery, customer_name=name, customer_email=email,
+            delivery=cmd.delivery, customer_name=name, customer_email=email, language=supported(cmd.language),
             ship_line1=to.line1, ship_line2=to.line2, ship_city=to.city, ship_city_area=to.city_area,
             ship_region=to.region, ship_postal_code=to.postal_code, ship_country=to.country,
             ship_lat=place.lat, ship_lon=place.lon, area=place.area, location_precision=place.precision,

@@ -15,15 +15,20 @@ _VAT = frozenset("AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL
 _GST = frozenset("AU NZ CA SG IN MY".split())
 
 
-def tax_name(jurisdiction: str) -> str:
+def _same(message: str) -> str:
+    return message
+
+
+def tax_name(jurisdiction: str, translate: Callable[[str], str] = _same) -> str:
+    _ = translate  # the name `pybabel extract` looks for: these are in the customer's catalogs (web/translations)
     country = (jurisdiction or "")[:2]
     if country in _VAT:
-        return "VAT"
+        return _("VAT")
     if country in _GST:
-        return "GST"
+        return _("GST")
     if country == "US":
-        return "Sales tax"
-    return "Tax"
+        return _("Sales tax")
+    return _("Tax")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,23 +39,27 @@ class TotalLine:
 
 
 def order_totals(order, locale: str | None = "en_US",
-                 fmt: Callable[[int, str, str | None], str] = format_money) -> list[TotalLine]:
+                 fmt: Callable[[int, str, str | None], str] = format_money,
+                 translate: Callable[..., str] = _same) -> list[TotalLine]:
     """Subtotal, shipping, tax and total; an order from before shipping and tax
     (goods only) is its total alone. Where prices include the tax it follows the
-    total as "incl. VAT (19 %)"."""
+    total as "incl. VAT (19 %)". `translate`: gettext of the reader's language
+    (the customer's pages and emails); English without it."""
+    _ = translate  # see tax_name
     currency = order.currency
     if not order.shipping and not order.tax and not order.tax_jurisdiction and not order.shipping_method:
-        return [TotalLine("Total", fmt(order.total, currency, locale), True)]
+        return [TotalLine(_("Total"), fmt(order.total, currency, locale), True)]
     rate = f" ({tax_rules.format_rate(order.tax_rate)} %)" if order.tax_rate else ""
-    name = tax_name(order.tax_jurisdiction)
-    lines = [TotalLine("Subtotal", fmt(order.subtotal, currency, locale))]
+    name = tax_name(order.tax_jurisdiction, translate) + rate
+    lines = [TotalLine(_("Subtotal"), fmt(order.subtotal, currency, locale))]
     if order.shipping_method or order.shipping:
-        label = f"Shipping ({order.shipping_method_name})" if order.shipping_method_name else "Shipping"
-        lines.append(TotalLine(label, fmt(order.shipping, currency, locale) if order.shipping else "Free"))
+        label = (_("Shipping (%(method)s)") % {"method": order.shipping_method_name} if order.shipping_method_name
+                 else _("Shipping"))
+        lines.append(TotalLine(label, fmt(order.shipping, currency, locale) if order.shipping else _("Free")))
     if order.tax_included:
-        lines.append(TotalLine("Total", fmt(order.total, currency, locale), True))
-        lines.append(TotalLine(f"incl. {name}{rate}", fmt(order.tax, currency, locale)))
+        lines.append(TotalLine(_("Total"), fmt(order.total, currency, locale), True))
+        lines.append(TotalLine(_("incl. %(tax)s") % {"tax": name}, fmt(order.tax, currency, locale)))
     else:
-        lines.append(TotalLine(f"{name}{rate}", fmt(order.tax, currency, locale)))
-        lines.append(TotalLine("Total", fmt(order.total, currency, locale), True))
+        lines.append(TotalLine(name, fmt(order.tax, currency, locale)))
+        lines.append(TotalLine(_("Total"), fmt(order.total, currency, locale), True))
     return lines

@@ -55,6 +55,8 @@ class PersonalRequest(Base):
     buyer_key: Mapped[str | None] = mapped_column(String(64), index=True, default=None)
     # Personal data: shown to the winner only (and the customer).
     contact_email: Mapped[str | None] = mapped_column(String(254), default=None)
+    # The language the request was posted in: its emails are written in it (None: English).
+    language: Mapped[str | None] = mapped_column(String(8), default=None)
     callback_url: Mapped[str | None] = mapped_column(String(500), default=None)
     ship_name: Mapped[str] = mapped_column(String(200))
     ship_line1: Mapped[str] = mapped_column(String(200))

@@ -28,6 +28,7 @@ from broker.board.models import Bid, BidStatus, Listing, ListingKind, ListingSta
 from broker.catalog.models import Product
 from broker.context import Context
 from broker.email_address import email_address
+from broker.languages import supported
 from broker.errors import Conflict, Invalid, NotFound, Unauthenticated, Unavailable
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.geo.geocoding import LocationQuery, resolve_location
@@ -83,6 +84,7 @@ class PostRequest:
     expires_at: datetime | None = None
     callback_url: str | None = None
     contact: str | None = None  # an email, for notices; never shown to retailers
+    language: str | None = None  # the language it is posted in (broker.languages): its emails'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,7 +166,7 @@ def post_request(ctx: Context, cmd: PostRequest, *, once: formkeys.Once | None =
             sku=sku, quantity=cmd.quantity, max_price=cmd.max_price, currency=currency, prefer=Prefer(cmd.prefer),
             status=RequestStatus.AWAITING_PAYMENT, lat=place.lat, lon=place.lon, area=place.area,
             location_precision=place.precision, expires_at=expires_at, access_token_hash=digest(token),
-            buyer_key=_buyer_key(contact), contact_email=contact, callback_url=callback,
+            buyer_key=_buyer_key(contact), contact_email=contact, callback_url=callback, language=supported(cmd.language),
             ship_name=to.name, ship_line1=to.line1, ship_line2=to.line2, ship_city=to.city,
             ship_city_area=to.city_area, ship_region=to.region, ship_postal_code=to.postal_code,
             ship_country=to.country, created_at=now,
@@ -447,7 +449,7 @@ def award_request(session: Session, ctx: Context, listing: Listing, request: Per
         manufacturer_id=request.manufacturer_id, status=OrderStatus.OPEN, currency=request.currency, total=price,
         subtotal=goods, shipping=shipping, tax=tax, tax_included=True,
         tax_jurisdiction=tax_rules.jurisdiction(request.ship_country, request.ship_region) if tax else "",
-        customer_name=request.ship_name, customer_email=request.contact_email or "",
+        customer_name=request.ship_name, customer_email=request.contact_email or "", language=request.language,
         ship_line1=request.ship_line1, ship_line2=request.ship_line2, ship_city=request.ship_city,
         ship_city_area=request.ship_city_area, ship_region=request.ship_region,
         ship_postal_code=request.ship_postal_code, ship_country=request.ship_country, ship_lat=request.lat,

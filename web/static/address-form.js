@@ -10,6 +10,13 @@
   var select = fieldset.querySelector("select[name=country]");
   if (!select) return;
   var prefix = select.id.slice(0, select.id.length - "country".length);
+  // The page's words for what this script writes, in the page's language (address.html).
+  var words = {
+    optional: fieldset.getAttribute("data-optional") || "(optional)",
+    choose: fieldset.getAttribute("data-choose") || "Choose…",
+    example: fieldset.getAttribute("data-example") || "For example {}"
+  };
+  var language = document.documentElement.getAttribute("lang") || "en";
 
   function values() {
     var kept = {};
@@ -33,14 +40,14 @@
       var label = el("label", { "for": id }, f.label);
       if (!f.required) {
         label.appendChild(document.createTextNode(" "));
-        label.appendChild(el("span", { "class": "optional" }, "(optional)"));
+        label.appendChild(el("span", { "class": "optional" }, words.optional));
       }
       div.appendChild(label);
       var input;
       var value = kept[f.name] || "";
       if (f.choices && f.choices.length) {
         input = el("select", { id: id, name: f.name, autocomplete: f.autocomplete });
-        input.appendChild(el("option", { value: "" }, "Choose…"));
+        input.appendChild(el("option", { value: "" }, words.choose));
         f.choices.forEach(function (c) {
           var option = el("option", { value: c.value }, c.label);
           if (c.value === value) option.selected = true;
@@ -55,7 +62,7 @@
       div.appendChild(input);
       if (f.example) {
         input.setAttribute("aria-describedby", id + "-hint");
-        div.appendChild(el("span", { "class": "hint", id: id + "-hint" }, "For example " + f.example));
+        div.appendChild(el("span", { "class": "hint", id: id + "-hint" }, words.example.replace("{}", f.example)));
       }
       fieldset.appendChild(div);
     });
@@ -65,7 +72,8 @@
     var kept = values();
     var form = fieldset.closest("form");
     var base = (form && form.getAttribute("data-format-url")) || "/api/v1/address-formats/";
-    fetch(base + encodeURIComponent(select.value), { headers: { Accept: "application/json" } })
+    var url = base + encodeURIComponent(select.value) + "?lang=" + encodeURIComponent(language);
+    fetch(url, { headers: { Accept: "application/json" } })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (format) { if (format) build(format, kept); })
       .catch(function () { /* the no-script button still works */ });
