@@ -40,7 +40,7 @@ LABELS = {"description": N_("What do you want?"), "quantity": N_("How many"), "m
           "country": N_("Country"), "contact": N_("Email for notices (optional)"), "payment": N_("Payment"),
           "form": ""}
 FIELDS = ("description", "quantity", "max_price", "currency", "prefer", "days", "name", "line1", "line2", "city",
-          "postal_code", "country", "contact", "payment")
+          "city_area", "region", "postal_code", "country", "contact", "payment")
 STATUS_WORDS = {"awaiting_payment": N_("waiting for your card"), "open": N_("open for offers"),
                 "awarded": N_("an offer won: it is your order now"), "expired": N_("expired without an offer"),
                 "cancelled": N_("withdrawn")}
@@ -84,10 +84,16 @@ def _country_currencies() -> dict[str, str]:
 
 
 def _render_new(form: dict, errors: dict, status: int = 200):
+    from broker.addresses import address_form
+
     currency = form.get("currency") if form.get("currency") in CURRENCIES else "USD"
+    # The address is the country's form (address.html), as at checkout: its
+    # fields' labels name them in the error summary too.
+    fmt = address_form(form.get("country") or "US", region=form.get("region") or None) or address_form("US")
+    labels = {name: gettext(label) if label else "" for name, label in LABELS.items()}
+    labels.update({f.name: gettext(f.label) for f in fmt.fields})
     return render_template(
-        "request_new.html", form=form, errors=errors,
-        labels={name: gettext(label) if label else "" for name, label in LABELS.items()},
+        "request_new.html", form=form, errors=errors, labels=labels,
         currencies=_currencies(i18n.current_language()), days=EXPIRY_DAYS, countries=countries(i18n.current_language()),
         country_currencies=json.dumps(_country_currencies(), separators=(",", ":")),
         example=amount_examples(currency), offline=not _ctx().settings.stripe_secret_key), status
@@ -154,6 +160,9 @@ def create():
         formkeys.check_unused(_ctx(), once)
     except formkeys.AlreadyDone as done:
         return _posted(done.result)
+    if request.form.get("action") == "country":
+        # Without the page's script: the address form for the country chosen, nothing posted.
+        return _render_new(form, {})
     errors, quantity, max_price = _check_form(form)
     if not errors:
         ctx = _ctx()
@@ -162,9 +171,10 @@ def create():
             description=form["description"], quantity=quantity, max_price=max_price,
             currency=form["currency"].strip().upper(),
             location=LocationQuery(form["postal_code"].strip() or None, form["country"].strip() or None,
-                                   city=form["city"].strip() or None),
+                                   city=form["city"].strip() or None, region=form["region"].strip() or None),
             ship_to=services.ShipTo(name=form["name"], line1=form["line1"], line2=form["line2"], city=form["city"],
-                                    postal_code=form["postal_code"], country=form["country"]),
+                                    postal_code=form["postal_code"], country=form["country"],
+                                    region=form["region"], city_area=form["city_area"]),
             prefer=form["prefer"] if form["prefer"] in ("nearest", "lowest_price") else "nearest",
             contact=form["contact"] or None, expires_at=ctx.now() + timedelta(days=days),
             language=i18n.current_language(),  # its emails are written in it
@@ -202,7 +212,8 @@ def _field(name: str) -> str:
     """The service's field names, as the form's inputs are named."""
     return {"location.postal_code": "postal_code", "location.country": "country", "location": "postal_code",
             "location.city": "city", "ship_to.name": "name", "ship_to.line1": "line1", "ship_to.city": "city",
-            "ship_to.postal_code": "postal_code", "ship_to.country": "country", "ship_to.region": "postal_code",
+            "ship_to.postal_code": "postal_code", "ship_to.country": "country", "ship_to.region": "region",
+            "ship_to.city_area": "city_area", "location.region": "region",
             "ship_to": "postal_code", "expires_at": "form"}.get(name, name)
 
 

@@ -196,7 +196,7 @@ def test_post_a_request_pay_accept_follow_message_and_rate(site, browser, shot, 
         customer.get_by_label("Name", exact=True).fill("Quinn Request")
         customer.get_by_label("Street address", exact=True).fill("5 Hidden Way")
         customer.get_by_label("City", exact=True).fill("San Francisco")
-        customer.get_by_label("Postal code").fill("94103")
+        customer.get_by_label("ZIP code").fill("94103")
         customer.get_by_label("Authorise a test payment for the most you will pay").check()
         customer.get_by_role("button", name="Ask the shops").click()
         expect(customer.get_by_role("status").first).to_contain_text("Your request is on the board")

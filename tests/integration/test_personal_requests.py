@@ -395,6 +395,30 @@ class TestPages:
         assert bad_zip.status_code == 422 and b'id="postal_code-error"' in bad_zip.data
         assert session.scalar(select(PersonalRequest.id)) is None
 
+    def test_the_address_is_the_countrys_form_as_at_checkout(self, client, session):
+        from broker.personal.models import PersonalRequest
+
+        japan = client.get("/requests/new?country=JP").get_data(as_text=True)
+        # Japan's form: a prefecture to choose, its postal code's example as a hint.
+        assert '<label for="region">Prefecture</label>' in japan and '<select id="region" name="region"' in japan
+        assert "東京都" in japan and "For example 154-0023" in japan
+        assert japan.index('id="postal_code"') < japan.index('id="region"') < japan.index('id="line1"')
+        # Without the script, changing the country asks the server for that country's form.
+        canada = client.post("/requests/new", data={**self.FORM, "country": "CA", "action": "country"})
+        page = canada.get_data(as_text=True)
+        assert canada.status_code == 200 and 'id="error-summary"' not in page and 'name="region"' in page
+        assert session.scalar(select(PersonalRequest.id)) is None
+        # The country's rules, each error next to its field: a postal code of another province.
+        wrong = client.post("/requests/new", data={**self.FORM, "country": "CA", "city": "Toronto",
+                                                   "postal_code": "M5V 2T6", "region": "QC", "currency": "CAD"})
+        assert wrong.status_code == 422 and 'id="postal_code-error"' in wrong.get_data(as_text=True)
+        assert session.scalar(select(PersonalRequest.id)) is None
+        posted = client.post("/requests/new", data={**self.FORM, "country": "CA", "city": "Toronto",
+                                                    "postal_code": "m5v2t6", "region": "", "currency": "CAD"})
+        assert posted.status_code == 303
+        request = session.scalar(select(PersonalRequest))
+        assert (request.ship_postal_code, request.ship_region, request.ship_country) == ("M5V 2T6", "ON", "CA")
+
     def test_a_wrong_token_is_404(self, client, shops):
         posted = post(client)
         assert client.get(f"/requests/{posted['id']}/not-the-token").status_code == 404

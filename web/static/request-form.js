@@ -5,7 +5,8 @@
   var currency = document.getElementById("currency");
   if (!country || !currency) return;
   var byCountry = {};
-  try { byCountry = JSON.parse(country.dataset.currencies || "{}"); } catch (e) { return; }
+  var form = country.closest("form");
+  try { byCountry = JSON.parse((form && form.dataset.currencies) || "{}"); } catch (e) { return; }
   var chosen = false;
   currency.addEventListener("change", function () { chosen = true; });
   country.addEventListener("change", function () {
