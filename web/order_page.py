@@ -61,6 +61,12 @@ def reached(status: str) -> set[str]:
     return done
 
 
+def _pickup(part, store, locale: str, now) -> dict:
+    week = opening_hours.Hours.from_json(store.hours)
+    return {"part": part, "store": store, "hours": opening_hours.describe(week, locale),
+            "state": opening_hours.state_at(week, store.timezone, now)}
+
+
 def values(view: orders.OrderView, *, token: str, now, locale: str, window_days: int,
            order_url: Callable[[str], str | None], **more) -> dict:
     """The template's values (`_order_body.html`) beside the loaded pieces in `more`
@@ -73,14 +79,12 @@ def values(view: orders.OrderView, *, token: str, now, locale: str, window_days:
     can_ask_return = return_open and order.status in (OrderStatus.SHIPPED, OrderStatus.DELIVERED) and (
         latest is None or latest.status == ReturnStatus.REFUSED)
     pickup = order.delivery == Delivery.PICKUP
-    store = view.pickup_store
-    week = store and opening_hours.Hours.from_json(store.hours)
     done_steps = reached(order.status)
     return dict(
         view=view, locale=locale, window_days=window_days, order_url=order_url,
         return_open=return_open, can_ask_return=can_ask_return,
-        pickup_hours=opening_hours.describe(week, locale) if store else "",
-        pickup_state=opening_hours.state_at(week, store.timezone, now) if store else None,
+        # Every store with a part to collect (more than one when the order was split).
+        pickups=[_pickup(part, part_store, locale, now) for part, part_store in view.pickup_stores],
         timeline=[(key, gettext(label), key in done_steps) for key, label in (PICKUP_TIMELINE if pickup else TIMELINE)],
         status_text=status_word(order.status, pickup),
         pickup_code=orders.shown_pickup_code(order, token),

@@ -205,6 +205,9 @@ def pickup_ready(session: Session, ctx: Context, order: Order, assignment: Assig
                address=store_addresses.lines(store_addresses.of(store)) if store.line1 else [store.area],
                hours=describe_hours(week, locale), timezone=store.timezone,
                collect_by=_when(ctx, assignment.due_at),
+               # A part of a split order: what this store has (another has the rest).
+               part=[f"{line.quantity} x {line.name}" for line in part_lines(order, assignment.lines)]
+               if assignment.lines is not None else [],
                status_path=f"/s/{maker.slug}/o/{order.id}" if maker else None, from_store=maker, language=language)
 
 

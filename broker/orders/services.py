@@ -439,6 +439,9 @@ class OrderView:
     # The order's parts as this party may see them (the customer and the
     # manufacturer: every part still to ship or shipped; a fulfiller: its own).
     parts: tuple[Assignment, ...] = ()
+    # For the customer of a pickup order: every store that has a part of it, with
+    # its part, in the order the parts were made (one, unless the order was split).
+    pickup_stores: tuple[tuple[Assignment, Store], ...] = ()
 
     def __post_init__(self):
         if self.party == Party.CUSTOMER:
@@ -503,7 +506,7 @@ def get_order(ctx: Context, actor: Actor, order_id: int, access_token: str | Non
             store, locale = _pickup_store(session, order, current)
             return OrderView(order, Party.CUSTOMER, payment, current, True, True,
                              returns=returns_of(session, [order.id]).get(order.id, ()), pickup_store=store,
-                             locale=locale, now=now, parts=parts)
+                             locale=locale, now=now, parts=parts, pickup_stores=_pickup_stores(session, order, parts))
         if actor.kind is ActorKind.RETAILER:
             # A fulfiller of one part of a split order opens it through its own part.
             mine = session.scalar(select(Assignment).where(
@@ -565,6 +568,16 @@ def _pickup_store(session: Session, order: Order, current: Assignment | None) ->
             or current.status not in (AssignmentStatus.ACTIVE, AssignmentStatus.SHIPPED)):
         return None, locale or "en_US"
     return session.get(Store, current.store_id), locale or "en_US"
+
+
+def _pickup_stores(session: Session, order: Order,
+                   parts: tuple[Assignment, ...]) -> tuple[tuple[Assignment, Store], ...]:
+    """Each part of a pickup order a store has, with that store."""
+    if order.delivery != Delivery.PICKUP:
+        return ()
+    ids = {part.store_id for part in parts if part.store_id is not None}
+    stores = {store.id: store for store in session.scalars(select(Store).where(Store.id.in_(ids)))} if ids else {}
+    return tuple((part, stores[part.store_id]) for part in parts if part.store_id in stores)
 
 
 @dataclasses.dataclass(frozen=True)

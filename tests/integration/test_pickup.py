@@ -214,3 +214,43 @@ def test_the_portal_labels_pickups_and_never_shows_the_street(client, ctx, clock
     for path in (f"/portal/orders/{assignment_id}", f"/portal/orders/{assignment_id}/slip", "/portal/orders"):
         text = client.get(path).get_data(as_text=True)
         assert "Ada" in text and "Secret Lane" not in text and "94103" not in text, path
+
+
+def test_a_pickup_split_between_two_stores_names_both_with_what_each_has(client, ctx, clock):
+    """Each store that has a part of a pickup order is named on the order page,
+    with its address, hours and the lines it has; not only the latest one."""
+    world = World(ctx)
+    maker = world.manufacturer(slug="acme", products=[("BIKE", 90000), ("HELMET", 10000)])
+    bikes = world.retailer(north_of(HERE, 2), dealer_of=[maker], name="Bike shop")
+    helmets = world.retailer(north_of(HERE, 5), dealer_of=[maker], name="Helmet shop")
+    assert client.patch(f"/api/v1/stores/{bikes.store_id}", headers=auth(bikes.key),
+                        json={"address": STORE_ADDRESS, "hours": STORE_HOURS}).status_code == 200
+    assert client.patch(f"/api/v1/stores/{helmets.store_id}", headers=auth(helmets.key),
+                        json={"address": {**STORE_ADDRESS, "line1": "9 Guerrero St"}}).status_code == 200
+    placed = place(client, items=[{"sku": "BIKE", "quantity": 1}, {"sku": "HELMET", "quantity": 2}])
+    listing = client.get("/api/v1/board", headers=auth(bikes.key)).get_json()[0]["id"]
+    assert client.post(f"/api/v1/board/{listing}/bids", headers=auth(bikes.key),
+                       json={"items": [{"sku": "BIKE", "quantity": 1}]}).status_code == 201
+    assert client.post(f"/api/v1/board/{listing}/bids", headers=auth(helmets.key),
+                       json={"items": [{"sku": "HELMET", "quantity": 2}]}).status_code == 201
+    clock.now = LATER
+    settle(ctx)
+    page = order_page(client, placed)
+    assert 'id="pickup-store-1"' in page and 'id="pickup-store-2"' in page and 'id="pickup-store"' not in page
+    first = page[page.index('id="pickup-store-1"'):page.index('id="pickup-store-2"')]
+    second = page[page.index('id="pickup-store-2"'):]
+    second = second[:second.index("</section>")]
+    assert "Collect these from Bike shop" in first and "1 × Product BIKE" in first and "1 Valencia St" in first
+    assert "Opening hours" in first and "HELMET" not in first
+    assert "Collect these from Helmet shop" in second and "2 × Product HELMET" in second
+    assert "9 Guerrero St" in second and "BIKE" not in second
+    # And an email from each store, with what it has.
+    from broker.outbox.models import OutboxMessage
+
+    with ctx.uow() as uow:
+        ready = [p["text"] for p in uow.session.scalars(
+            select(OutboxMessage.payload).where(OutboxMessage.topic == "email.pickup_ready")
+            .order_by(OutboxMessage.id))]
+    assert len(ready) == 2
+    assert "Bike shop" in ready[0] and "1 x Product BIKE" in ready[0] and "HELMET" not in ready[0]
+    assert "Helmet shop" in ready[1] and "2 x Product HELMET" in ready[1] and "another store has the rest" in ready[1]

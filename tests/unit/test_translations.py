@@ -114,7 +114,7 @@ VALUES = dict(name="Max", order_id=7, store="Rad", shipper="Rad", lines=[{"quant
               status_path="/s/rad/o/7", carrier="DHL", tracking_number="1", address=["Hof 1"], hours="", timezone="",
               collect_by="2026-12-24", path="/s/rad/o/7", refunded="", refund="1 €", in_full=True, retailer="Rad",
               price="1 €", request_id=3, description="Rad", distance_km=1.5, ceiling="2 €", expires="2026-12-24",
-              note="", window_open=False, window_closes="", unsubscribe_url=None)
+              note="", window_open=False, window_closes="", unsubscribe_url=None, part=["1 x Rad"])
 
 
 @pytest.mark.parametrize("template", CUSTOMER_EMAILS)
