@@ -61,6 +61,8 @@ RATE_LIMITS: dict[str, list[tuple[str, object]]] = {
     # Placing orders and posting requests: generous for people, a wall for scripts.
     "orders.StorefrontOrders": [("30 per minute;300 per hour", None)],
     "store.checkout": [("30 per minute;300 per hour", None)],
+    # The checkout's total as the address is typed (it may ask Stripe Tax).
+    "store.checkout_total": [("60 per minute;600 per hour", None)],
     "personal.Requests": [("10 per minute;100 per hour", None)],
     "requests.create": [("10 per minute;100 per hour", None)],
 }

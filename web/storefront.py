@@ -367,10 +367,76 @@ def checkout():
                 return _placed({"order_id": placed.order.id, "token": placed.access_token,
                                 "pickup_code": placed.pickup_code, "client_secret": placed.client_secret})
     status = 422 if errors else 200
+    totals, totals_note = _checkout_totals(priced, form)
     return render_template("store/checkout.html", cart=priced, cart_param=shop.format_cart(items),
+                           totals=totals, totals_note=totals_note,
                            cart_count=priced.count, form=form, errors=errors, summary=_error_summary(errors, form),
                            test_mode=_ctx().payments.test_mode, options=_checkout_options(priced),
                            locate=_unplaced(errors), card_next=bool(_ctx().settings.stripe_secret_key)), status
+
+
+def _checkout_totals(cart, form: dict) -> tuple[list, str]:
+    """The order's subtotal, shipping, tax and total for the address so far, as
+    placing it would work them out; or no lines, and why not yet."""
+    from broker.addresses import PostalAddress, check_address
+    from broker.orders.totals import order_totals
+
+    if not cart.lines:
+        return [], ""
+    not_yet = i18n.gettext("Tax and the total show once your address is complete.")
+    try:
+        to = check_address(PostalAddress(country=form.get("country", ""), region=form.get("region", ""),
+                                         postal_code=form.get("postal_code", ""), city=form.get("city", "")),
+                           field="ship_to", street=False)
+    except Invalid:
+        return [], not_yet
+    if not shop.tax_knowable(to):
+        return [], not_yet
+    try:
+        priced = shop.quote_cart(_ctx(), cart, delivery=Delivery.PICKUP if form.get("delivery") == "pickup"
+                            else Delivery.SHIP, method_code=_shipping_method(form), to=to)
+    except Invalid as exc:
+        messages = [m for ms in exc.errors.values() for m in ms] or [exc.detail]
+        return [], i18n.service_message(messages[0])
+    except BrokerError:
+        return [], i18n.gettext("The tax could not be worked out just now: it is added when you place the order.")
+    method = priced.method
+    quoted = _Quoted(currency=cart.maker.currency, subtotal=priced.subtotal, shipping=priced.shipping,
+                     tax=priced.tax, tax_included=priced.tax_included, total=priced.total,
+                     tax_jurisdiction=priced.jurisdiction, tax_rate=priced.rate,
+                     shipping_method=method.code if method else None,
+                     shipping_method_name=method.name if method else None)
+    return order_totals(quoted, i18n.current_locale(), translate=i18n.gettext), ""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Quoted:
+    """A priced cart with an order's money fields, for `order_totals`."""
+
+    currency: str
+    subtotal: int
+    shipping: int
+    tax: int
+    tax_included: bool
+    total: int
+    tax_jurisdiction: str
+    tax_rate: int | None
+    shipping_method: str | None
+    shipping_method_name: str | None
+
+
+@bp.post("/checkout/total")
+def checkout_total():
+    """The checkout form's subtotal, shipping, tax and total for what it holds so
+    far, as JSON for the page's script: {"lines": [{"label", "amount", "total"}],
+    "note"}. Nothing is placed or kept."""
+    items = _cart()
+    cart = shop.price_cart(_ctx(), g.store.slug, items)
+    form = {k: request.form.get(k, "").strip()[:400] for k in CHECKOUT_FIELDS}
+    totals, note = _checkout_totals(cart, form)
+    body = {"lines": [{"label": t.label, "amount": t.amount, "total": t.total} for t in totals], "note": note}
+    return Response(json.dumps(body, ensure_ascii=False), mimetype="application/json",
+                    headers={"Cache-Control": "no-store"})
 
 
 @bp.get("/address-format/<country>")

@@ -15,7 +15,9 @@ from broker.catalog.models import Product
 from broker.context import Context
 from broker.errors import Invalid, NotFound
 from broker.grammar import GrammarError, parse_color, parse_display_name, parse_image_url, parse_origin
-from broker.orders.models import Order
+from broker.addresses import PostalAddress
+from broker.orders import pricing
+from broker.orders.models import Delivery, Order
 from broker.privacy.models import Disclosure
 from broker.storefront.domains import TAKEN, set_domain
 
@@ -200,6 +202,33 @@ def price_cart(ctx: Context, slug: str, cart: dict[str, int]) -> Cart:
             else:
                 lines.append(CartLine(p, qty))
         return Cart(maker, lines, unavailable)
+
+
+def quote_cart(ctx: Context, cart: Cart, *, delivery: Delivery, method_code: str | None,
+          to: PostalAddress) -> pricing.Priced:
+    """What the cart would cost delivered to `to` (a checked address): goods, the
+    shipping method's charge and the tax there, as placing the order would work
+    them out (`orders.services.place_order`). Asks the tax provider: call it
+    outside any transaction, and only when the address is complete enough for
+    the tax (`tax_knowable`).
+
+    :raise 422: a method that does not exist or does not ship there. :raise 503:
+        the tax provider is not answering."""
+    with ctx.uow() as uow:
+        basis = pricing.basis_of(uow.session, cart.maker.id, cart.maker.currency)
+    lines = [pricing.PricedLine(line.product.sku, line.product.price, line.quantity) for line in cart.lines]
+    return pricing.price(basis, ctx.taxes(), currency=cart.maker.currency, lines=lines, delivery=delivery,
+                         method_code=method_code, to=pricing.Destination(
+                             country=to.country, region=to.region, postal_code=to.postal_code, city=to.city))
+
+
+def tax_knowable(to: PostalAddress) -> bool:
+    """Whether the address says enough to work out the tax: its country, and the
+    region and postal code where the country's addresses have them required."""
+    from broker.addresses.formats import country_format
+
+    fmt = country_format(to.country)
+    return not ((fmt.requires("region") and not to.region) or (fmt.requires("postal_code") and not to.postal_code))
 
 
 def disclosure_log(ctx: Context, order_id: int, token: str) -> list[Disclosure]:

@@ -101,6 +101,12 @@ def test_a_us_customer_chooses_express_and_sees_shipping_and_sales_tax(site, bro
         shot(page, f"checkout-{width}")
         _fill(page, street="350 5th Ave", city="New York", postal_code="10118", country="US", region="NY")
         express.check()
+        # Before placing it: what it will charge, for this address and method.
+        summary = page.locator("#order-totals")
+        expect(summary).to_contain_text("Sales tax (8.875 %)")
+        expect(page.locator("#order-total")).to_have_text("$517.16")
+        _checks(page)
+        shot(page, f"checkout-total-{width}")
         page.get_by_role("button", name="Place the order").click()
         expect(page.get_by_role("status")).to_contain_text("your order is placed")
         totals = page.locator("table")

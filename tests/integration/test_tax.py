@@ -218,6 +218,57 @@ class TestPages:
         assert b"Prices include VAT" in client.get(f"/s/{eu_store.slug}/cart?add=SKU-1").data
 
 
+class TestTotalBeforeOrdering:
+    """The checkout shows what placing the order will charge (goods, shipping,
+    tax, total) as soon as the address tells the tax, and the same as the order."""
+
+    def totals(self, client, maker, **form):
+        answer = client.post(f"/s/{maker.slug}/checkout/total?cart=SKU-1:2", data=form)
+        assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store"
+        return answer.get_json()
+
+    def test_a_us_total_waits_for_the_state_then_adds_its_tax(self, us_store, client):
+        assert self.totals(client, us_store, country="US") == {
+            "lines": [], "note": "Tax and the total show once your address is complete."}
+        # The ZIP code tells the state: New York's 8.875 % on the goods and the shipping.
+        quoted = self.totals(client, us_store, country="US", postal_code="10118", delivery="ship",
+                             shipping_method="standard")
+        assert [(line["label"], line["amount"]) for line in quoted["lines"]] == [
+            ("Subtotal", "$100.00"), ("Shipping (Standard)", "$7.00"), ("Sales tax (8.875 %)", "$9.50"),
+            ("Total", "$116.50")] and quoted["note"] == ""
+        assert [line["total"] for line in quoted["lines"]] == [False, False, False, True]
+        # Placing the order charges exactly that.
+        body = place(client, us_store, NEW_YORK, quantity=2, method="standard")
+        assert (body["subtotal"], body["shipping"], body["tax"], body["total"]) == (10000, 700, 950, 11650)
+
+    def test_the_eu_total_includes_the_vat_and_a_country_not_served_says_so(self, eu_store, client):
+        quoted = self.totals(client, eu_store, country="DE", postal_code="10115", delivery="ship")
+        assert [line["label"] for line in quoted["lines"]] == ["Subtotal", "Shipping (Standard)", "Total",
+                                                             "incl. VAT (19 %)"]
+        refused = self.totals(client, eu_store, country="FR", postal_code="75001", delivery="ship")
+        assert refused["lines"] == [] and "does not ship" in refused["note"]
+
+    def test_the_checkout_page_shows_the_total_when_its_form_comes_back(self, us_store, client):
+        # The no-script "show the form for this country" button, and any form with errors,
+        # comes back with the total for the address so far.
+        page = client.post(f"/s/{us_store.slug}/checkout?cart=SKU-1:2", data={
+            "country": "US", "postal_code": "10118", "delivery": "ship", "shipping_method": "standard",
+            "action": "country"}).get_data(as_text=True)
+        foot = page[page.index('id="order-totals"'):page.index("</tfoot>")]
+        assert "Sales tax (8.875 %)" in foot and 'id="order-total">$116.50<' in foot
+        first = client.get(f"/s/{us_store.slug}/checkout?cart=SKU-1:2").get_data(as_text=True)
+        assert "Tax and the total show once your address is complete." in first
+        assert 'id="order-total">$100.00<' in first
+
+    def test_bad_input_is_no_total_and_never_an_error(self, us_store, client):
+        for form in ({"country": "ZZ"}, {"country": "US", "postal_code": "x" * 500}, {"country": "<script>"},
+                     {"country": "US", "postal_code": "10118", "shipping_method": "teleport"}):
+            quoted = self.totals(client, us_store, **form)
+            assert quoted["lines"] == [] and "<script>" not in quoted["note"]
+        assert client.post(f"/s/{us_store.slug}/checkout/total?cart=NOPE:1", data={"country": "US"}).status_code \
+            == 200
+
+
 class TestStripeTax:
     """BROKER_TAX_PROVIDER=stripe, against tests/fakes/stripe_server.py."""
 
