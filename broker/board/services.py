@@ -355,9 +355,10 @@ def _lock_visible_listing(session: Session, actor: Actor, listing_id: int) -> Li
     stores are the caller's to check).
 
     Every write to a listing's bids takes this lock first, so they happen one
-    after the other; the retailer's bid must be read after it (`_my_bid`): a
-    bid read in the same statement would come from before the wait, and miss a
-    bid that a racing request had just committed."""
+    after the other (placing a bid takes the same lock in its own statement,
+    `broker.board.bidding`); the retailer's bid must be read after it: a bid
+    read in the same statement would come from before the wait, and miss a bid
+    that a racing request had just committed."""
     authorised = or_(Listing.manufacturer_id.is_(None), exists().where(
         DealerAuthorisation.manufacturer_id == Listing.manufacturer_id,
         DealerAuthorisation.retailer_id == actor.id, DealerAuthorisation.revoked_at.is_(None)))
