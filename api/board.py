@@ -48,7 +48,7 @@ class Board(MethodView):
 @blp.route("/board/<int:listing_id>/bids")
 class Bids(MethodView):
     @allow(ActorKind.RETAILER)
-    @blp.arguments(s.BidIn, examples=ex.BID_IN_EXAMPLES)
+    @blp.arguments(s.BidIn(), examples=ex.BID_IN_EXAMPLES)
     @blp.response(201, s.BidOut, example=ex.BID, description="Your bid, new.")
     @blp.alt_response(200, schema=s.BidOut, example=ex.BID,
                       description="You had bid already (a repeat, or two at once): the same bid, unchanged, or "

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from broker.accounts import hours as opening_hours
@@ -78,6 +79,17 @@ class StoreChanges:
     timezone: str | None = None
 
 
+@functools.cache
+def _key_lookup():
+    """The key and, for a retailer's, whether the retailer is active: one
+    statement, built once (every API call starts here)."""
+    keys, retailers = ApiKey.__table__, Retailer.__table__
+    return (select(keys.c.key_hash, keys.c.revoked_at, keys.c.role, keys.c.manufacturer_id, keys.c.retailer_id,
+                   retailers.c.active)
+            .select_from(keys.outerjoin(retailers, retailers.c.id == keys.c.retailer_id))
+            .where(keys.c.key_hash == bindparam("key_hash")))
+
+
 def authenticate(ctx: Context, bearer: str | None) -> Actor:
     """The actor behind an `Authorization: Bearer` value (None: anonymous)."""
     if not bearer:
@@ -87,14 +99,7 @@ def authenticate(ctx: Context, bearer: str | None) -> Actor:
         return Actor(ActorKind.OPERATOR)
     hashed = digest(bearer)
     with ctx.read() as uow:
-        # One query for the key and, for a retailer's, whether the retailer is
-        # active: every API call starts here.
-        key = uow.session.execute(
-            select(ApiKey.key_hash, ApiKey.revoked_at, ApiKey.role, ApiKey.manufacturer_id, ApiKey.retailer_id,
-                   Retailer.active)
-            .outerjoin(Retailer, Retailer.id == ApiKey.retailer_id)
-            .where(ApiKey.key_hash == hashed)
-        ).first()
+        key = uow.session.connection().execute(_key_lookup(), {"key_hash": hashed}).first()
     if key is None or key.revoked_at is not None or not same(key.key_hash, hashed):
         raise Unauthenticated("the API key is not valid (unknown or revoked)")
     if key.role == Role.MANUFACTURER:
