@@ -23,6 +23,7 @@ from broker.grammar import (
 )
 from broker.money import MAX_AMOUNT
 from broker.orders.models import Delivery, OrderStatus
+from broker.languages import LANGUAGES
 from broker.orders.services import Address, Customer, Item, PlaceOrder
 from broker.reputation.rules import MAX_COMMENT, MAX_RATING, MIN_RATING
 from broker.shipping.services import MAX_SHIP_WITHIN_HOURS, MethodChanges, NewMethod
@@ -368,6 +369,9 @@ class OrderIn(ma.Schema):
     shipping_method = f.String(validate=v.Length(max=32), allow_none=True, load_default=None, metadata={
         "description": "A shipping method's `code` (`GET /storefronts/{slug}/shipping-methods?country=`); "
                        "left out: the store's default method. Not for a pickup.", "example": "standard"})
+    language = f.String(validate=v.OneOf(sorted(LANGUAGES)), allow_none=True, load_default=None, metadata={
+        "description": "The language the customer's emails are written in: " + ", ".join(sorted(LANGUAGES))
+                       + "; left out: the store's.", "example": "de"})
 
     @ma.post_load
     def make(self, data, **_):

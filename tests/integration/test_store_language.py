@@ -149,6 +149,19 @@ class TestEmails:
         [message] = _emails(ctx, mail_dir, "Bestellung")
         assert "bestätigt" in message["Subject"]
 
+    def test_an_api_client_names_the_customers_language(self, client, berlin, ctx, mail_dir, session):
+        order = {"items": [{"sku": "RAD-1", "quantity": 1}],
+                 "customer": {"name": "Marie Curie", "email": "marie@example.com"},
+                 "ship_to": {"line1": "Invalidenstraße 117", "city": "Berlin", "postal_code": "10115",
+                             "country": "DE"}}
+        refused = client.post("/api/v1/storefronts/berliner-raeder/orders", json={**order, "language": "xx"})
+        assert refused.status_code == 422 and "language" in refused.get_json()["errors"]
+        assert client.post("/api/v1/storefronts/berliner-raeder/orders",
+                           json={**order, "language": "fr"}).status_code == 201
+        assert session.scalar(select(Order.language)) == "fr"
+        [message] = _emails(ctx, mail_dir, "commande")
+        assert "Bestellung" not in message["Subject"]
+
     def test_a_japanese_order_is_confirmed_in_japanese(self, client, berlin, ctx, mail_dir):
         assert client.post("/s/berliner-raeder/checkout?cart=RAD-1:1&lang=ja", data=GERMAN).status_code == 303
         [message] = _emails(ctx, mail_dir, "ご注文")
