@@ -50,9 +50,9 @@ from sqlalchemy import (
     insert,
     literal,
     not_,
-    or_,
     select,
     text,
+    union,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -363,6 +363,14 @@ def award(session: Session, ctx: Context, planned: Sequence[Planned] = (), *, in
         .order_by(decision.id)
     ))
     if reserving:
+        # Only stores that keep stock rows have anything to reserve: most keep none.
+        stores = {part.candidate.store_id for p in planned if p.listing_id in reserving for part in p.plan.parts
+                  if part.candidate is not None}
+        keeping = set(conn.execute(select(StockLevel.store_id).distinct()
+                                   .where(_among(StockLevel.store_id, stores, conn))).scalars())
+        if not keeping:
+            reserving = {}
+    if reserving:
         made = {(listing_id, part): (assignment_id, store_id) for listing_id, part, assignment_id, store_id in
                 conn.execute(select(decision.listing_id, decision.part, Assignment.id, Assignment.store_id)
                              .join(Assignment, Assignment.decision_id == decision.id)
@@ -402,14 +410,15 @@ def decidable_in_sql(session: Session, ctx: Context, listings: Sequence, *, now:
     part_bid = _json_text(Bid.lines) != "null"
     # A store with a fresh feed has stock to draw down; one with stock rows at all
     # (its feed stale) has rows an award reserves from.
-    fed = or_(select(StockFeed.store_id).where(StockFeed.store_id == Bid.store_id,
-                                               StockFeed.updated_at >= fresh).exists(),
-              select(StockLevel.store_id).where(StockLevel.store_id == Bid.store_id).exists())
-    others = set(conn.execute(
-        select(Bid.listing_id).distinct()
-        .where(_among(Bid.listing_id, ids, conn), Bid.status == BidStatus.ACTIVE, part_bid | fed)).scalars())
+    # (Asked of the stock tables once, not once per bid.)
+    keeping = union(select(StockFeed.store_id).where(StockFeed.updated_at >= fresh),
+                    select(StockLevel.store_id))
     lineless = ~select(OrderLine.id).where(OrderLine.order_id == Listing.order_id).exists()
-    others.update(conn.execute(select(Listing.id).where(_among(Listing.id, ids, conn), lineless)).scalars())
+    others = set(conn.execute(union(
+        select(Bid.listing_id).where(_among(Bid.listing_id, ids, conn), Bid.status == BidStatus.ACTIVE,
+                                     part_bid | Bid.store_id.in_(keeping)),
+        select(Listing.id).where(_among(Listing.id, ids, conn), lineless),
+    )).scalars())
     return [i for i in ids if i not in others]
 
 
@@ -478,11 +487,11 @@ def _ranking_sql(pg: bool) -> str:
                   "CAST(:score_texts AS TEXT[])) AS s(retailer_id, place, score_text)")
         # PostgreSQL writes a float8 as the shortest text that reads back as it
         # (as Python's repr does), without repr's ".0" on whole numbers.
-        km_text = ("CASE WHEN strpos(CAST(km AS TEXT), '.') + strpos(CAST(km AS TEXT), 'e') = 0 "
-                   "THEN CAST(km AS TEXT) || '.0' ELSE CAST(km AS TEXT) END")
-        bid_at_text = ("to_char(bid_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
-                       "CASE WHEN CAST(EXTRACT(MICROSECONDS FROM bid_at) AS BIGINT) % 1000000 <> 0 "
-                       "THEN to_char(bid_at AT TIME ZONE 'UTC', '.US') ELSE '' END || '+00:00'")
+        # (A whole number below 1e15 is written without a point or an exponent.)
+        km_text = "CASE WHEN km = trunc(km) AND abs(km) < 1e15 THEN CAST(km AS TEXT) || '.0' ELSE CAST(km AS TEXT) END"
+        # isoformat(): microseconds only when there are some.
+        bid_at_text = ("replace(to_char(bid_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '.000000', '') "
+                       "|| '+00:00'")
         concat, as_json = "string_agg", "CAST('[' || records || ']' AS JSON)"
     else:
         among = "b.listing_id IN (SELECT value FROM json_each(:ids))"
