@@ -406,7 +406,7 @@ def decidable_in_sql(session: Session, ctx: Context, listings: Sequence, *, now:
     if not ids:
         return []
     conn = _core(session)
-    fresh = now - timedelta(hours=ctx.settings.stock_max_age_hours)
+    fresh = stock.fresh_after(ctx, now)
     part_bid = _json_text(Bid.lines) != "null"
     # A store with a fresh feed has stock to draw down; one with stock rows at all
     # (its feed stale) has rows an award reserves from.
@@ -420,6 +420,13 @@ def decidable_in_sql(session: Session, ctx: Context, listings: Sequence, *, now:
         select(Listing.id).where(_among(Listing.id, ids, conn), lineless),
     )).scalars())
     return [i for i in ids if i not in others]
+
+
+def stock_fed(session: Session, ctx: Context, *, now: datetime) -> bool:
+    """Whether any store's stock feed is fresh: without one, no plan has stock to draw down."""
+    fresh = stock.fresh_after(ctx, now)
+    return _core(session).execute(select(StockFeed.store_id).where(StockFeed.updated_at >= fresh).limit(1)) \
+        .first() is not None
 
 
 def _json_text(column):

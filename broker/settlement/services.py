@@ -58,6 +58,7 @@ from broker.settlement.awarding import (
     decidable_in_sql,
     decisions_of,
     order_lines,
+    stock_fed,
 )
 from broker.settlement.models import (
     Cause,
@@ -352,8 +353,11 @@ def _settle_batch(ctx: Context, batches: _Batches, *, claimed: list[int] | None 
         lines = order_lines(session, [l.order_id for l in rest if l.order_id is not None])
         # What each bidder's store may still be awarded, locked: plans in this
         # batch draw it down as they are made, so no store is awarded more than it has.
+        # (Nothing to lock or draw down while no store has a fresh feed: asked first,
+        # for one row, rather than of every bidding store.)
         available = stock.available(session, ctx, [c for cs in candidates.values() for c in cs],
-                                    [line for ls in lines.values() for line in ls], now=now)
+                                    [line for ls in lines.values() for line in ls], now=now) \
+            if stock_fed(session, ctx, now=now) else {}
         planned = []
         for listing in rest:
             if listing.kind == ListingKind.REQUEST:
