@@ -461,8 +461,10 @@ def _decide_in_sql(session: Session, makers: Mapping[int, int | None], *, round:
         params.update(ids=json.dumps(ids), listings=json.dumps(list(makers.items())),
                       scores=json.dumps([[r, places[scores[r]], repr(round_score(scores[r]))] for r in scored]))
     if pg:
-        # The statement costs more by the planner's estimate than it takes: compiling
-        # it (JIT) took longer than running it.
+        # Planned for each batch's own ids: the driver prepares a statement it has run
+        # five times, and PostgreSQL's generic plan for it (ids unknown) scanned every
+        # bid. And not compiled (JIT): that took longer than running it.
+        conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
         conn.exec_driver_sql("SET LOCAL jit = off")
     for statement in _statements(pg):
         conn.execute(statement, {**params, "now": now})
