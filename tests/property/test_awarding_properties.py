@@ -258,6 +258,10 @@ def test_a_bid_time_is_written_as_python_writes_it(ctx, connection, seconds):
     savepoint = connection.begin_nested()
     try:
         build(ctx, world)
+        with ctx.uow() as uow:
+            listings = uow.session.execute(select(m.Listing.id)).all()
+            # One whole-order bid, no stock: the database decides it.
+            assert awarding.decidable_in_sql(uow.session, ctx, listings, now=AS_OF) == [listings[0].id]
         report = settlement.settle(dataclasses.replace(ctx, clock=FrozenClock(AS_OF)), as_of=AS_OF)
         found = outcome(ctx)
     finally:
