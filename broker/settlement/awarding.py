@@ -462,8 +462,9 @@ def _decide_in_sql(session: Session, makers: Mapping[int, int | None], *, round:
                       scores=json.dumps([[r, places[scores[r]], repr(round_score(scores[r]))] for r in scored]))
     if pg:
         # Planned for each batch's own ids: the driver prepares a statement it has run
-        # five times, and PostgreSQL's generic plan for it (ids unknown) scanned every
-        # bid. And not compiled (JIT): that took longer than running it.
+        # five times, and a generic plan (made without knowing the ids) could scan
+        # every bid. And not compiled (JIT): that took longer than running it. Both
+        # last until the batch's transaction ends.
         conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
         conn.exec_driver_sql("SET LOCAL jit = off")
     for statement in _statements(pg):
