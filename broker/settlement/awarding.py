@@ -458,8 +458,8 @@ def _decide_in_sql(session: Session, makers: Mapping[int, int | None], *, round:
                       score_places=_pg_array(places[scores[r]] for r in scored),
                       score_texts="{" + ",".join(repr(round_score(scores[r])) for r in scored) + "}")
     else:
-        params.update(ids=json.dumps(ids), listings=json.dumps(list(makers.items())),
-                      scores=json.dumps([[r, places[scores[r]], repr(round_score(scores[r]))] for r in scored]))
+        params.update(ids=json.dumps(ids), listings=json.dumps(list(makers.items())))
+        _sqlite_scores(conn, [(r, places[scores[r]], repr(round_score(scores[r]))) for r in scored])
     if pg:
         # Planned for each batch's own ids: the driver prepares a statement it has run
         # five times, and a generic plan (made without knowing the ids) could scan
@@ -474,6 +474,16 @@ def _decide_in_sql(session: Session, makers: Mapping[int, int | None], *, round:
         select(decision.rule, decision.fulfiller_kind, func.count())
         .where(_among(decision.listing_id, ids, conn), decision.round == round)
         .group_by(decision.rule, decision.fulfiller_kind))})
+
+
+def _sqlite_scores(conn: Connection, rows: list[tuple[int, int, str]]) -> None:
+    """The batch's bidders' scores in a temporary table (this connection's, gone
+    with it), for the ranking statement to look up by retailer."""
+    conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS settlement_scores "
+                         "(retailer_id INTEGER PRIMARY KEY, place INTEGER NOT NULL, score_text TEXT NOT NULL)")
+    conn.exec_driver_sql("DELETE FROM temp.settlement_scores")
+    if rows:
+        conn.exec_driver_sql("INSERT INTO temp.settlement_scores VALUES (?, ?, ?)", rows)
 
 
 def round_score(score: float) -> float:
@@ -491,10 +501,12 @@ def _ranking_sql(pg: bool) -> str:
     first one winning by the first key that sets it apart from the second, and
     every candidate written in that order as `rules.records_json` writes it."""
     if pg:
-        among = "b.listing_id = ANY(CAST(:ids AS BIGINT[]))"
-        listings = "unnest(CAST(:ids AS BIGINT[]), CAST(:makers AS BIGINT[])) AS l(id, manufacturer_id)"
-        scores = ("SELECT * FROM unnest(CAST(:score_ids AS BIGINT[]), CAST(:score_places AS INT[]), "
-                  "CAST(:score_texts AS TEXT[])) AS s(retailer_id, place, score_text)")
+        inputs = ""
+        bids = ("bids b JOIN unnest(CAST(:ids AS BIGINT[]), CAST(:makers AS BIGINT[])) AS l(id, manufacturer_id) "
+                "ON l.id = b.listing_id")
+        among, join = "AND b.listing_id = ANY(CAST(:ids AS BIGINT[]))", "JOIN"
+        scores = ("(SELECT * FROM unnest(CAST(:score_ids AS BIGINT[]), CAST(:score_places AS INT[]), "
+                  "CAST(:score_texts AS TEXT[])) AS s(retailer_id, place, score_text))")
         # PostgreSQL writes a float8 as the shortest text that reads back as it
         # (as Python's repr does), without repr's ".0" on whole numbers.
         # (A whole number below 1e15 is written without a point or an exponent.)
@@ -504,11 +516,15 @@ def _ranking_sql(pg: bool) -> str:
                        "|| '+00:00'")
         concat, as_json = "string_agg", "CAST('[' || records || ']' AS JSON)"
     else:
-        among = "b.listing_id IN (SELECT value FROM json_each(:ids))"
-        listings = ("(SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS manufacturer_id "
-                    "FROM json_each(:listings)) l")
-        scores = ("SELECT json_extract(value, '$[0]') AS retailer_id, json_extract(value, '$[1]') AS place, "
-                  "json_extract(value, '$[2]') AS score_text FROM json_each(:scores)")
+        # The batch's listings lead, their bids found by index, and the rest looked
+        # up for each bid (CROSS JOIN keeps SQLite's join order: left to itself it
+        # scanned the scores for every bid).
+        inputs = ("l AS MATERIALIZED (SELECT json_extract(value, '$[0]') AS id, "
+                  "json_extract(value, '$[1]') AS manufacturer_id FROM json_each(:listings)),\n")
+        bids = "l CROSS JOIN bids b ON b.listing_id = l.id"
+        among, join = "", "CROSS JOIN"
+        # A temporary table (`_sqlite_scores`), so that each bid finds its score by key.
+        scores = "temp.settlement_scores"
         # SQLite writes a REAL to 15 digits; broker_float_text (broker.db) is repr.
         km_text = "broker_float_text(km)"
         # SQLite keeps a UTC time as 'YYYY-MM-DD HH:MM:SS.ffffff'.
@@ -520,7 +536,7 @@ def _ranking_sql(pg: bool) -> str:
     # `judged` is materialised: inlined, PostgreSQL would repeat the eligibility
     # test in every window expression that names its reason.
     return f"""
-WITH judged AS MATERIALIZED (
+WITH {inputs}judged AS MATERIALIZED (
     SELECT b.listing_id, b.id AS bid_id, b.retailer_id, b.store_id, b.exact_distance_km AS km, b.price,
            b.created_at AS bid_at, s.place, s.score_text,
            CASE WHEN NOT r.active THEN 'retailer_inactive'
@@ -531,12 +547,11 @@ WITH judged AS MATERIALIZED (
                 WHEN NOT (st.is_open AND st.retailer_id = b.retailer_id) THEN 'store_closed'
                 WHEN b.cell_distance_km > st.service_radius_km THEN 'outside_service_radius'
                 ELSE '' END AS reason
-    FROM bids b
-    JOIN {listings} ON l.id = b.listing_id
-    JOIN stores st ON st.id = b.store_id
-    JOIN retailers r ON r.id = b.retailer_id
-    JOIN ({scores}) s ON s.retailer_id = b.retailer_id
-    WHERE {among} AND b.status = 'active'
+    FROM {bids}
+    {join} stores st ON st.id = b.store_id
+    {join} retailers r ON r.id = b.retailer_id
+    {join} {scores} s ON s.retailer_id = b.retailer_id
+    WHERE b.status = 'active' {among}
 )
 INSERT INTO settlement_decisions (listing_id, round, part, run_id, cause, rule, fulfiller_kind, winner_retailer_id,
                                   winner_store_id, winner_distance_km, candidates, decided_at, lines)
