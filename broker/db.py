@@ -121,6 +121,10 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError(f"the pooled connection is gone: {exc}") from exc
 
 
+def _float_text(value: float | None) -> str | None:
+    return None if value is None else repr(float(value))
+
+
 def _make_sqlite_engine(url: str, **kwargs) -> Engine:
     memory = url in ("sqlite://", "sqlite:///:memory:")
     if memory:
@@ -139,6 +143,10 @@ def _make_sqlite_engine(url: str, **kwargs) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Python's repr of a float (the shortest text that reads back as it), for
+        # the JSON settlement writes in SQL (broker.settlement.awarding): SQLite's
+        # own text for a REAL stops at 15 digits.
+        dbapi_connection.create_function("broker_float_text", 1, _float_text, deterministic=True)
         cursor.execute("PRAGMA busy_timeout=30000")
         if not memory:
             cursor.execute("PRAGMA journal_mode=WAL")

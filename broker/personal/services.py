@@ -50,7 +50,7 @@ from broker.tax import rules as tax_rules
 from broker.settlement.models import Cause, Rule, SettlementDecision
 from broker.settlement.rules import Choice, choose
 from broker.settlement.schedule import closes_at, request_closes_at
-from broker.settlement.services import award, candidates_for
+from broker.settlement.awarding import Planned, award, candidates_for, decisions_of, plan_of
 
 log = logging.getLogger(__name__)
 
@@ -475,7 +475,9 @@ def award_request(session: Session, ctx: Context, listing: Listing, request: Per
     listing.status = ListingStatus.AWARDED
     listing.closed_at = now
     listing.settlement_run_id = run_id
-    decision = award(session, ctx, listing, choice, round=0, cause=cause, now=now, run_id=run_id, payment=payment)
+    award(session, ctx, [Planned(listing.id, plan_of(choice))], round=0, cause=cause, now=now, run_id=run_id,
+          held={order.id: payment})
+    [decision] = decisions_of(session, listing.id, 0)
     events.awarded(session, ctx, decision, now)  # no-op in a settlement run: the run sends a summary
     move(order, OrderStatus.AWARDED, now)
     request.status = RequestStatus.AWARDED

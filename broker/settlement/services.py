@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import enum
 import gc
-import json
 import logging
 import os
 import socket
@@ -36,49 +34,32 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Connection,
-    Engine,
-    Row,
-    String,
-    Table,
-    Text,
-    and_,
-    any_,
-    bindparam,
-    case,
-    cast,
-    exists,
-    func,
-    insert,
-    literal,
-    not_,
-    or_,
-    select,
-    update,
-)
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Engine, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from broker.accounts.models import DealerAuthorisation, Manufacturer, Retailer, Store
 from broker import retry
+from broker.accounts.models import Manufacturer
 from broker.auth import Actor, ActorKind, require
 from broker.board.models import Bid, BidStatus, Listing, ListingKind, ListingStatus
 from broker.clock import as_utc
 from broker.context import Context
-from broker.db import UTCDateTime
 from broker.errors import Invalid
 from broker.fulfilment.models import Assignment, AssignmentStatus
 from broker.notifications import events
-from broker.orders.models import Delivery, Order, OrderLine, OrderStatus
-from broker.orders.rules import check_move
+from broker.orders.models import Order
 from broker.parking import services as parking
-from broker.payments import services as payments
 from broker.payments.models import Payment, PaymentStatus
-from broker.payments.provider import PaymentError
-from broker.reputation.services import fulfilment_scores
+from broker.settlement.awarding import (
+    Planned,
+    _among,
+    _core,
+    award,
+    candidates_for,
+    decidable_in_sql,
+    decisions_of,
+    order_lines,
+    stock_fed,
+)
 from broker.settlement.models import (
     Cause,
     FulfillerKind,
@@ -86,20 +67,10 @@ from broker.settlement.models import (
     SettlementDecision,
     SettlementRun,
 )
-from broker.settlement.rules import (
-    Candidate,
-    Choice,
-    Part,
-    Plan,
-    PlanLine,
-    choose,
-    eligibility,
-    plan,
-    records_json,
-)
-from broker.stock import reserve as stock
+from broker.settlement.rules import Candidate, Choice, Plan, choose, plan
 from broker.settlement.schedule import previous_fire
 from broker.settlement.scope import SettlementScope, parse_shard
+from broker.stock import reserve as stock
 
 log = logging.getLogger(__name__)
 # The moments settlement accepts: wide enough for any real use, far from the
@@ -132,308 +103,14 @@ class SettlementReport:
             self.to_retailers += 1
         self.by_rule[choice.rule.value] = self.by_rule.get(choice.rule.value, 0) + 1
 
-
-def _core(session: Session) -> Connection:
-    """The session's connection, for statements whose rows need no ORM objects:
-    a run reads and writes hundreds of thousands of rows, and the ORM's per-row
-    work was a large part of its time. Flushes first, as `session.execute` would."""
-    if session.autoflush:
-        session.flush()
-    return session.connection()
-
-
-def _among(column, ids: Iterable[int], conn: Connection | None = None):
-    """`column IN (...)` for a batch's thousand ids. On PostgreSQL (given the
-    connection) `= ANY(...)` with the ids as one array parameter: the statement
-    stays cached and nothing is rendered per id (SQLAlchemy rendering each
-    literal took two seconds a run). Elsewhere the ids are written into the
-    statement: bound as a thousand parameters, they took longer than the query."""
-    ids = list(ids)
-    if conn is not None and conn.dialect.name == "postgresql":
-        # Bound as the array's text ('{1,2,3}'), which the server parses: the
-        # driver's dumper for a list checks each element in Python, a millisecond a batch.
-        listed = "{" + ",".join([str(int(i)) for i in ids]) + "}"
-        return column == any_(cast(bindparam(None, listed, type_=Text), ARRAY(BigInteger)))
-    return column.in_(bindparam(None, ids, literal_execute=True))
-
-
-def candidates_for(session: Session, listings: Sequence, exclude: dict[int, set[int]] | None = None, *,
-                   now: datetime | None = None, scores: dict[int, float] | None = None) -> dict[int, list[Candidate]]:
-    """Every active bid on these listings as a candidate, eligible or not, with
-    eligibility judged now (a store may have closed, a dealer been revoked).
-
-    `listings` are anything with an `id` and a `manufacturer_id` (ORM objects or
-    rows). `scores` keeps bidders' fulfilment scores from one call to the next (a
-    settlement run's batches share theirs); by default they are read afresh. A
-    fixed number of queries whatever the batch size.
-
-    A candidate's `distance_km` is the bid's exact distance, to the ship-to
-    point itself: the ranking's. Whether its store covers the listing is judged
-    by its distance to the listing's cell, as the board judges it.
-    """
-    exclude = exclude or {}
-    scores = {} if scores is None else scores
-    makers = {listing.id: listing.manufacturer_id for listing in listings}
-    by_listing: dict[int, list[Candidate]] = {listing_id: [] for listing_id in makers}
-    if not by_listing:
-        return by_listing
-    conn = _core(session)
-    active_bid = (_among(Bid.listing_id, makers, conn), Bid.status == BidStatus.ACTIVE)
-    rows = conn.execute(
-        select(Bid.id, Bid.listing_id, Bid.retailer_id, Bid.store_id, Bid.exact_distance_km, Bid.cell_distance_km,
-               Bid.price, Bid.created_at, and_(Store.is_open, Store.retailer_id == Bid.retailer_id),
-               Store.service_radius_km, Bid.lines)
-        .join(Store, Store.id == Bid.store_id)
-        .where(*active_bid)
-    ).all()
-    if not rows:
-        return by_listing
-    # Who of the bidders cannot win anywhere, and which are whose dealers, each
-    # asked of the bidders alone: joined to every bid, the retailers and the
-    # authorisations (through the listings) tripled the time of reading the bids.
-    bidders = select(Bid.retailer_id).where(*active_bid)
-    inactive = set(conn.execute(select(Retailer.id).where(not_(Retailer.active), Retailer.id.in_(bidders))).scalars())
-    maker_ids = {maker for maker in makers.values() if maker is not None}
-    # Plain tuples: a set of Rows answers `in` through Row.__eq__, a Python call
-    # per bid (two seconds of a 100,000-listing run).
-    dealers = {(maker, retailer) for maker, retailer in conn.execute(
-        select(DealerAuthorisation.manufacturer_id, DealerAuthorisation.retailer_id)
-        .where(_among(DealerAuthorisation.manufacturer_id, maker_ids, conn), DealerAuthorisation.revoked_at.is_(None),
-               DealerAuthorisation.retailer_id.in_(bidders))
-    )} if maker_ids else set()
-    # Reviews count once revealed, as of the moment being settled.
-    unscored = {row[2] for row in rows} - scores.keys()
-    if unscored:
-        scores.update(fulfilment_scores(session, unscored, now=now))
-    for bid_id, listing_id, retailer_id, store_id, km, cell_km, price, bid_at, store_open, radius, lines in rows:
-        if exclude and retailer_id in exclude.get(listing_id, ()):
-            continue
-        maker = makers[listing_id]
-        # The distances were measured when the bid was placed, and again whenever
-        # its store moves (accounts.update_store), so they are from where the
-        # store is. Whether the store covers the listing is judged from the
-        # listing's cell, as on the board (a bid that could not be placed there
-        # cannot win here, and the reverse); the ranking is by the exact distance.
-        reason = eligibility(retailer_active=retailer_id not in inactive,
-                             authorised=maker is None or (maker, retailer_id) in dealers,
-                             store_open=store_open, distance_km=cell_km, radius_km=radius)
-        by_listing[listing_id].append(
-            Candidate(bid_id, retailer_id, store_id, km, scores[retailer_id], bid_at, not reason, reason, price,
-                      _bid_lines(lines))
-        )
-    return by_listing
-
-
-def _bid_lines(lines) -> tuple[tuple[int, int], ...] | None:
-    if lines is None:
-        return None
-    if isinstance(lines, str):  # a JSON column read through a Core row on some drivers
-        import json
-        lines = json.loads(lines)
-    return tuple((int(line["line_id"]), int(line["quantity"])) for line in lines)
-
-
-def order_lines(session: Session, order_ids: Iterable[int]) -> dict[int, list[PlanLine]]:
-    """Each order's lines as plans see them."""
-    found: dict[int, list[PlanLine]] = {}
-    ids = list(order_ids)
-    if not ids:
-        return found
-    conn = _core(session)
-    for order_id, line_id, sku, quantity in conn.execute(
-            select(OrderLine.order_id, OrderLine.id, OrderLine.sku, OrderLine.quantity)
-            .where(_among(OrderLine.order_id, ids, conn)).order_by(OrderLine.id)):
-        found.setdefault(order_id, []).append(PlanLine(line_id, sku, quantity))
-    return found
-
-
-def _part_lines(plan: Plan, part: Part, whole_order: bool) -> list[dict] | None:
-    """What a decision and its assignment record of the part: None when it is the
-    whole order (as every award before plans was)."""
-    if whole_order and plan.whole:
-        return None
-    return [{"line_id": line_id, "quantity": quantity} for line_id, quantity in part.lines]
-
-
-def _decision_values(listing_id: int, plan: Plan, *, round: int, cause: Cause, run_id: int | None, now: datetime,
-                     whole_order: bool) -> list[dict]:
-    """The decisions that record a plan, one per part: the one shape both the
-    batch path (`_award_orders`) and the one-listing path (`_award_plan`) write."""
-    records = [c.as_record() for c in plan.candidates]
-    rows = []
-    for number, part in enumerate(plan.parts):
-        winner = part.candidate
-        rows.append(dict(
-            listing_id=listing_id, round=round, part=number, run_id=run_id, cause=cause, rule=plan.rule,
-            fulfiller_kind=FulfillerKind.RETAILER if winner else FulfillerKind.MANUFACTURER,
-            winner_retailer_id=winner.retailer_id if winner else None,
-            winner_store_id=winner.store_id if winner else None,
-            winner_distance_km=winner.distance_km if winner else None,
-            candidates=records, decided_at=now, lines=_part_lines(plan, part, whole_order),
-        ))
-    return rows
-
-
-def award(session: Session, ctx: Context, listing: Listing, choice: Choice, *, round: int, cause: Cause,
-          now: datetime, run_id: int | None = None, payment: Payment | None = None) -> SettlementDecision:
-    """Record the decision and hand the order to its fulfiller (in the caller's transaction).
-
-    If the fulfiller's shipping window would outlast the card hold, the payment is
-    captured now rather than lost later.
-    """
-    winner = choice.winner
-    order = session.get(Order, listing.order_id)
-    due_at = _due_at(ctx, order.delivery, now, order.ship_within_hours)
-    if payment is not None:
-        _capture_if_hold_too_short(session, ctx, payment, due_at, now)
-    decision = SettlementDecision(
-        listing_id=listing.id,
-        round=round,
-        run_id=run_id,
-        cause=cause,
-        rule=choice.rule,
-        fulfiller_kind=FulfillerKind.RETAILER if winner else FulfillerKind.MANUFACTURER,
-        winner_retailer_id=winner.retailer_id if winner else None,
-        winner_store_id=winner.store_id if winner else None,
-        winner_distance_km=winner.distance_km if winner else None,
-        candidates=[c.as_record() for c in choice.candidates],
-        decided_at=now,
-    )
-    session.add(
-        Assignment(
-            order_id=listing.order_id,
-            decision=decision,
-            manufacturer_id=listing.manufacturer_id,
-            fulfiller_kind=decision.fulfiller_kind,
-            retailer_id=decision.winner_retailer_id,
-            store_id=decision.winner_store_id,
-            status=AssignmentStatus.ACTIVE,
-            assigned_at=now,
-            due_at=due_at,
-        )
-    )
-    return decision
-
-
-def _due_at(ctx: Context, delivery: Delivery, now: datetime, ship_within_hours: int | None = None) -> datetime:
-    # A pickup order's deadline is the customer's collection window, not a shipping
-    # one; a shipped order's is its shipping method's window (Express is shorter),
-    # or BROKER_SHIP_WITHIN_HOURS for an order that has none.
-    if delivery == Delivery.PICKUP:
-        hours = ctx.settings.pickup_within_hours
-    else:
-        hours = ship_within_hours or ctx.settings.ship_within_hours
-    return now + timedelta(hours=hours)
-
-
-def _award_orders(session: Session, ctx: Context, awards: Sequence[tuple[Row, Plan, list[PlanLine]]],
-                  orders: dict[int, Row], held: dict[int, Payment], *, now: datetime, run_id: int) -> None:
-    """`_award_plan` for a batch's order listings at once, in a fixed number of
-    statements: the decisions (one per part, `_decision_values`) inserted in
-    bulk, their assignments made from them by one INSERT ... SELECT, the stock
-    they use reserved, the listings and the orders each moved by one UPDATE.
-
-    A run makes tens of thousands of these rows: built and flushed one by one as
-    ORM objects, they were most of its time.
-    """
-    if not awards:
-        return
-    decisions: list[tuple] = []
-    reserving: dict[int, list[tuple[int, str, int]]] = {}  # listing -> [(part, sku, quantity)]
-    for listing, decided, lines in awards:
-        order = orders[listing.order_id]
-        check_move(order.id, order.status, OrderStatus.AWARDED)
-        payment = held.get(order.id)
-        if payment is not None:
-            _capture_if_hold_too_short(session, ctx, payment,
-                                       _due_at(ctx, order.delivery, now, order.ship_within_hours), now)
-        records = records_json(decided.candidates)
-        for values in _decision_values(listing.id, decided, round=0, cause=Cause.SETTLEMENT, run_id=run_id, now=now,
-                                       whole_order=True):
-            decisions.append(tuple(
-                records if name == "candidates" else
-                (None if values["lines"] is None else json.dumps(values["lines"])) if name == "lines" else
-                values[name].value if isinstance(values[name], enum.Enum) else values[name]
-                for name in _DECISION_COLUMNS))
-        skus = {line.line_id: line.sku for line in lines}
-        for number, part in enumerate(decided.parts):
-            if part.candidate is not None and decided.uses(lines):
-                reserving.setdefault(listing.id, []).extend(
-                    (number, skus[line_id], quantity) for line_id, quantity in part.lines)
-    listing_ids = [listing.id for listing, _, _ in awards]
-    conn = _core(session)
-    # No ids come back: fetching them doubles the insert's time, and the
-    # assignments below find their decisions by (listing, round) instead.
-    _insert_rows(conn, SettlementDecision.__table__, _DECISION_COLUMNS, decisions)
-    decision = SettlementDecision.__table__.c
-    # One branch per shipping window in the batch (a store has a few methods).
-    windows = sorted({orders[listing.order_id].ship_within_hours for listing, *_ in awards} - {None})
-    due_at = case((Order.delivery == Delivery.PICKUP, literal(_due_at(ctx, Delivery.PICKUP, now), UTCDateTime)),
-                  *[(Order.ship_within_hours == hours, literal(_due_at(ctx, Delivery.SHIP, now, hours), UTCDateTime))
-                    for hours in windows],
-                  else_=literal(_due_at(ctx, Delivery.SHIP, now), UTCDateTime))
-    conn.execute(insert(Assignment.__table__).from_select(
-        ["order_id", "decision_id", "manufacturer_id", "fulfiller_kind", "retailer_id", "store_id", "status",
-         "assigned_at", "due_at", "lines"],
-        select(Listing.order_id, decision.id, Listing.manufacturer_id, decision.fulfiller_kind,
-               decision.winner_retailer_id, decision.winner_store_id, literal(AssignmentStatus.ACTIVE, String),
-               literal(now, UTCDateTime), due_at, decision.lines)
-        .join(Listing, Listing.id == decision.listing_id)
-        .join(Order, Order.id == Listing.order_id)
-        .where(_among(decision.listing_id, listing_ids, conn), decision.round == 0)
-        .order_by(decision.id)
-    ))
-    if reserving:
-        made = {(listing_id, part): (assignment_id, store_id) for listing_id, part, assignment_id, store_id in
-                conn.execute(select(decision.listing_id, decision.part, Assignment.id, Assignment.store_id)
-                             .join(Assignment, Assignment.decision_id == decision.id)
-                             .where(_among(decision.listing_id, list(reserving), conn), decision.round == 0))}
-        stock.reserve_many(session, [(*made[(listing_id, part)], sku, quantity)
-                                     for listing_id, rows in reserving.items() for part, sku, quantity in rows])
-    conn.execute(
-        update(Listing.__table__).where(_among(Listing.__table__.c.id, listing_ids, conn))
-        .values(status=ListingStatus.AWARDED, closed_at=now, settlement_run_id=run_id)
-    )
-    conn.execute(
-        update(Order.__table__).where(_among(Order.__table__.c.id, [listing.order_id for listing, _, _ in awards],
-                                             conn))
-        .values(status=OrderStatus.AWARDED, updated_at=now)
-    )
-
-
-_DECISION_COLUMNS = ("listing_id", "round", "part", "run_id", "cause", "rule", "fulfiller_kind",
-                     "winner_retailer_id", "winner_store_id", "winner_distance_km", "candidates", "decided_at",
-                     "lines")
-
-
-def _insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: list[tuple]) -> None:
-    """Insert many rows in the connection's transaction: with COPY on PostgreSQL
-    (through psycopg), in half the time of a multi-row INSERT, and with an
-    executemany INSERT elsewhere. JSON values come already written as JSON text."""
-    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
-        with conn.connection.dbapi_connection.cursor() as cursor, \
-                cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        return
-    # Bound as text, so that the JSON type does not write the JSON text as a string.
-    text_for_json = {name: bindparam(name, type_=Text()) for name in columns if isinstance(table.c[name].type, JSON)}
-    conn.execute(insert(table).values(text_for_json), [dict(zip(columns, row)) for row in rows])
-
-
-def _capture_if_hold_too_short(session: Session, ctx: Context, payment: Payment, due_at: datetime,
-                               now: datetime) -> None:
-    if payment.status != PaymentStatus.AUTHORIZED or payment.hold_expires_at is None:
-        return
-    if payment.hold_expires_at > due_at + payments.HOLD_MARGIN:
-        return
-    try:
-        with session.begin_nested():
-            payments.capture(session, ctx.payments, payment, now=now, reason="hold_expiry")
-    except PaymentError as exc:
-        # The hourly check tries again before the hold lapses; settlement goes on.
-        log.error("early capture of payment %s failed: %s", payment.id, exc,
-                  extra={"event": "payment.early_capture_failed", "payment_id": payment.id})
+    def count_rule(self, rule: str, to_retailer: bool, n: int = 1) -> None:
+        """`count` for `n` listings decided in the database, by what they came to."""
+        self.settled += n
+        if to_retailer:
+            self.to_retailers += n
+        else:
+            self.to_manufacturer += n
+        self.by_rule[str(rule)] = self.by_rule.get(str(rule), 0) + n
 
 
 def settle(ctx: Context, *, as_of: datetime | None = None, trigger: str = "manual", dry_run: bool = False,
@@ -662,19 +339,27 @@ def _settle_batch(ctx: Context, batches: _Batches, *, claimed: list[int] | None 
             select(Order.id, Order.status, Order.delivery, Order.ship_within_hours)
             .where(_among(Order.id, order_ids, conn)).with_for_update()
         )}
-        candidates = candidates_for(session, listings, now=now, scores=batches.scores)
         held = {p.order_id: p for p in session.scalars(
             select(Payment).where(_among(Payment.order_id, order_ids, conn), Payment.status == PaymentStatus.AUTHORIZED)
             .with_for_update()
         )}
         batch = SettlementReport(run_id=run_id, as_of=report.as_of, dry_run=False)
-        lines = order_lines(session, order_ids)
+        # Most order listings are decided in the database; the rest (part bids,
+        # stock to draw down, personal requests) by the rules, here.
+        in_sql = decidable_in_sql(session, ctx, [l for l in listings if l.kind == ListingKind.ORDER], now=now)
+        by_sql = set(in_sql)
+        rest = [l for l in listings if l.id not in by_sql]
+        candidates = candidates_for(session, rest, now=now, scores=batches.scores)
+        lines = order_lines(session, [l.order_id for l in rest if l.order_id is not None])
         # What each bidder's store may still be awarded, locked: plans in this
         # batch draw it down as they are made, so no store is awarded more than it has.
+        # (Nothing to lock or draw down while no store has a fresh feed: asked first,
+        # for one row, rather than of every bidding store.)
         available = stock.available(session, ctx, [c for cs in candidates.values() for c in cs],
-                                    [line for ls in lines.values() for line in ls], now=now)
-        awards = []
-        for listing in listings:
+                                    [line for ls in lines.values() for line in ls], now=now) \
+            if stock_fed(session, ctx, now=now) else {}
+        planned = []
+        for listing in rest:
             if listing.kind == ListingKind.REQUEST:
                 _settle_request(session, ctx, session.get_one(Listing, listing.id), candidates[listing.id], now,
                                 run_id, batch)
@@ -684,9 +369,12 @@ def _settle_batch(ctx: Context, batches: _Batches, *, claimed: list[int] | None 
             for key, quantity in decided.uses(mine).items():
                 if key in available:
                     available[key] -= quantity
-            awards.append((listing, decided, mine))
+            planned.append(Planned(listing.id, decided, mine))
             batch.count(decided)
-        _award_orders(session, ctx, awards, orders, held, now=now, run_id=run_id)
+        by_rule = award(session, ctx, planned, in_sql=in_sql, round=0, cause=Cause.SETTLEMENT, now=now,
+                        run_id=run_id, held=held, orders=orders, scores=batches.scores, close=True)
+        for (rule, kind), n in by_rule.items():
+            batch.count_rule(rule, kind == FulfillerKind.RETAILER, n)
         session.execute(
             update(SettlementRun)
             .where(SettlementRun.id == run_id)
@@ -837,38 +525,10 @@ def reroute(session: Session, ctx: Context, listing: Listing, *, cause: Cause, n
                   if line.line_id in quantities]
     available = stock.available(session, ctx, candidates, wanted, now=now)
     decided = plan(wanted, candidates, available)
-    return _award_plan(session, ctx, listing, decided, wanted, round=(last_round or 0) + 1, cause=cause, now=now,
-                       payment=payment, whole_order=lines is None)
-
-
-def _award_plan(session: Session, ctx: Context, listing: Listing, decided: Plan, lines: Sequence[PlanLine], *,
-                round: int, cause: Cause, now: datetime, payment: Payment | None, whole_order: bool,
-                run_id: int | None = None) -> list[SettlementDecision]:
-    """Record a plan and hand each part to its fulfiller, reserving the stock it
-    uses (in the caller's transaction)."""
-    order = session.get(Order, listing.order_id)
-    due_at = _due_at(ctx, order.delivery, now, order.ship_within_hours)
-    if payment is not None:
-        _capture_if_hold_too_short(session, ctx, payment, due_at, now)
-    skus = {line.line_id: line.sku for line in lines}
-    decisions = []
-    for values in _decision_values(listing.id, decided, round=round, cause=cause, run_id=run_id, now=now,
-                                   whole_order=whole_order):
-        decision = SettlementDecision(**values)
-        assignment = Assignment(
-            order_id=listing.order_id, decision=decision, manufacturer_id=listing.manufacturer_id,
-            fulfiller_kind=decision.fulfiller_kind, retailer_id=decision.winner_retailer_id,
-            store_id=decision.winner_store_id, status=AssignmentStatus.ACTIVE, assigned_at=now, due_at=due_at,
-            lines=values["lines"],
-        )
-        session.add(assignment)
-        decisions.append(decision)
-        if decision.winner_store_id is not None:
-            session.flush()
-            part = decided.parts[values["part"]]
-            stock.reserve(session, assignment.id, decision.winner_store_id,
-                          [(skus[line_id], quantity) for line_id, quantity in part.lines], now=now)
-    return decisions
+    round = (last_round or 0) + 1
+    award(session, ctx, [Planned(listing.id, decided, wanted)], round=round, cause=cause, now=now,
+          held={listing.order_id: payment} if payment is not None else None, whole_order=lines is None)
+    return decisions_of(session, listing.id, round)
 
 
 def settle_as(ctx: Context, actor: Actor, *, as_of: datetime | None = None) -> SettlementReport:

@@ -16,12 +16,7 @@ PACKAGES = ("broker", "api", "web", "jobs")
 
 # Import edges still allowed to close a loop, each with why. Keep it empty: an
 # entry is a debt, and the test fails on any loop not made only of these edges.
-ALLOWED = {
-    # Awarding a personal request lives in personal.services and is called by
-    # settlement; personal.services calls settlement's `award`. Moving the
-    # awarding into a module of its own belongs with the settlement rework.
-    ("broker.settlement.services", "broker.personal.services"),
-}
+ALLOWED: set[tuple[str, str]] = set()
 
 
 def strongly_connected(graph: grimp.ImportGraph) -> list[set[str]]:
