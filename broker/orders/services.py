@@ -428,9 +428,7 @@ class OrderView:
     disclosed: Disclosed | None = None
     # The returns this party may see (a fulfiller: its own assignment's), oldest first.
     returns: tuple[Return, ...] = ()
-    # For the customer of a pickup order a store has: where to collect it, its
-    # hours written in the storefront's locale, and open now as of `now`.
-    pickup_store: Store | None = None
+    # The storefront's locale, for a customer's store hours; `now`, for open now.
     locale: str = "en_US"
     now: datetime | None = None
     # The fulfilling retailer's name, for its manufacturer's pages (None: the
@@ -442,6 +440,11 @@ class OrderView:
     # For the customer of a pickup order: every store that has a part of it, with
     # its part, in the order the parts were made (one, unless the order was split).
     pickup_stores: tuple[tuple[Assignment, Store], ...] = ()
+
+    @property
+    def pickup_store(self) -> Store | None:
+        """Where the customer collects (the latest part's store, for a split order)."""
+        return self.pickup_stores[-1][1] if self.pickup_stores else None
 
     def __post_init__(self):
         if self.party == Party.CUSTOMER:
@@ -503,10 +506,10 @@ def get_order(ctx: Context, actor: Actor, order_id: int, access_token: str | Non
         payment = session.scalar(select(Payment).where(Payment.order_id == order.id))
         now = ctx.now()
         if _customer_may(order, access_token):
-            store, locale = _pickup_store(session, order, current)
             return OrderView(order, Party.CUSTOMER, payment, current, True, True,
-                             returns=returns_of(session, [order.id]).get(order.id, ()), pickup_store=store,
-                             locale=locale, now=now, parts=parts, pickup_stores=_pickup_stores(session, order, parts))
+                             returns=returns_of(session, [order.id]).get(order.id, ()),
+                             locale=_storefront_locale(session, order), now=now, parts=parts,
+                             pickup_stores=_pickup_stores(session, order, parts))
         if actor.kind is ActorKind.RETAILER:
             # A fulfiller of one part of a split order opens it through its own part.
             mine = session.scalar(select(Assignment).where(
@@ -559,15 +562,11 @@ def _parts(session: Session, order_id: int) -> tuple[Assignment, ...]:
         .order_by(Assignment.id)))
 
 
-def _pickup_store(session: Session, order: Order, current: Assignment | None) -> tuple[Store | None, str]:
-    """The store a pickup order is collected from, once a store has it (to collect,
-    or collected), and the storefront's locale to write its hours in."""
+def _storefront_locale(session: Session, order: Order) -> str:
+    """The storefront's locale, to write a pickup store's hours in."""
     locale = session.scalar(select(Manufacturer.locale).where(Manufacturer.id == order.manufacturer_id)) \
         if order.manufacturer_id else None
-    if (order.delivery != Delivery.PICKUP or current is None or current.store_id is None
-            or current.status not in (AssignmentStatus.ACTIVE, AssignmentStatus.SHIPPED)):
-        return None, locale or "en_US"
-    return session.get(Store, current.store_id), locale or "en_US"
+    return locale or "en_US"
 
 
 def _pickup_stores(session: Session, order: Order,
