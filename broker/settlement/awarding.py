@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import enum
 import json
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -198,21 +198,20 @@ def _part_lines(plan: Plan, part: Part, whole_order: bool) -> list[dict] | None:
     return [{"line_id": line_id, "quantity": quantity} for line_id, quantity in part.lines]
 
 
-def _decision_values(listing_id: int, plan: Plan, *, round: int, cause: Cause, run_id: int | None, now: datetime,
-                     whole_order: bool) -> list[dict]:
-    """The decisions that record a plan, one per part."""
-    records = [c.as_record() for c in plan.candidates]
+def _decision_rows(listing_id: int, plan: Plan, *, round: int, cause: Cause, run_id: int | None, now: datetime,
+                   whole_order: bool) -> list[tuple]:
+    """The decisions that record a plan, one per part, as rows of _DECISION_COLUMNS
+    (JSON values written as JSON text)."""
+    records = records_json(plan.candidates)
     rows = []
     for number, part in enumerate(plan.parts):
         winner = part.candidate
-        rows.append(dict(
-            listing_id=listing_id, round=round, part=number, run_id=run_id, cause=cause, rule=plan.rule,
-            fulfiller_kind=FulfillerKind.RETAILER if winner else FulfillerKind.MANUFACTURER,
-            winner_retailer_id=winner.retailer_id if winner else None,
-            winner_store_id=winner.store_id if winner else None,
-            winner_distance_km=winner.distance_km if winner else None,
-            candidates=records, decided_at=now, lines=_part_lines(plan, part, whole_order),
-        ))
+        lines = _part_lines(plan, part, whole_order)
+        rows.append((listing_id, round, number, run_id, cause.value, plan.rule.value,
+                     (FulfillerKind.RETAILER if winner else FulfillerKind.MANUFACTURER).value,
+                     winner.retailer_id if winner else None, winner.store_id if winner else None,
+                     winner.distance_km if winner else None, records, now,
+                     None if lines is None else json.dumps(lines)))
     return rows
 
 
@@ -322,14 +321,8 @@ def award(session: Session, ctx: Context, planned: Sequence[Planned] = (), *, in
     rows: list[tuple] = []
     reserving: dict[int, list[tuple[int, str, int]]] = {}  # listing -> [(part, sku, quantity)]
     for p in planned:
-        records = records_json(p.plan.candidates)
-        for values in _decision_values(p.listing_id, p.plan, round=round, cause=cause, run_id=run_id, now=now,
-                                       whole_order=whole_order):
-            rows.append(tuple(
-                records if name == "candidates" else
-                (None if values["lines"] is None else json.dumps(values["lines"])) if name == "lines" else
-                values[name].value if isinstance(values[name], enum.Enum) else values[name]
-                for name in _DECISION_COLUMNS))
+        rows.extend(_decision_rows(p.listing_id, p.plan, round=round, cause=cause, run_id=run_id, now=now,
+                                   whole_order=whole_order))
         skus = {line.line_id: line.sku for line in p.lines}
         if p.plan.uses(p.lines):
             for number, part in enumerate(p.plan.parts):
@@ -461,14 +454,20 @@ def _decide_in_sql(session: Session, makers: Mapping[int, int | None], *, round:
         params.update(ids=json.dumps(ids), listings=json.dumps(list(makers.items())))
         _sqlite_scores(conn, [(r, places[scores[r]], repr(round_score(scores[r]))) for r in scored])
     if pg:
-        # Planned for each batch's own ids: the driver prepares a statement it has run
-        # five times, and a generic plan (made without knowing the ids) could scan
-        # every bid. And not compiled (JIT): that took longer than running it. Both
-        # last until the batch's transaction ends.
-        conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+        # Not compiled (JIT): that took longer than running it (until the batch's
+        # transaction ends).
         conn.exec_driver_sql("SET LOCAL jit = off")
-    for statement in _statements(pg):
-        conn.execute(statement, {**params, "now": now})
+        # Never prepared, so planned for each batch's own ids: the driver prepares a
+        # statement it has run five times, and a generic plan (made without knowing
+        # the ids) could scan every bid. (Not by `plan_cache_mode = force_custom_plan`
+        # for the transaction: that re-planned every foreign-key check of every row
+        # the batch writes, a third of a run's time in the database.)
+        with conn.connection.dbapi_connection.cursor() as cursor:
+            for statement in _pg_statements():
+                cursor.execute(statement, {**params, "now": now}, prepare=False)
+    else:
+        for statement in _statements():
+            conn.execute(statement, {**params, "now": now})
     decision = SettlementDecision.__table__.c
     return Counter({(rule, kind): n for rule, kind, n in conn.execute(
         select(decision.rule, decision.fulfiller_kind, func.count())
@@ -600,7 +599,19 @@ WHERE {among} AND NOT EXISTS (SELECT 1 FROM bids b WHERE b.listing_id = l.id AND
 
 
 @functools.cache
-def _statements(pg: bool) -> tuple:
-    """The statements `_decide_in_sql` runs, built once per dialect."""
-    return tuple(text(sql).bindparams(bindparam("now", type_=UTCDateTime)) for sql in (_ranking_sql(pg),
-                                                                                         _no_bids_sql(pg)))
+def _statements() -> tuple:
+    """The statements `_decide_in_sql` runs on SQLite, built once."""
+    return tuple(text(sql).bindparams(bindparam("now", type_=UTCDateTime)) for sql in (_ranking_sql(False),
+                                                                                         _no_bids_sql(False)))
+
+
+# The parameters the statements name, and how psycopg names them.
+_PARAMETERS = ("ids", "makers", "score_ids", "score_places", "score_texts", "round", "run_id", "cause", "now")
+
+
+@functools.cache
+def _pg_statements() -> tuple[str, ...]:
+    """The statements `_decide_in_sql` runs on PostgreSQL, built once, for the
+    driver's cursor (its placeholders: %(name)s)."""
+    named = re.compile(r":(%s)\b" % "|".join(_PARAMETERS))
+    return tuple(named.sub(r"%(\1)s", sql) for sql in (_ranking_sql(True), _no_bids_sql(True)))
