@@ -4,17 +4,18 @@ request accepted, expired or settled).
 
 A decision is made one of two ways and written one way (`award`):
 
-* In the database (`_decide_in_sql`), for the order listings settlement meets
-  most: every active bid on it is for the whole order and no bidder's store
-  keeps a fresh stock feed. Their candidates are ranked by window functions
-  exactly as `rules.choose` (and `rules.plan`, which for whole bids without
-  stock comes to the same) ranks them, and the decisions, each with its record
-  of every candidate, are written by one INSERT ... SELECT over the batch:
-  no bid leaves the database.
-* In Python, by `rules.plan` or `rules.choose`, for the rest: orders with a
-  part bid (a set-cover search), bidders with stock to draw down, personal
-  requests (ranked by their own preference) and re-routes. These are few;
-  their decisions are copied in with the SQL ones' statements around them.
+* In the database (`decide_in_sql`), for the order listings settlement meets
+  most: those that go whole to one bidder (every bidder that bid on only some
+  lines cannot win, or one able to fill everything can), or to the
+  manufacturer, when no bidder's store keeps stock. Their candidates are ranked
+  by window functions exactly as `rules.plan` ranks them, and the decisions,
+  each with its record of every candidate, are written by one INSERT ... SELECT
+  over the batch: no bid leaves the database.
+* In Python, by `rules.plan` or `rules.choose`, for the rest: orders whose
+  plan is a split (a set-cover search), bidders with stock to draw down,
+  personal requests (ranked by their own preference) and re-routes. These are
+  few; their decisions are copied in, and `award` writes everything after the
+  decisions by the same statements for both.
 
 Either way the assignments are made from the decisions by one INSERT ...
 SELECT, the stock the plans use is reserved, and (for a settlement batch) the
@@ -46,7 +47,6 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
-    func,
     insert,
     literal,
     not_,
@@ -277,39 +277,34 @@ def plan_of(choice: Choice) -> Plan:
     return Plan((Part(choice.winner, ()),), choice.rule, choice.ranked, choice.ineligible, whole=True)
 
 
-def award(session: Session, ctx: Context, planned: Sequence[Planned] = (), *, in_sql: Sequence[int] = (),
+def award(session: Session, ctx: Context, planned: Sequence[Planned] = (), *, decided: Sequence[int] = (),
           round: int, cause: Cause, now: datetime, run_id: int | None = None,
           held: Mapping[int, Payment] | None = None, orders: Mapping[int, object] | None = None,
-          scores: dict[int, float] | None = None, whole_order: bool = True, close: bool = False) -> Counter:
+          whole_order: bool = True, close: bool = False) -> None:
     """Record the decisions and hand each part to its fulfiller, in the caller's
     transaction and a fixed number of statements whatever the batch's size.
 
-    `planned` were decided in Python; the listings `in_sql` (see `decidable_in_sql`)
-    are decided here, in the database, with `scores` (bidders' fulfilment scores,
-    kept from one call to the next; read as needed). `held` are the orders'
+    `planned` were decided in Python, and their decisions are written here; the
+    listings `decided` were decided in the database (`decide_in_sql`), which wrote
+    their decisions of this round. `held` are the orders'
     authorised payments ({order_id: Payment}): one whose hold would end before its
     fulfiller's shipping window is captured now. With `close` the listings are
     awarded and their orders moved to `awarded` (a settlement batch); otherwise the
     caller moves them (a re-route leaves them as they are). `whole_order`: False
     when the plans are of a part of the order (a re-route of a part), whose
     decisions then always name their lines.
-
-    Returns how many of the `in_sql` listings went by which rule to whom:
-    {(rule, fulfiller_kind): count}.
     """
     held = held or {}
-    listing_ids = [p.listing_id for p in planned] + list(in_sql)
+    listing_ids = [p.listing_id for p in planned] + list(decided)
     if not listing_ids:
-        return Counter()
+        return
     conn = _core(session)
     if orders is None:
         orders = {row.id: row for row in conn.execute(
             select(Order.id, Order.status, Order.delivery, Order.ship_within_hours)
             .where(Order.id.in_(select(Listing.order_id).where(_among(Listing.id, listing_ids, conn)))))}
-    order_of, maker_of = {}, {}
-    for listing_id, order_id, maker_id in conn.execute(
-            select(Listing.id, Listing.order_id, Listing.manufacturer_id).where(_among(Listing.id, listing_ids, conn))):
-        order_of[listing_id], maker_of[listing_id] = order_id, maker_id
+    order_of = {listing_id: order_id for listing_id, order_id in conn.execute(
+        select(Listing.id, Listing.order_id).where(_among(Listing.id, listing_ids, conn)))}
     for listing_id in listing_ids:
         order = orders[order_of[listing_id]]
         if close:
@@ -333,10 +328,6 @@ def award(session: Session, ctx: Context, planned: Sequence[Planned] = (), *, in
     # assignments below find their decisions by (listing, round) instead.
     if rows:
         _insert_rows(conn, SettlementDecision.__table__, _DECISION_COLUMNS, rows)
-    decided = Counter()
-    if in_sql:
-        decided = _decide_in_sql(session, {i: maker_of[i] for i in in_sql}, round=round, cause=cause, now=now, run_id=run_id,
-                                 scores={} if scores is None else scores)
     decision = SettlementDecision.__table__.c
     # One branch per shipping window in the batch (a store has a few methods).
     windows = sorted({orders[order_of[i]].ship_within_hours for i in listing_ids} - {None})
@@ -379,7 +370,6 @@ def award(session: Session, ctx: Context, planned: Sequence[Planned] = (), *, in
             update(Order.__table__).where(_among(Order.__table__.c.id, [order_of[i] for i in listing_ids], conn))
             .values(status=OrderStatus.AWARDED, updated_at=now)
         )
-    return decided
 
 
 def decisions_of(session: Session, listing_id: int, round: int) -> list[SettlementDecision]:
@@ -390,17 +380,16 @@ def decisions_of(session: Session, listing_id: int, round: int) -> list[Settleme
 
 
 def decidable_in_sql(session: Session, ctx: Context, listings: Sequence, *, now: datetime) -> list[int]:
-    """Of these order listings, the ones `award` may decide in the database:
-    every active bid is for the whole order, no bidding store keeps stock
-    (stock is drawn down listing by listing as a batch is planned, and reserved
-    where a store has a row for it, even with its feed stale), and the order
-    has lines. The others are planned by `rules.plan`."""
+    """Of these order listings, the ones `decide_in_sql` may decide in the
+    database: no bidding store keeps stock (stock is drawn down listing by
+    listing as a batch is planned, and reserved where a store has a row for it,
+    even with its feed stale), and the order has lines. The others are planned
+    by `rules.plan`."""
     ids = [listing.id for listing in listings]
     if not ids:
         return []
     conn = _core(session)
     fresh = stock.fresh_after(ctx, now)
-    part_bid = _json_text(Bid.lines) != "null"
     # A store with a fresh feed has stock to draw down; one with stock rows at all
     # (its feed stale) has rows an award reserves from.
     # (Asked of the stock tables once, not once per bid.)
@@ -409,7 +398,7 @@ def decidable_in_sql(session: Session, ctx: Context, listings: Sequence, *, now:
     lineless = ~select(OrderLine.id).where(OrderLine.order_id == Listing.order_id).exists()
     others = set(conn.execute(union(
         select(Bid.listing_id).where(_among(Bid.listing_id, ids, conn), Bid.status == BidStatus.ACTIVE,
-                                     part_bid | Bid.store_id.in_(keeping)),
+                                     Bid.store_id.in_(keeping)),
         select(Listing.id).where(_among(Listing.id, ids, conn), lineless),
     )).scalars())
     return [i for i in ids if i not in others]
@@ -422,19 +411,19 @@ def stock_fed(session: Session, ctx: Context, *, now: datetime) -> bool:
         .first() is not None
 
 
-def _json_text(column):
-    """A JSON column's text, 'null' for SQL NULL and JSON null alike (a whole-order
-    bid's `lines` is written as JSON null)."""
-    return func.coalesce(cast(column, Text), "null")
-
-
-def _decide_in_sql(session: Session, makers: Mapping[int, int | None], *, round: int, cause: Cause, now: datetime,
-                   run_id: int | None, scores: dict[int, float]) -> Counter:
-    """Decide these listings ({listing_id: manufacturer_id}, see `decidable_in_sql`)
-    in the database and insert their decisions; how many went by which rule to whom."""
+def decide_in_sql(session: Session, makers: Mapping[int, int | None], *, round: int, cause: Cause, now: datetime,
+                  run_id: int | None, scores: dict[int, float]) -> tuple[list[int], Counter]:
+    """Decide in the database those of these listings ({listing_id:
+    manufacturer_id}, from `decidable_in_sql`) whose plan is not a split, and
+    write their decisions of `round`; the others are left to `rules.plan`.
+    `scores` are bidders' fulfilment scores, kept from one call to the next
+    (read as needed). Returns the listings decided, and how many went by which
+    rule to whom: {(rule, fulfiller_kind): count}."""
     conn = _core(session)
     pg = conn.dialect.name == "postgresql"
     ids = list(makers)
+    if not ids:
+        return [], Counter()
     bidders = set(conn.execute(select(Bid.retailer_id).distinct().where(
         _among(Bid.listing_id, ids, conn), Bid.status == BidStatus.ACTIVE)).scalars())
     unscored = bidders - scores.keys()
@@ -445,15 +434,12 @@ def _decide_in_sql(session: Session, makers: Mapping[int, int | None], *, round:
     # `Candidate.as_record` rounds it, as Python writes that float.
     places = {score: place for place, score in enumerate(sorted({scores[r] for r in bidders}, reverse=True))}
     scored = sorted(bidders)
-    params = dict(round=round, cause=cause.value, run_id=run_id)
+    params = dict(round=round, cause=cause.value, run_id=run_id, now=now)
+    rows: list[tuple[int, str, str]] = []
     if pg:
         params.update(ids=_pg_array(ids), makers=_pg_array(makers.values()), score_ids=_pg_array(scored),
                       score_places=_pg_array(places[scores[r]] for r in scored),
                       score_texts="{" + ",".join(repr(round_score(scores[r])) for r in scored) + "}")
-    else:
-        params.update(ids=json.dumps(ids), listings=json.dumps(list(makers.items())))
-        _sqlite_scores(conn, [(r, places[scores[r]], repr(round_score(scores[r]))) for r in scored])
-    if pg:
         # Not compiled (JIT): that took longer than running it (until the batch's
         # transaction ends).
         conn.exec_driver_sql("SET LOCAL jit = off")
@@ -464,15 +450,14 @@ def _decide_in_sql(session: Session, makers: Mapping[int, int | None], *, round:
         # the batch writes, a third of a run's time in the database.)
         with conn.connection.dbapi_connection.cursor() as cursor:
             for statement in _pg_statements():
-                cursor.execute(statement, {**params, "now": now}, prepare=False)
+                cursor.execute(statement, params, prepare=False)
+                rows.extend(cursor.fetchall())
     else:
+        params.update(ids=json.dumps(ids), listings=json.dumps(list(makers.items())))
+        _sqlite_scores(conn, [(r, places[scores[r]], repr(round_score(scores[r]))) for r in scored])
         for statement in _statements():
-            conn.execute(statement, {**params, "now": now})
-    decision = SettlementDecision.__table__.c
-    return Counter({(rule, kind): n for rule, kind, n in conn.execute(
-        select(decision.rule, decision.fulfiller_kind, func.count())
-        .where(_among(decision.listing_id, ids, conn), decision.round == round)
-        .group_by(decision.rule, decision.fulfiller_kind))})
+            rows.extend(conn.execute(statement, params).tuples())
+    return [listing_id for listing_id, _, _ in rows], Counter((rule, kind) for _, rule, kind in rows)
 
 
 def _sqlite_scores(conn: Connection, rows: list[tuple[int, int, str]]) -> None:
@@ -494,16 +479,41 @@ def _pg_array(values: Iterable[int | None]) -> str:
 
 
 def _ranking_sql(pg: bool) -> str:
-    """The INSERT ... SELECT that decides the listings with bids: each bid judged
-    as `rules.eligibility` judges it, ranked as `rules.choose` ranks (eligible
-    first; then distance, better score, earlier bid, lower retailer id), the
-    first one winning by the first key that sets it apart from the second, and
-    every candidate written in that order as `rules.records_json` writes it."""
+    """The INSERT ... SELECT that decides the listings with bids that `rules.plan`
+    gives whole to one bidder or to none, and leaves the rest (whose plans split)
+    undecided.
+
+    Each bid is judged as `rules.eligibility` judges it; a part bid offering no
+    line of the order cannot win (`no_lines_of_this_order`), as in `rules.plan`.
+    A bidder is able to take the whole order when it bid on all of it, or on
+    every line in full. When some eligible bidder is able, `plan` gives the order
+    to the first of them ranked as `rules.choose` ranks (distance, better score,
+    earlier bid, lower retailer id), by `fewest_shipments` when it is the only
+    one able among several eligible, else by the first key that sets it apart
+    from the second able one; when none is eligible, to the manufacturer. Every
+    candidate is written in `plan`'s order (eligible first, nearest first) as
+    `rules.records_json` writes it. A listing with a part bid whose lines the
+    database does not read as the rules do (a line named twice, a number that is
+    not an integer) is left to `plan` too. Returns each decision's listing, rule
+    and fulfiller."""
     if pg:
-        inputs = ""
-        bids = ("bids b JOIN unnest(CAST(:ids AS BIGINT[]), CAST(:makers AS BIGINT[])) AS l(id, manufacturer_id) "
-                "ON l.id = b.listing_id")
+        inputs = ("SELECT u.id, u.manufacturer_id, li.order_id FROM unnest(CAST(:ids AS BIGINT[]), "
+                  "CAST(:makers AS BIGINT[])) AS u(id, manufacturer_id) JOIN listings li ON li.id = u.id")
+        bids = "l JOIN bids b ON b.listing_id = l.id"
         among, join = "AND b.listing_id = ANY(CAST(:ids AS BIGINT[]))", "JOIN"
+        json_type = "json_typeof"
+        # A part bid's lines, one row each, in the bid's order, with the line and
+        # quantity when they are integers (the casts only then: bounded, they cannot fail).
+        elements = f"""
+            SELECT b.id AS bid_id, e.n AS k, l.order_id,
+                   CASE WHEN json_typeof(e.v -> 'line_id') = 'number' AND (e.v ->> 'line_id') ~ '^-?[0-9]{{1,18}}$'
+                        THEN CAST(e.v ->> 'line_id' AS BIGINT) END AS line_id,
+                   CASE WHEN json_typeof(e.v -> 'quantity') = 'number' AND (e.v ->> 'quantity') ~ '^-?[0-9]{{1,9}}$'
+                        THEN CAST(e.v ->> 'quantity' AS INT) END AS q
+            FROM {bids}
+            CROSS JOIN LATERAL json_array_elements(CASE WHEN json_typeof(b.lines) = 'array' THEN b.lines
+                                                        ELSE CAST('[]' AS JSON) END) WITH ORDINALITY AS e(v, n)
+            WHERE b.status = 'active' {among} AND json_typeof(b.lines) = 'array'"""  # noqa: S608
         scores = ("(SELECT * FROM unnest(CAST(:score_ids AS BIGINT[]), CAST(:score_places AS INT[]), "
                   "CAST(:score_texts AS TEXT[])) AS s(retailer_id, place, score_text))")
         # PostgreSQL writes a float8 as the shortest text that reads back as it
@@ -518,10 +528,20 @@ def _ranking_sql(pg: bool) -> str:
         # The batch's listings lead, their bids found by index, and the rest looked
         # up for each bid (CROSS JOIN keeps SQLite's join order: left to itself it
         # scanned the scores for every bid).
-        inputs = ("l AS MATERIALIZED (SELECT json_extract(value, '$[0]') AS id, "
-                  "json_extract(value, '$[1]') AS manufacturer_id FROM json_each(:listings)),\n")
+        inputs = ("SELECT j.id, j.manufacturer_id, li.order_id FROM (SELECT json_extract(value, '$[0]') AS id, "
+                  "json_extract(value, '$[1]') AS manufacturer_id FROM json_each(:listings)) j "
+                  "CROSS JOIN listings li ON li.id = j.id")
         bids = "l CROSS JOIN bids b ON b.listing_id = l.id"
         among, join = "", "CROSS JOIN"
+        json_type = "json_type"
+        elements = f"""
+            SELECT b.id AS bid_id, e.key AS k, l.order_id,
+                   CASE WHEN e.type = 'object' AND json_type(e.value, '$.line_id') = 'integer'
+                        THEN json_extract(e.value, '$.line_id') END AS line_id,
+                   CASE WHEN e.type = 'object' AND json_type(e.value, '$.quantity') = 'integer'
+                        THEN json_extract(e.value, '$.quantity') END AS q
+            FROM {bids} CROSS JOIN json_each(b.lines) e
+            WHERE b.status = 'active' AND json_type(b.lines) = 'array'"""  # noqa: S608
         # A temporary table (`_sqlite_scores`), so that each bid finds its score by key.
         scores = "temp.settlement_scores"
         # SQLite writes a REAL to 15 digits; broker_float_text (broker.db) is repr.
@@ -531,11 +551,34 @@ def _ranking_sql(pg: bool) -> str:
                        "CASE WHEN substr(bid_at, 21, 6) NOT IN ('', '000000') THEN '.' || substr(bid_at, 21, 6) "
                        "ELSE '' END || '+00:00'")
         concat, as_json = "group_concat", "'[' || records || ']'"
+    part = f"(b.lines IS NOT NULL AND {json_type}(b.lines) <> 'null')"
     # Built from the fragments above alone: nothing from outside is written into it.
     # `judged` is materialised: inlined, PostgreSQL would repeat the eligibility
     # test in every window expression that names its reason.
     return f"""
-WITH {inputs}judged AS MATERIALIZED (
+WITH l AS MATERIALIZED (
+    SELECT i.id, i.manufacturer_id, i.order_id,
+           (SELECT COUNT(*) FROM order_lines ol WHERE ol.order_id = i.order_id) AS n
+    FROM ({inputs}) i
+),
+parts AS MATERIALIZED (
+    SELECT x.bid_id,
+           SUM(CASE WHEN x.q > 0 AND ol.id IS NOT NULL THEN 1 ELSE 0 END) AS offered,
+           SUM(CASE WHEN x.q >= ol.quantity THEN 1 ELSE 0 END) AS filled,
+           CASE WHEN MAX(CASE WHEN x.line_id IS NULL OR x.q IS NULL THEN 1 ELSE 0 END) = 1
+                  OR COUNT(*) <> COUNT(DISTINCT x.line_id) THEN 1 ELSE 0 END AS unsure,
+           MAX(x.lines_text) AS lines_text
+    FROM (
+        SELECT bid_id, order_id, line_id, q,
+               {concat}('{{"line_id": ' || line_id || ', "quantity": ' || q || '}}', ', ')
+                   OVER (PARTITION BY bid_id ORDER BY k ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+                   AS lines_text
+        FROM ({elements}) e
+    ) x
+    LEFT JOIN order_lines ol ON ol.id = x.line_id AND ol.order_id = x.order_id
+    GROUP BY x.bid_id
+),
+judged AS MATERIALIZED (
     SELECT b.listing_id, b.id AS bid_id, b.retailer_id, b.store_id, b.exact_distance_km AS km, b.price,
            b.created_at AS bid_at, s.place, s.score_text,
            CASE WHEN NOT r.active THEN 'retailer_inactive'
@@ -545,44 +588,59 @@ WITH {inputs}judged AS MATERIALIZED (
                       AND d.revoked_at IS NULL) THEN 'not_authorised'
                 WHEN NOT (st.is_open AND st.retailer_id = b.retailer_id) THEN 'store_closed'
                 WHEN b.cell_distance_km > st.service_radius_km THEN 'outside_service_radius'
-                ELSE '' END AS reason
+                WHEN {part} AND COALESCE(p.offered, 0) = 0 THEN 'no_lines_of_this_order'
+                ELSE '' END AS reason,
+           CASE WHEN NOT {part} OR COALESCE(p.filled, 0) = l.n THEN 1 ELSE 0 END AS able,
+           CASE WHEN {part} AND ({json_type}(b.lines) <> 'array' OR COALESCE(p.unsure, 0) = 1) THEN 1 ELSE 0 END
+               AS unsure,
+           CASE WHEN {part} THEN '[' || COALESCE(p.lines_text, '') || ']' ELSE 'null' END AS lines_text
     FROM {bids}
     {join} stores st ON st.id = b.store_id
     {join} retailers r ON r.id = b.retailer_id
     {join} {scores} s ON s.retailer_id = b.retailer_id
+    LEFT JOIN parts p ON p.bid_id = b.id
     WHERE b.status = 'active' {among}
 )
 INSERT INTO settlement_decisions (listing_id, round, part, run_id, cause, rule, fulfiller_kind, winner_retailer_id,
                                   winner_store_id, winner_distance_km, candidates, decided_at, lines)
 SELECT listing_id, :round, 0, :run_id, :cause,
-       CASE WHEN reason <> '' THEN 'no_eligible_bids'
-            WHEN next_reason IS NULL OR next_reason <> '' THEN 'only_eligible_bid'
+       CASE WHEN eligible = 0 THEN 'no_eligible_bids'
+            WHEN able = 1 AND eligible = 1 THEN 'only_eligible_bid'
+            WHEN able = 1 THEN 'fewest_shipments'
             WHEN km <> next_km THEN 'nearest'
             WHEN place <> next_place THEN 'fulfilment_score'
             WHEN bid_at <> next_bid_at THEN 'earliest_bid'
             ELSE 'lowest_retailer_id' END,
-       CASE WHEN reason = '' THEN 'retailer' ELSE 'manufacturer' END,
-       CASE WHEN reason = '' THEN retailer_id END,
-       CASE WHEN reason = '' THEN store_id END,
-       CASE WHEN reason = '' THEN km END,
+       CASE WHEN eligible > 0 THEN 'retailer' ELSE 'manufacturer' END,
+       CASE WHEN eligible > 0 THEN retailer_id END,
+       CASE WHEN eligible > 0 THEN store_id END,
+       CASE WHEN eligible > 0 THEN km END,
        {as_json}, :now, NULL
 FROM (
-    SELECT listing_id, retailer_id, store_id, km, place, bid_at, reason,
-           ROW_NUMBER() OVER w AS position,
-           LEAD(reason) OVER w AS next_reason, LEAD(km) OVER w AS next_km,
-           LEAD(place) OVER w AS next_place, LEAD(bid_at) OVER w AS next_bid_at,
+    SELECT listing_id, retailer_id, store_id, km, place, bid_at,
+           ROW_NUMBER() OVER first_able AS position,
+           LEAD(km) OVER first_able AS next_km, LEAD(place) OVER first_able AS next_place,
+           LEAD(bid_at) OVER first_able AS next_bid_at,
+           SUM(CASE WHEN reason = '' THEN 1 ELSE 0 END) OVER listing AS eligible,
+           SUM(CASE WHEN reason = '' THEN able ELSE 0 END) OVER listing AS able,
+           MAX(unsure) OVER listing AS unsure,
            {concat}('{{"bid_id": ' || bid_id || ', "retailer_id": ' || retailer_id || ', "store_id": ' || store_id
                     || ', "distance_km": ' || {km_text} || ', "score": ' || score_text
                     || ', "bid_at": "' || {bid_at_text} || '", "eligible": '
                     || CASE WHEN reason = '' THEN 'true' ELSE 'false' END
                     || ', "reason": "' || reason || '", "price": ' || COALESCE(CAST(price AS TEXT), 'null')
-                    || ', "lines": null}}', ', ')
-               OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS records
+                    || ', "lines": ' || lines_text || '}}', ', ')
+               OVER (best_first ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS records
     FROM judged
-    WINDOW w AS (PARTITION BY listing_id
-                 ORDER BY CASE WHEN reason = '' THEN 0 ELSE 1 END, km, place, bid_at, retailer_id)
+    WINDOW best_first AS (PARTITION BY listing_id
+                          ORDER BY CASE WHEN reason = '' THEN 0 ELSE 1 END, km, place, bid_at, retailer_id),
+           first_able AS (PARTITION BY listing_id
+                          ORDER BY CASE WHEN reason = '' AND able = 1 THEN 0 ELSE 1 END, km, place, bid_at,
+                                   retailer_id),
+           listing AS (PARTITION BY listing_id)
 ) ranked
-WHERE position = 1
+WHERE position = 1 AND unsure = 0 AND (eligible = 0 OR able > 0)
+RETURNING listing_id, rule, fulfiller_kind
 """  # noqa: S608
 
 
@@ -595,6 +653,7 @@ INSERT INTO settlement_decisions (listing_id, round, part, run_id, cause, rule, 
 SELECT l.id, :round, 0, :run_id, :cause, 'no_bids', 'manufacturer', NULL, NULL, NULL, {empty}, :now, NULL
 FROM listings l
 WHERE {among} AND NOT EXISTS (SELECT 1 FROM bids b WHERE b.listing_id = l.id AND b.status = 'active')
+RETURNING listing_id, rule, fulfiller_kind
 """  # noqa: S608
 
 

@@ -56,6 +56,7 @@ from broker.settlement.awarding import (
     award,
     candidates_for,
     decidable_in_sql,
+    decide_in_sql,
     decisions_of,
     order_lines,
     stock_fed,
@@ -344,10 +345,15 @@ def _settle_batch(ctx: Context, batches: _Batches, *, claimed: list[int] | None 
             .with_for_update()
         )}
         batch = SettlementReport(run_id=run_id, as_of=report.as_of, dry_run=False)
-        # Most order listings are decided in the database; the rest (part bids,
-        # stock to draw down, personal requests) by the rules, here.
-        in_sql = decidable_in_sql(session, ctx, [l for l in listings if l.kind == ListingKind.ORDER], now=now)
-        by_sql = set(in_sql)
+        # Most order listings are decided in the database; the rest (splits, stock
+        # to draw down, personal requests) by the rules, here.
+        in_sql = set(decidable_in_sql(session, ctx, [l for l in listings if l.kind == ListingKind.ORDER], now=now))
+        in_db, by_rule = decide_in_sql(session, {l.id: l.manufacturer_id for l in listings if l.id in in_sql},
+                                         round=0, cause=Cause.SETTLEMENT, now=now, run_id=run_id,
+                                         scores=batches.scores)
+        for (rule, kind), n in by_rule.items():
+            batch.count_rule(rule, kind == FulfillerKind.RETAILER, n)
+        by_sql = set(in_db)
         rest = [l for l in listings if l.id not in by_sql]
         candidates = candidates_for(session, rest, now=now, scores=batches.scores)
         lines = order_lines(session, [l.order_id for l in rest if l.order_id is not None])
@@ -371,10 +377,8 @@ def _settle_batch(ctx: Context, batches: _Batches, *, claimed: list[int] | None 
                     available[key] -= quantity
             planned.append(Planned(listing.id, decided, mine))
             batch.count(decided)
-        by_rule = award(session, ctx, planned, in_sql=in_sql, round=0, cause=Cause.SETTLEMENT, now=now,
-                        run_id=run_id, held=held, orders=orders, scores=batches.scores, close=True)
-        for (rule, kind), n in by_rule.items():
-            batch.count_rule(rule, kind == FulfillerKind.RETAILER, n)
+        award(session, ctx, planned, decided=in_db, round=0, cause=Cause.SETTLEMENT, now=now, run_id=run_id,
+              held=held, orders=orders, close=True)
         session.execute(
             update(SettlementRun)
             .where(SettlementRun.id == run_id)

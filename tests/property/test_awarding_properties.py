@@ -72,12 +72,12 @@ class World:
 
 
 @st.composite
-def worlds(draw) -> World:
+def worlds(draw, stock: bool = True) -> World:
     shops = []
     for _ in range(draw(st.integers(1, 6))):
         stores = [(draw(st.sampled_from(RADII)), draw(st.sampled_from(MOSTLY)),
                    not draw(st.sampled_from(MOSTLY)),
-                   draw(st.sampled_from(["none", "none", "fresh", "stale"])))
+                   draw(st.sampled_from(["none", "none", "fresh", "stale"] if stock else ["none"])))
                   for _ in range(draw(st.integers(1, 2)))]
         shops.append(Shop(active=draw(st.sampled_from(MOSTLY)),
                           dealer=draw(st.sampled_from(["yes"] * 6 + ["no", "revoked"])),
@@ -94,6 +94,9 @@ def worlds(draw) -> World:
             if part_bids and draw(st.booleans()):
                 chosen = draw(st.lists(st.integers(0, len(quantities) - 1), unique=True, min_size=1))
                 lines = [(i, draw(st.integers(0, 3))) for i in sorted(chosen)]
+                if draw(st.integers(0, 9)) == 0:
+                    # A line named twice (the rules take the last): not read in the database.
+                    lines.append((lines[0][0], draw(st.integers(0, 3))))
             bids.append(Bidding(shop=s, store=draw(st.integers(0, len(shops[s].stores) - 1)),
                                 km=draw(st.sampled_from(DISTANCES)), cell_km=draw(st.sampled_from(CELL_DISTANCES)),
                                 at=draw(st.sampled_from(MOMENTS)),
@@ -197,24 +200,44 @@ SETTINGS = settings(max_examples=100, deadline=None,
 @SETTINGS
 @given(world=worlds())
 def test_settled_in_the_database_as_the_rules_settle(ctx, connection, monkeypatch, world):
+    _record(*_settle_both_ways(ctx, connection, monkeypatch, world))
+
+
+@SETTINGS
+@given(world=worlds(stock=False))
+def test_part_bids_settled_in_the_database_as_the_rules_settle(ctx, connection, monkeypatch, world):
+    """Without stock every listing is the database's to decide, unless its plan
+    splits: part bids that cannot win, part bids able to fill the whole order,
+    lines named twice, all in SQL or left to the rules as they must be."""
+    _record(*_settle_both_ways(ctx, connection, monkeypatch, world))
+
+
+def _settle_both_ways(ctx, connection, monkeypatch, world) -> tuple[list[int], set[int], list]:
+    """Settle the world as a run does and with the rules alone, and require the
+    same outcome. Returns the listings the database decided, those with a part
+    bid, and the decisions."""
     small = dataclasses.replace(ctx.settings, settle_batch_size=world.batch_size)
     run_ctx = dataclasses.replace(ctx, settings=small, clock=FrozenClock(AS_OF))
     savepoint = connection.begin_nested()
     try:
         scores = build(ctx, world)
+        with ctx.uow() as uow:
+            part_bid_on = {bid.listing_id for bid in uow.session.scalars(select(m.Bid)) if bid.lines is not None}
         # Scores with ties and every digit, the same for both ways (no reviews are made here).
         monkeypatch.setattr(awarding, "fulfilment_scores",
                             lambda session, ids, now=None: {i: scores[i] for i in ids})
 
         by_sql = []
-        real = awarding.decidable_in_sql
+        real = awarding.decide_in_sql
 
         def counted(*args, **kwargs):
             found = real(*args, **kwargs)
-            by_sql.extend(found)
+            by_sql.extend(found[0])
             return found
 
-        monkeypatch.setattr(settlement, "decidable_in_sql", counted)
+        monkeypatch.setattr(settlement, "decide_in_sql", counted)
+        # (The examples share the test's monkeypatch: the last one's second run left this.)
+        monkeypatch.setattr(settlement, "decidable_in_sql", awarding.decidable_in_sql)
         inner = connection.begin_nested()
         report = settlement.settle(run_ctx, as_of=AS_OF)
         both = outcome(run_ctx)
@@ -228,13 +251,47 @@ def test_settled_in_the_database_as_the_rules_settle(ctx, connection, monkeypatc
     finally:
         savepoint.rollback()
 
-    event(f"decided in the database: {'some' if by_sql else 'none'}")
-    for decision in both["decisions"]:
-        event(f"rule: {decision[4]}")
     assert report.settled == len(world.orders) == by_rules.settled
     assert (report.to_retailers, report.to_manufacturer, report.by_rule) == (
         by_rules.to_retailers, by_rules.to_manufacturer, by_rules.by_rule)
     assert _comparable(both) == _comparable(rules_only)
+    return by_sql, part_bid_on, both["decisions"]
+
+
+def _record(by_sql, part_bid_on, decisions) -> None:
+    event(f"decided in the database: {'some' if by_sql else 'none'}")
+    if set(by_sql) & part_bid_on:
+        event("an order with a part bid decided in the database")
+    for decision in decisions:
+        event(f"rule: {decision[4]}")
+
+
+def _shop() -> Shop:
+    return Shop(True, "yes", 0.5, [(60.0, True, False, "none")], {})
+
+
+def _bid(shop: int, km: float, lines=None) -> Bidding:
+    return Bidding(shop, 0, km, 0.5, timedelta(0), None, lines)
+
+
+@pytest.mark.parametrize("lines, in_database, rule", [
+    # A nearer bidder with only the first line loses to the one able to fill it all.
+    ([(0, 1)], True, "fewest_shipments"),
+    # A part bid naming every line in full is as able as a whole one, and nearer.
+    ([(0, 1), (1, 2)], True, "nearest"),
+    # Not enough of the second line: the nearer bidder cannot take the whole order.
+    ([(0, 1), (1, 1)], True, "fewest_shipments"),
+    # A part bid naming no line of the order (a quantity of 0) cannot win.
+    ([(1, 0)], True, "only_eligible_bid"),
+    # A line named twice: the rules take the last; the database leaves it to them.
+    ([(0, 1), (1, 2), (1, 1)], False, "fewest_shipments"),
+])
+def test_part_bids_that_do_not_split_the_order_are_decided_in_the_database(ctx, connection, monkeypatch, lines,
+                                                                           in_database, rule):
+    world = World([_shop(), _shop()], [([1, 2], [_bid(0, 12.0), _bid(1, 2.5, lines)])], 500)
+    by_sql, _, [decision] = _settle_both_ways(ctx, connection, monkeypatch, world)
+    assert bool(by_sql) is in_database
+    assert decision[4] == rule
 
 
 def _comparable(found: dict) -> dict:
@@ -270,3 +327,6 @@ def test_a_bid_time_is_written_as_python_writes_it(ctx, connection, seconds):
     [record] = json.loads(found["decisions"][0][9])
     assert record["bid_at"] == (T0 + timedelta(seconds=seconds)).isoformat()
     assert (record["distance_km"], record["eligible"], record["reason"], record["lines"]) == (2.5, True, "", None)
+
+
+
