@@ -424,8 +424,12 @@ def decide_in_sql(session: Session, makers: Mapping[int, int | None], *, round: 
     ids = list(makers)
     if not ids:
         return [], Counter()
-    bidders = set(conn.execute(select(Bid.retailer_id).distinct().where(
-        _among(Bid.listing_id, ids, conn), Bid.status == BidStatus.ACTIVE)).scalars())
+    # The batch's bidders, and whether each is active: passed in with its score,
+    # rather than looked up for every bid.
+    active = {retailer_id: is_active for retailer_id, is_active in conn.execute(
+        select(Retailer.id, Retailer.active).where(Retailer.id.in_(
+            select(Bid.retailer_id).where(_among(Bid.listing_id, ids, conn), Bid.status == BidStatus.ACTIVE))))}
+    bidders = set(active)
     unscored = bidders - scores.keys()
     if unscored:
         scores.update(fulfilment_scores(session, unscored, now=now))
@@ -439,7 +443,8 @@ def decide_in_sql(session: Session, makers: Mapping[int, int | None], *, round: 
     if pg:
         params.update(ids=_pg_array(ids), makers=_pg_array(makers.values()), score_ids=_pg_array(scored),
                       score_places=_pg_array(places[scores[r]] for r in scored),
-                      score_texts="{" + ",".join(repr(round_score(scores[r])) for r in scored) + "}")
+                      score_texts="{" + ",".join(repr(round_score(scores[r])) for r in scored) + "}",
+                      score_active="{" + ",".join("t" if active[r] else "f" for r in scored) + "}")
         # Not compiled (JIT): that took longer than running it (until the batch's
         # transaction ends).
         conn.exec_driver_sql("SET LOCAL jit = off")
@@ -454,20 +459,21 @@ def decide_in_sql(session: Session, makers: Mapping[int, int | None], *, round: 
                 rows.extend(cursor.fetchall())
     else:
         params.update(ids=json.dumps(ids), listings=json.dumps(list(makers.items())))
-        _sqlite_scores(conn, [(r, places[scores[r]], repr(round_score(scores[r]))) for r in scored])
+        _sqlite_bidders(conn, [(r, places[scores[r]], repr(round_score(scores[r])), active[r]) for r in scored])
         for statement in _statements():
             rows.extend(conn.execute(statement, params).tuples())
     return [listing_id for listing_id, _, _ in rows], Counter((rule, kind) for _, rule, kind in rows)
 
 
-def _sqlite_scores(conn: Connection, rows: list[tuple[int, int, str]]) -> None:
-    """The batch's bidders' scores in a temporary table (this connection's, gone
-    with it), for the ranking statement to look up by retailer."""
-    conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS settlement_scores "
-                         "(retailer_id INTEGER PRIMARY KEY, place INTEGER NOT NULL, score_text TEXT NOT NULL)")
-    conn.exec_driver_sql("DELETE FROM temp.settlement_scores")
+def _sqlite_bidders(conn: Connection, rows: list[tuple[int, int, str, bool]]) -> None:
+    """The batch's bidders, with their scores and whether they are active, in a
+    temporary table (this connection's, gone with it), for the ranking
+    statement to look up by retailer."""
+    conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS settlement_bidders (retailer_id INTEGER PRIMARY KEY, "
+                         "place INTEGER NOT NULL, score_text TEXT NOT NULL, active BOOLEAN NOT NULL)")
+    conn.exec_driver_sql("DELETE FROM temp.settlement_bidders")
     if rows:
-        conn.exec_driver_sql("INSERT INTO temp.settlement_scores VALUES (?, ?, ?)", rows)
+        conn.exec_driver_sql("INSERT INTO temp.settlement_bidders VALUES (?, ?, ?, ?)", rows)
 
 
 def round_score(score: float) -> float:
@@ -515,7 +521,8 @@ def _ranking_sql(pg: bool) -> str:
                                                         ELSE CAST('[]' AS JSON) END) WITH ORDINALITY AS e(v, n)
             WHERE b.status = 'active' {among} AND json_typeof(b.lines) = 'array'"""  # noqa: S608
         scores = ("(SELECT * FROM unnest(CAST(:score_ids AS BIGINT[]), CAST(:score_places AS INT[]), "
-                  "CAST(:score_texts AS TEXT[])) AS s(retailer_id, place, score_text))")
+                  "CAST(:score_texts AS TEXT[]), CAST(:score_active AS BOOLEAN[])) "
+                  "AS s(retailer_id, place, score_text, active))")
         # PostgreSQL writes a float8 as the shortest text that reads back as it
         # (as Python's repr does), without repr's ".0" on whole numbers.
         # (A whole number below 1e15 is written without a point or an exponent.)
@@ -542,8 +549,8 @@ def _ranking_sql(pg: bool) -> str:
                         THEN json_extract(e.value, '$.quantity') END AS q
             FROM {bids} CROSS JOIN json_each(b.lines) e
             WHERE b.status = 'active' AND json_type(b.lines) = 'array'"""  # noqa: S608
-        # A temporary table (`_sqlite_scores`), so that each bid finds its score by key.
-        scores = "temp.settlement_scores"
+        # A temporary table (`_sqlite_bidders`), so that each bid finds its bidder by key.
+        scores = "temp.settlement_bidders"
         # SQLite writes a REAL to 15 digits; broker_float_text (broker.db) is repr.
         km_text = "broker_float_text(km)"
         # SQLite keeps a UTC time as 'YYYY-MM-DD HH:MM:SS.ffffff'.
@@ -569,6 +576,9 @@ parts AS MATERIALIZED (
                   OR COUNT(*) <> COUNT(DISTINCT x.line_id) THEN 1 ELSE 0 END AS unsure,
            MAX(x.lines_text) AS lines_text
     FROM (
+        -- The lines' text in the bid's order, the same on each of its rows (as a
+        -- window: an aggregate's ORDER BY sorts each group on its own, and
+        -- SQLite's group_concat takes none before 3.44).
         SELECT bid_id, order_id, line_id, q,
                {concat}('{{"line_id": ' || line_id || ', "quantity": ' || q || '}}', ', ')
                    OVER (PARTITION BY bid_id ORDER BY k ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
@@ -581,7 +591,7 @@ parts AS MATERIALIZED (
 judged AS MATERIALIZED (
     SELECT b.listing_id, b.id AS bid_id, b.retailer_id, b.store_id, b.exact_distance_km AS km, b.price,
            b.created_at AS bid_at, s.place, s.score_text,
-           CASE WHEN NOT r.active THEN 'retailer_inactive'
+           CASE WHEN NOT s.active THEN 'retailer_inactive'
                 WHEN l.manufacturer_id IS NOT NULL AND NOT EXISTS (
                     SELECT 1 FROM dealer_authorisations d
                     WHERE d.manufacturer_id = l.manufacturer_id AND d.retailer_id = b.retailer_id
@@ -596,7 +606,6 @@ judged AS MATERIALIZED (
            CASE WHEN {part} THEN '[' || COALESCE(p.lines_text, '') || ']' ELSE 'null' END AS lines_text
     FROM {bids}
     {join} stores st ON st.id = b.store_id
-    {join} retailers r ON r.id = b.retailer_id
     {join} {scores} s ON s.retailer_id = b.retailer_id
     LEFT JOIN parts p ON p.bid_id = b.id
     WHERE b.status = 'active' {among}
@@ -665,7 +674,8 @@ def _statements() -> tuple:
 
 
 # The parameters the statements name, and how psycopg names them.
-_PARAMETERS = ("ids", "makers", "score_ids", "score_places", "score_texts", "round", "run_id", "cause", "now")
+_PARAMETERS = ("ids", "makers", "score_ids", "score_places", "score_texts", "score_active", "round", "run_id",
+               "cause", "now")
 
 
 @functools.cache
