@@ -11,6 +11,7 @@ just enough to pass, keeping its hue; the accent (focus rings) likewise to the
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 from broker.grammar import color_or
 
@@ -53,6 +54,9 @@ class TextOn:
         return self.ratio >= AA_TEXT
 
 
+# Pure, and asked again and again of the same few colours (every email of a
+# settlement run's thousands, every storefront page).
+@functools.lru_cache(maxsize=1024)
 def text_on(background: str) -> TextOn:
     """White or dark text on `background`: the one that passes AA (white if both
     do, as brand buttons usually are), else the one with more contrast."""
@@ -62,6 +66,7 @@ def text_on(background: str) -> TextOn:
     return TextOn(background, INK, round(ink, 2))
 
 
+@functools.lru_cache(maxsize=1024)
 def darkened_to(colour: str, ratio: float, against: str = WHITE) -> str:
     """`colour`, mixed towards black just enough to reach `ratio` against `against`."""
     if contrast(colour, against) >= ratio:
