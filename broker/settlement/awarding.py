@@ -47,6 +47,7 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    func,
     insert,
     literal,
     not_,
@@ -383,8 +384,8 @@ def decidable_in_sql(session: Session, ctx: Context, listings: Sequence, *, now:
     """Of these order listings, the ones `decide_in_sql` may decide in the
     database: no bidding store keeps stock (stock is drawn down listing by
     listing as a batch is planned, and reserved where a store has a row for it,
-    even with its feed stale), and the order has lines. The others are planned
-    by `rules.plan`."""
+    even with its feed stale), the order has lines, and on SQLite no bid is for
+    part of the order. The others are planned by `rules.plan`."""
     ids = [listing.id for listing in listings]
     if not ids:
         return []
@@ -396,9 +397,13 @@ def decidable_in_sql(session: Session, ctx: Context, listings: Sequence, *, now:
     keeping = union(select(StockFeed.store_id).where(StockFeed.updated_at >= fresh),
                     select(StockLevel.store_id))
     lineless = ~select(OrderLine.id).where(OrderLine.order_id == Listing.order_id).exists()
+    left_to_rules = Bid.store_id.in_(keeping)
+    if conn.dialect.name != "postgresql":
+        # SQLite's statement reads no bid's lines (see `_ranking_sql`).
+        left_to_rules = left_to_rules | (func.coalesce(cast(Bid.lines, Text), "null") != "null")
     others = set(conn.execute(union(
         select(Bid.listing_id).where(_among(Bid.listing_id, ids, conn), Bid.status == BidStatus.ACTIVE,
-                                     Bid.store_id.in_(keeping)),
+                                     left_to_rules),
         select(Listing.id).where(_among(Listing.id, ids, conn), lineless),
     )).scalars())
     return [i for i in ids if i not in others]
@@ -541,14 +546,6 @@ def _ranking_sql(pg: bool) -> str:
         bids = "l CROSS JOIN bids b ON b.listing_id = l.id"
         among, join = "", "CROSS JOIN"
         json_type = "json_type"
-        elements = f"""
-            SELECT b.id AS bid_id, e.key AS k, l.order_id,
-                   CASE WHEN e.type = 'object' AND json_type(e.value, '$.line_id') = 'integer'
-                        THEN json_extract(e.value, '$.line_id') END AS line_id,
-                   CASE WHEN e.type = 'object' AND json_type(e.value, '$.quantity') = 'integer'
-                        THEN json_extract(e.value, '$.quantity') END AS q
-            FROM {bids} CROSS JOIN json_each(b.lines) e
-            WHERE b.status = 'active' AND json_type(b.lines) = 'array'"""  # noqa: S608
         # A temporary table (`_sqlite_bidders`), so that each bid finds its bidder by key.
         scores = "temp.settlement_bidders"
         # SQLite writes a REAL to 15 digits; broker_float_text (broker.db) is repr.
@@ -558,7 +555,32 @@ def _ranking_sql(pg: bool) -> str:
                        "CASE WHEN substr(bid_at, 21, 6) NOT IN ('', '000000') THEN '.' || substr(bid_at, 21, 6) "
                        "ELSE '' END || '+00:00'")
         concat, as_json = "group_concat", "'[' || records || ']'"
-    part = f"(b.lines IS NOT NULL AND {json_type}(b.lines) <> 'null')"
+    if pg:
+        part = f"(b.lines IS NOT NULL AND {json_type}(b.lines) <> 'null')"
+        able_first = "CASE WHEN reason = '' AND able = 1 THEN 0 ELSE 1 END"
+        parts = f"""    SELECT x.bid_id,
+           SUM(CASE WHEN x.q > 0 AND ol.id IS NOT NULL THEN 1 ELSE 0 END) AS offered,
+           SUM(CASE WHEN x.q >= ol.quantity THEN 1 ELSE 0 END) AS filled,
+           CASE WHEN MAX(CASE WHEN x.line_id IS NULL OR x.q IS NULL THEN 1 ELSE 0 END) = 1
+                  OR COUNT(*) <> COUNT(DISTINCT x.line_id) THEN 1 ELSE 0 END AS unsure,
+           MAX(x.lines_text) AS lines_text
+    FROM (
+        -- The lines' text in the bid's order, the same on each of its rows (as a
+        -- window: an aggregate's ORDER BY sorts each group on its own).
+        SELECT bid_id, order_id, line_id, q,
+               {concat}('{{"line_id": ' || line_id || ', "quantity": ' || q || '}}', ', ')
+                   OVER (PARTITION BY bid_id ORDER BY k ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+                   AS lines_text
+        FROM ({elements}) e
+    ) x
+    LEFT JOIN order_lines ol ON ol.id = x.line_id AND ol.order_id = x.order_id
+    GROUP BY x.bid_id"""  # noqa: S608
+    else:
+        # On SQLite a listing with a part bid is the rules' (`decidable_in_sql`):
+        # in one process, reading the bids' lines here cost more than it saved.
+        # Every bid is then able, and the two orderings are one.
+        part, parts = "0", "SELECT NULL AS bid_id, 0 AS offered, 0 AS filled, 0 AS unsure, '' AS lines_text WHERE 0"
+        able_first = "CASE WHEN reason = '' THEN 0 ELSE 1 END"
     # Built from the fragments above alone: nothing from outside is written into it.
     # `judged` is materialised: inlined, PostgreSQL would repeat the eligibility
     # test in every window expression that names its reason.
@@ -569,24 +591,7 @@ WITH l AS MATERIALIZED (
     FROM ({inputs}) i
 ),
 parts AS MATERIALIZED (
-    SELECT x.bid_id,
-           SUM(CASE WHEN x.q > 0 AND ol.id IS NOT NULL THEN 1 ELSE 0 END) AS offered,
-           SUM(CASE WHEN x.q >= ol.quantity THEN 1 ELSE 0 END) AS filled,
-           CASE WHEN MAX(CASE WHEN x.line_id IS NULL OR x.q IS NULL THEN 1 ELSE 0 END) = 1
-                  OR COUNT(*) <> COUNT(DISTINCT x.line_id) THEN 1 ELSE 0 END AS unsure,
-           MAX(x.lines_text) AS lines_text
-    FROM (
-        -- The lines' text in the bid's order, the same on each of its rows (as a
-        -- window: an aggregate's ORDER BY sorts each group on its own, and
-        -- SQLite's group_concat takes none before 3.44).
-        SELECT bid_id, order_id, line_id, q,
-               {concat}('{{"line_id": ' || line_id || ', "quantity": ' || q || '}}', ', ')
-                   OVER (PARTITION BY bid_id ORDER BY k ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
-                   AS lines_text
-        FROM ({elements}) e
-    ) x
-    LEFT JOIN order_lines ol ON ol.id = x.line_id AND ol.order_id = x.order_id
-    GROUP BY x.bid_id
+{parts}
 ),
 judged AS MATERIALIZED (
     SELECT b.listing_id, b.id AS bid_id, b.retailer_id, b.store_id, b.exact_distance_km AS km, b.price,
@@ -644,8 +649,7 @@ FROM (
     WINDOW best_first AS (PARTITION BY listing_id
                           ORDER BY CASE WHEN reason = '' THEN 0 ELSE 1 END, km, place, bid_at, retailer_id),
            first_able AS (PARTITION BY listing_id
-                          ORDER BY CASE WHEN reason = '' AND able = 1 THEN 0 ELSE 1 END, km, place, bid_at,
-                                   retailer_id),
+                          ORDER BY {able_first}, km, place, bid_at, retailer_id),
            listing AS (PARTITION BY listing_id)
 ) ranked
 WHERE position = 1 AND unsure = 0 AND (eligible = 0 OR able > 0)
