@@ -10,6 +10,7 @@ commit as they do in production without leaving anything behind.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import uuid
 from datetime import datetime, timezone
@@ -198,3 +199,39 @@ def world(ctx):
     """Manufacturers, retailers, orders and bids made through the services
     (tests/factories.py), in the test's rolled-back transaction."""
     return World(ctx)
+
+
+# --- Stripe, against its fake (tests/fakes/stripe_server.py) ---------------------
+
+STRIPE_WEBHOOK_SECRET = "whsec_test"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_stripe_telemetry():
+    """By default the SDK sends timings of earlier requests with each one and
+    writes an id to ~/.config/stripe/telemetry_id: not from a test run."""
+    import stripe
+
+    stripe.enable_telemetry = False
+
+
+@pytest.fixture
+def fake():
+    """The Stripe fake, on a port of its own."""
+    from tests.fakes.stripe_server import FakeStripe
+
+    with FakeStripe() as server:
+        yield server
+
+
+@pytest.fixture
+def stripe_ctx(ctx, fake):
+    """`ctx` paying through the Stripe provider, against the fake; webhooks are
+    signed with STRIPE_WEBHOOK_SECRET."""
+    from broker.payments.stripe_provider import StripeProvider
+
+    settings = dataclasses.replace(ctx.settings, stripe_secret_key="sk_test_broker",
+                                   stripe_webhook_secret=STRIPE_WEBHOOK_SECRET, stripe_api_base=fake.url)
+    provider = StripeProvider(settings)
+    yield dataclasses.replace(ctx, settings=settings, payments=provider)
+    provider.close()

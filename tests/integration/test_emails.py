@@ -16,7 +16,6 @@ from datetime import timedelta
 from email.message import EmailMessage
 
 import pytest
-import stripe
 from sqlalchemy import func, select, update
 
 from broker.accounts.models import Role
@@ -28,11 +27,11 @@ from broker.notifications.digest import send_digests
 from broker.notifications.events import run_finished_emails
 from broker.notifications.mailer import SmtpMailer
 from broker.outbox.models import OutboxMessage
-from broker.payments.stripe_provider import StripeProvider
 from broker.settlement.services import settle
 from tests.conftest import START
 from tests.factories import HERE, KM, World, north_of
-from tests.fakes.stripe_server import FakeStripe, event, sign
+from tests.conftest import STRIPE_WEBHOOK_SECRET
+from tests.fakes.stripe_server import event, sign
 from tests.pages import sign_up_verified, user_for
 
 SETTLED_AT = START + timedelta(hours=13)
@@ -173,22 +172,6 @@ class TestOrderConfirmation:
             assert refused.status_code == 400 and "line break" in refused.get_json()["detail"]
 
 
-@pytest.fixture
-def fake():
-    with FakeStripe() as server:
-        yield server
-
-
-@pytest.fixture
-def stripe_ctx(ctx, fake, monkeypatch):
-    monkeypatch.setattr(stripe, "enable_telemetry", False)
-    settings = dataclasses.replace(ctx.settings, stripe_secret_key="sk_test_mail", stripe_webhook_secret="whsec_mail",
-                                   stripe_api_base=fake.url)
-    provider = StripeProvider(settings)
-    yield dataclasses.replace(ctx, settings=settings, payments=provider)
-    provider.close()
-
-
 class TestConfirmationWithStripe:
     def test_the_confirmation_waits_for_the_authorisation_and_keeps_its_link(self, stripe_ctx, fake, mail_dir):
         from web.app import create_app
@@ -206,7 +189,7 @@ class TestConfirmationWithStripe:
         fake.authorize(pi["id"])
         body = json.dumps(event("payment_intent.amount_capturable_updated", {"id": pi["id"]})).encode()
         answer = client.post("/webhooks/stripe", data=body, headers={
-            "Stripe-Signature": sign(body, "whsec_mail", None), "Content-Type": "application/json"})
+            "Stripe-Signature": sign(body, STRIPE_WEBHOOK_SECRET, None), "Content-Type": "application/json"})
         assert answer.status_code == 200
 
         deliver(stripe_ctx)

@@ -373,30 +373,11 @@ class TestMoneyPerPartWithStripe:
     """The same money story through the real SDK against the Stripe fake: one
     PaymentIntent, captured once when the last part ships, for what shipped."""
 
-    @pytest.fixture
-    def stripe_ctx(self, ctx, monkeypatch):
-        import dataclasses
-
-        import stripe
-
-        from broker.payments.stripe_provider import StripeProvider
-        from tests.fakes.stripe_server import FakeStripe
-
-        monkeypatch.setattr(stripe, "enable_telemetry", False)
-        with FakeStripe() as fake:
-            settings = dataclasses.replace(ctx.settings, stripe_secret_key="sk_test_split",
-                                           stripe_webhook_secret="whsec_split", stripe_api_base=fake.url)
-            provider = StripeProvider(settings)
-            try:
-                yield dataclasses.replace(ctx, settings=settings, payments=provider), fake
-            finally:
-                provider.close()
-
-    def test_split_shipments_a_partial_return_and_a_payout_with_stripe(self, stripe_ctx, clock, session):
+    def test_split_shipments_a_partial_return_and_a_payout_with_stripe(self, stripe_ctx, fake, clock, session):
         from broker.payments import services as payments
         from broker.payments.models import Payment
 
-        sctx, fake = stripe_ctx
+        sctx = stripe_ctx
         world = World(sctx)
         maker = world.manufacturer(products=[BIKE, HELMET])
         bikes = world.retailer(north_of(HERE, 2), dealer_of=[maker], name="Bike shop")

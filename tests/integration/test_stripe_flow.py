@@ -3,44 +3,22 @@ with webhooks signed by a test secret and posted to /webhooks/stripe."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from datetime import timedelta
 
 import pytest
-import stripe
 from sqlalchemy import func, select
 
 from broker.ledger import services as ledger
 from broker.models import Base
-from broker.payments.stripe_provider import StripeProvider
 from tests.conftest import ADMIN_TOKEN, START
 from tests.factories import HERE, World, north_of
-from tests.fakes.stripe_server import FakeStripe, event, sign
+from tests.conftest import STRIPE_WEBHOOK_SECRET
+from tests.fakes.stripe_server import event, sign
 
-SECRET = "whsec_flow"
+SECRET = STRIPE_WEBHOOK_SECRET
 OPERATOR = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-@pytest.fixture(autouse=True)
-def no_telemetry(monkeypatch):
-    monkeypatch.setattr(stripe, "enable_telemetry", False)
-
-
-@pytest.fixture
-def fake():
-    with FakeStripe() as server:
-        yield server
-
-
-@pytest.fixture
-def stripe_ctx(ctx, fake):
-    settings = dataclasses.replace(ctx.settings, stripe_secret_key="sk_test_flow", stripe_webhook_secret=SECRET,
-                                   stripe_api_base=fake.url)
-    provider = StripeProvider(settings)
-    yield dataclasses.replace(ctx, settings=settings, payments=provider)
-    provider.close()
 
 
 @pytest.fixture

@@ -37,19 +37,6 @@ def stripe_settings(api_base: str, key: str = "sk_test_123") -> Settings:
     return settings
 
 
-@pytest.fixture(autouse=True)
-def no_telemetry(monkeypatch):
-    # By default the SDK sends timings of earlier requests with each one and
-    # writes an id to ~/.config/stripe/telemetry_id: not from a test run.
-    monkeypatch.setattr(stripe, "enable_telemetry", False)
-
-
-@pytest.fixture
-def fake():
-    with FakeStripe() as server:
-        yield server
-
-
 @pytest.fixture
 def provider(fake):
     provider = StripeProvider(stripe_settings(fake.url))

@@ -273,16 +273,6 @@ class TestStripeTax:
     """BROKER_TAX_PROVIDER=stripe, against tests/fakes/stripe_server.py."""
 
     @pytest.fixture
-    def fake(self, monkeypatch):
-        import stripe
-
-        from tests.fakes.stripe_server import FakeStripe
-
-        monkeypatch.setattr(stripe, "enable_telemetry", False)
-        with FakeStripe() as server:
-            yield server
-
-    @pytest.fixture
     def stripe_client(self, ctx, fake):
         import dataclasses
 

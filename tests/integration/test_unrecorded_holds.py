@@ -8,11 +8,9 @@ and nothing of the checkout's own clean-up runs."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import timedelta
 
 import pytest
-import stripe
 from sqlalchemy import func, select
 
 from broker.geo.geocoding import LocationQuery
@@ -20,32 +18,11 @@ from broker.orders import services as orders
 from broker.orders.models import Order, OrderStatus
 from broker.payments import holds
 from broker.payments.models import Payment
-from broker.payments.stripe_provider import MAX_NETWORK_RETRIES, StripeProvider
+from broker.payments.stripe_provider import MAX_NETWORK_RETRIES
 from broker.personal import services as personal
 from broker.personal.models import PersonalRequest
 from jobs.definitions import run_unrecorded_holds
 from tests.factories import HERE, World
-from tests.fakes.stripe_server import FakeStripe
-
-
-@pytest.fixture(autouse=True)
-def no_telemetry(monkeypatch):
-    monkeypatch.setattr(stripe, "enable_telemetry", False)
-
-
-@pytest.fixture
-def fake():
-    with FakeStripe() as server:
-        yield server
-
-
-@pytest.fixture
-def stripe_ctx(ctx, fake):
-    settings = dataclasses.replace(ctx.settings, stripe_secret_key="sk_test_sweep", stripe_webhook_secret="whsec_x",
-                                   stripe_api_base=fake.url)
-    provider = StripeProvider(settings)
-    yield dataclasses.replace(ctx, settings=settings, payments=provider)
-    provider.close()
 
 
 @pytest.fixture
