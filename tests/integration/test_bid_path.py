@@ -8,30 +8,15 @@ placed again after a withdrawal.
 
 from __future__ import annotations
 
-import contextlib
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from broker.board.models import Bid
+from tests.integration.test_query_counts import counting
 from tests.factories import HERE, World, north_of
 
 BIKE, HELMET = ("BIKE", 90000), ("HELMET", 10000)
-
-
-@contextlib.contextmanager
-def counting(engine):
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
-            statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 @pytest.fixture
