@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.browser import ARTIFACTS, MISSING
+from tests.e2e.browser import ARTIFACTS, MISSING, chromium
 
 
 @pytest.fixture(scope="module")
@@ -35,3 +35,12 @@ def shot(request):
 
     take.folder = folder
     return take
+
+
+@pytest.fixture(scope="module")
+def browser(site):
+    """Chromium for a module's tests. Depends on the module's `site` so that it
+    closes (and drops its connections) before the site's servers stop; a module
+    whose server has another name says so with a `browser` of its own."""
+    with chromium() as browser:
+        yield browser

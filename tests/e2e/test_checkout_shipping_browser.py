@@ -23,7 +23,7 @@ from broker.identity import services as identity
 from broker.migrate import upgrade
 from broker.shipping import services as shipping
 from broker.tax import services as tax
-from tests.e2e.browser import SKIP_WITHOUT_BROWSER, Server, chromium, expect, free_port, watched_page
+from tests.e2e.browser import SKIP_WITHOUT_BROWSER, Server, expect, free_port, watched_page
 from tests.e2e.browser import assert_no_sideways_scrolling as _no_sideways_scrolling
 from tests.e2e.browser import serious_axe_violations as _serious_axe_violations
 from tests.factories import World
@@ -60,12 +60,6 @@ def site(_browser_available, tmp_path_factory):
     finally:
         store.close()
         ctx.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser(site):
-    with chromium() as browser:
-        yield browser
 
 
 def _checks(page) -> None:

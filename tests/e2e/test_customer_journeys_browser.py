@@ -38,7 +38,7 @@ from broker.orders import services as orders
 from broker.orders.models import Delivery
 from broker.pagination import PageRequest
 from broker.settlement.services import settle
-from tests.e2e.browser import SKIP_WITHOUT_BROWSER, Server, chromium, expect, watched_page
+from tests.e2e.browser import SKIP_WITHOUT_BROWSER, Server, expect, watched_page
 from tests.e2e.browser import serious_axe_violations
 from tests.factories import World
 from tests.pages import sign_up_verified
@@ -68,12 +68,6 @@ def site(_browser_available, tmp_path_factory):
     finally:
         server.close()
         ctx.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser(site):
-    with chromium() as browser:
-        yield browser
 
 
 def retailer(ctx, maker):

@@ -20,7 +20,7 @@ from broker.config import Settings
 from broker.context import Context
 from broker.migrate import upgrade
 from broker.storefront.services import Branding, update_branding
-from tests.e2e.browser import SKIP_WITHOUT_BROWSER, Server, chromium, expect, free_port, watched_page
+from tests.e2e.browser import SKIP_WITHOUT_BROWSER, Server, expect, free_port, watched_page
 from tests.e2e.browser import assert_no_sideways_scrolling as _no_sideways_scrolling
 from tests.e2e.browser import serious_axe_violations as _serious_axe_violations
 from tests.factories import World
@@ -50,12 +50,6 @@ def site(_browser_available, tmp_path_factory):
     finally:
         store.close()
         ctx.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser(site):
-    with chromium() as browser:
-        yield browser
 
 
 def _checks(page, language: str) -> None:

@@ -25,7 +25,7 @@ from broker.config import Settings
 from broker.context import Context
 from broker.migrate import upgrade
 from broker.settlement.services import settle
-from tests.e2e.browser import SKIP_WITHOUT_BROWSER, Server, chromium, expect, watched_page
+from tests.e2e.browser import SKIP_WITHOUT_BROWSER, Server, expect, watched_page
 from tests.factories import World
 from tests.pages import outbox_link
 
@@ -52,12 +52,6 @@ def site(_browser_available, tmp_path_factory):
     finally:
         server.close()
         ctx.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser(site):
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

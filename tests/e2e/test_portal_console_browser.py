@@ -40,7 +40,7 @@ from broker.pagination import PageRequest
 from broker.reputation import services as reputation
 from broker.returns import services as returns
 from broker.settlement.services import settle
-from tests.e2e.browser import SKIP_WITHOUT_BROWSER, Server, chromium, expect, watched_page
+from tests.e2e.browser import SKIP_WITHOUT_BROWSER, Server, expect, watched_page
 from tests.e2e.browser import serious_axe_violations, sideways_overflow as sideways
 from tests.factories import HERE, World, north_of
 from tests.pages import PASSWORD, sign_up_verified, user_for
@@ -111,12 +111,6 @@ def site(_browser_available, tmp_path_factory):
     finally:
         server.close()
         ctx.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser(site):
-    with chromium() as browser:
-        yield browser
 
 
 def sign_in(page, site: Site, email: str, lands: str) -> None:

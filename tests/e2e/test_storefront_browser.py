@@ -30,7 +30,7 @@ from broker.config import Settings
 from broker.context import Context
 from broker.migrate import upgrade
 from broker.storefront.services import Branding, update_branding
-from tests.e2e.browser import SKIP_WITHOUT_BROWSER, STEP_TIMEOUT_MS, Server, chromium, expect, free_port
+from tests.e2e.browser import SKIP_WITHOUT_BROWSER, STEP_TIMEOUT_MS, Server, expect, free_port
 from tests.factories import Maker, World
 
 pytestmark = SKIP_WITHOUT_BROWSER
@@ -110,13 +110,6 @@ def site(_browser_available, tmp_path_factory):
         for server in reversed(servers):
             server.close()
         ctx.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser(site):
-    """Depends on `site` so that it closes (and drops its connections) before the servers stop."""
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from broker.identity import services as identity
 from broker.migrate import upgrade
 from broker.pagination import PageRequest
 from broker.settlement.services import settle
-from tests.e2e.browser import SKIP_WITHOUT_BROWSER, Server, chromium, expect, watched_page
+from tests.e2e.browser import SKIP_WITHOUT_BROWSER, Server, expect, watched_page
 from tests.factories import World
 from tests.pages import sign_up_verified
 
@@ -60,12 +60,6 @@ def site(_browser_available, tmp_path_factory):
     finally:
         server.close()
         ctx.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser(site):
-    with chromium() as browser:
-        yield browser
 
 
 def retailer(ctx, maker):
