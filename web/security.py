@@ -103,6 +103,7 @@ def init_security(app: Flask) -> None:
         PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
     )
     app.session_interface = _SessionCookies()
+    after, teardown = list(app.after_request_funcs.get(None, [])), list(app.teardown_request_funcs.get(None, []))
     limiter = Limiter(key_func=get_remote_address, app=app, default_limits=[], strategy="moving-window",
                       storage_uri=app.config.get("RATELIMIT_STORAGE_URI") or settings.redis_url or "memory://",
                       headers_enabled=True, key_prefix=app.config.get("RATELIMIT_KEY_PREFIX", "broker"))
@@ -120,12 +121,39 @@ def init_security(app: Flask) -> None:
         deduct_when = _failed if endpoint in FAILURES_ONLY else None
         for limits, key in rules:
             view = limiter.limit(limits, key_func=key, methods=["POST"], deduct_when=deduct_when)(view)
-        app.view_functions[endpoint] = view
+        app.view_functions[endpoint] = _marked_limited(view)
+    # Likewise its after-request hook (the X-RateLimit headers, the deductions
+    # that count failures only) and its teardown: they run only where a limited
+    # view was called, not on every bid and catalog page.
+    for hooks, before in ((app.after_request_funcs, after), (app.teardown_request_funcs, teardown)):
+        hooks[None] = [hook if hook in before else _only_where_limited(hook) for hook in hooks.get(None, [])]
     app.extensions["limiter"] = limiter
     app.jinja_env.globals["csrf_field"] = csrf_field
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["current_user"] = current_user
     app.after_request(_headers)
+
+
+_LIMITED = "broker_rate_limited"
+
+
+def _marked_limited(view):
+    """The limited view, outermost: the mark is set before any limit is checked,
+    so a refused request (429) is marked too."""
+
+    @functools.wraps(view)
+    def marked(*args, **kwargs):
+        setattr(g, _LIMITED, True)
+        return view(*args, **kwargs)
+
+    return marked
+
+
+def _only_where_limited(hook):
+    def hook_where_limited(value):
+        return hook(value) if g.get(_LIMITED) else value
+
+    return hook_where_limited
 
 
 def _uniquely_named(view, endpoint: str):

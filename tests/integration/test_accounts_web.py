@@ -342,6 +342,22 @@ class TestPostingLimits:
                  "ship_to": {"line1": "1 Main St", "city": "SF", "postal_code": "94103", "country": "US"}}
         assert client.post(f"/api/v1/storefronts/{maker.slug}/orders", json=order).status_code == 201
 
+    def test_limited_answers_say_their_limit_and_the_others_say_nothing(self, client, ctx):
+        body = {"description": "a bell", "quantity": 1, "max_price": 1000, "currency": "USD",
+                "location": {"postal_code": "94103", "country": "US"},
+                "ship_to": {"name": "G", "line1": "1 Main St", "city": "SF", "postal_code": "94103", "country": "US"}}
+        answers = [client.post("/api/v1/requests", json=body) for _ in range(11)]
+        assert [a.headers["X-RateLimit-Remaining"] for a in answers[:3]] == ["9", "8", "7"]
+        assert answers[0].headers["X-RateLimit-Limit"] == "10"
+        refused = answers[10]
+        assert refused.status_code == 429 and refused.headers["X-RateLimit-Remaining"] == "0"
+        assert int(refused.headers["Retry-After"]) > 0
+        # An endpoint without limits, after a limited one in the same process, says nothing of them.
+        maker = World(ctx).manufacturer("unlimited")
+        page = client.get(f"/s/{maker.slug}/")
+        assert page.status_code == 200
+        assert not [name for name in page.headers.keys() if name.startswith("X-RateLimit")]
+
 
 class TestSharedRateLimits:
     """With BROKER_REDIS_URL every web process counts in one place: five failed
