@@ -157,7 +157,13 @@ def _remember(response: Response) -> Response:
     if not _customer_page():
         return response
     # The page's language may come from the cookie: a shared cache keeps one copy per cookie.
-    response.vary.add("Cookie")
+    # (Appended to the header as it is: `response.vary` parses it into a set and
+    # writes it back, a twentieth of a cached catalog page's time.)
+    vary = response.headers.get("Vary")
+    if not vary:
+        response.headers["Vary"] = "Cookie"
+    elif "cookie" not in (token.strip().lower() for token in vary.split(",")):
+        response.headers["Vary"] = f"{vary}, Cookie"
     chosen = kept_language()
     if not chosen or request.cookies.get(COOKIE) == chosen:
         return response

@@ -16,6 +16,7 @@ from flask import Flask, g, request
 from broker import retry
 
 _RETRY_AFTER = "broker_retry_after"
+_BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def install(app: Flask) -> None:
@@ -31,8 +32,9 @@ def _retrying(view):
     def retrying(*args, **kwargs):
         # A second run must read the same request: the body is kept (a webhook
         # reads it uncached, to check its signature), and uploaded files are
-        # rewound to their start.
-        request.get_data()
+        # rewound to their start. No view reads the body of a GET.
+        if request.method not in _BODILESS:
+            request.get_data()
         runs = 0
 
         def run():

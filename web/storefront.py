@@ -112,7 +112,19 @@ def _frame_ancestors(store: Manufacturer) -> list[str]:
     """The store's embedding origins, parsed again and serialised: a value stored
     before the grammar was enforced (`https://x; report-uri ...`) is dropped, never
     copied into the header."""
-    return [str(origin) for origin in origins_or_none(store.frame_origins)]
+    return list(_parsed_origins(_stored_origins(store)))
+
+
+def _stored_origins(store: Manufacturer) -> tuple[str, ...]:
+    """The stored list's strings, as a key (only a string can be an origin; a
+    value put in the column by hand may be anything JSON holds)."""
+    stored = store.frame_origins
+    return tuple(v for v in stored if isinstance(v, str)) if isinstance(stored, (list, tuple)) else ()
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_origins(stored: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(str(origin) for origin in origins_or_none(stored))
 
 
 def store_csp(store: Manufacturer, *, https: bool, stripe: bool = False) -> str:
@@ -121,13 +133,18 @@ def store_csp(store: Manufacturer, *, https: bool, stripe: bool = False) -> str:
     Images: https (and http only on a plain-HTTP deployment, where the catalog may
     hold http images). Stripe.js must load from Stripe (its PCI rules forbid
     copying it), so the payment page alone also allows Stripe's own hosts, and
-    nothing else."""
+    nothing else. Made once per store's values: every page of a store sends it."""
+    return _csp(_stored_origins(store), store.color_primary, store.color_accent, https, stripe)
+
+
+@functools.lru_cache(maxsize=1024)
+def _csp(frame_origins: tuple[str, ...], primary: str, accent: str, https: bool, stripe: bool) -> str:
     images = "'self' https: data:" if https else "'self' https: http: data:"
     stripe_script = " https://js.stripe.com" if stripe else ""
     stripe_more = ("; frame-src https://js.stripe.com https://hooks.stripe.com"
                    "; connect-src 'self' https://api.stripe.com") if stripe else ""
-    style = _look(store.color_primary, store.color_accent)[1]
-    ancestors = " ".join(["'self'", *_frame_ancestors(store)])
+    style = _look(primary, accent)[1]
+    ancestors = " ".join(["'self'", *_parsed_origins(frame_origins)])
     return (f"default-src 'self'; img-src {images}; style-src 'self' {style}; "
             f"script-src 'self'{stripe_script}{stripe_more}; form-action 'self'; base-uri 'none'; "
             f"object-src 'none'; frame-ancestors {ancestors}")
