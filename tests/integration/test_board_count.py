@@ -83,7 +83,9 @@ def call(ctx, shop, limit, page, size=25, max_km=None):
 
 @pytest.mark.parametrize("limit", [0, 10_000, 50])
 @pytest.mark.parametrize("max_km", [None, 30.0, 12.7])
-def test_pages_and_total_match_a_brute_force(ctx, crowd, limit, max_km):
+@pytest.mark.parametrize("decided_here", [0, 500], ids=["in-sql", "in-python"])
+def test_pages_and_total_match_a_brute_force(ctx, crowd, limit, max_km, decided_here, monkeypatch):
+    monkeypatch.setattr(board, "DECIDED_HERE", decided_here)
     expected = brute_force(ctx, crowd, max_km)
     assert len(expected) > (200 if max_km is None else 20)  # the world is what the test thinks it is
     for page in (1, 2, 9, 20):
@@ -159,3 +161,49 @@ def test_the_portal_shows_a_stopped_count_with_a_plus_and_a_next_page(ctx, app, 
     assert "50+ listings</h2>" in page
     last_counted = client.get("/portal/?page=2").get_data(as_text=True)  # 50 counted, 25 a page
     assert "page=3" in last_counted
+
+
+ELSEWHERE = (39.95, -75.16)  # about 130 km from CENTRE: its stores' boxes are apart from the others'
+
+
+@pytest.fixture
+def chain(world, ctx):
+    """A chain of twelve stores: eight in a ring around one city, overlapping,
+    and four around another; 300 listings around both, a fifth of them on the
+    ring's edges."""
+    maker = world.manufacturer()
+    shop = world.retailer(geodesic(kilometers=15).destination(CENTRE, 0)[:2], radius=12, dealer_of=[maker])
+    rng = random.Random(11)
+    sites = [(geodesic(kilometers=15).destination(CENTRE, 45 * i)[:2], 12) for i in range(1, 8)]
+    sites += [(geodesic(kilometers=rng.uniform(0, 8)).destination(ELSEWHERE, 90 * i)[:2], 6 + i) for i in range(4)]
+    for n, ((lat, lon), radius) in enumerate(sites):
+        accounts.add_store(ctx, shop.actor, accounts.NewStore(f"Store {n}", LocationQuery(lat=lat, lon=lon), radius))
+    rows = []
+    for i in range(300):
+        if i % 5 == 0:
+            store = geodesic(kilometers=15).destination(CENTRE, 45 * rng.randrange(8))
+            point = geodesic(kilometers=12 + rng.uniform(-0.004, 0.004)).destination(store, rng.uniform(0, 360))
+            lat, lon = point.latitude, point.longitude
+        else:
+            city = CENTRE if i % 2 else ELSEWHERE
+            lat, lon = city[0] + rng.gauss(0, 0.2), city[1] + rng.gauss(0, 0.25)
+        rows.append(dict(kind=ListingKind.ORDER, manufacturer_id=maker.id, status=ListingStatus.OPEN, lat=lat,
+                         lon=lon, exact_lat=lat, exact_lon=lon, area="NY", price=5000, currency="USD",
+                         listed_at=ctx.now()))
+    with ctx.uow() as uow:
+        uow.session.execute(insert(Listing), rows)
+        uow.commit()
+    return shop
+
+
+@pytest.mark.parametrize("max_km", [None, 7.0])
+@pytest.mark.parametrize("decided_here", [0, 40, 500], ids=["in-sql", "some-in-python", "in-python"])
+def test_a_chains_board_matches_a_brute_force(ctx, chain, max_km, decided_here, monkeypatch):
+    monkeypatch.setattr(board, "DECIDED_HERE", decided_here)
+    expected = brute_force(ctx, chain, max_km)
+    assert len(expected) > 40 and {store for _, _, store in expected} == set(range(min(s for *_, s in expected),
+                                                                               min(s for *_, s in expected) + 12))
+    for page in (1, 2, 5):
+        items, total, exact = call(ctx, chain, 0, page, max_km=max_km)
+        assert items == expected[(page - 1) * 25:page * 25]
+        assert exact and total == len(expected)
