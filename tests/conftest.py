@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import os
 import uuid
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -82,6 +83,13 @@ def _xdist_group(path: Path) -> str | None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
+    # pytest-xdist hands tests to its workers by id: of tests that share one, it
+    # runs one and says nothing of the others (schemathesis's items once did).
+    seen = Counter(item.nodeid for item in items)
+    shared = sorted(nodeid for nodeid, n in seen.items() if n > 1)
+    if shared:
+        raise pytest.UsageError(f"{len(shared)} test ids are each given to more than one test, and only one of "
+                                f"each would run on several workers: {', '.join(shared[:5])}")
     if getattr(config.option, "dist", "no") != "loadgroup":
         return
     for item in items:
