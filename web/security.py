@@ -122,9 +122,9 @@ def init_security(app: Flask) -> None:
         for limits, key in rules:
             view = limiter.limit(limits, key_func=key, methods=["POST"], deduct_when=deduct_when)(view)
         app.view_functions[endpoint] = _marked_limited(view)
-    # Likewise its after-request hook (the X-RateLimit headers, the deductions
-    # that count failures only) and its teardown: they run only where a limited
-    # view was called, not on every bid and catalog page.
+    # flask-limiter's after-request hook (the X-RateLimit headers, the deductions
+    # that count failures only) and its teardown, like its app-wide check above,
+    # served every request: they run only where a limited view was called.
     for hooks, before in ((app.after_request_funcs, after), (app.teardown_request_funcs, teardown)):
         hooks[None] = [hook if hook in before else _only_where_limited(hook) for hook in hooks.get(None, [])]
     app.extensions["limiter"] = limiter

@@ -286,9 +286,9 @@ def _count_visible(session: Session, stores: Sequence[Store], reaches: Sequence[
             rectangles = [(reach, reach.inner_rectangles()) for reach in here]
             for row in session.execute(in_box):
                 verdict = _verdict(rectangles, row.lat, row.lon)
-                if verdict is _SURE:
+                if verdict == _SURE:
                     total += 1
-                elif verdict is _MAYBE:
+                elif verdict == _MAYBE:
                     maybes.append(row.id)
             continue
         sure, maybe = _verdicts(here)

@@ -135,7 +135,8 @@ class TestOrigins:
     def test_csp_is_built_from_parsed_origins_even_for_bad_stored_values(self, client, ctx, maker, session):
         # Put there before the grammar existed, or by hand: the header drops what no longer parses.
         session.execute(update(Manufacturer).where(Manufacturer.id == maker.id).values(
-            frame_origins=[DIRECTIVE, "https://ok.example/", "javascript:alert(1)", "https://ok.example"],
+            frame_origins=[DIRECTIVE, "https://ok.example/", "javascript:alert(1)", "https://ok.example",
+                           {"origin": "https://x.example"}, ["https://y.example"], 7, None],
             color_primary="red;}*{"))
         session.commit()
         response = client.get("/s/acme/")
