@@ -24,6 +24,7 @@ from flask import Request as FlaskRequest
 from werkzeug.utils import cached_property
 
 from broker.storefront.hosts import CHALLENGE_PATH, DomainClaim, DomainDirectory
+from web.lookups import LookupDict
 
 HEALTH_PATH = "/healthz"
 
@@ -33,8 +34,11 @@ bp = Blueprint("hosts", __name__)
 class HostCheckedRequest(FlaskRequest):
     """Werkzeug checks the Host against `trusted_hosts` when Flask routes the
     request; Flask sets them from TRUSTED_HOSTS. Reading them back adds the store
-    domain this request names, when there is one."""
+    domain this request names, when there is one. Its query, form and cookies
+    are `LookupDict`s (web/lookups.py)."""
 
+    parameter_storage_class = LookupDict
+    dict_storage_class = LookupDict
     directory: Callable[[], DomainDirectory]  # set for each app by `init_hosts`
     _static_hosts: list[str] | None = None
 

@@ -106,6 +106,9 @@ def _security_headers(response: Response) -> Response:
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
+    response.headers["Content-Security-Policy"] = store_csp(g.store, https=_ctx().settings.https,
+                                                            stripe=bool(g.get("stripe_page")))
+    return response
 
 
 def _frame_ancestors(store: Manufacturer) -> list[str]:
@@ -218,14 +221,18 @@ def _keep(html: str) -> Response:
     return _page_response(page)
 
 
+_HTML = "text/html; charset=utf-8"
+
+
 def _page_response(page: CachedPage) -> Response:
     """The page, or 304 if the browser has this version. `public`: nothing on it is
     personal (the cart is in the URL); `no-cache`: the browser asks every time (a
     304 is cheap), so a change shows as soon as this server shows it."""
-    headers = {"ETag": f'"{page.etag}"', "Cache-Control": "public, no-cache"}
-    if request.if_none_match.contains_weak(page.etag):
+    headers = [("ETag", f'"{page.etag}"'), ("Cache-Control", "public, no-cache")]
+    # Asked only when the browser sent one: werkzeug builds an empty set of tags otherwise.
+    if "HTTP_IF_NONE_MATCH" in request.environ and request.if_none_match.contains_weak(page.etag):
         return Response(status=304, headers=headers)
-    return Response(page.body, mimetype="text/html", headers=headers)
+    return Response(page.body, content_type=_HTML, headers=headers)
 
 
 def _search_query() -> str:
