@@ -202,9 +202,11 @@ def _redirect(location: str) -> Response:
 
 def _no_referrer(response: Response) -> Response:
     """Any response to a URL with a capability in it (a token link, a cookie-less
-    browser's page, and a link added later that nobody listed here) tells the
-    browser to send no `Referer` from it."""
-    if holds_capability(request.full_path):
+    browser's page, and a link added later that nobody listed here), and any
+    redirect to one (checkout's to the new order's link), tells the browser to
+    send no `Referer` from it."""
+    redirect_to = response.location if 300 <= response.status_code < 400 else None
+    if holds_capability(request.full_path) or (redirect_to and holds_capability(redirect_to)):
         response.headers["Referrer-Policy"] = "no-referrer"
     return response
 

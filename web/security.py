@@ -169,24 +169,31 @@ def _uniquely_named(view, endpoint: str):
     return limited
 
 
+_APP_PAGE_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                 "frame-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'")
+# Every response's, unless it set its own: a view's `Referrer-Policy: no-referrer`
+# (a redirect to a token's URL) stays. `Cache-Control`: nothing that did not say
+# otherwise is kept by a browser or a proxy: an order's page, a request's offers
+# and the API's answers (a winner's ship-to address) carry personal data. Static
+# files, the storefront's catalog and its embed script set their own.
+_DEFAULTS = (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "same-origin"), ("Cache-Control", "no-store"))
+_HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+
+
 def _headers(response):
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    if current_app.config.get("SESSION_COOKIE_SECURE"):
-        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    headers = response.headers
     if g.get("app_page"):
         # Signed-in pages: our own scripts, styles and images only, and never in a frame.
-        response.headers["Content-Security-Policy"] = (
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-            "frame-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'"
-        )
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Cache-Control"] = "no-store"
-    # Nothing that did not say otherwise is kept by a browser or a proxy: an
-    # order's page, a request's offers and the API's answers (a winner's ship-to
-    # address) carry personal data. Static files, the storefront's catalog and
-    # its embed script set their own.
-    response.headers.setdefault("Cache-Control", "no-store")
+        headers["Content-Security-Policy"] = _APP_PAGE_CSP
+        headers["X-Frame-Options"] = "DENY"
+        headers["Cache-Control"] = "no-store"
+    # The names present, read once (werkzeug's `setdefault` raises and catches an
+    # exception for each name that is not there).
+    present = {name.lower() for name, _ in headers}
+    defaults = (*_DEFAULTS, _HSTS) if current_app.config.get("SESSION_COOKIE_SECURE") else _DEFAULTS
+    for name, value in defaults:
+        if name.lower() not in present:
+            headers.add(name, value)
     return response
 
 

@@ -98,14 +98,11 @@ def _add_slug(endpoint, values):
 @bp.after_request
 def _security_headers(response: Response) -> Response:
     """Only the manufacturer's own origins may frame the store; no third-party
-    script, style, frame or tracker can load."""
+    script, style, frame or tracker can load. (`Referrer-Policy` and `nosniff` are
+    every page's, set app-wide in web/security.py without overwriting a view's
+    own: a redirect to a token's URL says `no-referrer`.)"""
     if "store" not in g:
         return response
-    response.headers["Content-Security-Policy"] = store_csp(g.store, https=_ctx().settings.https,
-                                                            stripe=bool(g.get("stripe_page")))
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
     response.headers["Content-Security-Policy"] = store_csp(g.store, https=_ctx().settings.https,
                                                             stripe=bool(g.get("stripe_page")))
     return response

@@ -44,6 +44,57 @@ class TestLookupDict:
             assert request.values.get("page", type=int) == 2 and request.values.get("cart") == "KETTLE:1"
 
 
+class TestEveryResponsesHeaders:
+    def test_missing_ones_are_added(self, app):
+        with app.test_request_context("/"):
+            response = security._headers(Response("x"))
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "same-origin"
+        assert response.headers["Cache-Control"] == "no-store"
+        assert "Strict-Transport-Security" not in response.headers  # plain HTTP here
+
+    def test_a_responses_own_are_kept(self, app):
+        own = {"Referrer-Policy": "no-referrer", "Cache-Control": "public, no-cache", "x-content-type-options": "nosniff"}
+        with app.test_request_context("/"):
+            response = security._headers(Response("x", headers=own))
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert response.headers["Cache-Control"] == "public, no-cache"
+        assert response.headers.getlist("X-Content-Type-Options") == ["nosniff"]  # not added twice
+
+    def test_behind_https_strict_transport_security_is_added(self, app):
+        app.config["SESSION_COOKIE_SECURE"] = True
+        with app.test_request_context("/"):
+            response = security._headers(Response("x"))
+        assert response.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+
+
+class TestRedirectToACapability:
+    def test_a_redirect_to_a_token_url_sends_no_referrer(self, app):
+        """From a URL that holds no token, to one that does: whoever made the redirect."""
+        with app.test_request_context("/s/acme/checkout", method="POST"):
+            response = capability._no_referrer(redirect(f"/s/acme/o/1/{TOKEN}?new=1", code=303))
+            other = capability._no_referrer(redirect("/s/acme/o/1?new=1", code=303))
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert "Referrer-Policy" not in other.headers  # left to the app-wide default
+
+    def test_a_page_that_merely_names_a_location_is_not_a_redirect(self, app):
+        with app.test_request_context("/s/acme/"):
+            response = Response("x", headers={"Location": f"/s/acme/o/1/{TOKEN}"})
+            assert "Referrer-Policy" not in capability._no_referrer(response).headers
+
+    def test_the_checkouts_redirect_to_the_new_order_sends_no_referrer(self, client, world):
+        """The storefront's own header hook used to set `same-origin` over the
+        checkout's `no-referrer` on the redirect that carries the order's token."""
+        world.manufacturer("acme", products=[("KETTLE", 4599)])
+        form = {"name": "Ada Lovelace", "email": "ada@example.com", "line1": "12 Analytical Row", "line2": "",
+                "city": "San Francisco", "postal_code": "94103", "country": "US", "payment": "test-approve"}
+        done = client.post("/s/acme/checkout?cart=KETTLE:1", data=form)
+        assert done.status_code == 303 and "/s/acme/o/" in done.headers["Location"]
+        assert done.headers["Referrer-Policy"] == "no-referrer"
+        assert done.headers["X-Content-Type-Options"] == "nosniff"
+        assert "frame-ancestors" in done.headers["Content-Security-Policy"]  # still the store's own CSP
+
+
 class TestEnsureSync:
     def test_a_sync_function_is_itself_and_remembered(self, app):
         def view():
