@@ -1,13 +1,13 @@
-"""werkzeug's request and response mappings, with lookups of a name that is not
-there answered straight away.
+"""A request's query, form and cookies, with `get` of a name that is not there
+answered straight away.
 
-werkzeug answers `get`, `in` and `setdefault` for an absent name by raising,
-and catching, a `BadRequestKeyError`: an HTTP exception, built with its
-description, for every miss. Every page asks for names that are mostly absent:
-the storefront's `embed`, `page`, `q`, `cart` and `lang`, the language cookie,
-and the headers each response is checked for before one is added
-(`X-Content-Type-Options`, `Referrer-Policy`, `Vary`). Nothing else changes:
-present names, several values, `type=` and the immutability are werkzeug's.
+werkzeug answers `get` of an absent name by raising, and catching, a
+`BadRequestKeyError`: an HTTP exception, built with its description, for every
+miss. Every storefront page asks for names that are mostly absent: `embed`,
+`page`, `q`, `cart` and `lang`, and the language cookie. Nothing else changes:
+present names, several values, `type=`, `[]` (still werkzeug's 400 KeyError)
+and the immutability are werkzeug's. (A response's headers are checked for the
+names they lack in one pass instead: `web/security.py`.)
 """
 
 from __future__ import annotations
