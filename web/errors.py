@@ -13,6 +13,7 @@ import logging
 import re
 
 from flask import Flask, Response, current_app, g, render_template, request
+from flask.globals import request_ctx
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from web.i18n import N_
@@ -40,6 +41,9 @@ FALLBACK = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<p>Please try again in a moment.</p><p><a href=\"/\">Home</a></p></main></body></html>")
 
 
+FOREIGN_HOST = "This address is not served here.\n"
+
+
 def init_app(app: Flask) -> None:
     """Call after the API is set up: its HTTP-exception handling hands pages here."""
     app.extensions["broker_error_page"] = error_page
@@ -57,6 +61,12 @@ def _internal_error(error: InternalServerError) -> Response:
 def error_page(error: HTTPException) -> Response:
     """The page for `error`, with its status and headers (Retry-After, Allow)."""
     code = error.code or 500
+    if request_ctx.url_adapter is None:
+        # A Host Broker does not answer for (web/hosts.py): no URL can be built
+        # for it, so no page of ours, and nothing failed that a log should show.
+        response = Response(FOREIGN_HOST, status=code, mimetype="text/plain")
+        response.headers["Cache-Control"] = "no-store"
+        return response
     try:
         response = _render(error, code)
     except Exception:  # the error page itself failed: never a second traceback to the customer

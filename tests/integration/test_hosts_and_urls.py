@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import logging
 from urllib.parse import urlsplit
 
 import pytest
@@ -508,3 +509,20 @@ def test_the_operator_verifies_a_domain_from_the_command_line(client, ctx, maker
     done = runner.invoke(web.cli.main, ["storefront", "verify-domain", "acme"])
     assert done.exit_code == 0 and "shop.acme.example is verified" in done.output
     assert client.get("/s/acme/", headers={"Host": "shop.acme.example"}).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/", "/s/acme/", "/signin", "/no/such/page", "/api/v1/storefronts/acme/products"])
+def test_a_foreign_host_is_a_plain_400_with_nothing_logged(client, maker, caplog, path):
+    """No page of Broker's can be built for a Host it does not answer for (every
+    link in one needs a URL): a short text answer (the API's: its problem
+    details), and no traceback in the log for each such request (a flood of
+    them would bury the real errors)."""
+    with caplog.at_level(logging.DEBUG):
+        response = client.get(path, headers={"Host": "attacker.example"})
+    assert response.status_code == 400
+    if path.startswith("/api/"):
+        assert response.mimetype == "application/problem+json" and response.get_json()["status"] == 400
+    else:
+        assert response.get_data(as_text=True) == "This address is not served here.\n"
+        assert response.mimetype == "text/plain" and response.headers["Cache-Control"] == "no-store"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info], caplog.text
